@@ -1,0 +1,501 @@
+//! The shared harness for every test that runs against the real parts: a
+//! Docker engine and an Apache Cassandra node.
+//!
+//! - [`docker`] gives a client of the local engine, or fails with one clear
+//!   line saying that no engine answers and what to run.
+//! - [`cassandra`] gives the shared test node: one container
+//!   (`provision-test-cassandra`, from the locally built image) started once
+//!   per test run, or reused if it is already running, on the network
+//!   `provision-test-net`. It returns once CQL answers with the harness's
+//!   superuser.
+//! - [`unique_id`] gives each test names of its own, and [`Scope`] labels
+//!   every Docker object a test creates so it can be removed by label.
+//! - [`TestTenant`] makes a tenant keyspace and role through the
+//!   provisioner's own code, so tests exercise the production path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+use bollard::Docker;
+use provisioner::cassandra::{
+    connect_published, drop_tenant, ensure_keyspace, ensure_role, Replication,
+};
+use provisioner::ProviderId;
+use rand::Rng;
+use scylla::client::session::Session;
+use scylla::errors::NewSessionError;
+use tokio::sync::OnceCell;
+
+/// The container of the shared test Cassandra node.
+pub const CASSANDRA_CONTAINER: &str = "provision-test-cassandra";
+/// The user-defined network the test node and test containers share.
+pub const TEST_NETWORK: &str = "provision-test-net";
+/// The label every object the harness creates carries.
+pub const TEST_LABEL: &str = "io.provision.test";
+/// The label a [`Scope`] puts on the objects of one test.
+pub const SCOPE_LABEL: &str = "io.provision.test-scope";
+/// The superuser the harness creates on the test node. The node is
+/// throwaway and listens on loopback only, so a fixed password is fine.
+pub const TEST_ADMIN_USER: &str = "provision_test_admin";
+pub const TEST_ADMIN_PASSWORD: &str = "provision-test-admin-password";
+/// How long a cold Cassandra may take to answer CQL.
+const CASSANDRA_START_DEADLINE: Duration = Duration::from_secs(240);
+
+/// The image of the test node: `PROVISION_CASSANDRA_IMAGE`, or the one
+/// scripts/setup builds.
+pub fn cassandra_image() -> String {
+    std::env::var("PROVISION_CASSANDRA_IMAGE")
+        .unwrap_or_else(|_| "provision/cassandra:5.0".to_owned())
+}
+
+/// A client of the local Docker engine (`DOCKER_HOST` or the default
+/// socket), with the API version negotiated. Panics with one clear line
+/// when no engine answers: such a test must fail, not skip.
+pub async fn docker() -> Docker {
+    let where_ = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "/var/run/docker.sock".to_owned());
+    let connected = async {
+        let docker = Docker::connect_with_local_defaults()?
+            .negotiate_version()
+            .await?;
+        docker.ping().await?;
+        Ok::<_, DockerError>(docker)
+    }
+    .await;
+    match connected {
+        Ok(docker) => docker,
+        Err(e) => panic!("no Docker engine answers at {where_} ({e}): run scripts/setup, which installs and starts one"),
+    }
+}
+
+/// Whether a Docker error is the engine's 404.
+pub fn is_not_found(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Whether a Docker error is the engine's 409 (already exists / in progress).
+pub fn is_conflict(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+/// The shared test Cassandra node, as the tests reach it.
+#[derive(Debug, Clone)]
+pub struct CassandraNode {
+    /// The container's name.
+    pub container: String,
+    /// The network that containers must join to reach the node by name.
+    pub network: String,
+    /// Where code on the host reaches CQL (a port published on loopback).
+    ///
+    /// IMPORTANT: the node advertises its Docker-network address, so a
+    /// driver session from the host must send every connection to this
+    /// address: build it with `tenant_schema::cql::connect_published` or
+    /// add `tenant_schema::cql::PublishedPortTranslator(host_addr)` as the
+    /// session's address translator. A plain `known_node(host_addr)`
+    /// session fails with "connection refused".
+    pub host_addr: SocketAddr,
+    /// Where containers on [`CassandraNode::network`] reach CQL.
+    pub in_network_addr: String,
+    pub admin_user: String,
+    pub admin_password: String,
+}
+
+impl CassandraNode {
+    /// A session of the harness's superuser.
+    pub async fn admin_session(&self) -> Session {
+        self.session_as(&self.admin_user, &self.admin_password)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the test Cassandra at {} refused the admin session: {e}",
+                    self.host_addr
+                )
+            })
+    }
+
+    /// A session of any role.
+    pub async fn session_as(&self, user: &str, password: &str) -> Result<Session, NewSessionError> {
+        connect_published(self.host_addr, user, password).await
+    }
+}
+
+static NODE: OnceCell<CassandraNode> = OnceCell::const_new();
+
+/// The shared test Cassandra node, started if needed, once CQL answers.
+pub async fn cassandra() -> &'static CassandraNode {
+    NODE.get_or_init(start_cassandra).await
+}
+
+async fn ensure_network(docker: &Docker, name: &str, labels: HashMap<String, String>) {
+    match docker.inspect_network(name, None).await {
+        Ok(_) => return,
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => panic!("cannot inspect docker network {name}: {e}"),
+    }
+    let request = NetworkCreateRequest {
+        name: name.to_owned(),
+        driver: Some("bridge".to_owned()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    match docker.create_network(request).await {
+        Ok(_) => {}
+        // Another test process created it between our inspect and create.
+        Err(e) if is_conflict(&e) => {}
+        Err(e) => panic!("cannot create docker network {name}: {e}"),
+    }
+}
+
+fn harness_labels(role: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (TEST_LABEL.to_owned(), "1".to_owned()),
+        ("io.provision.role".to_owned(), role.to_owned()),
+    ])
+}
+
+async fn create_cassandra_container(docker: &Docker, image: &str) {
+    if let Err(e) = docker.inspect_image(image).await {
+        panic!("the image {image} is missing ({e}): run scripts/setup, which builds it");
+    }
+    let config = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        labels: Some(harness_labels("cassandra")),
+        env: Some(vec!["CASSANDRA_HEAP=1G".to_owned()]),
+        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                "9042/tcp".to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            network_mode: Some(TEST_NETWORK.to_owned()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                TEST_NETWORK.to_owned(),
+                EndpointSettings {
+                    aliases: Some(vec![CASSANDRA_CONTAINER.to_owned()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default()
+        .name(CASSANDRA_CONTAINER)
+        .build();
+    match docker.create_container(Some(options), config).await {
+        Ok(_) => {}
+        Err(e) if is_conflict(&e) => {}
+        Err(e) => panic!("cannot create the test Cassandra container: {e}"),
+    }
+}
+
+/// The host port that the container's 9042/tcp is published on, once known.
+async fn published_cql_port(docker: &Docker) -> Option<u16> {
+    let inspect = docker
+        .inspect_container(CASSANDRA_CONTAINER, None)
+        .await
+        .ok()?;
+    let ports = inspect.network_settings?.ports?;
+    let binding = ports.get("9042/tcp")?.as_ref()?.first()?.clone();
+    binding.host_port?.parse().ok()
+}
+
+async fn start_cassandra() -> CassandraNode {
+    let docker = docker().await;
+    let image = cassandra_image();
+    ensure_network(&docker, TEST_NETWORK, harness_labels("network")).await;
+    let running = match docker.inspect_container(CASSANDRA_CONTAINER, None).await {
+        Ok(inspect) => inspect.state.and_then(|s| s.running).unwrap_or(false),
+        Err(e) if is_not_found(&e) => {
+            create_cassandra_container(&docker, &image).await;
+            false
+        }
+        Err(e) => panic!("cannot inspect the test Cassandra container: {e}"),
+    };
+    let started = Instant::now();
+    if !running {
+        match docker.start_container(CASSANDRA_CONTAINER, None).await {
+            Ok(()) => {}
+            // 304: another test process started it first.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => {}
+            Err(e) => panic!("cannot start the test Cassandra container: {e}"),
+        }
+    }
+    let port = loop {
+        if let Some(port) = published_cql_port(&docker).await {
+            break port;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the test Cassandra container published no port for 9042"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let node = CassandraNode {
+        container: CASSANDRA_CONTAINER.to_owned(),
+        network: TEST_NETWORK.to_owned(),
+        host_addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        in_network_addr: format!("{CASSANDRA_CONTAINER}:9042"),
+        admin_user: TEST_ADMIN_USER.to_owned(),
+        admin_password: TEST_ADMIN_PASSWORD.to_owned(),
+    };
+    wait_for_admin_login(&docker, &node, started).await;
+    node
+}
+
+/// Waits until the harness's superuser can log in, creating it with the
+/// image's default superuser the first time.
+async fn wait_for_admin_login(docker: &Docker, node: &CassandraNode, started: Instant) {
+    let mut last_error = String::new();
+    while started.elapsed() < CASSANDRA_START_DEADLINE {
+        if node
+            .session_as(TEST_ADMIN_USER, TEST_ADMIN_PASSWORD)
+            .await
+            .is_ok()
+        {
+            if !last_error.is_empty() {
+                eprintln!(
+                    "test Cassandra answered CQL {:.1} s after start",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return;
+        }
+        match node.session_as("cassandra", "cassandra").await {
+            Ok(session) => {
+                let create = format!(
+                    "CREATE ROLE IF NOT EXISTS {TEST_ADMIN_USER} WITH PASSWORD = '{TEST_ADMIN_PASSWORD}' \
+                     AND SUPERUSER = true AND LOGIN = true"
+                );
+                if let Err(e) = session.query_unpaged(create, ()).await {
+                    last_error = format!("cannot create the harness superuser: {e}");
+                }
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+        let state = docker
+            .inspect_container(CASSANDRA_CONTAINER, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.running);
+        assert!(
+            state != Some(false),
+            "the test Cassandra container stopped while starting: see `docker logs {CASSANDRA_CONTAINER}`"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "the test Cassandra did not answer CQL within {} s (last error: {last_error}); see `docker logs {CASSANDRA_CONTAINER}`",
+        CASSANDRA_START_DEADLINE.as_secs()
+    );
+}
+
+/// A fresh, valid provider id starting with `prefix`: unique per call, so
+/// tests running at once never share a keyspace, role or container.
+pub fn unique_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let suffix: String = (0..8)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    let id = format!("{prefix}_{suffix}");
+    assert!(
+        ProviderId::parse(&id).is_ok(),
+        "unique_id({prefix:?}) made an invalid id {id:?}"
+    );
+    id
+}
+
+/// A tenant keyspace with the tenant schema and a tenant role with rights on
+/// that keyspace only, made through the provisioner's own code.
+#[derive(Debug, Clone)]
+pub struct TestTenant {
+    pub id: ProviderId,
+    pub keyspace: String,
+    pub role: String,
+    pub password: String,
+}
+
+impl TestTenant {
+    pub async fn create(node: &CassandraNode, prefix: &str) -> TestTenant {
+        let id = ProviderId::parse(&unique_id(prefix)).expect("unique_id gives valid ids");
+        let admin = node.admin_session().await;
+        ensure_keyspace(&admin, &id, &Replication::default())
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the test keyspace: {e}"));
+        let password = tenant_schema::model::new_password();
+        ensure_role(&admin, &id, &password)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create the test role: {e}"));
+        TestTenant {
+            keyspace: id.keyspace(),
+            role: id.cassandra_role(),
+            id,
+            password,
+        }
+    }
+
+    /// A session of the tenant's own role.
+    pub async fn session(&self, node: &CassandraNode) -> Session {
+        node.session_as(&self.role, &self.password)
+            .await
+            .unwrap_or_else(|e| panic!("the tenant role {} cannot log in: {e}", self.role))
+    }
+
+    /// The environment a tenant app container gets (see tenant-common).
+    pub fn app_env(&self, node: &CassandraNode) -> Vec<String> {
+        vec![
+            format!("TENANT_ID={}", self.id),
+            format!("TENANT_KEYSPACE={}", self.keyspace),
+            format!("CASSANDRA_CONTACT_POINTS={}", node.in_network_addr),
+            format!("CASSANDRA_USERNAME={}", self.role),
+            format!("CASSANDRA_PASSWORD={}", self.password),
+        ]
+    }
+
+    /// Drops the keyspace and the role.
+    pub async fn drop(&self, node: &CassandraNode) {
+        let admin = node.admin_session().await;
+        drop_tenant(&admin, &self.id)
+            .await
+            .unwrap_or_else(|e| panic!("cannot drop the test tenant {}: {e}", self.id));
+    }
+}
+
+/// The label of one test's Docker objects. Everything a test creates
+/// carries [`Scope::labels`]; [`Scope::cleanup`] (or drop) removes it all.
+#[derive(Debug)]
+pub struct Scope {
+    pub id: String,
+}
+
+impl Scope {
+    pub fn new(prefix: &str) -> Scope {
+        Scope {
+            id: unique_id(prefix),
+        }
+    }
+
+    /// The labels to put on every container, network and volume of the test.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (TEST_LABEL.to_owned(), "1".to_owned()),
+            (SCOPE_LABEL.to_owned(), self.id.clone()),
+        ])
+    }
+
+    /// A name for a Docker object of this test.
+    pub fn name(&self, what: &str) -> String {
+        format!("{}-{what}", self.id)
+    }
+
+    /// Removes every container, network and volume carrying this scope's label.
+    pub async fn cleanup(&self) {
+        remove_labelled(&docker().await, &format!("{SCOPE_LABEL}={}", self.id)).await;
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let label = format!("{SCOPE_LABEL}={}", self.id);
+        // Drop may run inside an async test: clean up on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    if let Ok(docker) = Docker::connect_with_local_defaults() {
+                        if let Ok(docker) = docker.negotiate_version().await {
+                            remove_labelled(&docker, &label).await;
+                        }
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Removes every container, then network, then volume carrying `label`
+/// (`key=value`). A 404 counts as removed.
+pub async fn remove_labelled(docker: &Docker, label: &str) {
+    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap_or_default();
+    for container in containers {
+        if let Some(id) = container.id {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            let _ = docker.remove_container(&id, Some(options)).await;
+        }
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap_or_default();
+    for network in networks {
+        if let Some(id) = network.id {
+            let _ = docker.remove_network(&id).await;
+        }
+    }
+    if let Ok(volumes) = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+    {
+        for volume in volumes.volumes.unwrap_or_default() {
+            let _ = docker
+                .remove_volume(
+                    &volume.name,
+                    Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+                )
+                .await;
+        }
+    }
+}
