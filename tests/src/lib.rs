@@ -33,7 +33,6 @@ use provisioner::cassandra::{
 use provisioner::ProviderId;
 use rand::Rng;
 use scylla::client::session::Session;
-use scylla::errors::NewSessionError;
 use tokio::sync::OnceCell;
 
 /// The container of the shared test Cassandra node.
@@ -48,6 +47,8 @@ pub const SCOPE_LABEL: &str = "io.provision.test-scope";
 /// throwaway and listens on loopback only, so a fixed password is fine.
 pub const TEST_ADMIN_USER: &str = "provision_test_admin";
 pub const TEST_ADMIN_PASSWORD: &str = "provision-test-admin-password";
+/// How long one attempt to open a CQL session may take.
+pub const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a cold Cassandra may take to answer CQL.
 const CASSANDRA_START_DEADLINE: Duration = Duration::from_secs(240);
 
@@ -134,9 +135,23 @@ impl CassandraNode {
             })
     }
 
-    /// A session of any role.
-    pub async fn session_as(&self, user: &str, password: &str) -> Result<Session, NewSessionError> {
-        connect_published(self.host_addr, user, password).await
+    /// A session of any role. An attempt that hangs (a node still
+    /// starting can accept a connection and never answer) fails after
+    /// [`CONNECT_ATTEMPT_TIMEOUT`].
+    pub async fn session_as(&self, user: &str, password: &str) -> Result<Session, String> {
+        match tokio::time::timeout(
+            CONNECT_ATTEMPT_TIMEOUT,
+            connect_published(self.host_addr, user, password),
+        )
+        .await
+        {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer from {} within {} s",
+                self.host_addr,
+                CONNECT_ATTEMPT_TIMEOUT.as_secs()
+            )),
+        }
     }
 }
 
@@ -299,7 +314,7 @@ async fn wait_for_admin_login(docker: &Docker, node: &CassandraNode, started: In
                     last_error = format!("cannot create the harness superuser: {e}");
                 }
             }
-            Err(e) => last_error = e.to_string(),
+            Err(e) => last_error = e,
         }
         let state = docker
             .inspect_container(CASSANDRA_CONTAINER, None)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use provision_testkit::{cassandra_image, docker, Scope};
+use provision_testkit::{cassandra_image, docker, Scope, CONNECT_ATTEMPT_TIMEOUT};
 use tenant_schema::cql::connect_published;
 
 /// The RSS of a process in the host's view, from /proc.
@@ -66,10 +66,8 @@ async fn start_and_wait(docker: &bollard::Docker, scope: &Scope, run: usize) -> 
     let pid = inspect.state.unwrap().pid.unwrap();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     loop {
-        if connect_published(addr, "cassandra", "cassandra")
-            .await
-            .is_ok()
-        {
+        let attempt = connect_published(addr, "cassandra", "cassandra");
+        if let Ok(Ok(_)) = tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
             return (started.elapsed(), pid);
         }
         assert!(
