@@ -19,7 +19,7 @@ pub enum CassandraError {
         tenant: String,
         what: String,
         #[source]
-        source: ExecutionError,
+        source: Box<ExecutionError>,
     },
 }
 
@@ -74,7 +74,7 @@ async fn run(
         .map_err(|source| CassandraError::Statement {
             tenant: tenant.to_string(),
             what: what.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -154,20 +154,35 @@ pub async fn ensure_role(
 ) -> Result<(), CassandraError> {
     let role = tenant.cassandra_role();
     let password = cql_string(password);
-    run(
-        session,
-        tenant,
-        "create role",
-        format!("CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = {password} AND LOGIN = true AND SUPERUSER = false"),
-    )
-    .await?;
-    run(
-        session,
-        tenant,
-        "set role password",
-        format!("ALTER ROLE {role} WITH PASSWORD = {password}"),
-    )
-    .await?;
+    // Cassandra 5 refuses a password change within 5 s of the last one, so
+    // an existing role is altered, a new one only created.
+    let exists = session
+        .query_unpaged(
+            "SELECT role FROM system_auth.roles WHERE role = ?",
+            (role.as_str(),),
+        )
+        .await
+        .ok()
+        .and_then(|r| r.into_rows_result().ok())
+        .map(|rows| rows.rows_num() > 0)
+        .unwrap_or(false);
+    if exists {
+        run(
+            session,
+            tenant,
+            "set role password",
+            format!("ALTER ROLE {role} WITH PASSWORD = {password}"),
+        )
+        .await?;
+    } else {
+        run(
+            session,
+            tenant,
+            "create role",
+            format!("CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = {password} AND LOGIN = true AND SUPERUSER = false"),
+        )
+        .await?;
+    }
     for permission in ["SELECT", "MODIFY"] {
         run(
             session,

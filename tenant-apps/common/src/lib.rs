@@ -1,2 +1,19 @@
 //! What the tenant apps (ingest, admin) share: configuration read from the
-//! environment, the Cassandra session, logging setup.
+//! environment ([`config`]), logging setup ([`logging`]), the Cassandra
+//! session ([`cassandra`]), the shutdown signal ([`signal`]) and a tiny HTTP
+//! GET for the `healthcheck` subcommands of scratch images ([`health`]).
+//!
+//! The API here is used by two apps written separately: add freely, but keep
+//! what exists stable.
+
+pub mod cassandra;
+pub mod config;
+pub mod health;
+pub mod logging;
+pub mod signal;
+
+pub use cassandra::{connect_cassandra, connect_cassandra_until, CassandraError};
+pub use config::{env_or, env_parse, env_required, ConfigError, TenantConfig};
+pub use health::{http_healthcheck, HealthcheckError};
+pub use logging::init_logging;
+pub use signal::shutdown_signal;

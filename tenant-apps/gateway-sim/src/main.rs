@@ -1,6 +1,91 @@
-//! `gateway-sim`: a load generator speaking gateway protocol v1
-//! (placeholder until the tenant-apps issue lands).
+//! `gateway-sim`: simulates N gateways speaking protocol v1 against an
+//! ingest server, each at a rate, for a duration or a count of frames; then
+//! prints the throughput and the ack latency (p50, p99, max).
+//!
+//! Gateways are named `<prefix><i>` and share one token, so commission them
+//! with the same token first (the bench in `examples/bench.rs` does).
 
-fn main() {
-    println!("gateway-sim: not built yet");
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use gateway_sim::sim::{run, SimConfig, Stop};
+
+#[derive(Parser)]
+#[command(
+    name = "gateway-sim",
+    version,
+    about = "Load generator for gateway protocol v1"
+)]
+struct Args {
+    /// The ingest gateway port
+    #[arg(long, default_value = "127.0.0.1:6001")]
+    addr: String,
+    /// How many gateways to simulate
+    #[arg(long, default_value_t = 10)]
+    gateways: usize,
+    /// Frames per second per gateway (0: as fast as the window allows)
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Stop after this many seconds
+    #[arg(long, conflicts_with = "count")]
+    duration: Option<f64>,
+    /// Stop after this many frames per gateway
+    #[arg(long)]
+    count: Option<u64>,
+    /// Gateway ids are PREFIX0, PREFIX1, ...
+    #[arg(long, default_value = "gw-")]
+    prefix: String,
+    /// The first gateway number
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    /// The token every simulated gateway presents
+    #[arg(long, env = "GATEWAY_SIM_TOKEN")]
+    token: String,
+    /// Readings per frame (more than 1 sends <batch> frames)
+    #[arg(long, default_value_t = 1)]
+    readings_per_frame: usize,
+    /// Values per reading
+    #[arg(long, default_value_t = 2)]
+    values_per_reading: usize,
+    /// Unacked frames per gateway at most
+    #[arg(long, default_value_t = 32)]
+    window: usize,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let stop = match (args.duration, args.count) {
+        (_, Some(n)) => Stop::Count(n),
+        (Some(s), None) if s > 0.0 => Stop::After(Duration::from_secs_f64(s)),
+        (Some(_), None) => {
+            eprintln!("error: --duration must be positive");
+            return ExitCode::from(2);
+        }
+        (None, None) => Stop::After(Duration::from_secs(10)),
+    };
+    if args.gateways == 0 || args.window == 0 || args.rate < 0.0 {
+        eprintln!("error: --gateways and --window must be at least 1, --rate at least 0");
+        return ExitCode::from(2);
+    }
+    let cfg = SimConfig {
+        addr: args.addr,
+        gateways: (args.first..args.first + args.gateways)
+            .map(|i| (format!("{}{i}", args.prefix), args.token.clone()))
+            .collect(),
+        rate: args.rate,
+        stop,
+        readings_per_frame: args.readings_per_frame,
+        values_per_reading: args.values_per_reading,
+        window: args.window,
+        drain_timeout: Duration::from_secs(30),
+    };
+    let report = run(cfg).await;
+    print!("{}", report.render());
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

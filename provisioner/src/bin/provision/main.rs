@@ -1,6 +1,123 @@
-//! The `provision` CLI (placeholder until the CLI issue lands).
+//! The `provision` CLI: one file per subcommand, each an options struct
+//! plus one library call. `main` is `match run(parse())`, and [`exit_code`]
+//! is the one place that turns an error into an exit code.
 
-fn main() {
-    eprintln!("provision: not built yet; run scripts/setup and scripts/run-cassandra");
-    std::process::exit(2);
+mod destroy;
+mod gateway;
+mod list;
+mod logs;
+mod output;
+mod plan;
+mod reconcile;
+mod start;
+mod status;
+mod stop;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use provisioner::{Config, Error, ErrorKind, ProviderId, Provisioner};
+
+/// Gives IoT service providers (tenants) their own running stack: an
+/// ingest server for their gateways and an admin panel, on a shared
+/// Cassandra with a keyspace per tenant.
+#[derive(Debug, Parser)]
+#[command(name = "provision", version)]
+pub struct Cli {
+    /// Machine-readable output (one JSON document on stdout).
+    #[arg(long, global = true)]
+    json: bool,
+    /// The configuration file (TOML); without it the defaults work.
+    #[arg(long, global = true, env = "PROVISION_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or start a tenant and wait until it is healthy.
+    Start(start::Options),
+    /// Stop a tenant's containers; ports and data stay.
+    Stop(stop::Options),
+    /// Remove a tenant's containers and release its ports.
+    Destroy(destroy::Options),
+    /// Show one tenant (or all): state, ports, health, uptime, CPU, memory.
+    Status(status::Options),
+    /// Show every tenant.
+    List(list::Options),
+    /// Show a tenant app's logs.
+    Logs(logs::Options),
+    /// Commission, list and revoke a tenant's gateways.
+    #[command(subcommand)]
+    Gateway(gateway::Command),
+    /// Bring every tenant to its desired state; report orphans.
+    Reconcile(reconcile::Options),
+    /// Say what `start` would do.
+    Plan(plan::Options),
+}
+
+/// What every subcommand gets.
+pub struct Ctx {
+    pub json: bool,
+    pub provisioner: Provisioner,
+}
+
+/// Parses a provider id at the edge.
+pub fn provider(raw: &str) -> Result<ProviderId, Error> {
+    Ok(ProviderId::parse(raw)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let ctx = Ctx {
+        json: cli.json,
+        provisioner: Provisioner::open(config).await?,
+    };
+    match cli.command {
+        Command::Start(o) => start::run(&ctx, o).await,
+        Command::Stop(o) => stop::run(&ctx, o).await,
+        Command::Destroy(o) => destroy::run(&ctx, o).await,
+        Command::Status(o) => status::run(&ctx, o).await,
+        Command::List(o) => list::run(&ctx, o).await,
+        Command::Logs(o) => logs::run(&ctx, o).await,
+        Command::Gateway(c) => gateway::run(&ctx, c).await,
+        Command::Reconcile(o) => reconcile::run(&ctx, o).await,
+        Command::Plan(o) => plan::run(&ctx, o).await,
+    }
+}
+
+/// The one mapping from an error to an exit code.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let Some(e) = error.downcast_ref::<Error>() else {
+        return 1;
+    };
+    match e.kind() {
+        ErrorKind::Other => 1,
+        ErrorKind::Usage => 2,
+        ErrorKind::InvalidProviderId => 3,
+        ErrorKind::PortPoolExhausted => 4,
+        ErrorKind::PortTaken => 5,
+        ErrorKind::EngineUnreachable => 6,
+        ErrorKind::CassandraUnreachable => 7,
+        ErrorKind::UnknownProvider => 8,
+        ErrorKind::Unhealthy => 9,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
 }

@@ -1,0 +1,55 @@
+//! `provision start <provider> [--gateway-port P] [--admin-port P] [--dry-run]`
+
+use provisioner::StartOptions;
+
+use crate::{output, provider, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// The provider (tenant) id: lowercase letters, digits and '_', starting with a letter.
+    provider: String,
+    /// The host port for gateways (default: the next free one of the pool).
+    #[arg(long, value_name = "P")]
+    gateway_port: Option<u16>,
+    /// The host port of the admin panel (default: the next free one of the pool).
+    #[arg(long, value_name = "P")]
+    admin_port: Option<u16>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
+    let id = provider(&o.provider)?;
+    let options = StartOptions {
+        gateway_port: o.gateway_port,
+        admin_port: o.admin_port,
+        dry_run: o.dry_run,
+    };
+    let report = ctx.provisioner.start(&id, options).await?;
+    if ctx.json {
+        output::json(&report);
+        return Ok(());
+    }
+    if report.dry_run {
+        print!("{}", report.plan_text);
+        return Ok(());
+    }
+    if !report.changed {
+        println!("tenant {id} is already running");
+    } else {
+        println!("tenant {id} is running");
+    }
+    if let Some(e) = &report.gateway_endpoint {
+        println!("  gateway endpoint: {e}");
+    }
+    if let Some(u) = &report.admin_url {
+        println!("  admin panel:      {u}");
+    }
+    println!("  keyspace:         {}", report.keyspace);
+    if let (Some(user), Some(password)) = (&report.admin_user, &report.admin_password) {
+        println!("  first admin user: {user}");
+        println!("  password:         {password}   (shown once: store it now)");
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `provision status [<provider>]`
+
+use provisioner::execute::TenantStatus;
+
+use crate::{output, provider, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// One tenant (default: all).
+    provider: Option<String>,
+}
+
+pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
+    let id = o.provider.as_deref().map(provider).transpose()?;
+    let statuses = ctx.provisioner.status(id.as_ref()).await?;
+    match (ctx.json, id) {
+        (true, Some(_)) => output::json(&statuses[0]),
+        (true, None) => output::json(&statuses),
+        (false, _) => print_table(&statuses),
+    }
+    Ok(())
+}
+
+pub fn print_table(statuses: &[TenantStatus]) {
+    println!(
+        "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9}",
+        "TENANT", "STATE", "GATEWAY", "ADMIN", "ROLE", "HEALTH", "UPTIME", "CPU%", "MEMORY"
+    );
+    for s in statuses {
+        let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        if s.containers.is_empty() {
+            println!(
+                "{:<24} {:<10} {:>7} {:>6}  {:<7}",
+                s.provider,
+                s.state,
+                port(s.gateway_port),
+                port(s.admin_port),
+                "-"
+            );
+        }
+        for c in &s.containers {
+            println!(
+                "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9}",
+                s.provider,
+                s.state,
+                port(s.gateway_port),
+                port(s.admin_port),
+                c.role,
+                if c.details.state == "running" {
+                    c.details.health.clone()
+                } else {
+                    c.details.state.clone()
+                },
+                c.details
+                    .uptime_secs
+                    .map(output::duration)
+                    .unwrap_or_else(|| "-".into()),
+                c.usage
+                    .map(|u| format!("{:.1}", u.cpu_percent))
+                    .unwrap_or_else(|| "-".into()),
+                c.usage
+                    .map(|u| output::bytes(u.memory_bytes))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+    }
+}

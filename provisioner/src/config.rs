@@ -1,0 +1,438 @@
+//! The provisioner's configuration: a TOML file (`--config FILE`), every key
+//! optional, with defaults that work on one machine: state in a SQLite file
+//! under the user's data directory, the local Docker engine, a managed
+//! Cassandra container.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cassandra::Replication;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where locks and the default state file live. Default:
+    /// `$XDG_DATA_HOME/provision` or `~/.local/share/provision`.
+    pub data_dir: Option<PathBuf>,
+    /// The state store: a path to a SQLite file, or a `sqlite:` URL.
+    /// Default: `<data_dir>/state.db`.
+    pub state: Option<String>,
+    pub docker: DockerConfig,
+    pub cassandra: CassandraConfig,
+    pub ports: PortsConfig,
+    pub images: ImagesConfig,
+    pub limits: LimitsConfig,
+    pub health: HealthConfig,
+    /// `LOG_FORMAT` given to the tenant apps: `json` or `text`.
+    pub log_format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// `unix:///path` or `tcp://host:port`; default: `DOCKER_HOST` or the
+    /// local socket.
+    pub host: Option<String>,
+    /// The user-defined network shared by the tenant containers and Cassandra.
+    pub network: String,
+    /// Prefix of every container name: `<prefix>-<tenant>-<role>`.
+    pub container_prefix: String,
+    /// Extra labels put on every tenant container (e.g. an environment or
+    /// owner tag; the tests put their cleanup scope here).
+    pub extra_labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CassandraMode {
+    /// A single-node Cassandra container the provisioner runs itself.
+    Managed,
+    /// A cluster the user runs: contact points from the config.
+    External,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CassandraConfig {
+    pub mode: CassandraMode,
+    /// Managed: the image, container name, volume, heap and the loopback
+    /// port the provisioner reaches CQL on.
+    pub image: String,
+    pub container: String,
+    pub volume: String,
+    pub heap: String,
+    pub host_port: u16,
+    /// External: where the provisioner (on the host) reaches CQL.
+    pub contact_points: Vec<String>,
+    /// External: where tenant containers reach CQL (default: `contact_points`).
+    pub container_contact_points: Vec<String>,
+    /// External: the single contact point is a published port of a node
+    /// that advertises another address (a node in Docker): send every
+    /// connection there.
+    pub published: bool,
+    /// External: a superuser (managed mode rotates and stores its own).
+    pub admin_user: String,
+    pub admin_password: String,
+    pub replication: ReplicationConfig,
+    /// How long to wait for CQL to answer (a managed node starting cold
+    /// takes ~15-30 s).
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "class")]
+pub enum ReplicationConfig {
+    SimpleStrategy {
+        replication_factor: u32,
+    },
+    NetworkTopologyStrategy {
+        datacenters: std::collections::BTreeMap<String, u32>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortsConfig {
+    /// Gateway ports, "first-last".
+    pub gateway: String,
+    /// Admin panel ports, "first-last".
+    pub admin: String,
+    /// The host address ports are published on.
+    pub bind_address: String,
+    /// The host name printed in the gateway endpoint and the admin URL.
+    pub public_host: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub ingest: String,
+    pub admin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub memory_mb: i64,
+    pub pids: i64,
+    /// CPU limit in cores (0 = none).
+    pub cpus: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    /// How long `start` waits for both containers to answer /healthz.
+    pub timeout_secs: u64,
+    /// Docker HEALTHCHECK interval (seconds).
+    pub interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            state: None,
+            docker: DockerConfig::default(),
+            cassandra: CassandraConfig::default(),
+            ports: PortsConfig::default(),
+            images: ImagesConfig::default(),
+            limits: LimitsConfig::default(),
+            health: HealthConfig::default(),
+            log_format: "json".into(),
+        }
+    }
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: None,
+            network: "provision-net".into(),
+            container_prefix: "provision".into(),
+            extra_labels: Default::default(),
+        }
+    }
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            mode: CassandraMode::Managed,
+            image: "provision/cassandra:5.0".into(),
+            container: "provision-cassandra".into(),
+            volume: "provision-cassandra-data".into(),
+            heap: "1G".into(),
+            host_port: 19042,
+            contact_points: Vec::new(),
+            container_contact_points: Vec::new(),
+            published: false,
+            admin_user: "cassandra".into(),
+            admin_password: "cassandra".into(),
+            replication: ReplicationConfig::SimpleStrategy {
+                replication_factor: 1,
+            },
+            connect_timeout_secs: 180,
+        }
+    }
+}
+
+impl Default for PortsConfig {
+    fn default() -> Self {
+        PortsConfig {
+            gateway: "6001-6999".into(),
+            admin: "8081-8999".into(),
+            bind_address: "0.0.0.0".into(),
+            public_host: "localhost".into(),
+        }
+    }
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            ingest: "provision/ingest:dev".into(),
+            admin: "provision/admin:dev".into(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            memory_mb: 128,
+            pids: 128,
+            cpus: 0.0,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            timeout_secs: 90,
+            interval_secs: 10,
+        }
+    }
+}
+
+/// A range of ports, validated: `first-last` with `1 <= first <= last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(RangeInclusive<u16>);
+
+impl PortRange {
+    pub fn parse(raw: &str) -> Option<PortRange> {
+        let (a, b) = raw
+            .trim()
+            .split_once('-')
+            .unwrap_or((raw.trim(), raw.trim()));
+        let first: u16 = a.trim().parse().ok()?;
+        let last: u16 = b.trim().parse().ok()?;
+        (first >= 1 && first <= last).then_some(PortRange(first..=last))
+    }
+
+    pub fn ports(&self) -> RangeInclusive<u16> {
+        self.0.clone()
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.contains(&port)
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0.start(), self.0.end())
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            why: e.message().to_owned(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |why: String| Error::Config {
+            path: path.to_owned(),
+            why,
+        };
+        let gateway = PortRange::parse(&self.ports.gateway).ok_or_else(|| {
+            bad(format!(
+                "[ports].gateway {:?} is not first-last",
+                self.ports.gateway
+            ))
+        })?;
+        let admin = PortRange::parse(&self.ports.admin).ok_or_else(|| {
+            bad(format!(
+                "[ports].admin {:?} is not first-last",
+                self.ports.admin
+            ))
+        })?;
+        if gateway.ports().any(|p| admin.contains(p)) {
+            return Err(bad("[ports].gateway and [ports].admin overlap".into()));
+        }
+        if self.cassandra.mode == CassandraMode::External
+            && self.cassandra.contact_points.is_empty()
+        {
+            return Err(bad(
+                "[cassandra] mode = \"external\" needs contact_points".into()
+            ));
+        }
+        if !matches!(self.log_format.as_str(), "json" | "text") {
+            return Err(bad("log_format must be json or text".into()));
+        }
+        Ok(())
+    }
+
+    pub fn gateway_ports(&self) -> PortRange {
+        PortRange::parse(&self.ports.gateway).expect("validated")
+    }
+
+    pub fn admin_ports(&self) -> PortRange {
+        PortRange::parse(&self.ports.admin).expect("validated")
+    }
+
+    /// The data directory: configured, or the user's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("provision");
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/provision")
+    }
+
+    /// The SQLite file of the state store.
+    pub fn state_path(&self) -> PathBuf {
+        match &self.state {
+            Some(s) => {
+                let s = s
+                    .strip_prefix("sqlite://")
+                    .or_else(|| s.strip_prefix("sqlite:"))
+                    .unwrap_or(s);
+                PathBuf::from(s.split('?').next().unwrap_or(s))
+            }
+            None => self.data_dir().join("state.db"),
+        }
+    }
+
+    pub fn replication(&self) -> Replication {
+        match &self.cassandra.replication {
+            ReplicationConfig::SimpleStrategy { replication_factor } => Replication::Simple {
+                factor: *replication_factor,
+            },
+            ReplicationConfig::NetworkTopologyStrategy { datacenters } => {
+                Replication::NetworkTopology {
+                    datacenters: datacenters.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                }
+            }
+        }
+    }
+
+    /// Where tenant containers reach Cassandra.
+    pub fn container_contact_points(&self) -> Vec<String> {
+        match self.cassandra.mode {
+            CassandraMode::Managed => vec![format!("{}:9042", self.cassandra.container)],
+            CassandraMode::External if self.cassandra.container_contact_points.is_empty() => {
+                self.cassandra.contact_points.clone()
+            }
+            CassandraMode::External => self.cassandra.container_contact_points.clone(),
+        }
+    }
+
+    /// The container name of one of a tenant's apps.
+    pub fn container_name(&self, tenant: &str, role: &str) -> String {
+        format!("{}-{tenant}-{role}", self.docker.container_prefix)
+    }
+
+    /// The image of a role.
+    pub fn image(&self, role: crate::plan::Role) -> &str {
+        match role {
+            crate::plan::Role::Ingest => &self.images.ingest,
+            crate::plan::Role::Admin => &self.images.admin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_config_file_gives_the_documented_defaults() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.gateway_ports().to_string(), "6001-6999");
+        assert_eq!(c.admin_ports().to_string(), "8081-8999");
+        assert_eq!(c.cassandra.mode, CassandraMode::Managed);
+        assert_eq!(
+            c.container_contact_points(),
+            vec!["provision-cassandra:9042"]
+        );
+        assert!(c.state_path().ends_with("provision/state.db"));
+    }
+
+    #[test]
+    fn an_external_cluster_is_configured_by_contact_points() {
+        let text = r#"
+            state = "/tmp/x/state.db"
+            [cassandra]
+            mode = "external"
+            contact_points = ["10.0.0.1:9042", "10.0.0.2:9042"]
+            replication = { class = "NetworkTopologyStrategy", datacenters = { dc1 = 3 } }
+            [ports]
+            gateway = "7000-7009"
+            admin = "7100-7109"
+        "#;
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        assert_eq!(c.container_contact_points().len(), 2);
+        assert_eq!(c.state_path(), PathBuf::from("/tmp/x/state.db"));
+        assert_eq!(
+            c.replication(),
+            Replication::NetworkTopology {
+                datacenters: vec![("dc1".into(), 3)]
+            }
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_key_named() {
+        for (text, needle) in [
+            ("[ports]\ngateway = \"9-1\"", "[ports].gateway"),
+            (
+                "[ports]\ngateway = \"8000-8100\"\nadmin = \"8050-8200\"",
+                "overlap",
+            ),
+            ("[cassandra]\nmode = \"external\"", "contact_points"),
+            ("colour = 1", "colour"),
+        ] {
+            let err = Config::parse(text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,742 @@
+//! Desired state + observed state → [`Plan`], as pure functions. A plan
+//! prints stably (one step a line), so `--dry-run`, `provision plan` and
+//! the golden tests below all read the same text; the executor
+//! ([`crate::execute`]) runs the steps in order.
+
+use std::fmt;
+
+/// The two apps of a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Ingest,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Ingest, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => crate::labels::ROLE_INGEST,
+            Role::Admin => crate::labels::ROLE_ADMIN,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The two port pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pool {
+    Gateway,
+    Admin,
+}
+
+impl Pool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Gateway => "gateway",
+            Pool::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pool> {
+        match s {
+            "gateway" => Some(Pool::Gateway),
+            "admin" => Some(Pool::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// What a provider should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Running,
+    Stopped,
+    /// Containers removed and ports released; data kept.
+    Destroyed,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+            Desired::Destroyed => "destroyed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Desired> {
+        match s {
+            "running" => Some(Desired::Running),
+            "stopped" => Some(Desired::Stopped),
+            "destroyed" => Some(Desired::Destroyed),
+            _ => None,
+        }
+    }
+}
+
+/// A container's health as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Starting,
+    /// No healthcheck, or not running.
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Starting => "starting",
+            Health::Unknown => "-",
+        }
+    }
+}
+
+/// A container found by our labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub tenant: String,
+    pub role: String,
+    pub running: bool,
+    pub health: Health,
+    pub config_hash: Option<String>,
+}
+
+/// The shared infrastructure as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CassandraObserved {
+    /// External cluster: nothing to manage.
+    External,
+    Missing,
+    Stopped,
+    Running,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedInfra {
+    pub network: String,
+    pub network_exists: bool,
+    pub cassandra_container: String,
+    pub cassandra: CassandraObserved,
+}
+
+/// What the store says about one tenant, and the container configuration
+/// it should have now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantView {
+    pub id: String,
+    pub keyspace: String,
+    pub gateway_port: Option<u16>,
+    pub admin_port: Option<u16>,
+    pub schema_version: u32,
+    pub role_ready: bool,
+    pub admin_user_created: bool,
+    /// Per role: the container name and the hash of its desired
+    /// configuration (`None` while ports are not leased yet).
+    pub containers: Vec<(Role, String, Option<String>)>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    CreateNetwork {
+        name: String,
+    },
+    CreateCassandra {
+        container: String,
+    },
+    StartCassandra {
+        container: String,
+    },
+    LeasePort {
+        pool: Pool,
+        requested: Option<u16>,
+    },
+    ApplySchema {
+        keyspace: String,
+        from: u32,
+        to: u32,
+    },
+    EnsureRole {
+        role: String,
+    },
+    CreateAdminUser {
+        keyspace: String,
+    },
+    RemoveContainer {
+        name: String,
+        why: &'static str,
+    },
+    CreateContainer {
+        role: Role,
+        name: String,
+        why: &'static str,
+    },
+    StartContainer {
+        name: String,
+    },
+    StopContainer {
+        name: String,
+    },
+    WaitHealthy {
+        names: Vec<String>,
+    },
+    ReleasePorts {
+        ports: Vec<u16>,
+    },
+    DropData {
+        keyspace: String,
+        role: String,
+    },
+    MarkDestroyed,
+    Forget,
+    ReportOrphan {
+        name: String,
+        tenant: String,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::CreateNetwork { name } => write!(f, "create network {name}"),
+            Step::CreateCassandra { container } => {
+                write!(f, "create and start cassandra container {container}")
+            }
+            Step::StartCassandra { container } => {
+                write!(f, "start cassandra container {container}")
+            }
+            Step::LeasePort {
+                pool,
+                requested: Some(p),
+            } => write!(f, "lease {} port {p}", pool.as_str()),
+            Step::LeasePort {
+                pool,
+                requested: None,
+            } => write!(f, "lease a port from the {} pool", pool.as_str()),
+            Step::ApplySchema { keyspace, from, to } => {
+                write!(
+                    f,
+                    "create keyspace {keyspace} and migrate schema v{from} -> v{to}"
+                )
+            }
+            Step::EnsureRole { role } => write!(
+                f,
+                "create cassandra role {role} (select, modify on its keyspace)"
+            ),
+            Step::CreateAdminUser { keyspace } => {
+                write!(f, "create the first admin user in {keyspace}.admin_users")
+            }
+            Step::RemoveContainer { name, why } => write!(f, "remove container {name} ({why})"),
+            Step::CreateContainer { name, why, .. } => {
+                write!(f, "create and start container {name} ({why})")
+            }
+            Step::StartContainer { name } => write!(f, "start container {name}"),
+            Step::StopContainer { name } => write!(f, "stop container {name}"),
+            Step::WaitHealthy { names } => write!(f, "wait until healthy: {}", names.join(", ")),
+            Step::ReleasePorts { ports } => {
+                let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+                write!(f, "release ports {}", ports.join(", "))
+            }
+            Step::DropData { keyspace, role } => {
+                write!(f, "drop keyspace {keyspace} and role {role}")
+            }
+            Step::MarkDestroyed => write!(f, "mark destroyed (keyspace and role kept)"),
+            Step::Forget => write!(f, "forget the tenant"),
+            Step::ReportOrphan { name, tenant } => {
+                write!(
+                    f,
+                    "report orphan container {name} (tenant {tenant} is unknown; not removed)"
+                )
+            }
+        }
+    }
+}
+
+/// The steps that take one tenant (or the whole host) to its desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub tenant: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Whether any step needs a Cassandra session.
+    pub fn needs_cql(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::ApplySchema { .. }
+                    | Step::EnsureRole { .. }
+                    | Step::CreateAdminUser { .. }
+                    | Step::DropData { .. }
+            )
+        })
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.tenant {
+            Some(t) => writeln!(f, "plan for tenant {t}:")?,
+            None => writeln!(f, "plan:")?,
+        }
+        if self.steps.is_empty() {
+            return writeln!(f, "  nothing to do");
+        }
+        for step in &self.steps {
+            writeln!(f, "  {step}")?;
+        }
+        Ok(())
+    }
+}
+
+fn find<'a>(observed: &'a [ObservedContainer], name: &str) -> Option<&'a ObservedContainer> {
+    observed.iter().find(|c| c.name == name)
+}
+
+fn infra_steps(infra: &ObservedInfra, steps: &mut Vec<Step>) {
+    if !infra.network_exists {
+        steps.push(Step::CreateNetwork {
+            name: infra.network.clone(),
+        });
+    }
+    let container = infra.cassandra_container.clone();
+    match infra.cassandra {
+        CassandraObserved::External | CassandraObserved::Running => {}
+        CassandraObserved::Missing => steps.push(Step::CreateCassandra { container }),
+        CassandraObserved::Stopped => steps.push(Step::StartCassandra { container }),
+    }
+}
+
+/// The container steps that make `tenant`'s apps run with their desired
+/// configuration; returns the names to wait for.
+fn container_steps(
+    tenant: &TenantView,
+    observed: &[ObservedContainer],
+    steps: &mut Vec<Step>,
+) -> Vec<String> {
+    let mut wait = Vec::new();
+    for (role, name, hash) in &tenant.containers {
+        let current = find(observed, name);
+        match current {
+            None => steps.push(Step::CreateContainer {
+                role: *role,
+                name: name.clone(),
+                why: "missing",
+            }),
+            Some(c) if hash.is_none() || c.config_hash != *hash => {
+                steps.push(Step::RemoveContainer {
+                    name: name.clone(),
+                    why: "configuration changed",
+                });
+                steps.push(Step::CreateContainer {
+                    role: *role,
+                    name: name.clone(),
+                    why: "configuration changed",
+                });
+            }
+            Some(c) if !c.running => steps.push(Step::StartContainer { name: name.clone() }),
+            Some(c) if c.health == Health::Healthy => continue,
+            Some(_) => {}
+        }
+        wait.push(name.clone());
+    }
+    wait
+}
+
+/// `start`: shared infrastructure, ports, keyspace and role, first admin
+/// user, containers, then wait until healthy. A running, healthy tenant
+/// gives an empty plan.
+pub fn plan_start(
+    tenant: &TenantView,
+    requested: (Option<u16>, Option<u16>),
+    infra: &ObservedInfra,
+    observed: &[ObservedContainer],
+) -> Plan {
+    let mut steps = Vec::new();
+    infra_steps(infra, &mut steps);
+    if tenant.gateway_port.is_none() {
+        steps.push(Step::LeasePort {
+            pool: Pool::Gateway,
+            requested: requested.0,
+        });
+    }
+    if tenant.admin_port.is_none() {
+        steps.push(Step::LeasePort {
+            pool: Pool::Admin,
+            requested: requested.1,
+        });
+    }
+    let latest = tenant_schema::latest_version();
+    if tenant.schema_version < latest {
+        steps.push(Step::ApplySchema {
+            keyspace: tenant.keyspace.clone(),
+            from: tenant.schema_version,
+            to: latest,
+        });
+    }
+    if !tenant.role_ready {
+        steps.push(Step::EnsureRole {
+            role: tenant.keyspace.clone(),
+        });
+    }
+    if !tenant.admin_user_created {
+        steps.push(Step::CreateAdminUser {
+            keyspace: tenant.keyspace.clone(),
+        });
+    }
+    let wait = container_steps(tenant, observed, &mut steps);
+    if !wait.is_empty() {
+        steps.push(Step::WaitHealthy { names: wait });
+    }
+    Plan {
+        tenant: Some(tenant.id.clone()),
+        steps,
+    }
+}
+
+/// `stop`: stop the running containers; ports and data stay.
+pub fn plan_stop(tenant: &TenantView, observed: &[ObservedContainer]) -> Plan {
+    let steps = tenant
+        .containers
+        .iter()
+        .filter_map(|(_, name, _)| find(observed, name).filter(|c| c.running))
+        .map(|c| Step::StopContainer {
+            name: c.name.clone(),
+        })
+        .collect();
+    Plan {
+        tenant: Some(tenant.id.clone()),
+        steps,
+    }
+}
+
+/// `destroy`: remove every container carrying the tenant's label, release
+/// the ports; with `purge`, drop the keyspace and role and forget the tenant.
+pub fn plan_destroy(tenant: &TenantView, observed: &[ObservedContainer], purge: bool) -> Plan {
+    let mut steps: Vec<Step> = observed
+        .iter()
+        .filter(|c| c.tenant == tenant.id)
+        .map(|c| Step::RemoveContainer {
+            name: c.name.clone(),
+            why: "destroy",
+        })
+        .collect();
+    let ports: Vec<u16> = [tenant.gateway_port, tenant.admin_port]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !ports.is_empty() {
+        steps.push(Step::ReleasePorts { ports });
+    }
+    if purge {
+        steps.push(Step::DropData {
+            keyspace: tenant.keyspace.clone(),
+            role: tenant.keyspace.clone(),
+        });
+        steps.push(Step::Forget);
+    } else {
+        steps.push(Step::MarkDestroyed);
+    }
+    Plan {
+        tenant: Some(tenant.id.clone()),
+        steps,
+    }
+}
+
+/// `reconcile` for one known tenant: bring its containers to the desired
+/// state without waiting for health.
+pub fn plan_reconcile_tenant(
+    tenant: &TenantView,
+    desired: Desired,
+    infra: &ObservedInfra,
+    observed: &[ObservedContainer],
+) -> Plan {
+    let mut plan = match desired {
+        Desired::Running => {
+            let mut p = plan_start(tenant, (None, None), infra, observed);
+            p.steps.retain(|s| !matches!(s, Step::WaitHealthy { .. }));
+            p
+        }
+        Desired::Stopped => plan_stop(tenant, observed),
+        Desired::Destroyed => {
+            let steps = observed
+                .iter()
+                .filter(|c| c.tenant == tenant.id)
+                .map(|c| Step::RemoveContainer {
+                    name: c.name.clone(),
+                    why: "tenant is destroyed",
+                })
+                .collect();
+            Plan {
+                tenant: Some(tenant.id.clone()),
+                steps,
+            }
+        }
+    };
+    plan.tenant = Some(tenant.id.clone());
+    plan
+}
+
+/// Containers carrying our tenant label whose tenant the store does not know.
+pub fn orphans(known: &[&str], observed: &[ObservedContainer]) -> Plan {
+    let mut steps: Vec<Step> = observed
+        .iter()
+        .filter(|c| !c.tenant.is_empty() && !known.contains(&c.tenant.as_str()))
+        .map(|c| Step::ReportOrphan {
+            name: c.name.clone(),
+            tenant: c.tenant.clone(),
+        })
+        .collect();
+    steps.sort_by_key(|s| s.to_string());
+    Plan {
+        tenant: None,
+        steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(ports: bool, fresh: bool) -> TenantView {
+        TenantView {
+            id: "acme".into(),
+            keyspace: "tenant_acme".into(),
+            gateway_port: ports.then_some(6001),
+            admin_port: ports.then_some(8081),
+            schema_version: if fresh {
+                0
+            } else {
+                tenant_schema::latest_version()
+            },
+            role_ready: !fresh,
+            admin_user_created: !fresh,
+            containers: vec![
+                (
+                    Role::Ingest,
+                    "provision-acme-ingest".into(),
+                    ports.then(|| "h1".to_owned()),
+                ),
+                (
+                    Role::Admin,
+                    "provision-acme-admin".into(),
+                    ports.then(|| "h2".to_owned()),
+                ),
+            ],
+        }
+    }
+
+    fn infra(network: bool, cassandra: CassandraObserved) -> ObservedInfra {
+        ObservedInfra {
+            network: "provision-net".into(),
+            network_exists: network,
+            cassandra_container: "provision-cassandra".into(),
+            cassandra,
+        }
+    }
+
+    fn container(name: &str, running: bool, health: Health, hash: &str) -> ObservedContainer {
+        ObservedContainer {
+            id: format!("id-{name}"),
+            name: name.into(),
+            tenant: name.split('-').nth(1).unwrap().into(),
+            role: name.rsplit('-').next().unwrap().into(),
+            running,
+            health,
+            config_hash: Some(hash.into()),
+        }
+    }
+
+    #[test]
+    fn a_first_start_on_a_fresh_host_does_everything_in_order() {
+        let plan = plan_start(
+            &view(false, true),
+            (Some(6100), None),
+            &infra(false, CassandraObserved::Missing),
+            &[],
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:
+  create network provision-net
+  create and start cassandra container provision-cassandra
+  lease gateway port 6100
+  lease a port from the admin pool
+  create keyspace tenant_acme and migrate schema v0 -> v1
+  create cassandra role tenant_acme (select, modify on its keyspace)
+  create the first admin user in tenant_acme.admin_users
+  create and start container provision-acme-ingest (missing)
+  create and start container provision-acme-admin (missing)
+  wait until healthy: provision-acme-ingest, provision-acme-admin
+"
+        );
+        assert!(plan.needs_cql());
+    }
+
+    #[test]
+    fn a_second_start_does_nothing() {
+        let observed = [
+            container("provision-acme-ingest", true, Health::Healthy, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+        ];
+        let plan = plan_start(
+            &view(true, false),
+            (None, None),
+            &infra(true, CassandraObserved::Running),
+            &observed,
+        );
+        assert_eq!(plan.to_string(), "plan for tenant acme:\n  nothing to do\n");
+        assert!(!plan.needs_cql());
+    }
+
+    #[test]
+    fn a_start_after_stop_restarts_and_a_changed_config_recreates() {
+        let observed = [
+            container("provision-acme-ingest", false, Health::Unknown, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "old"),
+        ];
+        let plan = plan_start(
+            &view(true, false),
+            (None, None),
+            &infra(true, CassandraObserved::External),
+            &observed,
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:
+  start container provision-acme-ingest
+  remove container provision-acme-admin (configuration changed)
+  create and start container provision-acme-admin (configuration changed)
+  wait until healthy: provision-acme-ingest, provision-acme-admin
+"
+        );
+    }
+
+    #[test]
+    fn a_start_waits_for_a_container_still_starting() {
+        let observed = [
+            container("provision-acme-ingest", true, Health::Starting, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+        ];
+        let plan = plan_start(
+            &view(true, false),
+            (None, None),
+            &infra(true, CassandraObserved::Stopped),
+            &observed,
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:
+  start cassandra container provision-cassandra
+  wait until healthy: provision-acme-ingest
+"
+        );
+    }
+
+    #[test]
+    fn stop_stops_only_running_containers() {
+        let observed = [container(
+            "provision-acme-ingest",
+            true,
+            Health::Healthy,
+            "h1",
+        )];
+        assert_eq!(
+            plan_stop(&view(true, false), &observed).to_string(),
+            "plan for tenant acme:\n  stop container provision-acme-ingest\n"
+        );
+    }
+
+    #[test]
+    fn destroy_keeps_data_unless_purged() {
+        let observed = [
+            container("provision-acme-ingest", false, Health::Unknown, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+            container("provision-other-admin", true, Health::Healthy, "h2"),
+        ];
+        assert_eq!(
+            plan_destroy(&view(true, false), &observed, false).to_string(),
+            "plan for tenant acme:
+  remove container provision-acme-ingest (destroy)
+  remove container provision-acme-admin (destroy)
+  release ports 6001, 8081
+  mark destroyed (keyspace and role kept)
+"
+        );
+        assert_eq!(
+            plan_destroy(&view(true, false), &[], true).to_string(),
+            "plan for tenant acme:
+  release ports 6001, 8081
+  drop keyspace tenant_acme and role tenant_acme
+  forget the tenant
+"
+        );
+    }
+
+    #[test]
+    fn reconcile_recreates_missing_and_restarts_stopped_containers_without_waiting() {
+        let observed = [container(
+            "provision-acme-admin",
+            false,
+            Health::Unknown,
+            "h2",
+        )];
+        let plan = plan_reconcile_tenant(
+            &view(true, false),
+            Desired::Running,
+            &infra(true, CassandraObserved::External),
+            &observed,
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:
+  create and start container provision-acme-ingest (missing)
+  start container provision-acme-admin
+"
+        );
+        let plan = plan_reconcile_tenant(
+            &view(true, false),
+            Desired::Destroyed,
+            &infra(true, CassandraObserved::External),
+            &observed,
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:\n  remove container provision-acme-admin (tenant is destroyed)\n"
+        );
+    }
+
+    #[test]
+    fn orphans_are_reported_not_removed() {
+        let observed = [
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+            container("provision-ghost-ingest", true, Health::Healthy, "h1"),
+        ];
+        assert_eq!(
+            orphans(&["acme"], &observed).to_string(),
+            "plan:\n  report orphan container provision-ghost-ingest (tenant ghost is unknown; not removed)\n"
+        );
+    }
+}

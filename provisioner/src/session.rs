@@ -1,0 +1,124 @@
+//! How the provisioner reaches Cassandra as a superuser: an external
+//! cluster with the configured credentials, or the managed node, whose
+//! default `cassandra/cassandra` superuser is retired on first use in
+//! favour of `provision_admin` with a random password kept in the state
+//! store. Connecting retries until the configured timeout (a managed node
+//! starting cold takes ~15-30 s), then fails with `CassandraUnreachable`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use tenant_schema::cql::PublishedPortTranslator;
+
+use crate::config::{CassandraMode, Config};
+use crate::error::{Error, Result};
+use crate::state::Store;
+
+/// The superuser the provisioner creates on the managed node.
+pub const MANAGED_ADMIN: &str = "provision_admin";
+const MANAGED_ADMIN_SETTING: &str = "cassandra_admin_password";
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn host_points(config: &Config) -> Vec<String> {
+    match config.cassandra.mode {
+        CassandraMode::Managed => vec![format!("127.0.0.1:{}", config.cassandra.host_port)],
+        CassandraMode::External => config.cassandra.contact_points.clone(),
+    }
+}
+
+async fn connect_once(
+    config: &Config,
+    user: &str,
+    password: &str,
+) -> std::result::Result<Session, String> {
+    let points = host_points(config);
+    let published = config.cassandra.mode == CassandraMode::Managed || config.cassandra.published;
+    let mut builder = SessionBuilder::new().user(user, password);
+    if published && points.len() == 1 {
+        let addr: SocketAddr = tokio::net::lookup_host(&points[0])
+            .await
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| format!("{} resolves to nothing", points[0]))?;
+        builder = builder
+            .known_node_addr(addr)
+            .address_translator(Arc::new(PublishedPortTranslator(addr)));
+    } else {
+        builder = builder.known_nodes(&points);
+    }
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, builder.build()).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+    }
+}
+
+/// A superuser session, retrying until `[cassandra].connect_timeout_secs`.
+pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
+    let deadline = Instant::now() + Duration::from_secs(config.cassandra.connect_timeout_secs);
+    let mut last;
+    loop {
+        let attempt = match config.cassandra.mode {
+            CassandraMode::External => {
+                connect_once(
+                    config,
+                    &config.cassandra.admin_user,
+                    &config.cassandra.admin_password,
+                )
+                .await
+            }
+            CassandraMode::Managed => managed_session(config, store).await,
+        };
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::CassandraUnreachable {
+                contact_points: host_points(config).join(","),
+                why: last,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The managed node: log in as `provision_admin`, or bootstrap it with the
+/// default superuser (then retire that one).
+async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, String> {
+    let stored = store
+        .setting(MANAGED_ADMIN_SETTING)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(password) = &stored {
+        if let Ok(s) = connect_once(config, MANAGED_ADMIN, password).await {
+            return Ok(s);
+        }
+    }
+    let bootstrap = connect_once(config, "cassandra", "cassandra").await?;
+    // Store first, so a crash after CREATE ROLE never loses the password.
+    let password = store
+        .setting_or_insert(MANAGED_ADMIN_SETTING, &tenant_schema::model::new_password())
+        .await
+        .map_err(|e| e.to_string())?;
+    let quoted = password.replace('\'', "''");
+    for cql in [
+        format!("CREATE ROLE IF NOT EXISTS {MANAGED_ADMIN} WITH PASSWORD = '{quoted}' AND SUPERUSER = true AND LOGIN = true"),
+        format!("ALTER ROLE {MANAGED_ADMIN} WITH PASSWORD = '{quoted}' AND SUPERUSER = true AND LOGIN = true"),
+    ] {
+        bootstrap.query_unpaged(cql, ()).await.map_err(|e| e.to_string())?;
+    }
+    let session = connect_once(config, MANAGED_ADMIN, &password).await?;
+    let retired = tenant_schema::model::new_password();
+    session
+        .query_unpaged(
+            format!("ALTER ROLE cassandra WITH PASSWORD = '{retired}' AND SUPERUSER = false AND LOGIN = false"),
+            (),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(session)
+}

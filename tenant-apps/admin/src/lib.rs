@@ -1,0 +1,153 @@
+//! `admin`: the admin web panel of one tenant.
+//!
+//! Server-rendered HTML (axum + handlebars) that works without JavaScript:
+//! login, a dashboard of the tenant's gateways, a page per gateway with SVG
+//! charts of its readings, daily energy/peak reports with CSV export, the
+//! provider's settings, and gateway commissioning and revocation.
+//!
+//! [`app`] builds the whole panel as a [`Router`] over an [`AppState`], so
+//! tests drive it with `tower::ServiceExt::oneshot` and need no socket; the
+//! binary (`main.rs`) only reads the environment, connects to Cassandra and
+//! serves it.
+//!
+//! Modules: [`session`] (signed session cookies) and [`csrf`] (form tokens)
+//! and [`ratelimit`] (failed logins) are the auth layer; [`store`] is the
+//! only code that talks to Cassandra; [`reports`] and [`charts`] are pure
+//! computations over samples; [`settings`] types the provider's
+//! customizations; [`templates`] holds the embedded pages; [`pages`] holds
+//! the handlers; [`error`] turns every failure into a response.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use scylla::client::session::Session as CassandraSession;
+use tokio::sync::Semaphore;
+
+pub mod charts;
+pub mod config;
+pub mod csrf;
+pub mod error;
+pub mod pages;
+pub mod ratelimit;
+pub mod reports;
+pub mod session;
+pub mod settings;
+pub mod store;
+pub mod templates;
+
+pub use config::AdminConfig;
+pub use error::AppError;
+pub use ratelimit::LoginLimits;
+pub use store::{Store, StoreError};
+
+/// Why the panel could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot compile the page templates: {0}")]
+    Templates(#[from] Box<handlebars::TemplateError>),
+}
+
+/// What the panel of one tenant needs besides its Cassandra session.
+#[derive(Clone)]
+pub struct PanelOptions {
+    pub tenant_id: String,
+    pub keyspace: String,
+    /// The key that signs session cookies and CSRF tokens.
+    pub session_secret: Vec<u8>,
+    pub login_limits: LoginLimits,
+}
+
+impl std::fmt::Debug for PanelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PanelOptions")
+            .field("tenant_id", &self.tenant_id)
+            .field("keyspace", &self.keyspace)
+            .field("login_limits", &self.login_limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tenant_id: String,
+    store: Store,
+    templates: templates::Templates,
+    keys: session::Keys,
+    limiter: ratelimit::LoginLimiter,
+    /// Argon2 verification takes ~19 MiB of memory each; at most this many
+    /// run at once.
+    password_checks: Semaphore,
+    /// A hash to verify against when the username does not exist, so an
+    /// unknown user takes as long as a wrong password.
+    dummy_hash: OnceLock<String>,
+}
+
+/// Concurrent argon2 verifications.
+const PASSWORD_CHECKS: usize = 2;
+
+impl AppState {
+    /// Prepares the statements over the tenant keyspace and compiles the
+    /// templates.
+    pub async fn new(
+        cassandra: CassandraSession,
+        options: PanelOptions,
+    ) -> Result<Self, InitError> {
+        let store = Store::prepare(cassandra, &options.keyspace).await?;
+        let templates = templates::Templates::new()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                keys: session::Keys::new(options.session_secret, &options.tenant_id),
+                tenant_id: options.tenant_id,
+                store,
+                templates,
+                limiter: ratelimit::LoginLimiter::new(options.login_limits),
+                password_checks: Semaphore::new(PASSWORD_CHECKS),
+                dummy_hash: OnceLock::new(),
+            }),
+        })
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.inner.tenant_id
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn keys(&self) -> &session::Keys {
+        &self.inner.keys
+    }
+
+    pub(crate) fn templates(&self) -> &templates::Templates {
+        &self.inner.templates
+    }
+
+    pub(crate) fn limiter(&self) -> &ratelimit::LoginLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn password_checks(&self) -> &Semaphore {
+        &self.inner.password_checks
+    }
+
+    pub(crate) fn dummy_hash(&self) -> &str {
+        self.inner.dummy_hash.get_or_init(|| {
+            tenant_schema::model::hash_password(&tenant_schema::model::new_password())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// The whole panel.
+pub fn app(state: AppState) -> Router {
+    pages::router(state)
+}

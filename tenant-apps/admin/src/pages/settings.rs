@@ -1,0 +1,94 @@
+//! `GET /settings` and `POST /settings`: the provider's customizations.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::csrf::{CsrfField, CsrfForm};
+use crate::error::AppError;
+use crate::session::Session;
+use crate::settings::Settings;
+use crate::AppState;
+
+use super::{html, load_settings, Chrome, Nav};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SavedQuery {
+    saved: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    timezone: String,
+    #[serde(default)]
+    offline_after_minutes: String,
+    #[serde(default)]
+    power_alert_w: String,
+}
+
+impl CsrfField for SettingsForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<SavedQuery>,
+) -> Result<Response, AppError> {
+    let settings = load_settings(&state).await?;
+    let body = state.templates().render(
+        "settings",
+        &serde_json::json!({
+            "chrome": Chrome::new(&state, &session, &settings, "Settings", Nav::Settings),
+            "saved": query.saved.is_some(),
+            "display_name": settings.display_name,
+            "timezone": settings.timezone.to_string(),
+            "offline_after_minutes": settings.offline_after_minutes,
+            "power_alert_w": settings.power_alert_w.map(|w| w.to_string()),
+        }),
+    )?;
+    Ok(html(StatusCode::OK, body))
+}
+
+pub(super) async fn save(
+    State(state): State<AppState>,
+    posted: CsrfForm<SettingsForm>,
+) -> Result<Response, AppError> {
+    let CsrfForm { session, form } = posted;
+    match Settings::from_form(
+        &form.display_name,
+        &form.timezone,
+        &form.offline_after_minutes,
+        &form.power_alert_w,
+    ) {
+        Ok(settings) => {
+            state.store().put_settings(&settings.to_stored()).await?;
+            tracing::info!(username = %session.username, "settings saved");
+            Ok(Redirect::to("/settings?saved=1").into_response())
+        }
+        Err(e) => {
+            // Show the form again with what was typed, and why it was refused.
+            let current = load_settings(&state).await?;
+            let body = state.templates().render(
+                "settings",
+                &serde_json::json!({
+                    "chrome": Chrome::new(&state, &session, &current, "Settings", Nav::Settings),
+                    "error": e.to_string(),
+                    "display_name": form.display_name,
+                    "timezone": form.timezone,
+                    "offline_after_minutes": form.offline_after_minutes,
+                    "power_alert_w": form.power_alert_w,
+                }),
+            )?;
+            Ok(html(StatusCode::BAD_REQUEST, body))
+        }
+    }
+}

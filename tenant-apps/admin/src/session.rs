@@ -1,0 +1,257 @@
+//! Login sessions as signed cookies, so no session table is needed.
+//!
+//! A session cookie is `v1.<hex username>.<expiry unix seconds>.<hex mac>`
+//! where the MAC is HMAC-SHA256, keyed with the panel's session secret, over
+//! the tenant id, the username and the expiry. A cookie is accepted only if
+//! the MAC matches and the expiry is in the future; binding the tenant id
+//! into the MAC means a cookie minted by another tenant's panel is refused
+//! even if the two panels were started with the same secret.
+//!
+//! Cookies are `HttpOnly` and `SameSite=Strict`, and their names carry the
+//! tenant id: browsers scope cookies by host, not by port, so the panels of
+//! two tenants on one host would otherwise overwrite each other's cookies.
+//! They are not `Secure` because the panel itself serves plain HTTP (TLS is
+//! a reverse proxy's job).
+//!
+//! Signed cookies cannot be revoked one by one before they expire; logging
+//! out deletes the cookie from the browser, and changing the session secret
+//! ends every session.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::COOKIE;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::AppError;
+use crate::AppState;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How long a login lasts.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// The longest username the panel accepts.
+pub const MAX_USERNAME: usize = 64;
+
+/// The secret that signs sessions and CSRF tokens of one tenant's panel.
+#[derive(Clone)]
+pub struct Keys {
+    secret: Vec<u8>,
+    tenant_id: String,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("tenant_id", &self.tenant_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keys {
+    pub fn new(secret: Vec<u8>, tenant_id: &str) -> Self {
+        Keys {
+            secret,
+            tenant_id: tenant_id.to_owned(),
+        }
+    }
+
+    /// A fresh random secret (when none is configured).
+    pub fn random_secret() -> Vec<u8> {
+        use rand::RngCore;
+        let mut secret = vec![0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        secret
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// HMAC over the tenant id and `parts`, each length-prefixed so no two
+    /// different part lists hash the same input.
+    pub(crate) fn mac(&self, purpose: &str, parts: &[&[u8]]) -> Vec<u8> {
+        self.mac_state(purpose, parts)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Whether `tag` is the MAC of `parts`, compared in constant time.
+    pub(crate) fn verify(&self, purpose: &str, parts: &[&[u8]], tag: &[u8]) -> bool {
+        self.mac_state(purpose, parts).verify_slice(tag).is_ok()
+    }
+
+    fn mac_state(&self, purpose: &str, parts: &[&[u8]]) -> HmacSha256 {
+        let mut mac =
+            HmacSha256::new_from_slice(&self.secret).expect("hmac accepts any key length");
+        for part in [purpose.as_bytes(), self.tenant_id.as_bytes()]
+            .iter()
+            .chain(parts)
+        {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// The name of the session cookie of this tenant's panel.
+    pub fn session_cookie_name(&self) -> String {
+        format!("admin_session_{}", self.tenant_id)
+    }
+
+    /// The name of the cookie carrying the login form's CSRF nonce.
+    pub fn login_cookie_name(&self) -> String {
+        format!("admin_login_{}", self.tenant_id)
+    }
+
+    /// A signed session value for `username`, valid until `expires`.
+    pub fn sign_session(&self, username: &str, expires: DateTime<Utc>) -> String {
+        let expiry = expires.timestamp().to_string();
+        let tag = self.mac("session", &[username.as_bytes(), expiry.as_bytes()]);
+        format!(
+            "v1.{}.{}.{}",
+            hex::encode(username),
+            expiry,
+            hex::encode(tag)
+        )
+    }
+
+    /// The session a cookie value stands for, if it is genuine and not
+    /// expired at `now`.
+    pub fn verify_session(&self, value: &str, now: DateTime<Utc>) -> Option<Session> {
+        let mut fields = value.split('.');
+        let (Some("v1"), Some(user_hex), Some(expiry), Some(tag_hex), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return None;
+        };
+        let username = String::from_utf8(hex::decode(user_hex).ok()?).ok()?;
+        let tag = hex::decode(tag_hex).ok()?;
+        if !self.verify("session", &[username.as_bytes(), expiry.as_bytes()], &tag) {
+            return None;
+        }
+        let expires = DateTime::from_timestamp(expiry.parse().ok()?, 0)?;
+        (expires > now).then(|| Session {
+            username,
+            expires,
+            cookie_value: value.to_owned(),
+        })
+    }
+
+    /// The `Set-Cookie` value that starts a session.
+    pub fn session_set_cookie(&self, value: &str) -> String {
+        format!(
+            "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
+            self.session_cookie_name(),
+            value,
+            SESSION_TTL.num_seconds()
+        )
+    }
+
+    /// The `Set-Cookie` value that ends a session.
+    pub fn session_clear_cookie(&self) -> String {
+        format!(
+            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+            self.session_cookie_name()
+        )
+    }
+}
+
+/// A logged-in user, taken from a valid session cookie. As an extractor it
+/// refuses requests without one (they are sent to the login page).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub username: String,
+    pub expires: DateTime<Utc>,
+    /// The cookie value, which the CSRF tokens of this session are bound to.
+    pub cookie_value: String,
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let keys = state.keys();
+        cookie(&parts.headers, &keys.session_cookie_name())
+            .and_then(|value| keys.verify_session(value, Utc::now()))
+            .ok_or(AppError::LoginRequired)
+    }
+}
+
+/// The value of the cookie `name` in the request, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(tenant: &str, secret: &[u8]) -> Keys {
+        Keys::new(secret.to_vec(), tenant)
+    }
+
+    #[test]
+    fn a_signed_session_verifies_until_it_expires() {
+        let k = keys("acme", b"secret");
+        let now = Utc::now();
+        let value = k.sign_session("alice", now + chrono::Duration::hours(1));
+        let session = k.verify_session(&value, now).unwrap();
+        assert_eq!(session.username, "alice");
+        assert!(k
+            .verify_session(&value, now + chrono::Duration::hours(2))
+            .is_none());
+    }
+
+    #[test]
+    fn a_tampered_session_is_refused() {
+        let k = keys("acme", b"secret");
+        let now = Utc::now();
+        let value = k.sign_session("alice", now + chrono::Duration::hours(1));
+        // another user with the same tag
+        let forged = value.replacen(&hex::encode("alice"), &hex::encode("mallory"), 1);
+        assert!(k.verify_session(&forged, now).is_none());
+        // a later expiry with the same tag
+        let mut fields: Vec<String> = value.split('.').map(str::to_owned).collect();
+        fields[2] = (now + chrono::Duration::days(365)).timestamp().to_string();
+        assert!(k.verify_session(&fields.join("."), now).is_none());
+        assert!(k.verify_session("garbage", now).is_none());
+        assert!(k.verify_session("v1.zz.1.00", now).is_none());
+    }
+
+    #[test]
+    fn a_session_of_another_tenant_or_secret_is_refused() {
+        let now = Utc::now();
+        let value = keys("acme", b"secret").sign_session("alice", now + chrono::Duration::hours(1));
+        assert!(keys("globex", b"secret")
+            .verify_session(&value, now)
+            .is_none());
+        assert!(keys("acme", b"other").verify_session(&value, now).is_none());
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, "a=1; admin_session_acme=v1.x; b=2".parse().unwrap());
+        assert_eq!(cookie(&headers, "admin_session_acme"), Some("v1.x"));
+        assert_eq!(cookie(&headers, "admin_session"), None);
+    }
+}

@@ -1,0 +1,517 @@
+//! Reads and writes of the tenant tables, as statements prepared once at
+//! start.
+//!
+//! The panel sees the tenant keyspace only through this module. Every
+//! statement names the keyspace explicitly, so the session needs no
+//! `USE`. Multi-row reads page through results (never one unbounded page),
+//! and readings are read one (gateway, day) partition at a time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlValue, Row};
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot prepare the {what} statement: {source}")]
+    Prepare {
+        what: &'static str,
+        #[source]
+        source: Box<scylla::errors::PrepareError>,
+    },
+    #[error("cassandra query {what} failed: {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+fn query_err<E: StdError + Send + Sync + 'static>(
+    what: &'static str,
+) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Query {
+        what,
+        source: Box::new(e),
+    }
+}
+
+/// A row of the `gateways` table (the token hash never leaves the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayRecord {
+    pub gateway_id: String,
+    pub display_name: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub has_token: bool,
+}
+
+/// The newest value of one sensor and name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    pub sensor: String,
+    pub name: String,
+    pub ts: Option<DateTime<Utc>>,
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+}
+
+/// What `latest` holds about one gateway.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LatestRecord {
+    pub last_seen: Option<DateTime<Utc>>,
+    pub values: Vec<LatestValue>,
+}
+
+/// One value of one reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub ts: DateTime<Utc>,
+    pub sensor: String,
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+/// The outcome of commissioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commissioned {
+    /// The gateway was new (or revoked) and now has the new token.
+    Created,
+    /// The gateway exists with a valid token; nothing was changed.
+    AlreadyActive,
+}
+
+const PAGE_SIZE: i32 = 5_000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The prepared statements over one tenant keyspace.
+#[derive(Debug)]
+pub struct Store {
+    session: Session,
+    gateways: PreparedStatement,
+    gateway: PreparedStatement,
+    insert_gateway: PreparedStatement,
+    recommission_gateway: PreparedStatement,
+    revoke_gateway: PreparedStatement,
+    latest_all: PreparedStatement,
+    latest_one: PreparedStatement,
+    readings: PreparedStatement,
+    readings_named: PreparedStatement,
+    settings: PreparedStatement,
+    put_setting: PreparedStatement,
+    delete_setting: PreparedStatement,
+    admin_user: PreparedStatement,
+    health: PreparedStatement,
+}
+
+impl Store {
+    /// Prepares every statement over `keyspace` (a validated tenant id, safe
+    /// to put in CQL).
+    pub async fn prepare(session: Session, keyspace: &str) -> Result<Self, StoreError> {
+        let ks = keyspace;
+        let prepare = |what: &'static str, cql: String| {
+            let session = &session;
+            async move {
+                let mut statement =
+                    session
+                        .prepare(cql)
+                        .await
+                        .map_err(|source| StoreError::Prepare {
+                            what,
+                            source: Box::new(source),
+                        })?;
+                statement.set_page_size(PAGE_SIZE);
+                statement.set_request_timeout(Some(REQUEST_TIMEOUT));
+                Ok::<_, StoreError>(statement)
+            }
+        };
+        let gateways = prepare(
+            "list gateways",
+            format!("SELECT gateway_id, display_name, created_at, revoked_at, token_hash FROM {ks}.gateways"),
+        )
+        .await?;
+        let gateway = prepare(
+            "read gateway",
+            format!(
+                "SELECT gateway_id, display_name, created_at, revoked_at, token_hash FROM {ks}.gateways \
+                 WHERE gateway_id = ?"
+            ),
+        )
+        .await?;
+        let insert_gateway = prepare(
+            "commission gateway",
+            format!(
+                "INSERT INTO {ks}.gateways (gateway_id, token_hash, display_name, created_at) \
+                 VALUES (?, ?, ?, ?) IF NOT EXISTS"
+            ),
+        )
+        .await?;
+        let recommission_gateway = prepare(
+            "recommission gateway",
+            format!(
+                "UPDATE {ks}.gateways SET token_hash = ?, display_name = ?, created_at = ?, revoked_at = null \
+                 WHERE gateway_id = ? IF token_hash = null"
+            ),
+        )
+        .await?;
+        let revoke_gateway = prepare(
+            "revoke gateway",
+            format!("UPDATE {ks}.gateways SET revoked_at = ?, token_hash = null WHERE gateway_id = ? IF EXISTS"),
+        )
+        .await?;
+        let latest_all = prepare(
+            "list latest",
+            format!("SELECT gateway_id, last_seen, sensor, name, ts, value, unit FROM {ks}.latest"),
+        )
+        .await?;
+        let latest_one = prepare(
+            "read latest",
+            format!("SELECT gateway_id, last_seen, sensor, name, ts, value, unit FROM {ks}.latest WHERE gateway_id = ?"),
+        )
+        .await?;
+        let readings = prepare(
+            "read readings",
+            format!(
+                "SELECT ts, sensor, name, value, unit FROM {ks}.readings \
+                 WHERE gateway_id = ? AND day = ? AND ts >= ? AND ts < ?"
+            ),
+        )
+        .await?;
+        // `name` follows `sensor` in the clustering key, so restricting it
+        // needs ALLOW FILTERING; the partition key is given, so the filter
+        // runs within one (gateway, day) partition and saves the transfer of
+        // every other value.
+        let readings_named = prepare(
+            "read readings by name",
+            format!(
+                "SELECT ts, sensor, name, value, unit FROM {ks}.readings \
+                 WHERE gateway_id = ? AND day = ? AND ts >= ? AND ts < ? AND name = ? ALLOW FILTERING"
+            ),
+        )
+        .await?;
+        let settings = prepare(
+            "list settings",
+            format!("SELECT name, value FROM {ks}.settings"),
+        )
+        .await?;
+        let put_setting = prepare(
+            "write setting",
+            format!("INSERT INTO {ks}.settings (name, value) VALUES (?, ?)"),
+        )
+        .await?;
+        let delete_setting = prepare(
+            "delete setting",
+            format!("DELETE FROM {ks}.settings WHERE name = ?"),
+        )
+        .await?;
+        let admin_user = prepare(
+            "read admin user",
+            format!("SELECT password_hash FROM {ks}.admin_users WHERE username = ?"),
+        )
+        .await?;
+        let mut health = prepare(
+            "health check",
+            format!("SELECT value FROM {ks}.settings WHERE name = ?"),
+        )
+        .await?;
+        health.set_request_timeout(Some(Duration::from_secs(3)));
+        Ok(Store {
+            session,
+            gateways,
+            gateway,
+            insert_gateway,
+            recommission_gateway,
+            revoke_gateway,
+            latest_all,
+            latest_one,
+            readings,
+            readings_named,
+            settings,
+            put_setting,
+            delete_setting,
+            admin_user,
+            health,
+        })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Whether the tenant keyspace answers a read.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.health, (tenant_schema::SCHEMA_VERSION_SETTING,))
+            .await
+            .map(|_| ())
+            .map_err(query_err("health check"))
+    }
+
+    /// The argon2 hash of an admin user's password, if the user exists.
+    pub async fn password_hash(&self, username: &str) -> Result<Option<String>, StoreError> {
+        let what = "read admin user";
+        let result = self
+            .session
+            .execute_unpaged(&self.admin_user, (username,))
+            .await
+            .map_err(query_err(what))?
+            .into_rows_result()
+            .map_err(query_err(what))?;
+        let row = result
+            .maybe_first_row::<(Option<String>,)>()
+            .map_err(query_err(what))?;
+        Ok(row.and_then(|(hash,)| hash))
+    }
+
+    /// Every row of a paged query, typed.
+    async fn collect<R>(
+        &self,
+        what: &'static str,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm> + Send + 'static,
+    {
+        self.session
+            .execute_iter(statement.clone(), values)
+            .await
+            .map_err(query_err(what))?
+            .rows_stream::<R>()
+            .map_err(query_err(what))?
+            .try_collect()
+            .await
+            .map_err(query_err(what))
+    }
+
+    /// Every commissioned gateway, sorted by id.
+    pub async fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
+        let rows: Vec<GatewayRow> = self.collect("list gateways", &self.gateways, ()).await?;
+        let mut out: Vec<GatewayRecord> = rows.into_iter().map(gateway_record).collect();
+        out.sort_by(|a, b| a.gateway_id.cmp(&b.gateway_id));
+        Ok(out)
+    }
+
+    /// One commissioned gateway.
+    pub async fn gateway(&self, gateway_id: &str) -> Result<Option<GatewayRecord>, StoreError> {
+        let rows: Vec<GatewayRow> = self
+            .collect("read gateway", &self.gateway, (gateway_id,))
+            .await?;
+        Ok(rows.into_iter().next().map(gateway_record))
+    }
+
+    /// Stores a new gateway with the hash of its token, or gives a revoked
+    /// one a new token. A gateway with a valid token is left alone.
+    pub async fn commission(
+        &self,
+        gateway_id: &str,
+        token_hash: &str,
+        display_name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Commissioned, StoreError> {
+        let what = "commission gateway";
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.insert_gateway,
+                (gateway_id, token_hash, display_name, now),
+            )
+            .await
+            .map_err(query_err(what))?;
+        if lwt_applied(result, what)? {
+            return Ok(Commissioned::Created);
+        }
+        let what = "recommission gateway";
+        let result = self
+            .session
+            .execute_unpaged(
+                &self.recommission_gateway,
+                (token_hash, display_name, now, gateway_id),
+            )
+            .await
+            .map_err(query_err(what))?;
+        Ok(if lwt_applied(result, what)? {
+            Commissioned::Created
+        } else {
+            Commissioned::AlreadyActive
+        })
+    }
+
+    /// Revokes a gateway's token (the hash is deleted). `false` when there
+    /// is no such gateway.
+    pub async fn revoke(&self, gateway_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let what = "revoke gateway";
+        let result = self
+            .session
+            .execute_unpaged(&self.revoke_gateway, (now, gateway_id))
+            .await
+            .map_err(query_err(what))?;
+        lwt_applied(result, what)
+    }
+
+    /// What `latest` holds, per gateway.
+    pub async fn latest_all(&self) -> Result<BTreeMap<String, LatestRecord>, StoreError> {
+        let rows: Vec<LatestRow> = self.collect("list latest", &self.latest_all, ()).await?;
+        Ok(group_latest(rows))
+    }
+
+    /// What `latest` holds about one gateway.
+    pub async fn latest_one(&self, gateway_id: &str) -> Result<LatestRecord, StoreError> {
+        let rows: Vec<LatestRow> = self
+            .collect("read latest", &self.latest_one, (gateway_id,))
+            .await?;
+        Ok(group_latest(rows).into_values().next().unwrap_or_default())
+    }
+
+    /// Calls `f` with every value of `gateway_id` in the partition `day`
+    /// whose time is in `[from, to)`, newest first; only values called
+    /// `name` if given.
+    pub async fn for_each_sample(
+        &self,
+        gateway_id: &str,
+        day: NaiveDate,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        name: Option<&str>,
+        mut f: impl FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        type R = (DateTime<Utc>, String, String, Option<f64>, Option<String>);
+        let what = "read readings";
+        let pager = match name {
+            Some(name) => self
+                .session
+                .execute_iter(
+                    self.readings_named.clone(),
+                    (gateway_id, day, from, to, name),
+                )
+                .await
+                .map_err(query_err(what))?,
+            None => self
+                .session
+                .execute_iter(self.readings.clone(), (gateway_id, day, from, to))
+                .await
+                .map_err(query_err(what))?,
+        };
+        let mut rows = pager.rows_stream::<R>().map_err(query_err(what))?;
+        while let Some((ts, sensor, name, value, unit)) =
+            rows.try_next().await.map_err(query_err(what))?
+        {
+            if let Some(value) = value {
+                f(Sample {
+                    ts,
+                    sensor,
+                    name,
+                    value,
+                    unit: unit.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stored setting.
+    pub async fn settings(&self) -> Result<HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, Option<String>)> =
+            self.collect("list settings", &self.settings, ()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
+
+    /// Writes (or, for `None`, deletes) settings.
+    pub async fn put_settings(&self, pairs: &[(&str, Option<String>)]) -> Result<(), StoreError> {
+        for (name, value) in pairs {
+            match value {
+                Some(value) => self
+                    .session
+                    .execute_unpaged(&self.put_setting, (name, value))
+                    .await
+                    .map(|_| ())
+                    .map_err(query_err("write setting"))?,
+                None => self
+                    .session
+                    .execute_unpaged(&self.delete_setting, (name,))
+                    .await
+                    .map(|_| ())
+                    .map_err(query_err("delete setting"))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row of `gateways` as selected.
+type GatewayRow = (
+    String,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
+/// A row of `latest` as selected.
+type LatestRow = (
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<f64>,
+    Option<String>,
+);
+
+fn gateway_record(
+    (gateway_id, display_name, created_at, revoked_at, token_hash): GatewayRow,
+) -> GatewayRecord {
+    GatewayRecord {
+        gateway_id,
+        display_name,
+        created_at,
+        revoked_at,
+        has_token: token_hash.is_some_and(|h| !h.is_empty()),
+    }
+}
+
+fn group_latest(rows: Vec<LatestRow>) -> BTreeMap<String, LatestRecord> {
+    let mut out: BTreeMap<String, LatestRecord> = BTreeMap::new();
+    for (gateway_id, last_seen, sensor, name, ts, value, unit) in rows {
+        let record = out.entry(gateway_id).or_default();
+        if last_seen.is_some() {
+            record.last_seen = last_seen;
+        }
+        // A partition with only its static column set has one row whose
+        // clustering columns are null.
+        if let (Some(sensor), Some(name)) = (sensor, name) {
+            record.values.push(LatestValue {
+                sensor,
+                name,
+                ts,
+                value,
+                unit,
+            });
+        }
+    }
+    out
+}
+
+/// Whether a lightweight transaction was applied (its first column,
+/// `[applied]`).
+fn lwt_applied(
+    result: scylla::response::query_result::QueryResult,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let rows = result.into_rows_result().map_err(query_err(what))?;
+    let row = rows.maybe_first_row::<Row>().map_err(query_err(what))?;
+    Ok(matches!(
+        row.and_then(|r| r.columns.into_iter().next().flatten()),
+        Some(CqlValue::Boolean(true))
+    ))
+}

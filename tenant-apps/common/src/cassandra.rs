@@ -1,0 +1,77 @@
+//! The tenant's Cassandra session: the tenant role's credentials, the
+//! tenant keyspace, and retries with backoff so an app that starts before
+//! Cassandra (or while it restarts) waits for it instead of crashing.
+
+use std::time::{Duration, Instant};
+
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::NewSessionError;
+
+use crate::config::TenantConfig;
+
+/// Why no Cassandra session could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CassandraError {
+    #[error(
+        "cannot connect to cassandra at {contact_points} as {username} within {waited:?}: {source}"
+    )]
+    Connect {
+        contact_points: String,
+        username: String,
+        waited: Duration,
+        #[source]
+        source: NewSessionError,
+    },
+}
+
+/// A session on the tenant keyspace, retried with backoff (0.5 s doubling
+/// to 5 s) until `cfg.connect_timeout` has passed.
+pub async fn connect_cassandra(cfg: &TenantConfig) -> Result<Session, CassandraError> {
+    connect_cassandra_until(cfg, Instant::now() + cfg.connect_timeout).await
+}
+
+/// A session on the tenant keyspace, retried with backoff until `deadline`.
+pub async fn connect_cassandra_until(
+    cfg: &TenantConfig,
+    deadline: Instant,
+) -> Result<Session, CassandraError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 1u32;
+    loop {
+        let result = SessionBuilder::new()
+            .known_nodes(&cfg.contact_points)
+            .user(cfg.username.clone(), cfg.password.clone())
+            .use_keyspace(&cfg.keyspace, false)
+            .connection_timeout(Duration::from_secs(5))
+            .build()
+            .await;
+        match result {
+            Ok(session) => {
+                tracing::info!(
+                    keyspace = %cfg.keyspace,
+                    contact_points = %cfg.contact_points.join(","),
+                    attempt,
+                    "connected to cassandra"
+                );
+                return Ok(session);
+            }
+            Err(source) => {
+                let now = Instant::now();
+                if now + backoff > deadline {
+                    return Err(CassandraError::Connect {
+                        contact_points: cfg.contact_points.join(","),
+                        username: cfg.username.clone(),
+                        waited: now - started,
+                        source,
+                    });
+                }
+                tracing::warn!(attempt, error = %source, retry_in = ?backoff, "cassandra not reachable yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                attempt += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A tiny blocking HTTP/1.0 GET, for the `healthcheck` subcommands that
+//! Docker's HEALTHCHECK runs inside scratch images (which have no curl).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// Why a health check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthcheckError {
+    #[error("cannot resolve {addr}: {source}")]
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot reach {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no valid HTTP answer from {addr}{path}: {why}")]
+    BadAnswer {
+        addr: String,
+        path: String,
+        why: String,
+    },
+    #[error("{addr}{path} answered {status_line:?}")]
+    Unhealthy {
+        addr: String,
+        path: String,
+        status_line: String,
+    },
+}
+
+/// `GET path` on `addr` (`host:port`; `0.0.0.0` is replaced by `127.0.0.1`,
+/// so a listen address can be passed as is). Ok only on a 2xx answer within
+/// a few seconds.
+pub fn http_healthcheck(addr: &str, path: &str) -> Result<(), HealthcheckError> {
+    let timeout = Duration::from_secs(3);
+    let target = addr
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let sockaddrs: Vec<SocketAddr> = target
+        .to_socket_addrs()
+        .map_err(|source| HealthcheckError::Resolve {
+            addr: addr.to_owned(),
+            source,
+        })?
+        .collect();
+    let first = sockaddrs.first().ok_or_else(|| HealthcheckError::Resolve {
+        addr: addr.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+    })?;
+    let connect_err = |source| HealthcheckError::Connect {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut stream = TcpStream::connect_timeout(first, timeout).map_err(connect_err)?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(connect_err)?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(connect_err)?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(connect_err)?;
+    let mut answer = Vec::new();
+    // The status line is all we need; read until it is complete or EOF.
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.contains(&b'\n') || answer.len() > 4096 {
+                    break;
+                }
+            }
+            Err(e) => {
+                return Err(HealthcheckError::BadAnswer {
+                    addr: addr.to_owned(),
+                    path: path.to_owned(),
+                    why: e.to_string(),
+                })
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let status_line = text.lines().next().unwrap_or("").trim().to_owned();
+    let code = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| HealthcheckError::BadAnswer {
+            addr: addr.to_owned(),
+            path: path.to_owned(),
+            why: format!("status line {status_line:?}"),
+        })?;
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(HealthcheckError::Unhealthy {
+            addr: addr.to_owned(),
+            path: path.to_owned(),
+            status_line,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn serve_once(answer: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn a_200_answer_is_healthy() {
+        let addr = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        http_healthcheck(&addr, "/healthz").unwrap();
+    }
+
+    #[test]
+    fn a_503_answer_is_unhealthy() {
+        let addr = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+        let err = http_healthcheck(&addr, "/healthz").unwrap_err();
+        assert!(matches!(err, HealthcheckError::Unhealthy { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_closed_port_is_unreachable() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let err = http_healthcheck(&addr, "/healthz").unwrap_err();
+        assert!(matches!(err, HealthcheckError::Connect { .. }), "{err}");
+    }
+}

@@ -1,0 +1,382 @@
+//! Ingest throughput and ack latency against the floor, in one run.
+//!
+//! Against the harness's test Cassandra (started if needed), on a fresh
+//! tenant keyspace:
+//! - **floor**: N tasks ("gateways") write the same frames straight through
+//!   the scylla driver, with the same prepared statements, batching and
+//!   concurrency bound that ingest uses (`ingest::store::Store`), W frames
+//!   in flight each. No TCP, no XML.
+//! - **ingest**: an in-process ingest server; gateway-sim drives N gateways
+//!   over TCP with protocol v1, W unacked frames each.
+//!
+//! Both run saturated (as fast as the window allows), then both at half of
+//! ingest's saturated rate, for N = 1, 10 and 100. Finally the idle RSS of
+//! a real `provision/ingest:dev` container. Prints a markdown table.
+//!
+//! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
+//! --example bench -- [--seconds S] [--window W] [--gateways 1,10,100]`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use chrono::{TimeDelta, Utc};
+use gateway_sim::sim::{self, make_frame, Report, SimConfig, Stop};
+use ingest::metrics::Metrics;
+use ingest::protocol::{parse_frame, Frame};
+use ingest::server::{serve, Limits};
+use ingest::store::Store;
+use provision_testkit::{cassandra, docker, Scope, TestTenant, TEST_NETWORK};
+use tenant_schema::model::{hash_gateway_token, new_gateway_token, GatewayId};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    seconds: f64,
+    window: usize,
+    gateways: Vec<usize>,
+    write_concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        seconds: 8.0,
+        window: 32,
+        gateways: vec![1, 10, 100],
+        write_concurrency: 64,
+    };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < raw.len() {
+        let value = raw.get(i + 1).cloned().unwrap_or_default();
+        match raw[i].as_str() {
+            "--seconds" => a.seconds = value.parse().expect("--seconds S"),
+            "--window" => a.window = value.parse().expect("--window W"),
+            "--write-concurrency" => {
+                a.write_concurrency = value.parse().expect("--write-concurrency C")
+            }
+            "--gateways" => {
+                a.gateways = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--gateways 1,10,100"))
+                    .collect()
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+/// What one side of a comparison measured.
+struct Run {
+    frames_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    errors: usize,
+}
+
+impl From<&Report> for Run {
+    fn from(r: &Report) -> Self {
+        Run {
+            frames_per_sec: r.frames_per_sec(),
+            p50: r.latency(0.5),
+            p99: r.latency(0.99),
+            max: r.max_latency(),
+            errors: r.errors.len(),
+        }
+    }
+}
+
+fn sim_config(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> SimConfig {
+    SimConfig {
+        addr: addr.to_owned(),
+        gateways: (0..n)
+            .map(|i| (format!("gw-{i}"), token.to_owned()))
+            .collect(),
+        rate,
+        stop: Stop::After(Duration::from_secs_f64(a.seconds)),
+        readings_per_frame: 1,
+        values_per_reading: 2,
+        window: a.window,
+        drain_timeout: Duration::from_secs(30),
+    }
+}
+
+/// The floor: the same frames written straight through the driver, with
+/// N "gateways" of W frames in flight each (rate 0 = saturated).
+async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
+    let cfg = sim_config("", 1, "", rate, a);
+    let duration = Duration::from_secs_f64(a.seconds);
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for g in 0..n {
+        let store = store.clone();
+        let cfg = cfg.clone();
+        let window = a.window;
+        let offset = if rate > 0.0 {
+            Duration::from_secs_f64(g as f64 / n as f64 / rate)
+        } else {
+            Duration::ZERO
+        };
+        tasks.push(tokio::spawn(async move {
+            let gw = GatewayId::parse(&format!("floor-{g}")).unwrap();
+            let slots = Arc::new(Semaphore::new(window));
+            let mut writes = tokio::task::JoinSet::new();
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut last_touch: Option<Instant> = None;
+            let begin = start + offset;
+            tokio::time::sleep_until(begin.into()).await;
+            let mut seq = 0i64;
+            let base = Utc::now();
+            while begin.elapsed() < duration {
+                let due = if rate > 0.0 {
+                    let due = begin + Duration::from_secs_f64(seq as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                } else {
+                    Instant::now()
+                };
+                let permit = slots.clone().acquire_owned().await.unwrap();
+                let due = if rate > 0.0 { due } else { Instant::now() };
+                // the same frame gateway-sim sends, decoded outside the clock
+                let xml = make_frame(&cfg, seq, base + TimeDelta::milliseconds(seq));
+                let Ok(Frame::Data(frame)) = parse_frame(xml.as_bytes()) else {
+                    panic!("gateway-sim frame does not decode")
+                };
+                let touch = last_touch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if touch {
+                    last_touch = Some(Instant::now());
+                }
+                let store = store.clone();
+                let gw = gw.clone();
+                writes.spawn(async move {
+                    let _permit = permit;
+                    let ok = store.write_frame(&gw, &frame, touch).await.is_ok();
+                    (ok, due.elapsed(), Instant::now())
+                });
+                while let Some(Ok(done)) = writes.try_join_next() {
+                    record(done, &mut latencies, &mut errors);
+                }
+                seq += 1;
+            }
+            let mut last = Instant::now();
+            while let Some(Ok(done)) = writes.join_next().await {
+                last = done.2;
+                record(done, &mut latencies, &mut errors);
+            }
+            (latencies, errors, last)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut last = start;
+    for t in tasks {
+        let (lat, e, l) = t.await.unwrap();
+        all.extend(lat);
+        errors += e;
+        last = last.max(l);
+    }
+    all.sort_unstable();
+    let report = Report {
+        gateways: n,
+        acked: all.len() as u64,
+        elapsed: last.saturating_duration_since(start),
+        latencies_us: all,
+        values_per_frame: 2,
+        ..Report::default()
+    };
+    let mut run = Run::from(&report);
+    run.errors = errors;
+    run
+}
+
+fn record(done: (bool, Duration, Instant), latencies: &mut Vec<u64>, errors: &mut usize) {
+    if done.0 {
+        latencies.push(done.1.as_micros() as u64);
+    } else {
+        *errors += 1;
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+/// RSS of the ingest process in a real container, idle, in KiB.
+async fn idle_rss_kib(node: &provision_testkit::CassandraNode, tenant: &TestTenant) -> Option<u64> {
+    let docker = docker().await;
+    let scope = Scope::new("benchrss");
+    let name = scope.name("ingest");
+    let config = ContainerCreateBody {
+        image: Some(
+            std::env::var("PROVISION_INGEST_IMAGE")
+                .unwrap_or_else(|_| "provision/ingest:dev".into()),
+        ),
+        env: Some(tenant.app_env(node)),
+        labels: Some(scope.labels()),
+        host_config: Some(HostConfig {
+            network_mode: Some(TEST_NETWORK.to_owned()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            config,
+        )
+        .await
+        .ok()?;
+    docker.start_container(&name, None).await.ok()?;
+    let started = Instant::now();
+    let mut rss = None;
+    while started.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let state = docker.inspect_container(&name, None).await.ok()?.state?;
+        let healthy = state
+            .health
+            .as_ref()
+            .and_then(|h| h.status)
+            .map(|s| s.to_string());
+        if healthy.as_deref() == Some("healthy") {
+            // settle, then read the process's resident set from /proc
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let pid = state.pid?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            rss = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok());
+            break;
+        }
+    }
+    scope.cleanup().await;
+    rss
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let node = cassandra().await;
+    let tenant = TestTenant::create(node, "bench").await;
+    let admin = node.admin_session().await;
+    let token = new_gateway_token();
+    let max_n = a.gateways.iter().copied().max().unwrap_or(1);
+    for i in 0..max_n {
+        admin
+            .query_unpaged(
+                format!(
+                    "INSERT INTO {}.gateways (gateway_id, token_hash, created_at) VALUES (?, ?, ?)",
+                    tenant.keyspace
+                ),
+                (format!("gw-{i}"), hash_gateway_token(&token), Utc::now()),
+            )
+            .await
+            .unwrap();
+    }
+    let session = Arc::new(tenant.session(node).await);
+    let store = Arc::new(
+        Store::prepare(session, &tenant.keyspace, a.write_concurrency)
+            .await
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let shutdown = CancellationToken::new();
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(300),
+        max_connections: 1000,
+        max_pipeline: 128,
+    };
+    tokio::spawn(serve(
+        listener,
+        store.clone(),
+        Arc::new(Metrics::default()),
+        limits,
+        shutdown.clone(),
+    ));
+
+    eprintln!(
+        "bench: {} s per run, window {} frames per gateway, write concurrency {}, 1 reading x 2 values per frame",
+        a.seconds, a.window, a.write_concurrency
+    );
+    // warm up the node and the JIT so the first row is not penalised
+    let _ = floor(
+        store.clone(),
+        10,
+        0.0,
+        &Args {
+            seconds: 3.0,
+            gateways: vec![],
+            ..a
+        },
+    )
+    .await;
+
+    let mut rows = Vec::new();
+    for &n in &a.gateways {
+        let floor_sat = floor(store.clone(), n, 0.0, &a).await;
+        let ingest_sat_report = sim::run(sim_config(&addr, n, &token, 0.0, &a)).await;
+        let ingest_sat = Run::from(&ingest_sat_report);
+        if let Some(e) = ingest_sat_report.errors.first() {
+            eprintln!("ingest errors at {n} gateways: {e}");
+        }
+        let half_rate = ingest_sat.frames_per_sec / 2.0 / n as f64;
+        let floor_half = floor(store.clone(), n, half_rate, &a).await;
+        let ingest_half = Run::from(&sim::run(sim_config(&addr, n, &token, half_rate, &a)).await);
+        eprintln!(
+            "  {n} gateways: floor {:.0} f/s, ingest {:.0} f/s; at {:.0} f/s p99 floor {} ms, ingest {} ms",
+            floor_sat.frames_per_sec,
+            ingest_sat.frames_per_sec,
+            half_rate * n as f64,
+            ms(floor_half.p99),
+            ms(ingest_half.p99)
+        );
+        rows.push((
+            n,
+            floor_sat,
+            ingest_sat,
+            half_rate * n as f64,
+            floor_half,
+            ingest_half,
+        ));
+    }
+    shutdown.cancel();
+
+    println!("| gateways | floor frames/s | ingest frames/s | ingest / floor | saturated ack p50 / p99 / max ms (floor; ingest) | half rate frames/s | half-rate p99 ms floor | half-rate p99 ms ingest | errors |");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|---:|");
+    for (n, fs, is, half, fh, ih) in &rows {
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.2} | {} / {} / {} ; {} / {} / {} | {:.0} | {} | {} | {} |",
+            fs.frames_per_sec,
+            is.frames_per_sec,
+            is.frames_per_sec / fs.frames_per_sec.max(1e-9),
+            ms(fs.p50),
+            ms(fs.p99),
+            ms(fs.max),
+            ms(is.p50),
+            ms(is.p99),
+            ms(is.max),
+            half,
+            ms(fh.p99),
+            ms(ih.p99),
+            fs.errors + is.errors + fh.errors + ih.errors,
+        );
+    }
+    println!();
+    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; {} s per run", a.window, a.seconds);
+    match idle_rss_kib(node, &tenant).await {
+        Some(kib) => println!(
+            "\nidle RSS of the ingest container: {:.1} MiB",
+            kib as f64 / 1024.0
+        ),
+        None => println!("\nidle RSS of the ingest container: not measured (no healthy container)"),
+    }
+    tenant.drop(node).await;
+}

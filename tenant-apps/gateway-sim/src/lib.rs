@@ -1,0 +1,12 @@
+//! `gateway-sim`: a load generator speaking gateway protocol v1, and the
+//! small gateway client it is built on (tests use the client too).
+//!
+//! - [`answer`]: parsing the server's one-line answers
+//! - [`frames`]: building hello, reading and batch frames
+//! - [`client`]: one gateway connection (connect, hello, send, read answers)
+//! - [`sim`]: many gateways at a rate each; throughput and ack latency
+
+pub mod answer;
+pub mod client;
+pub mod frames;
+pub mod sim;

@@ -1,0 +1,148 @@
+//! Every error a person can run into gives one clear `error: ...` line and
+//! its own non-zero exit code, and leaves nothing behind.
+
+mod provision_support;
+
+use std::net::TcpListener;
+
+use provision_support::{tenant_containers, Env, Run};
+use provision_testkit::unique_id;
+
+fn assert_error(run: &Run, code: i32, needle: &str) {
+    assert_eq!(
+        run.code, code,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    let line = run.stderr.trim();
+    assert!(line.starts_with("error: "), "{line}");
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(line.contains(needle), "{line:?} does not say {needle:?}");
+}
+
+fn edit_config(env: &Env, from: &str, to: &str) {
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    assert!(text.contains(from), "{from} not in the test config");
+    std::fs::write(&env.config, text.replacen(from, to, 1)).unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_provider_id_is_refused_with_what_is_allowed() {
+    let env = Env::new("pverr", (27401, 27402), (27411, 27412)).await;
+    for bad in ["Acme", "1acme", "ac-me", "tenant;drop", &"a".repeat(33)] {
+        let run = env.run(&["start", bad]).await;
+        assert_error(&run, 3, "invalid provider id");
+        assert!(
+            run.stderr.contains("lowercase letters, digits and '_'"),
+            "{}",
+            run.stderr
+        );
+    }
+    let run = env.run(&["gateway", "add", "Bad-Id", "gw-1"]).await;
+    assert_error(&run, 3, "invalid provider id");
+}
+
+#[tokio::test]
+async fn an_exhausted_port_pool_is_an_error_and_leases_nothing() {
+    // A pool of one gateway port, held by another process on the host.
+    let holder = TcpListener::bind("0.0.0.0:27421").expect("the test holds its port");
+    let env = Env::new("pverr", (27421, 27421), (27431, 27432)).await;
+    let id = unique_id("exhausted");
+    let run = env.run(&["start", &id]).await;
+    assert_error(&run, 4, "gateway port pool 27421-27421 is exhausted");
+    assert_error(&env.run(&["status", &id]).await, 8, "unknown provider");
+    assert!(tenant_containers(&id).await.is_empty());
+    drop(holder);
+}
+
+#[tokio::test]
+async fn a_requested_port_that_is_leased_or_held_is_refused() {
+    let env = Env::new("pverr", (27441, 27444), (27451, 27454)).await;
+    let first = unique_id("owner");
+    let started = env
+        .run(&["--json", "start", &first, "--gateway-port", "27442"])
+        .await
+        .ok();
+    assert_eq!(started.port("gateway_port"), 27442);
+
+    let second = unique_id("taker");
+    let run = env
+        .run(&["start", &second, "--gateway-port", "27442"])
+        .await;
+    assert_error(
+        &run,
+        5,
+        &format!("gateway port 27442 is already leased to tenant {first}"),
+    );
+
+    let holder = TcpListener::bind("0.0.0.0:27459").expect("the test holds its port");
+    let run = env.run(&["start", &second, "--admin-port", "27459"]).await;
+    assert_error(&run, 5, "admin port 27459 is held by another process");
+    drop(holder);
+
+    // Neither refusal left a tenant, a lease or a container behind.
+    assert_error(&env.run(&["status", &second]).await, 8, "unknown provider");
+    assert!(tenant_containers(&second).await.is_empty());
+    // A tenant keeps its port: asking it for another one is refused too.
+    let run = env.run(&["start", &first, "--gateway-port", "27443"]).await;
+    assert_error(&run, 5, "already has gateway port 27442");
+    env.run(&["destroy", &first, "--yes", "--purge-data"])
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_named() {
+    let env = Env::new("pverr", (27461, 27462), (27471, 27472)).await;
+    edit_config(
+        &env,
+        "[docker]\n",
+        "[docker]\nhost = \"unix:///nonexistent/docker.sock\"\n",
+    );
+    let id = unique_id("noengine");
+    let run = env.run(&["start", &id]).await;
+    assert_error(
+        &run,
+        6,
+        "no Docker engine answers at unix:///nonexistent/docker.sock",
+    );
+    assert_error(&env.run(&["status", &id]).await, 8, "unknown provider");
+}
+
+#[tokio::test]
+async fn an_unreachable_cassandra_is_named_and_leaves_nothing() {
+    let env = Env::new("pverr", (27481, 27482), (27491, 27492)).await;
+    let host = env.node.host_addr.to_string();
+    edit_config(
+        &env,
+        &format!("contact_points = [\"{host}\"]"),
+        "contact_points = [\"127.0.0.1:1\"]",
+    );
+    edit_config(
+        &env,
+        "connect_timeout_secs = 30",
+        "connect_timeout_secs = 2",
+    );
+    let id = unique_id("nocql");
+    let run = env.run(&["start", &id]).await;
+    assert_error(&run, 7, "cassandra at 127.0.0.1:1 cannot be reached");
+    assert_error(&env.run(&["status", &id]).await, 8, "unknown provider");
+    assert!(tenant_containers(&id).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_provider_is_an_error_for_every_command_that_needs_one() {
+    let env = Env::new("pverr", (27501, 27502), (27511, 27512)).await;
+    let id = unique_id("nobody");
+    for args in [
+        vec!["stop", id.as_str()],
+        vec!["destroy", id.as_str(), "--yes"],
+        vec!["status", id.as_str()],
+        vec!["logs", id.as_str()],
+        vec!["gateway", "add", id.as_str(), "gw-1"],
+        vec!["gateway", "list", id.as_str()],
+    ] {
+        let run = env.run(&args).await;
+        assert_error(&run, 8, &format!("unknown provider {id}"));
+    }
+}

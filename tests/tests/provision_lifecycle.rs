@@ -1,0 +1,312 @@
+//! The whole life cycle of a tenant through the real `provision` binary,
+//! against the real Docker engine and the harness's Cassandra node: start,
+//! gateway readings through the leased port, the admin panel, stop/start,
+//! destroy, purge; and reconcile after a container is removed by hand.
+
+mod provision_support;
+
+use provision_support::{admin_login, http, is_running, tenant_containers, Env, Gateway};
+use provision_testkit::unique_id;
+
+async fn keyspace_exists(env: &Env, keyspace: &str) -> bool {
+    let session = env.node.admin_session().await;
+    let rows = session
+        .query_unpaged(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    rows.rows_num() > 0
+}
+
+async fn role_exists(env: &Env, role: &str) -> bool {
+    let session = env.node.admin_session().await;
+    let rows = session
+        .query_unpaged("SELECT role FROM system_auth.roles WHERE role = ?", (role,))
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    rows.rows_num() > 0
+}
+
+async fn readings_of(env: &Env, keyspace: &str, gateway: &str, day: &str) -> usize {
+    let session = env.node.admin_session().await;
+    let day = chrono_day(day);
+    let rows = session
+        .query_unpaged(
+            format!("SELECT ts FROM {keyspace}.readings WHERE gateway_id = ? AND day = ?"),
+            (gateway, day),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap();
+    rows.rows_num()
+}
+
+fn chrono_day(day: &str) -> scylla::value::CqlDate {
+    // Days since 1970-01-01, offset by 2^31 as CQL dates are.
+    let (y, rest) = day.split_at(4);
+    let y: i64 = y.parse().unwrap();
+    let m: i64 = rest[1..3].parse().unwrap();
+    let d: i64 = rest[4..6].parse().unwrap();
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    scylla::value::CqlDate((days + (1i64 << 31)) as u32)
+}
+
+#[tokio::test]
+async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
+    let env = Env::new("pvlife", (27001, 27009), (27101, 27109)).await;
+    let id = unique_id("life");
+    let keyspace = format!("tenant_{id}");
+
+    // start: a running tenant, its endpoints, and its first admin password once.
+    let first = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(first.field("provider").as_deref(), Some(id.as_str()));
+    assert_eq!(first.field("state").as_deref(), Some("running"));
+    assert_eq!(first.field("keyspace").as_deref(), Some(keyspace.as_str()));
+    let gateway_port = first.port("gateway_port");
+    let admin_port = first.port("admin_port");
+    assert!((27001..=27009).contains(&gateway_port), "{gateway_port}");
+    assert!((27101..=27109).contains(&admin_port), "{admin_port}");
+    assert_eq!(
+        first.field("admin_url"),
+        Some(format!("http://127.0.0.1:{admin_port}/"))
+    );
+    assert_eq!(first.field("admin_user").as_deref(), Some("admin"));
+    let password = first
+        .field("admin_password")
+        .expect("the first start prints the admin password");
+    assert!(is_running(&env.container(&id, "ingest")).await);
+    assert!(is_running(&env.container(&id, "admin")).await);
+
+    // A second start changes nothing and prints no password.
+    let second = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(
+        second.field("changed").as_deref(),
+        Some("false"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(second.port("gateway_port"), gateway_port);
+    assert_eq!(second.field("admin_password"), None);
+    let plan = env.run(&["plan", &id]).await.ok();
+    assert!(
+        plan.stdout.contains("nothing to do") || plan.stdout.contains("wait until healthy"),
+        "{}",
+        plan.stdout
+    );
+
+    // A gateway commissioned by the CLI sends readings through the leased port.
+    let added = env
+        .run(&["--json", "gateway", "add", &id, "gw-life-1"])
+        .await
+        .ok();
+    assert_eq!(added.field("gateway").as_deref(), Some("gw-life-1"));
+    let token = added.field("token").expect("a token");
+    let duplicate = env.run(&["gateway", "add", &id, "gw-life-1"]).await;
+    assert_ne!(duplicate.code, 0);
+    assert!(
+        duplicate.stderr.contains("already exists"),
+        "{}",
+        duplicate.stderr
+    );
+    let mut gw = Gateway::connect(gateway_port, "gw-life-1", &token).await;
+    for seq in 1..=3 {
+        gw.reading(
+            seq,
+            &format!("2026-11-23T06:00:0{seq}Z"),
+            "inverter-1",
+            "power",
+            1000.0 + seq as f64,
+        )
+        .await;
+    }
+    drop(gw);
+    assert_eq!(
+        readings_of(&env, &keyspace, "gw-life-1", "2026-11-23").await,
+        3
+    );
+
+    // ... and they show on the admin panel, behind the first admin's login.
+    let cookies = admin_login(admin_port, "admin", &password).await;
+    let dashboard = http(admin_port, "GET", "/", &cookies, None).await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert!(
+        dashboard.body.contains("gw-life-1"),
+        "the dashboard does not name the gateway"
+    );
+
+    // stop keeps the ports and the data; start brings the same ports back.
+    env.run(&["stop", &id]).await.ok();
+    assert!(!is_running(&env.container(&id, "ingest")).await);
+    assert!(!is_running(&env.container(&id, "admin")).await);
+    let stopped = env.run(&["--json", "status", &id]).await.ok();
+    assert_eq!(
+        stopped.field("state").as_deref(),
+        Some("stopped"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(stopped.port("gateway_port"), gateway_port);
+    let again = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(again.port("gateway_port"), gateway_port);
+    assert_eq!(again.port("admin_port"), admin_port);
+    assert_eq!(again.field("admin_password"), None);
+    let mut gw = Gateway::connect(gateway_port, "gw-life-1", &token).await;
+    gw.reading(4, "2026-11-23T06:00:04Z", "inverter-1", "power", 1004.0)
+        .await;
+    drop(gw);
+    assert_eq!(
+        readings_of(&env, &keyspace, "gw-life-1", "2026-11-23").await,
+        4
+    );
+    admin_login(admin_port, "admin", &password).await;
+
+    // status and list show health, uptime and resource use.
+    let status = env.run(&["status", &id]).await.ok();
+    assert!(
+        status.stdout.contains(&id) && status.stdout.contains("MEMORY"),
+        "{}",
+        status.stdout
+    );
+    let list = env.run(&["--json", "list"]).await.ok();
+    assert!(list.stdout.contains("\"memory_bytes\""), "{}", list.stdout);
+
+    // destroy releases the ports and keeps the data; a new tenant can take them.
+    let refused = env.run(&["destroy", &id]).await;
+    assert_eq!(
+        refused.code, 2,
+        "destroy without --yes and no terminal must refuse"
+    );
+    env.run(&["destroy", &id, "--yes"]).await.ok();
+    assert!(tenant_containers(&id).await.is_empty());
+    let destroyed = env.run(&["--json", "status", &id]).await.ok();
+    assert_eq!(
+        destroyed.field("gateway_port").as_deref(),
+        Some("null"),
+        "{}",
+        destroyed.stdout
+    );
+    assert!(keyspace_exists(&env, &keyspace).await);
+    let other = unique_id("life");
+    let taker = env
+        .run(&[
+            "--json",
+            "start",
+            &other,
+            "--gateway-port",
+            &gateway_port.to_string(),
+        ])
+        .await
+        .ok();
+    assert_eq!(taker.port("gateway_port"), gateway_port);
+    env.run(&["destroy", &other, "--yes", "--purge-data"])
+        .await
+        .ok();
+
+    // --purge-data drops the keyspace and the role, and forgets the tenant.
+    let plan = env
+        .run(&["destroy", &id, "--purge-data", "--dry-run"])
+        .await
+        .ok();
+    assert!(
+        plan.stdout.contains(&format!("drop keyspace {keyspace}")),
+        "{}",
+        plan.stdout
+    );
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    assert!(!keyspace_exists(&env, &keyspace).await);
+    assert!(!role_exists(&env, &keyspace).await);
+    let gone = env.run(&["status", &id]).await;
+    assert_eq!(gone.code, 8, "{}", gone.stderr);
+}
+
+#[tokio::test]
+async fn reconcile_recreates_a_container_removed_by_hand_and_reports_orphans() {
+    let env = Env::new("pvrec", (27011, 27019), (27111, 27119)).await;
+    let id = unique_id("rec");
+    let started = env.run(&["--json", "start", &id]).await.ok();
+    let gateway_port = started.port("gateway_port");
+    let docker = provision_testkit::docker().await;
+    let ingest = env.container(&id, "ingest");
+    docker
+        .remove_container(
+            &ingest,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let admin = env.container(&id, "admin");
+    docker.stop_container(&admin, None).await.unwrap();
+
+    let dry = env.run(&["reconcile", "--dry-run"]).await.ok();
+    assert_eq!(
+        dry.stdout,
+        format!("plan for tenant {id}:\n  create and start container {ingest} (missing)\n  start container {admin}\n"),
+        "only this environment's containers count"
+    );
+    assert!(!is_running(&admin).await, "--dry-run changed something");
+
+    env.run(&["reconcile"]).await.ok();
+    assert!(is_running(&ingest).await);
+    assert!(is_running(&admin).await);
+    // The recreated ingest serves the same leased port.
+    let again = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(again.port("gateway_port"), gateway_port);
+
+    // A stopped tenant stays stopped.
+    env.run(&["stop", &id]).await.ok();
+    let plan = env.run(&["reconcile", "--dry-run"]).await.ok();
+    assert_eq!(
+        plan.stdout,
+        format!("plan for tenant {id}:\n  nothing to do\n")
+    );
+
+    // A container with our labels whose tenant the store does not know is
+    // reported, never removed.
+    let ghost = unique_id("ghost");
+    let other = Env::new("pvrec2", (27021, 27029), (27121, 27129)).await;
+    let shared = other.config.clone();
+    // Same container prefix as `env`, another state store: unknown to `env`.
+    let text = std::fs::read_to_string(&shared)
+        .unwrap()
+        .replace(&other.prefix, &env.prefix);
+    std::fs::write(&shared, text).unwrap();
+    other.run(&["start", &ghost]).await.ok();
+    let report = env.run(&["reconcile", "--dry-run"]).await.ok();
+    assert!(
+        report.stdout.contains(&format!(
+            "report orphan container {} (tenant {ghost} is unknown; not removed)",
+            env.container(&ghost, "admin")
+        )),
+        "{}",
+        report.stdout
+    );
+    env.run(&["reconcile"]).await.ok();
+    assert!(is_running(&env.container(&ghost, "admin")).await);
+
+    other
+        .run(&["destroy", &ghost, "--yes", "--purge-data"])
+        .await
+        .ok();
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    assert!(tenant_containers(&id).await.is_empty());
+}

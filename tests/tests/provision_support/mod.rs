@@ -1,0 +1,424 @@
+//! Shared by the `provision_*.rs` test files: a private provisioner
+//! environment per test (its own state file, port ranges, container prefix
+//! and cleanup scope) pointed at the harness's Cassandra node, a runner for
+//! the real `provision` binary, and small clients for a tenant's gateway
+//! port (XML over TCP) and admin panel (HTTP).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use provision_testkit::{cassandra, CassandraNode, Scope, SCOPE_LABEL};
+use provisioner::{Config, Provisioner};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// The `provision` binary of this build (next to the test executable's
+/// `deps/` folder). `cargo test --workspace` builds it; a run of this crate
+/// alone builds it first.
+pub fn provision_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let release = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<triple>/release");
+    let bin = release.join("provision");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "provisioner",
+                "--bin",
+                "provision",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cannot build the provision binary");
+    }
+    bin
+}
+
+/// The outcome of one `provision` run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the run succeeded.
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "provision failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// A top-level field of the JSON output, as its raw text (strings unquoted).
+    pub fn field(&self, key: &str) -> Option<String> {
+        json_field(&self.stdout, key)
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.field(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no port {key} in {}", self.stdout))
+    }
+}
+
+/// Finds `"key": value` in (pretty-printed) JSON and returns the value.
+pub fn json_field(json: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\": ");
+    let start = json.find(&needle)? + needle.len();
+    let rest = &json[start..];
+    let end = rest.find([',', '\n']).unwrap_or(rest.len());
+    Some(rest[..end].trim().trim_matches('"').to_owned())
+}
+
+/// A private provisioner environment.
+pub struct Env {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub scope: Scope,
+    pub node: &'static CassandraNode,
+    pub prefix: String,
+}
+
+impl Env {
+    /// A state file and config of its own, port pools `gateway` and `admin`
+    /// (first, last), containers named `<scope>-<tenant>-<role>` and
+    /// labelled with the test's scope.
+    pub async fn new(name: &str, gateway: (u16, u16), admin: (u16, u16)) -> Env {
+        Env::with_extra(name, gateway, admin, "").await
+    }
+
+    /// Like [`Env::new`], with extra TOML appended to the config.
+    pub async fn with_extra(
+        name: &str,
+        gateway: (u16, u16),
+        admin: (u16, u16),
+        extra: &str,
+    ) -> Env {
+        let node = cassandra().await;
+        let scope = Scope::new(name);
+        let dir = std::env::temp_dir().join(format!("provision-test-{}", scope.id));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("provision.toml");
+        let prefix = scope.id.replace('_', "-");
+        let text = format!(
+            r#"state = "{state}"
+log_format = "text"
+{extra}
+[docker]
+network = "{network}"
+container_prefix = "{prefix}"
+extra_labels = {{ "{SCOPE_LABEL}" = "{scope}", "io.provision.test" = "1" }}
+
+[cassandra]
+mode = "external"
+contact_points = ["{host}"]
+container_contact_points = ["{in_network}"]
+published = true
+admin_user = "{user}"
+admin_password = "{password}"
+connect_timeout_secs = 30
+
+[ports]
+gateway = "{g0}-{g1}"
+admin = "{a0}-{a1}"
+public_host = "127.0.0.1"
+
+[health]
+timeout_secs = 90
+"#,
+            state = dir.join("state.db").display(),
+            network = node.network,
+            scope = scope.id,
+            host = node.host_addr,
+            in_network = node.in_network_addr,
+            user = node.admin_user,
+            password = node.admin_password,
+            g0 = gateway.0,
+            g1 = gateway.1,
+            a0 = admin.0,
+            a1 = admin.1,
+        );
+        std::fs::write(&config, text).unwrap();
+        Env {
+            dir,
+            config,
+            scope,
+            node,
+            prefix,
+        }
+    }
+
+    /// Runs `provision --config <ours> <args>`.
+    /// The command is built before the future is returned, so the future
+    /// borrows neither `self` nor `args`.
+    pub fn run(&self, args: &[&str]) -> impl std::future::Future<Output = Run> + 'static {
+        let mut command = self.command(args);
+        async move {
+            let out = command.output().await.expect("provision runs");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(provision_bin());
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The library over the same config and state.
+    pub async fn provisioner(&self) -> Provisioner {
+        let config = Config::load(Some(&self.config)).expect("test config parses");
+        Provisioner::open(config).await.expect("state store opens")
+    }
+
+    pub fn container(&self, tenant: &str, role: &str) -> String {
+        format!("{}-{tenant}-{role}", self.prefix)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Names of the containers carrying `io.provision.tenant=<tenant>`.
+pub async fn tenant_containers(tenant: &str) -> Vec<String> {
+    use bollard::query_parameters::ListContainersOptions;
+    let docker = provision_testkit::docker().await;
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("io.provision.tenant={tenant}")],
+    )]);
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .expect("docker lists containers");
+    let mut names: Vec<String> = list
+        .into_iter()
+        .filter_map(|c| c.names?.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether `container` is running.
+pub async fn is_running(container: &str) -> bool {
+    let docker = provision_testkit::docker().await;
+    docker
+        .inspect_container(container, None)
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+}
+
+/// A gateway connected to a tenant's gateway port, past the hello.
+pub struct Gateway {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Gateway {
+    pub async fn connect(port: u16, gateway: &str, token: &str) -> Gateway {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("gateway port accepts");
+        let (r, w) = stream.into_split();
+        let mut gw = Gateway {
+            reader: BufReader::new(r),
+            writer: w,
+        };
+        gw.send(&format!(r#"<hello gateway="{gateway}" token="{token}"/>"#))
+            .await;
+        let answer = gw.read_element().await;
+        assert!(answer.starts_with("<welcome"), "hello answered {answer}");
+        gw
+    }
+
+    pub async fn send(&mut self, xml: &str) {
+        self.writer
+            .write_all(xml.as_bytes())
+            .await
+            .expect("gateway write");
+    }
+
+    /// The next element the server sends (up to its closing `>`).
+    pub async fn read_element(&mut self) -> String {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let n = self
+                    .reader
+                    .read_until(b'>', &mut buf)
+                    .await
+                    .expect("gateway read");
+                assert!(
+                    n > 0,
+                    "the server closed the connection after {:?}",
+                    String::from_utf8_lossy(&buf)
+                );
+                let text = String::from_utf8_lossy(&buf).trim().to_owned();
+                // A self-closing element, or an element with its closing tag.
+                if text.ends_with("/>") || (text.contains("</") && text.ends_with('>')) {
+                    return text;
+                }
+            }
+        })
+        .await;
+        read.expect("the server answered within 20 s")
+    }
+
+    /// Sends one reading and waits for its ack.
+    pub async fn reading(&mut self, seq: u64, ts: &str, sensor: &str, name: &str, value: f64) {
+        self.send(&format!(
+            r#"<reading seq="{seq}" ts="{ts}" sensor="{sensor}"><value name="{name}" unit="W">{value}</value></reading>"#
+        ))
+        .await;
+        let answer = self.read_element().await;
+        assert_eq!(
+            answer,
+            format!(r#"<ack seq="{seq}"/>"#),
+            "reading {seq} answered {answer}"
+        );
+    }
+}
+
+/// A minimal HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// `name=value` of every Set-Cookie header.
+    pub fn cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .filter_map(|(_, v)| v.split(';').next().map(|s| s.trim().to_owned()))
+            .collect()
+    }
+}
+
+/// One HTTP request to 127.0.0.1:`port`, `Connection: close`.
+pub async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    cookies: &[String],
+    form: Option<&str>,
+) -> HttpAnswer {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("admin port accepts");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !cookies.is_empty() {
+        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
+    }
+    let body = form.unwrap_or("");
+    if form.is_some() {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nOrigin: http://127.0.0.1:{port}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
+        .await
+        .expect("the admin panel answered within 20 s")
+        .expect("admin read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpAnswer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Logs in to a tenant's admin panel; returns the cookies of the session.
+pub async fn admin_login(port: u16, user: &str, password: &str) -> Vec<String> {
+    let page = http(port, "GET", "/login", &[], None).await;
+    assert_eq!(page.status, 200, "GET /login: {}", page.body);
+    let csrf = hidden_field(&page.body, "csrf").expect("the login form carries a csrf field");
+    let form = format!(
+        "username={}&password={}&csrf={}",
+        urlencode(user),
+        urlencode(password),
+        urlencode(&csrf)
+    );
+    let answer = http(port, "POST", "/login", &page.cookies(), Some(&form)).await;
+    assert!(
+        answer.status == 303 || answer.status == 302,
+        "POST /login answered {}: {}",
+        answer.status,
+        answer.body
+    );
+    answer.cookies()
+}
+
+fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + 7;
+    let end = tag[v..].find('"')?;
+    Some(tag[v..v + end].to_owned())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
