@@ -165,7 +165,7 @@ impl Default for CassandraConfig {
             image: "provision/cassandra:5.0".into(),
             container: "provision-cassandra".into(),
             volume: "provision-cassandra-data".into(),
-            heap: "1G".into(),
+            heap: "2G".into(),
             host_port: 19042,
             contact_points: Vec::new(),
             container_contact_points: Vec::new(),

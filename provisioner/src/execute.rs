@@ -220,15 +220,7 @@ impl Provisioner {
         let _lock = lock::acquire(&self.data_dir, id.as_str()).await?;
         let plan = self.plan(id, options).await?;
         let mut report = StartReport {
-            provider: id.to_string(),
             state: "running".into(),
-            gateway_port: None,
-            admin_port: None,
-            gateway_endpoint: None,
-            admin_url: None,
-            keyspace: id.keyspace(),
-            admin_user: None,
-            admin_password: None,
             dry_run: options.dry_run,
             changed: plan
                 .steps
@@ -236,6 +228,7 @@ impl Provisioner {
                 .any(|s| !matches!(s, Step::WaitHealthy { .. })),
             plan: plan.steps.iter().map(|s| s.to_string()).collect(),
             plan_text: plan.to_string(),
+            ..Self::blank_report(id)
         };
         if options.dry_run {
             if let Some(r) = self.store.provider(id.as_str()).await? {
@@ -464,7 +457,7 @@ impl Provisioner {
                         .set_desired(id.as_str(), Desired::Stopped)
                         .await?;
                 }
-                self.execute(id, &plan, None, false, &mut self.blank_report(id))
+                self.execute(id, &plan, None, false, &mut Self::blank_report(id))
                     .await
             }
             .await;
@@ -474,7 +467,8 @@ impl Provisioner {
         Ok(PlanReport::new(&[plan], dry_run))
     }
 
-    fn blank_report(&self, id: &ProviderId) -> StartReport {
+    /// A report with nothing filled in but the tenant's names.
+    fn blank_report(id: &ProviderId) -> StartReport {
         StartReport {
             provider: id.to_string(),
             state: String::new(),
@@ -506,7 +500,7 @@ impl Provisioner {
                 .begin_operation(Some(id.as_str()), "destroy")
                 .await?;
             let outcome = self
-                .execute(id, &plan, None, false, &mut self.blank_report(id))
+                .execute(id, &plan, None, false, &mut Self::blank_report(id))
                 .await;
             self.finish(op, &outcome).await;
             outcome?;
@@ -545,7 +539,7 @@ impl Provisioner {
                     .await?;
                 let start = (record.desired == Desired::Running).then(StartOptions::default);
                 let outcome = self
-                    .execute(&id, &plan, start, false, &mut self.blank_report(&id))
+                    .execute(&id, &plan, start, false, &mut Self::blank_report(&id))
                     .await;
                 self.finish(op, &outcome).await;
                 outcome?;

@@ -1,31 +1,45 @@
 //! `provision start <provider> [--gateway-port P] [--admin-port P] [--dry-run]`
 
-use provisioner::StartOptions;
+use provisioner::{ProviderId, StartOptions};
 
 use crate::{output, provider, Ctx};
 
+/// The tenant and the ports it asks for; shared with `provision plan`.
 #[derive(Debug, clap::Args)]
-pub struct Options {
+pub struct Target {
     /// The provider (tenant) id: lowercase letters, digits and '_', starting with a letter.
-    provider: String,
+    pub provider: String,
     /// The host port for gateways (default: the next free one of the pool).
     #[arg(long, value_name = "P")]
-    gateway_port: Option<u16>,
+    pub gateway_port: Option<u16>,
     /// The host port of the admin panel (default: the next free one of the pool).
     #[arg(long, value_name = "P")]
-    admin_port: Option<u16>,
+    pub admin_port: Option<u16>,
+}
+
+impl Target {
+    /// The validated provider id and the library's start options.
+    pub fn parse(&self, dry_run: bool) -> anyhow::Result<(ProviderId, StartOptions)> {
+        let options = StartOptions {
+            gateway_port: self.gateway_port,
+            admin_port: self.admin_port,
+            dry_run,
+        };
+        Ok((provider(&self.provider)?, options))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    #[command(flatten)]
+    target: Target,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
 }
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
-    let id = provider(&o.provider)?;
-    let options = StartOptions {
-        gateway_port: o.gateway_port,
-        admin_port: o.admin_port,
-        dry_run: o.dry_run,
-    };
+    let (id, options) = o.target.parse(o.dry_run)?;
     let report = ctx.provisioner.start(&id, options).await?;
     if ctx.json {
         output::json(&report);
