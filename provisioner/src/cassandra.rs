@@ -4,6 +4,8 @@
 //! Every function here runs with an admin (superuser) session and is
 //! idempotent: running it again after a crash halfway converges.
 
+use std::time::{Duration, Instant};
+
 use scylla::client::session::Session;
 use scylla::errors::ExecutionError;
 pub use tenant_schema::cql::{connect_published, PublishedPortTranslator};
@@ -167,13 +169,7 @@ pub async fn ensure_role(
         .map(|rows| rows.rows_num() > 0)
         .unwrap_or(false);
     if exists {
-        run(
-            session,
-            tenant,
-            "set role password",
-            format!("ALTER ROLE {role} WITH PASSWORD = {password}"),
-        )
-        .await?;
+        set_password(session, tenant, &role, &password).await?;
     } else {
         run(
             session,
@@ -196,6 +192,40 @@ pub async fn ensure_role(
         .await?;
     }
     Ok(())
+}
+
+/// How long Cassandra 5 refuses a second password change of a role
+/// (`Password for role .. can only be changed every 5000ms`), plus a margin.
+const PASSWORD_CHANGE_INTERVAL: Duration = Duration::from_millis(5500);
+
+/// `ALTER ROLE .. WITH PASSWORD`. A provisioner killed right after it
+/// created the role finds the role on its next run within Cassandra's
+/// password-change interval: that refusal is waited out, not reported.
+async fn set_password(
+    session: &Session,
+    tenant: &ProviderId,
+    role: &str,
+    password: &str,
+) -> Result<(), CassandraError> {
+    let deadline = Instant::now() + PASSWORD_CHANGE_INTERVAL;
+    loop {
+        let outcome = run(
+            session,
+            tenant,
+            "set role password",
+            format!("ALTER ROLE {role} WITH PASSWORD = {password}"),
+        )
+        .await;
+        match outcome {
+            Err(e)
+                if e.to_string().contains("can only be changed every")
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Drops the tenant's keyspace (all its data) and its role.

@@ -23,6 +23,11 @@ use crate::ports::{host_port_free, Pools};
 use crate::provider_id::ProviderId;
 use crate::state::{PortRequest, ProviderRecord, Store};
 
+/// How often `start` checks whether a new container answers its health
+/// endpoint (a direct HTTP GET: cheap, and a container is usually up within
+/// a few hundred milliseconds).
+const HEALTH_POLL: Duration = Duration::from_millis(50);
+
 /// The provisioner: configuration and state store; Docker and Cassandra
 /// are reached per operation.
 #[derive(Debug)]
@@ -435,7 +440,7 @@ impl Provisioner {
                     why,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(HEALTH_POLL).await;
         }
     }
 

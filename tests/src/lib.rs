@@ -12,19 +12,25 @@
 //!   every Docker object a test creates so it can be removed by label.
 //! - [`TestTenant`] makes a tenant keyspace and role through the
 //!   provisioner's own code, so tests exercise the production path.
+//! - [`private_cassandra`] gives a test a Cassandra node of its own (to
+//!   restart or break), and [`wait_for_cql`] waits for any node to answer.
+//! - [`containers`] starts the tenant app images and asks the engine about
+//!   them; [`http`] talks HTTP to them; [`apps`] runs ingest in-process and
+//!   commissions gateways.
+
+pub mod apps;
+pub mod containers;
+pub mod http;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as DockerError;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
-};
+use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
 use bollard::Docker;
 use provisioner::cassandra::{
@@ -34,6 +40,8 @@ use provisioner::ProviderId;
 use rand::Rng;
 use scylla::client::session::Session;
 use tokio::sync::OnceCell;
+
+use crate::containers::{published_port, TestContainer};
 
 /// The container of the shared test Cassandra node.
 pub const CASSANDRA_CONTAINER: &str = "provision-test-cassandra";
@@ -139,19 +147,62 @@ impl CassandraNode {
     /// starting can accept a connection and never answer) fails after
     /// [`CONNECT_ATTEMPT_TIMEOUT`].
     pub async fn session_as(&self, user: &str, password: &str) -> Result<Session, String> {
-        match tokio::time::timeout(
-            CONNECT_ATTEMPT_TIMEOUT,
-            connect_published(self.host_addr, user, password),
+        connect_bounded(self.host_addr, user, password).await
+    }
+
+    /// A session of [`CassandraNode::admin_user`], once the node answers;
+    /// panics after `within`.
+    pub async fn wait_for_cql(&self, within: Duration) -> Session {
+        wait_for_cql(
+            self.host_addr,
+            &self.admin_user,
+            &self.admin_password,
+            within,
         )
         .await
-        {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "no answer from {} within {} s",
-                self.host_addr,
-                CONNECT_ATTEMPT_TIMEOUT.as_secs()
-            )),
+    }
+}
+
+/// A session of `user` at `host_addr` (a CQL port published on the host),
+/// or why not within [`CONNECT_ATTEMPT_TIMEOUT`].
+async fn connect_bounded(
+    host_addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> Result<Session, String> {
+    match tokio::time::timeout(
+        CONNECT_ATTEMPT_TIMEOUT,
+        connect_published(host_addr, user, password),
+    )
+    .await
+    {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer from {host_addr} within {} s",
+            CONNECT_ATTEMPT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// A session of `user` at `host_addr` (a CQL port published on the host),
+/// trying every 100 ms until one opens: for a node that is starting.
+/// Panics after `within`.
+pub async fn wait_for_cql(
+    host_addr: SocketAddr,
+    user: &str,
+    password: &str,
+    within: Duration,
+) -> Session {
+    let started = Instant::now();
+    loop {
+        match connect_bounded(host_addr, user, password).await {
+            Ok(session) => return session,
+            Err(e) => assert!(
+                started.elapsed() < within,
+                "the Cassandra at {host_addr} is not answering after {within:?}: {e}"
+            ),
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -189,56 +240,63 @@ fn harness_labels(role: &str) -> HashMap<String, String> {
     ])
 }
 
+/// A Cassandra node container named `name`, with a `heap`, on the harness
+/// network where containers reach it by name, its CQL port published on
+/// loopback (on `host_port`, or one the engine picks).
+fn cassandra_container(
+    name: &str,
+    image: &str,
+    labels: HashMap<String, String>,
+    heap: &str,
+    host_port: Option<u16>,
+) -> TestContainer {
+    TestContainer::new(name, image, labels)
+        .env(vec![format!("CASSANDRA_HEAP={heap}")])
+        .publish("9042/tcp", host_port)
+        .on_test_network()
+        .reachable_by_name()
+}
+
 async fn create_cassandra_container(docker: &Docker, image: &str) {
     if let Err(e) = docker.inspect_image(image).await {
         panic!("the image {image} is missing ({e}): run scripts/setup, which builds it");
     }
-    let config = ContainerCreateBody {
-        image: Some(image.to_owned()),
-        labels: Some(harness_labels("cassandra")),
-        env: Some(vec!["CASSANDRA_HEAP=1G".to_owned()]),
-        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                "9042/tcp".to_owned(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            network_mode: Some(TEST_NETWORK.to_owned()),
-            ..Default::default()
-        }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                TEST_NETWORK.to_owned(),
-                EndpointSettings {
-                    aliases: Some(vec![CASSANDRA_CONTAINER.to_owned()]),
-                    ..Default::default()
-                },
-            )])),
-        }),
-        ..Default::default()
-    };
-    let options = CreateContainerOptionsBuilder::default()
-        .name(CASSANDRA_CONTAINER)
-        .build();
-    match docker.create_container(Some(options), config).await {
-        Ok(_) => {}
+    let container = cassandra_container(
+        CASSANDRA_CONTAINER,
+        image,
+        harness_labels("cassandra"),
+        "1G",
+        None,
+    );
+    match container.create(docker).await {
+        Ok(()) => {}
         Err(e) if is_conflict(&e) => {}
         Err(e) => panic!("cannot create the test Cassandra container: {e}"),
     }
 }
 
-/// The host port that the container's 9042/tcp is published on, once known.
-async fn published_cql_port(docker: &Docker) -> Option<u16> {
-    let inspect = docker
-        .inspect_container(CASSANDRA_CONTAINER, None)
+/// A Cassandra node of one test only (to restart or break without touching
+/// the shared node): a container of `scope`, on the harness network, its
+/// CQL port published on a fixed host port that survives restarts. Returns
+/// once CQL answers (the image's default superuser).
+pub async fn private_cassandra(docker: &Docker, scope: &Scope) -> CassandraNode {
+    let name = scope.name("cassandra");
+    let port = containers::free_port();
+    let image = cassandra_image();
+    cassandra_container(&name, &image, scope.labels(), "768M", Some(port))
+        .start(docker)
         .await
-        .ok()?;
-    let ports = inspect.network_settings?.ports?;
-    let binding = ports.get("9042/tcp")?.as_ref()?.first()?.clone();
-    binding.host_port?.parse().ok()
+        .unwrap_or_else(|e| panic!("cannot start a private Cassandra from {image}: {e}"));
+    let node = CassandraNode {
+        container: name.clone(),
+        network: TEST_NETWORK.to_owned(),
+        host_addr: ([127, 0, 0, 1], port).into(),
+        in_network_addr: format!("{name}:9042"),
+        admin_user: "cassandra".to_owned(),
+        admin_password: "cassandra".to_owned(),
+    };
+    node.wait_for_cql(CASSANDRA_START_DEADLINE).await;
+    node
 }
 
 async fn start_cassandra() -> CassandraNode {
@@ -265,7 +323,7 @@ async fn start_cassandra() -> CassandraNode {
         }
     }
     let port = loop {
-        if let Some(port) = published_cql_port(&docker).await {
+        if let Some(port) = published_port(&docker, CASSANDRA_CONTAINER, "9042/tcp").await {
             break port;
         }
         assert!(
@@ -464,16 +522,10 @@ impl Drop for Scope {
 /// Removes every container, then network, then volume carrying `label`
 /// (`key=value`). A 404 counts as removed.
 pub async fn remove_labelled(docker: &Docker, label: &str) {
-    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+    let containers = containers::list_labelled(docker, label)
         .await
         .unwrap_or_default();
+    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
     for container in containers {
         if let Some(id) = container.id {
             let options = RemoveContainerOptionsBuilder::default()

@@ -15,57 +15,22 @@
 //! Knobs (env): BENCH_GATEWAYS (100), BENCH_READINGS (8640),
 //! BENCH_DASHBOARD_RUNS (500), BENCH_GATEWAY_RUNS (100).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use admin::{app, AppState, LoginLimits, PanelOptions, Store};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
+use provision_testkit::containers::{
+    admin_image, container_rss_kib, published_port, TestContainer,
+};
+use provision_testkit::http::{get_status, wait_for_200};
 use provision_testkit::{cassandra, docker, Scope, TestTenant};
 use scylla::statement::batch::{Batch, BatchType};
 use tenant_schema::model::hash_password;
 use tower::ServiceExt;
-
-// TEMPORARY: TestTenant::create fails on Cassandra 5 (ensure_role changes
-// the password right after creating the role: "can only be changed every
-// 5000ms"); this does the same without the second password change.
-async fn create_tenant(node: &provision_testkit::CassandraNode, prefix: &str) -> TestTenant {
-    use provisioner::cassandra::{ensure_keyspace, Replication};
-    let id = provisioner::ProviderId::parse(&provision_testkit::unique_id(prefix)).unwrap();
-    let admin = node.admin_session().await;
-    ensure_keyspace(&admin, &id, &Replication::default())
-        .await
-        .unwrap();
-    let password = tenant_schema::model::new_password();
-    let role = id.cassandra_role();
-    admin
-        .query_unpaged(
-            format!("CREATE ROLE {role} WITH PASSWORD = '{password}' AND LOGIN = true"),
-            (),
-        )
-        .await
-        .unwrap();
-    for p in ["SELECT", "MODIFY"] {
-        admin
-            .query_unpaged(
-                format!("GRANT {p} ON KEYSPACE {} TO {role}", id.keyspace()),
-                (),
-            )
-            .await
-            .unwrap();
-    }
-    TestTenant {
-        keyspace: id.keyspace(),
-        role,
-        id,
-        password,
-    }
-}
 
 fn knob(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -117,7 +82,7 @@ async fn bench_dashboard() {
     let gateway_runs = knob("BENCH_GATEWAY_RUNS", 100);
 
     let node = cassandra().await;
-    let tenant = create_tenant(node, "admin_bench").await;
+    let tenant = TestTenant::create(node, "admin_bench").await;
     let db = tenant.session(node).await;
     let ks = &tenant.keyspace;
 
@@ -349,18 +314,6 @@ fn cookie_value_for_container(keys: &admin::session::Keys) -> String {
     )
 }
 
-/// VmRSS of a process, in MiB, from the host's /proc.
-fn rss_mib(pid: i64) -> Result<f64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or("no VmRSS")?;
-    Ok(kb / 1024.0)
-}
-
 /// Starts the admin image for `tenant`, measures its RSS idle after start,
 /// then after 50 dashboard and 10 gateway pages over HTTP and 5 s of rest.
 async fn container_rss(
@@ -370,104 +323,52 @@ async fn container_rss(
 ) -> Result<(f64, f64), String> {
     let docker = docker().await;
     let scope = Scope::new("admin_bench");
-    let image =
-        std::env::var("PROVISION_ADMIN_IMAGE").unwrap_or_else(|_| "provision/admin:dev".to_owned());
     let mut env = tenant.app_env(node);
     env.push(format!("ADMIN_SESSION_SECRET={}", hex_of(CONTAINER_SECRET)));
-    let name = scope.name("admin");
-    let config = ContainerCreateBody {
-        image: Some(image),
-        labels: Some(scope.labels()),
-        env: Some(env),
-        exposed_ports: Some(vec!["8080/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                "8080/tcp".to_owned(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            network_mode: Some(node.network.clone()),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
+    let name = TestContainer::scoped(&scope, "admin", &admin_image())
+        .env(env)
+        .publish("8080/tcp", None)
+        .on_network(&node.network)
+        .hardened()
+        .start(&docker)
         .await
         .map_err(|e| e.to_string())?;
-    docker
-        .start_container(&name, None)
+    let port = published_port(&docker, &name, "8080/tcp")
         .await
-        .map_err(|e| e.to_string())?;
-    let inspect = docker
-        .inspect_container(&name, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    let pid = inspect.state.and_then(|s| s.pid).ok_or("no pid")?;
-    let port = inspect
-        .network_settings
-        .and_then(|n| n.ports)
-        .and_then(|p| p.get("8080/tcp").cloned().flatten())
-        .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
         .ok_or("no published port")?;
     let addr = format!("127.0.0.1:{port}");
-    let started = Instant::now();
-    while raw_get(&addr, "/healthz", "").await != Some(200) {
-        if started.elapsed() > Duration::from_secs(60) {
-            scope.cleanup().await;
-            return Err("the admin container never became healthy".into());
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+    if wait_for_200(&addr, "/healthz", Duration::from_secs(60))
+        .await
+        .is_err()
+    {
+        scope.cleanup().await;
+        return Err("the admin container never became healthy".into());
     }
+    let rss_mib = || async {
+        container_rss_kib(&docker, &name)
+            .await
+            .map(|kib| kib as f64 / 1024.0)
+            .ok_or("no VmRSS of the admin process")
+    };
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle = rss_mib(pid)?;
+    let idle = rss_mib().await?;
+    let cookies = [cookie.to_owned()];
     for _ in 0..50 {
-        assert_eq!(raw_get(&addr, "/", cookie).await, Some(200));
+        assert_eq!(get_status(&addr, "/", &cookies).await, Some(200));
     }
     let day = (Utc::now() - chrono::Duration::days(1)).date_naive();
     for i in 0..10 {
         assert_eq!(
-            raw_get(&addr, &format!("/gateways/gw-{i:03}?day={day}"), cookie).await,
+            get_status(&addr, &format!("/gateways/gw-{i:03}?day={day}"), &cookies).await,
             Some(200)
         );
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let busy = rss_mib(pid)?;
+    let busy = rss_mib().await?;
     scope.cleanup().await;
     Ok((idle, busy))
 }
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The status of `GET path` over a fresh TCP connection.
-async fn raw_get(addr: &str, path: &str, cookie: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let cookie = if cookie.is_empty() {
-        String::new()
-    } else {
-        format!("Cookie: {cookie}\r\n")
-    };
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    String::from_utf8_lossy(&raw)
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }

@@ -12,52 +12,18 @@ use admin::{app, AppState, LoginLimits, PanelOptions};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
+use provision_testkit::containers::{
+    admin_image, container_logs, container_state, published_port, TestContainer,
+};
+use provision_testkit::http::{csrf_field, form_urlencode, request, wait_for_200};
 use provision_testkit::{cassandra, docker, CassandraNode, Scope, TestTenant};
 use scylla::client::session::Session;
 use tenant_schema::model::{hash_gateway_token, hash_password};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-// TEMPORARY: TestTenant::create fails on Cassandra 5 (ensure_role changes
-// the password right after creating the role: "can only be changed every
-// 5000ms"); this does the same without the second password change.
-async fn create_tenant(node: &CassandraNode, prefix: &str) -> TestTenant {
-    use provisioner::cassandra::{ensure_keyspace, Replication};
-    let id = provisioner::ProviderId::parse(&provision_testkit::unique_id(prefix)).unwrap();
-    let admin = node.admin_session().await;
-    ensure_keyspace(&admin, &id, &Replication::default())
-        .await
-        .unwrap();
-    let password = tenant_schema::model::new_password();
-    let role = id.cassandra_role();
-    admin
-        .query_unpaged(
-            format!("CREATE ROLE {role} WITH PASSWORD = '{password}' AND LOGIN = true"),
-            (),
-        )
-        .await
-        .unwrap();
-    for p in ["SELECT", "MODIFY"] {
-        admin
-            .query_unpaged(
-                format!("GRANT {p} ON KEYSPACE {} TO {role}", id.keyspace()),
-                (),
-            )
-            .await
-            .unwrap();
-    }
-    TestTenant {
-        keyspace: id.keyspace(),
-        role,
-        id,
-        password,
-    }
-}
 
 /// One tenant with its panel.
 struct Panel {
@@ -72,7 +38,7 @@ impl Panel {
     }
 
     async fn start_with_secret(node: &CassandraNode, prefix: &str, secret: &[u8]) -> Panel {
-        let tenant = create_tenant(node, prefix).await;
+        let tenant = TestTenant::create(node, prefix).await;
         let db = tenant.session(node).await;
         let state = AppState::new(
             tenant.session(node).await,
@@ -167,17 +133,12 @@ impl Browser {
     async fn send(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
         let mut req = Request::builder().method(method).uri(path);
         if !self.cookies.is_empty() {
-            let cookie: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(header::COOKIE, cookie.join("; "));
+            req = req.header(header::COOKIE, cookie_header(&self.cookies).join("; "));
         }
         let body = match form {
             Some(fields) => {
                 req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Body::from(urlencode(fields))
+                Body::from(form_urlencode(fields))
             }
             None => Body::empty(),
         };
@@ -215,7 +176,7 @@ impl Browser {
     async fn login(&mut self, username: &str, password: &str) -> Answer {
         let page = self.get("/login").await;
         assert_eq!(page.status, StatusCode::OK);
-        let csrf = csrf_of(&page.body);
+        let csrf = csrf_field(&page.body);
         self.post(
             "/login",
             &[
@@ -231,8 +192,13 @@ impl Browser {
     async fn csrf(&mut self, path: &str) -> String {
         let page = self.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
-        csrf_of(&page.body)
+        csrf_field(&page.body)
     }
+}
+
+/// `name=value` of every cookie in the jar.
+fn cookie_header(jar: &HashMap<String, String>) -> Vec<String> {
+    jar.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 fn remember_cookie(jar: &mut HashMap<String, String>, set_cookie: &str) {
@@ -243,34 +209,6 @@ fn remember_cookie(jar: &mut HashMap<String, String>, set_cookie: &str) {
     } else {
         jar.insert(name.to_owned(), value.to_owned());
     }
-}
-
-fn csrf_of(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html
-        .find(marker)
-        .unwrap_or_else(|| panic!("no csrf field in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-fn urlencode(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                b => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn day(s: &str) -> NaiveDate {
@@ -411,7 +349,7 @@ async fn a_form_post_without_a_valid_csrf_token_is_refused() {
         )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
-    let token = csrf_of(&b.get("/login").await.body);
+    let token = csrf_field(&b.get("/login").await.body);
     let mut cookieless = panel.browser();
     let res = cookieless
         .post(
@@ -905,46 +843,6 @@ async fn healthz_answers_200_while_the_keyspace_answers_and_503_after_it_is_gone
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
 }
 
-/// A minimal HTTP/1.1 client over TCP, for the real container.
-async fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    cookies: &HashMap<String, String>,
-    form: Option<&[(&str, &str)]>,
-) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let body = form.map(urlencode).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !cookies.is_empty() {
-        let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        request.push_str(&format!("Cookie: {}\r\n", c.join("; ")));
-    }
-    if form.is_some() {
-        request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-    }
-    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"))??;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Ok((status, headers, body.to_owned()))
-}
-
 #[tokio::test]
 async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
     let node = cassandra().await;
@@ -959,8 +857,7 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
         )
         .await;
 
-    let image =
-        std::env::var("PROVISION_ADMIN_IMAGE").unwrap_or_else(|_| "provision/admin:dev".to_owned());
+    let image = admin_image();
     docker
         .inspect_image(&image)
         .await
@@ -968,89 +865,61 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
     let mut env = panel.tenant.app_env(node);
     env.push(format!("ADMIN_SESSION_SECRET={}", "ab".repeat(32)));
     env.push("LOG_FORMAT=json".to_owned());
-    let name = scope.name("admin");
-    let config = ContainerCreateBody {
-        image: Some(image.clone()),
-        labels: Some(scope.labels()),
-        env: Some(env),
-        exposed_ports: Some(vec!["8080/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                "8080/tcp".to_owned(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            network_mode: Some(node.network.clone()),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            memory: Some(64 << 20),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
-        .await
-        .expect("create the admin container");
-    docker
-        .start_container(&name, None)
+    let name = TestContainer::scoped(&scope, "admin", &image)
+        .env(env)
+        .publish("8080/tcp", None)
+        .on_network(&node.network)
+        .hardened()
+        .memory(64 << 20)
+        .start(&docker)
         .await
         .expect("start the admin container");
-    let inspect = docker.inspect_container(&name, None).await.unwrap();
-    let port = inspect.network_settings.unwrap().ports.unwrap()["8080/tcp"]
-        .as_ref()
-        .unwrap()[0]
-        .host_port
-        .clone()
-        .unwrap();
+    let port = published_port(&docker, &name, "8080/tcp").await.unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let no_cookies = HashMap::new();
-
-    let started = Instant::now();
-    loop {
-        if let Ok((200, _, _)) = http(&addr, "GET", "/healthz", &no_cookies, None).await {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the admin container never answered /healthz on {addr}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_for_200(&addr, "/healthz", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("the admin container never answered: {e}"));
 
     let mut jar: HashMap<String, String> = HashMap::new();
-    let (status, headers, body) = http(&addr, "GET", "/login", &jar, None).await.unwrap();
-    assert_eq!(status, 200);
-    for (k, v) in &headers {
-        if k == "set-cookie" {
-            remember_cookie(&mut jar, v);
-        }
+    let login = request(&addr, "GET", "/login", &cookie_header(&jar), None)
+        .await
+        .unwrap();
+    assert_eq!(login.status, 200);
+    for v in login.headers_named("set-cookie") {
+        remember_cookie(&mut jar, v);
     }
-    let csrf = csrf_of(&body);
+    let csrf = csrf_field(&login.body);
     let form = [
         ("username", "admin"),
         ("password", "container-pw-1"),
         ("csrf", csrf.as_str()),
     ];
-    let (status, headers, _) = http(&addr, "POST", "/login", &jar, Some(&form))
-        .await
-        .unwrap();
-    assert_eq!(status, 303);
-    let session = headers
-        .iter()
-        .find(|(k, v)| k == "set-cookie" && v.starts_with("admin_session_"))
-        .map(|(_, v)| v.clone())
+    let posted = request(
+        &addr,
+        "POST",
+        "/login",
+        &cookie_header(&jar),
+        Some(&form_urlencode(&form)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(posted.status, 303);
+    let session = posted
+        .headers_named("set-cookie")
+        .find(|v| v.starts_with("admin_session_"))
+        .map(str::to_owned)
         .expect("a session cookie over real HTTP");
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
     remember_cookie(&mut jar, &session);
-    let (status, _, body) = http(&addr, "GET", "/", &jar, None).await.unwrap();
-    assert_eq!(status, 200);
-    assert!(body.contains("gw-in-container"), "{body}");
+    let dashboard = request(&addr, "GET", "/", &cookie_header(&jar), None)
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status, 200);
+    assert!(
+        dashboard.body.contains("gw-in-container"),
+        "{}",
+        dashboard.body
+    );
 
     // The image's HEALTHCHECK command works inside the scratch container.
     let exec = docker
@@ -1090,26 +959,9 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
         stopping.elapsed() < Duration::from_secs(8),
         "stopped by SIGTERM, not killed after the timeout"
     );
-    let state = docker
-        .inspect_container(&name, None)
-        .await
-        .unwrap()
-        .state
-        .unwrap();
+    let state = container_state(&docker, &name).await.unwrap();
     assert_eq!(state.exit_code, Some(0));
-    let logs: Vec<String> = docker
-        .logs(
-            &name,
-            Some(
-                bollard::query_parameters::LogsOptionsBuilder::default()
-                    .stdout(true)
-                    .stderr(true)
-                    .build(),
-            ),
-        )
-        .map(|l| l.map(|l| l.to_string()).unwrap_or_default())
-        .collect()
-        .await;
+    let logs = container_logs(&docker, &name).await.unwrap_or_default();
     assert!(
         logs.iter()
             .any(|l| l.starts_with('{') && l.contains("admin panel listening")),

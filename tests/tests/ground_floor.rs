@@ -1,13 +1,12 @@
 //! The ground floor is real: the harness's Docker engine and Cassandra node
 //! work as the rest of the project assumes.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder};
-use futures::StreamExt;
-use provision_testkit::{cassandra, docker, unique_id, Scope, TEST_NETWORK};
+use provision_testkit::containers::{
+    container_logs, ingest_image, labelled_containers, wait_for_exit, TestContainer,
+};
+use provision_testkit::{cassandra, docker, unique_id, Scope};
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
 #[tokio::test]
@@ -111,84 +110,46 @@ async fn a_tenant_container_resolves_cassandra_by_name_and_reaches_cql() {
     let node = cassandra().await;
     let docker = docker().await;
     let scope = Scope::new("ground");
-    let image = std::env::var("PROVISION_INGEST_IMAGE")
-        .unwrap_or_else(|_| "provision/ingest:dev".to_owned());
-    let name = scope.name("probe");
-    let config = ContainerCreateBody {
-        image: Some(image.clone()),
-        cmd: Some(vec!["probe".to_owned(), node.in_network_addr.clone()]),
-        labels: Some(scope.labels()),
-        host_config: Some(HostConfig {
-            network_mode: Some(TEST_NETWORK.to_owned()),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
+    let image = ingest_image();
+    let name = TestContainer::scoped(&scope, "probe", &image)
+        .cmd(vec!["probe".to_owned(), node.in_network_addr.clone()])
+        .on_test_network()
+        .hardened()
+        .start(&docker)
         .await
         .unwrap_or_else(|e| {
-            panic!("cannot create a container from {image} (run scripts/setup): {e}")
+            panic!("cannot start a container from {image} (run scripts/setup): {e}")
         });
-    docker.start_container(&name, None).await.unwrap();
-
-    let started = Instant::now();
-    let exit_code = loop {
-        let state = docker
-            .inspect_container(&name, None)
-            .await
-            .unwrap()
-            .state
-            .unwrap();
-        if state.running == Some(false) {
-            break state.exit_code.unwrap_or(-1);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the probe did not finish in 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut output = String::new();
-    let mut logs = docker.logs(
-        &name,
-        Some(
-            LogsOptionsBuilder::default()
-                .stdout(true)
-                .stderr(true)
-                .build(),
-        ),
-    );
-    while let Some(chunk) = logs.next().await {
-        output.push_str(&chunk.unwrap().to_string());
-    }
+    let exit_code = wait_for_exit(&docker, &name, Duration::from_secs(30)).await;
+    let output = container_logs(&docker, &name).await.unwrap().concat();
     assert_eq!(exit_code, 0, "the probe failed: {output}");
     assert!(
         output.contains("reached provision-test-cassandra:9042"),
         "{output}"
     );
     scope.cleanup().await;
-    let left: HashMap<String, Vec<String>> = HashMap::from([(
-        "label".to_owned(),
-        vec![format!("io.provision.test-scope={}", scope.id)],
-    )]);
-    let remaining = docker
-        .list_containers(Some(
-            bollard::query_parameters::ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&left)
-                .build(),
-        ))
-        .await
-        .unwrap();
+    let remaining =
+        labelled_containers(&docker, &format!("io.provision.test-scope={}", scope.id)).await;
     assert!(
         remaining.is_empty(),
         "cleanup by label left {} containers",
         remaining.len()
     );
+}
+
+/// A provisioner killed right after `CREATE ROLE` runs `ensure_role` again
+/// within Cassandra's 5-second password-change interval; it must converge
+/// (the role keeps working with the stored password), not fail.
+#[tokio::test]
+async fn ensure_role_right_after_the_role_was_created_converges() {
+    let node = cassandra().await;
+    let tenant = provision_testkit::TestTenant::create(node, "role_again").await;
+    let admin = node.admin_session().await;
+    provisioner::cassandra::ensure_role(&admin, &tenant.id, &tenant.password)
+        .await
+        .expect("a second ensure_role at once converges");
+    node.session_as(&tenant.role, &tenant.password)
+        .await
+        .expect("the role logs in with its password");
+    tenant.drop(node).await;
 }

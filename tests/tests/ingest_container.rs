@@ -6,70 +6,23 @@
 //! Cassandra container of this test (same image, on the harness network,
 //! carrying the test's Scope label), never the shared test node.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
-};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RestartContainerOptionsBuilder};
+use bollard::query_parameters::RestartContainerOptionsBuilder;
 use bollard::Docker;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gateway_sim::answer::Answer;
 use gateway_sim::client::Gateway;
-use provision_testkit::{
-    cassandra, cassandra_image, docker, CassandraNode, Scope, TestTenant, TEST_NETWORK,
+use provision_testkit::apps::commission_gateway;
+use provision_testkit::containers::{
+    container_state, free_port, ingest_image, wait_healthy, TestContainer,
 };
+use provision_testkit::{cassandra, docker, private_cassandra, CassandraNode, Scope, TestTenant};
 use scylla::client::session::Session;
-use tenant_schema::model::{hash_gateway_token, new_gateway_token};
 use tokio::sync::Mutex;
-
-/// A tenant keyspace (through the provisioner's own `ensure_keyspace`) and
-/// a tenant role with SELECT and MODIFY on it only.
-///
-/// Not `TestTenant::create` for now: its `ensure_role` runs `ALTER ROLE ..
-/// WITH PASSWORD` right after `CREATE ROLE`, which Cassandra 5 refuses
-/// ("can only be changed every 5000ms"). Switch back once that is fixed.
-async fn create_tenant(node: &CassandraNode, prefix: &str) -> TestTenant {
-    let id = provisioner::ProviderId::parse(&provision_testkit::unique_id(prefix)).unwrap();
-    let admin = node.admin_session().await;
-    provisioner::cassandra::ensure_keyspace(
-        &admin,
-        &id,
-        &provisioner::cassandra::Replication::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot create the test keyspace: {e}"));
-    let password = tenant_schema::model::new_password();
-    let (role, keyspace) = (id.cassandra_role(), id.keyspace());
-    admin
-        .query_unpaged(
-            format!("CREATE ROLE {role} WITH PASSWORD = '{password}' AND LOGIN = true"),
-            (),
-        )
-        .await
-        .unwrap();
-    for permission in ["SELECT", "MODIFY"] {
-        admin
-            .query_unpaged(
-                format!("GRANT {permission} ON KEYSPACE {keyspace} TO {role}"),
-                (),
-            )
-            .await
-            .unwrap();
-    }
-    TestTenant {
-        id,
-        keyspace,
-        role,
-        password,
-    }
-}
-
-fn ingest_image() -> String {
-    std::env::var("PROVISION_INGEST_IMAGE").unwrap_or_else(|_| "provision/ingest:dev".to_owned())
-}
+use tokio::task::JoinHandle;
 
 const BASE_TS: &str = "2026-11-23T08:00:00Z";
 
@@ -79,84 +32,60 @@ fn base() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// A free port on loopback, to publish a container port on a fixed host
-/// port that stays the same across restarts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A tenant on `node` with one commissioned gateway, served by a healthy
+/// ingest container of `scope` published on a fixed host port.
+struct Served {
+    tenant: TestTenant,
+    admin: Session,
+    gateway: String,
+    token: String,
+    /// The ingest container.
+    name: String,
+    /// The gateway address on the host.
+    addr: String,
+    /// When the ingest container started.
+    started_at: String,
 }
 
-fn publish(container_port: &str, host_port: u16) -> HashMap<String, Option<Vec<PortBinding>>> {
-    HashMap::from([(
-        container_port.to_owned(),
-        Some(vec![PortBinding {
-            host_ip: Some("127.0.0.1".to_owned()),
-            host_port: Some(host_port.to_string()),
-        }]),
-    )])
-}
-
-/// Starts an ingest container for `tenant`, reaching Cassandra at
-/// `contact_point` on the harness network; returns the gateway address on
-/// the host.
-async fn start_ingest(
+async fn serve_one_gateway(
     docker: &Docker,
     scope: &Scope,
-    tenant: &TestTenant,
     node: &CassandraNode,
-    contact_point: &str,
-) -> (String, String) {
-    let name = scope.name("ingest");
+    prefix: &str,
+    gateway: &str,
+) -> Served {
+    let tenant = TestTenant::create(node, prefix).await;
+    let admin = node.admin_session().await;
+    let token = commission_gateway(&admin, &tenant.keyspace, gateway).await;
     let port = free_port();
     let mut env = tenant.app_env(node);
-    env.retain(|e| !e.starts_with("CASSANDRA_CONTACT_POINTS="));
-    env.push(format!("CASSANDRA_CONTACT_POINTS={contact_point}"));
     env.push("LOG_FORMAT=json".to_owned());
     env.push("RUST_LOG=info,scylla=warn".to_owned());
-    let config = ContainerCreateBody {
-        image: Some(ingest_image()),
-        env: Some(env),
-        labels: Some(scope.labels()),
-        exposed_ports: Some(vec!["6000/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            network_mode: Some(TEST_NETWORK.to_owned()),
-            port_bindings: Some(publish("6000/tcp", port)),
-            readonly_rootfs: Some(true),
-            cap_drop: Some(vec!["ALL".to_owned()]),
-            memory: Some(128 * 1024 * 1024),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
+    let image = ingest_image();
+    let name = TestContainer::scoped(scope, "ingest", &image)
+        .env(env)
+        .publish("6000/tcp", Some(port))
+        .on_test_network()
+        .hardened()
+        .memory(128 * 1024 * 1024)
+        .start(docker)
         .await
         .unwrap_or_else(|e| {
-            panic!(
-                "cannot create {name} from {} (run scripts/setup): {e}",
-                ingest_image()
-            )
+            panic!("cannot start an ingest container from {image} (run scripts/setup): {e}")
         });
-    docker.start_container(&name, None).await.unwrap();
-    (name, format!("127.0.0.1:{port}"))
-}
-
-async fn commission(admin: &Session, keyspace: &str, id: &str) -> String {
-    let token = new_gateway_token();
-    admin
-        .query_unpaged(
-            format!("INSERT INTO {keyspace}.gateways (gateway_id, token_hash, created_at) VALUES (?, ?, ?)"),
-            (id, hash_gateway_token(&token), Utc::now()),
-        )
+    wait_healthy(docker, &name, Duration::from_secs(90))
         .await
-        .unwrap();
-    token
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started_at = container_state(docker, &name).await.unwrap().started_at;
+    Served {
+        tenant,
+        admin,
+        gateway: gateway.to_owned(),
+        token,
+        name,
+        addr: format!("127.0.0.1:{port}"),
+        started_at,
+    }
 }
 
 async fn written_seqs(admin: &Session, keyspace: &str, gw: &str, day: NaiveDate) -> BTreeSet<i64> {
@@ -173,36 +102,6 @@ async fn written_seqs(admin: &Session, keyspace: &str, gw: &str, day: NaiveDate)
         .unwrap()
         .map(|r| r.unwrap().0)
         .collect()
-}
-
-async fn container_state(docker: &Docker, name: &str) -> (bool, String, Option<String>) {
-    let state = docker
-        .inspect_container(name, None)
-        .await
-        .unwrap()
-        .state
-        .unwrap();
-    (
-        state.running.unwrap_or(false),
-        state.started_at.unwrap_or_default(),
-        state.health.and_then(|h| h.status).map(|s| s.to_string()),
-    )
-}
-
-async fn wait_healthy(docker: &Docker, name: &str, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let (running, _, health) = container_state(docker, name).await;
-        assert!(running, "{name} stopped; see `docker logs {name}`");
-        if health.as_deref() == Some("healthy") {
-            return;
-        }
-        assert!(
-            started.elapsed() < within,
-            "{name} not healthy after {within:?} (health {health:?}); see `docker logs {name}`"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// What a gateway that resends unacked frames after every reconnect saw.
@@ -304,6 +203,41 @@ async fn deliver(
     }
 }
 
+impl Served {
+    /// Spawns [`deliver`] of `total` frames from the gateway.
+    fn deliver(
+        &self,
+        total: i64,
+        pace: Duration,
+        deadline: Duration,
+    ) -> (Arc<Mutex<Delivery>>, JoinHandle<()>) {
+        let progress = Arc::new(Mutex::new(Delivery::default()));
+        let sender = tokio::spawn(deliver(
+            self.addr.clone(),
+            self.gateway.clone(),
+            self.token.clone(),
+            total,
+            pace,
+            deadline,
+            progress.clone(),
+        ));
+        (progress, sender)
+    }
+
+    /// Asserts that every acked frame is in `readings`, read through `admin`.
+    async fn assert_acked_are_written(&self, admin: &Session, delivery: &Delivery) {
+        let written = written_seqs(
+            admin,
+            &self.tenant.keyspace,
+            &self.gateway,
+            base().date_naive(),
+        )
+        .await;
+        let lost: Vec<_> = delivery.acked.difference(&written).collect();
+        assert!(lost.is_empty(), "acked but not in Cassandra: {lost:?}");
+    }
+}
+
 async fn wait_for_acks(progress: &Arc<Mutex<Delivery>>, at_least: usize, within: Duration) {
     let started = Instant::now();
     while progress.lock().await.acked.len() < at_least {
@@ -321,38 +255,28 @@ async fn acked_readings_survive_a_restart_of_the_ingest_container() {
     let node = cassandra().await;
     let docker = docker().await;
     let scope = Scope::new("ingestrestart");
-    let tenant = create_tenant(node, "ingestrestart").await;
-    let admin = node.admin_session().await;
-    let token = commission(&admin, &tenant.keyspace, "gw-r").await;
-    let (name, addr) = start_ingest(&docker, &scope, &tenant, node, &node.in_network_addr).await;
-    wait_healthy(&docker, &name, Duration::from_secs(90)).await;
-    let (_, started_before, _) = container_state(&docker, &name).await;
-
-    let progress = Arc::new(Mutex::new(Delivery::default()));
+    let served = serve_one_gateway(&docker, &scope, node, "ingestrestart", "gw-r").await;
+    let name = &served.name;
     let total = 400;
-    let sender = tokio::spawn(deliver(
-        addr.clone(),
-        "gw-r".into(),
-        token,
-        total,
-        Duration::from_millis(10),
-        Duration::from_secs(120),
-        progress.clone(),
-    ));
+    let (progress, sender) =
+        served.deliver(total, Duration::from_millis(10), Duration::from_secs(120));
     wait_for_acks(&progress, 100, Duration::from_secs(60)).await;
     // SIGTERM while frames are in flight; Docker kills after 10 s
     docker
         .restart_container(
-            &name,
+            name,
             Some(RestartContainerOptionsBuilder::default().t(10).build()),
         )
         .await
         .unwrap();
     sender.await.unwrap();
 
-    let (running, started_after, _) = container_state(&docker, &name).await;
-    assert!(running);
-    assert_ne!(started_before, started_after, "the container did restart");
+    let after = container_state(&docker, name).await.unwrap();
+    assert!(after.running);
+    assert_ne!(
+        served.started_at, after.started_at,
+        "the container did restart"
+    );
     let delivery = progress.lock().await;
     eprintln!(
         "ingest restart: {} acks over {} connections; first errors: {:?}",
@@ -369,81 +293,12 @@ async fn acked_readings_survive_a_restart_of_the_ingest_container() {
         total as usize,
         "every frame acked in the end: {delivery:?}"
     );
-    let written = written_seqs(&admin, &tenant.keyspace, "gw-r", base().date_naive()).await;
-    let lost: Vec<_> = delivery.acked.difference(&written).collect();
-    assert!(lost.is_empty(), "acked but not in Cassandra: {lost:?}");
+    served
+        .assert_acked_are_written(&served.admin, &delivery)
+        .await;
     drop(delivery);
     scope.cleanup().await;
-    tenant.drop(node).await;
-}
-
-/// A private single Cassandra node of this test, reachable from the host
-/// through a fixed published port and from containers by name.
-async fn private_cassandra(docker: &Docker, scope: &Scope) -> CassandraNode {
-    let name = scope.name("cassandra");
-    let port = free_port();
-    let config = ContainerCreateBody {
-        image: Some(cassandra_image()),
-        env: Some(vec!["CASSANDRA_HEAP=768M".to_owned()]),
-        labels: Some(scope.labels()),
-        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            network_mode: Some(TEST_NETWORK.to_owned()),
-            port_bindings: Some(publish("9042/tcp", port)),
-            ..Default::default()
-        }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                TEST_NETWORK.to_owned(),
-                EndpointSettings {
-                    aliases: Some(vec![name.clone()]),
-                    ..Default::default()
-                },
-            )])),
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot create a private Cassandra from {}: {e}",
-                cassandra_image()
-            )
-        });
-    docker.start_container(&name, None).await.unwrap();
-    let node = CassandraNode {
-        container: name.clone(),
-        network: TEST_NETWORK.to_owned(),
-        host_addr: ([127, 0, 0, 1], port).into(),
-        in_network_addr: format!("{name}:9042"),
-        admin_user: "cassandra".to_owned(),
-        admin_password: "cassandra".to_owned(),
-    };
-    wait_for_cql(&node, Duration::from_secs(240)).await;
-    node
-}
-
-async fn wait_for_cql(node: &CassandraNode, within: Duration) -> Session {
-    let started = Instant::now();
-    loop {
-        match node
-            .session_as(&node.admin_user, &node.admin_password)
-            .await
-        {
-            Ok(session) => return session,
-            Err(e) => assert!(
-                started.elapsed() < within,
-                "private Cassandra {} not answering after {within:?}: {e}",
-                node.container
-            ),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    served.tenant.drop(node).await;
 }
 
 #[tokio::test]
@@ -451,24 +306,11 @@ async fn ingest_acks_nothing_while_cassandra_restarts_and_recovers_by_itself() {
     let docker = docker().await;
     let scope = Scope::new("ingestcass");
     let node = Box::leak(Box::new(private_cassandra(&docker, &scope).await));
-    let tenant = create_tenant(node, "ingestcass").await;
-    let admin = node.admin_session().await;
-    let token = commission(&admin, &tenant.keyspace, "gw-c").await;
-    let (name, addr) = start_ingest(&docker, &scope, &tenant, node, &node.in_network_addr).await;
-    wait_healthy(&docker, &name, Duration::from_secs(90)).await;
-    let (_, ingest_started, _) = container_state(&docker, &name).await;
-
-    let progress = Arc::new(Mutex::new(Delivery::default()));
+    let served = serve_one_gateway(&docker, &scope, node, "ingestcass", "gw-c").await;
+    let name = &served.name;
     let total = 300;
-    let sender = tokio::spawn(deliver(
-        addr.clone(),
-        "gw-c".into(),
-        token,
-        total,
-        Duration::from_millis(20),
-        Duration::from_secs(300),
-        progress.clone(),
-    ));
+    let (progress, sender) =
+        served.deliver(total, Duration::from_millis(20), Duration::from_secs(300));
     wait_for_acks(&progress, 50, Duration::from_secs(60)).await;
     let acked_before = progress.lock().await.acked.len();
     docker
@@ -481,9 +323,12 @@ async fn ingest_acks_nothing_while_cassandra_restarts_and_recovers_by_itself() {
     sender.await.unwrap();
 
     // ingest neither crashed nor was restarted, and took every frame in the end
-    let (running, started, _) = container_state(&docker, &name).await;
-    assert!(running, "ingest stopped; see `docker logs {name}`");
-    assert_eq!(started, ingest_started, "ingest was not restarted");
+    let after = container_state(&docker, name).await.unwrap();
+    assert!(after.running, "ingest stopped; see `docker logs {name}`");
+    assert_eq!(
+        after.started_at, served.started_at,
+        "ingest was not restarted"
+    );
     let delivery = progress.lock().await;
     eprintln!(
         "cassandra restart: {} acks ({acked_before} before the restart) over {} connections; {} errors, first: {:?}",
@@ -503,10 +348,8 @@ async fn ingest_acks_nothing_while_cassandra_restarts_and_recovers_by_itself() {
         "every frame acked after recovery: {delivery:?}"
     );
     // every ack, including those just before the restart, is in Cassandra
-    let admin = wait_for_cql(node, Duration::from_secs(120)).await;
-    let written = written_seqs(&admin, &tenant.keyspace, "gw-c", base().date_naive()).await;
-    let lost: Vec<_> = delivery.acked.difference(&written).collect();
-    assert!(lost.is_empty(), "acked but not in Cassandra: {lost:?}");
+    let admin = node.wait_for_cql(Duration::from_secs(120)).await;
+    served.assert_acked_are_written(&admin, &delivery).await;
     drop(delivery);
     scope.cleanup().await;
 }

@@ -10,58 +10,16 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gateway_sim::answer::Answer;
 use gateway_sim::client::{ClientError, Gateway};
 use ingest::metrics::Metrics;
-use ingest::server::{serve, Limits};
+use ingest::server::Limits;
 use ingest::store::Store;
+use provision_testkit::apps::{commission_gateway, spawn_ingest};
 use provision_testkit::{cassandra, CassandraNode, TestTenant};
 use scylla::client::session::Session;
-use tenant_schema::model::{hash_gateway_token, new_gateway_token};
-use tokio::net::TcpListener;
+use tenant_schema::model::new_gateway_token;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const T0: &str = "2026-11-23T06:00:00Z";
-
-/// A tenant keyspace (through the provisioner's own `ensure_keyspace`) and
-/// a tenant role with SELECT and MODIFY on it only.
-///
-/// Not `TestTenant::create` for now: its `ensure_role` runs `ALTER ROLE ..
-/// WITH PASSWORD` right after `CREATE ROLE`, which Cassandra 5 refuses
-/// ("can only be changed every 5000ms"). Switch back once that is fixed.
-async fn create_tenant(node: &CassandraNode, prefix: &str) -> TestTenant {
-    let id = provisioner::ProviderId::parse(&provision_testkit::unique_id(prefix)).unwrap();
-    let admin = node.admin_session().await;
-    provisioner::cassandra::ensure_keyspace(
-        &admin,
-        &id,
-        &provisioner::cassandra::Replication::default(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("cannot create the test keyspace: {e}"));
-    let password = tenant_schema::model::new_password();
-    let (role, keyspace) = (id.cassandra_role(), id.keyspace());
-    admin
-        .query_unpaged(
-            format!("CREATE ROLE {role} WITH PASSWORD = '{password}' AND LOGIN = true"),
-            (),
-        )
-        .await
-        .unwrap();
-    for permission in ["SELECT", "MODIFY"] {
-        admin
-            .query_unpaged(
-                format!("GRANT {permission} ON KEYSPACE {keyspace} TO {role}"),
-                (),
-            )
-            .await
-            .unwrap();
-    }
-    TestTenant {
-        id,
-        keyspace,
-        role,
-        password,
-    }
-}
 
 fn limits() -> Limits {
     Limits {
@@ -87,7 +45,7 @@ struct Ingest {
 impl Ingest {
     async fn start(limits: Limits) -> Ingest {
         let node = cassandra().await;
-        let tenant = create_tenant(node, "ingest").await;
+        let tenant = TestTenant::create(node, "ingest").await;
         let admin = node.admin_session().await;
         let session = Arc::new(tenant.session(node).await);
         let store = Arc::new(
@@ -97,7 +55,7 @@ impl Ingest {
         );
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
-        let (addr, server) = spawn_server(&store, &metrics, limits, &shutdown).await;
+        let (addr, server) = spawn_ingest(&store, &metrics, limits, &shutdown).await;
         Ingest {
             node,
             tenant,
@@ -112,18 +70,7 @@ impl Ingest {
 
     /// Commissions a gateway as the admin panel would; returns its token.
     async fn commission(&self, id: &str) -> String {
-        let token = new_gateway_token();
-        self.admin
-            .query_unpaged(
-                format!(
-                    "INSERT INTO {}.gateways (gateway_id, token_hash, display_name, created_at) VALUES (?, ?, ?, ?)",
-                    self.tenant.keyspace
-                ),
-                (id, hash_gateway_token(&token), id, Utc::now()),
-            )
-            .await
-            .unwrap();
-        token
+        commission_gateway(&self.admin, &self.tenant.keyspace, id).await
     }
 
     async fn revoke(&self, id: &str) {
@@ -183,24 +130,6 @@ impl Ingest {
         }
         self.tenant.drop(self.node).await;
     }
-}
-
-async fn spawn_server(
-    store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
-    limits: Limits,
-    shutdown: &CancellationToken,
-) -> (String, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = tokio::spawn(serve(
-        listener,
-        store.clone(),
-        metrics.clone(),
-        limits,
-        shutdown.clone(),
-    ));
-    (addr, server)
 }
 
 fn day(ts: &str) -> NaiveDate {
@@ -521,7 +450,7 @@ async fn idle_connections_time_out_and_the_connection_cap_holds() {
         ..limits()
     };
     let (idle_addr, _idle) =
-        spawn_server(&ingest.store, &ingest.metrics, idle_limits, &shutdown).await;
+        spawn_ingest(&ingest.store, &ingest.metrics, idle_limits, &shutdown).await;
     let mut gw = Gateway::login(&idle_addr, "gw-1", &token).await.unwrap();
     let started = std::time::Instant::now();
     let answers = until_closed(&mut gw).await;
@@ -549,7 +478,7 @@ async fn idle_connections_time_out_and_the_connection_cap_holds() {
         ..limits()
     };
     let (cap_addr, _cap) =
-        spawn_server(&ingest.store, &ingest.metrics, cap_limits, &shutdown).await;
+        spawn_ingest(&ingest.store, &ingest.metrics, cap_limits, &shutdown).await;
     let first = Gateway::login(&cap_addr, "gw-1", &token).await.unwrap();
     let second = Gateway::login(&cap_addr, "gw-1", &token).await.unwrap();
     let mut third = Gateway::connect(&cap_addr).await.unwrap();

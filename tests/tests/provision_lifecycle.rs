@@ -5,7 +5,8 @@
 
 mod provision_support;
 
-use provision_support::{admin_login, http, is_running, tenant_containers, Env, Gateway};
+use provision_support::{is_running, tenant_containers, Env, Gateway};
+use provision_testkit::http::{admin_login, request};
 use provision_testkit::unique_id;
 
 async fn keyspace_exists(env: &Env, keyspace: &str) -> bool {
@@ -139,8 +140,11 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     );
 
     // ... and they show on the admin panel, behind the first admin's login.
-    let cookies = admin_login(admin_port, "admin", &password).await;
-    let dashboard = http(admin_port, "GET", "/", &cookies, None).await;
+    let admin_addr = format!("127.0.0.1:{admin_port}");
+    let cookies = admin_login(&admin_addr, "admin", &password).await;
+    let dashboard = request(&admin_addr, "GET", "/", &cookies, None)
+        .await
+        .expect("the admin panel answers");
     assert_eq!(dashboard.status, 200, "{}", dashboard.body);
     assert!(
         dashboard.body.contains("gw-life-1"),
@@ -171,7 +175,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
         readings_of(&env, &keyspace, "gw-life-1", "2026-11-23").await,
         4
     );
-    admin_login(admin_port, "admin", &password).await;
+    admin_login(&admin_addr, "admin", &password).await;
 
     // status and list show health, uptime and resource use.
     let status = env.run(&["status", &id]).await.ok();

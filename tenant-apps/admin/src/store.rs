@@ -15,16 +15,13 @@ use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
+use tenant_common::{prepare_statement, PrepareFailed};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot prepare the {what} statement: {source}")]
-    Prepare {
-        what: &'static str,
-        #[source]
-        source: Box<scylla::errors::PrepareError>,
-    },
+    #[error(transparent)]
+    Prepare(#[from] PrepareFailed),
     #[error("cassandra query {what} failed: {source}")]
     Query {
         what: &'static str,
@@ -119,16 +116,8 @@ impl Store {
         let prepare = |what: &'static str, cql: String| {
             let session = &session;
             async move {
-                let mut statement =
-                    session
-                        .prepare(cql)
-                        .await
-                        .map_err(|source| StoreError::Prepare {
-                            what,
-                            source: Box::new(source),
-                        })?;
+                let mut statement = prepare_statement(session, what, cql, REQUEST_TIMEOUT).await?;
                 statement.set_page_size(PAGE_SIZE);
-                statement.set_request_timeout(Some(REQUEST_TIMEOUT));
                 Ok::<_, StoreError>(statement)
             }
         };

@@ -1,12 +1,14 @@
 //! The tenant's Cassandra session: the tenant role's credentials, the
 //! tenant keyspace, and retries with backoff so an app that starts before
-//! Cassandra (or while it restarts) waits for it instead of crashing.
+//! Cassandra (or while it restarts) waits for it instead of crashing; and
+//! [`prepare_statement`], how the apps prepare their statements at start.
 
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::errors::NewSessionError;
+use scylla::errors::{NewSessionError, PrepareError};
+use scylla::statement::prepared::PreparedStatement;
 
 use crate::config::TenantConfig;
 
@@ -23,6 +25,32 @@ pub enum CassandraError {
         #[source]
         source: NewSessionError,
     },
+}
+
+/// A statement that Cassandra would not prepare.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare the {what} statement: {source}")]
+pub struct PrepareFailed {
+    /// What the statement is for (`"insert reading"`).
+    pub what: &'static str,
+    #[source]
+    pub source: Box<PrepareError>,
+}
+
+/// Prepares `cql`, named `what` in the error, with `timeout` as the
+/// request timeout of every execution of it.
+pub async fn prepare_statement(
+    session: &Session,
+    what: &'static str,
+    cql: String,
+    timeout: Duration,
+) -> Result<PreparedStatement, PrepareFailed> {
+    let mut statement = session.prepare(cql).await.map_err(|source| PrepareFailed {
+        what,
+        source: Box::new(source),
+    })?;
+    statement.set_request_timeout(Some(timeout));
+    Ok(statement)
 }
 
 /// A session on the tenant keyspace, retried with backoff (0.5 s doubling

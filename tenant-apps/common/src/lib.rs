@@ -12,7 +12,9 @@ pub mod health;
 pub mod logging;
 pub mod signal;
 
-pub use cassandra::{connect_cassandra, connect_cassandra_until, CassandraError};
+pub use cassandra::{
+    connect_cassandra, connect_cassandra_until, prepare_statement, CassandraError, PrepareFailed,
+};
 pub use config::{env_or, env_parse, env_required, ConfigError, TenantConfig};
 pub use health::{http_healthcheck, HealthcheckError};
 pub use logging::init_logging;

@@ -19,17 +19,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
 use chrono::{TimeDelta, Utc};
 use gateway_sim::sim::{self, make_frame, Report, SimConfig, Stop};
 use ingest::metrics::Metrics;
 use ingest::protocol::{parse_frame, Frame};
-use ingest::server::{serve, Limits};
+use ingest::server::Limits;
 use ingest::store::Store;
-use provision_testkit::{cassandra, docker, Scope, TestTenant, TEST_NETWORK};
-use tenant_schema::model::{hash_gateway_token, new_gateway_token, GatewayId};
-use tokio::net::TcpListener;
+use provision_testkit::apps::{commission_gateway_with, spawn_ingest};
+use provision_testkit::containers::{container_rss_kib, ingest_image, wait_healthy, TestContainer};
+use provision_testkit::{cassandra, docker, Scope, TestTenant};
+use tenant_schema::model::{new_gateway_token, GatewayId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -211,51 +210,20 @@ fn ms(d: Duration) -> String {
 async fn idle_rss_kib(node: &provision_testkit::CassandraNode, tenant: &TestTenant) -> Option<u64> {
     let docker = docker().await;
     let scope = Scope::new("benchrss");
-    let name = scope.name("ingest");
-    let config = ContainerCreateBody {
-        image: Some(
-            std::env::var("PROVISION_INGEST_IMAGE")
-                .unwrap_or_else(|_| "provision/ingest:dev".into()),
-        ),
-        env: Some(tenant.app_env(node)),
-        labels: Some(scope.labels()),
-        host_config: Some(HostConfig {
-            network_mode: Some(TEST_NETWORK.to_owned()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
+    let name = TestContainer::scoped(&scope, "ingest", &ingest_image())
+        .env(tenant.app_env(node))
+        .on_test_network()
+        .start(&docker)
         .await
         .ok()?;
-    docker.start_container(&name, None).await.ok()?;
-    let started = Instant::now();
-    let mut rss = None;
-    while started.elapsed() < Duration::from_secs(120) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let state = docker.inspect_container(&name, None).await.ok()?.state?;
-        let healthy = state
-            .health
-            .as_ref()
-            .and_then(|h| h.status)
-            .map(|s| s.to_string());
-        if healthy.as_deref() == Some("healthy") {
+    let rss = match wait_healthy(&docker, &name, Duration::from_secs(120)).await {
+        Ok(()) => {
             // settle, then read the process's resident set from /proc
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let pid = state.pid?;
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            rss = status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok());
-            break;
+            container_rss_kib(&docker, &name).await
         }
-    }
+        Err(_) => None,
+    };
     scope.cleanup().await;
     rss
 }
@@ -269,16 +237,7 @@ async fn main() {
     let token = new_gateway_token();
     let max_n = a.gateways.iter().copied().max().unwrap_or(1);
     for i in 0..max_n {
-        admin
-            .query_unpaged(
-                format!(
-                    "INSERT INTO {}.gateways (gateway_id, token_hash, created_at) VALUES (?, ?, ?)",
-                    tenant.keyspace
-                ),
-                (format!("gw-{i}"), hash_gateway_token(&token), Utc::now()),
-            )
-            .await
-            .unwrap();
+        commission_gateway_with(&admin, &tenant.keyspace, &format!("gw-{i}"), &token).await;
     }
     let session = Arc::new(tenant.session(node).await);
     let store = Arc::new(
@@ -286,21 +245,14 @@ async fn main() {
             .await
             .unwrap(),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
     let shutdown = CancellationToken::new();
     let limits = Limits {
         idle_timeout: Duration::from_secs(300),
         max_connections: 1000,
         max_pipeline: 128,
     };
-    tokio::spawn(serve(
-        listener,
-        store.clone(),
-        Arc::new(Metrics::default()),
-        limits,
-        shutdown.clone(),
-    ));
+    let (addr, _server) =
+        spawn_ingest(&store, &Arc::new(Metrics::default()), limits, &shutdown).await;
 
     eprintln!(
         "bench: {} s per run, window {} frames per gateway, write concurrency {}, 1 reading x 2 values per frame",

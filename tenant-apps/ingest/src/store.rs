@@ -19,10 +19,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use scylla::client::session::Session;
-use scylla::errors::{ExecutionError, PrepareError};
+use scylla::errors::ExecutionError;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
+use tenant_common::{prepare_statement, PrepareFailed};
 use tenant_schema::model::GatewayId;
 use tokio::sync::Semaphore;
 
@@ -34,12 +35,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the store could not prepare, read or write.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot prepare the {what} statement: {source}")]
-    Prepare {
-        what: &'static str,
-        #[source]
-        source: PrepareError,
-    },
+    #[error(transparent)]
+    Prepare(#[from] PrepareFailed),
     #[error("cannot read gateway {gateway}: {source}")]
     ReadGateway {
         gateway: String,
@@ -51,7 +48,7 @@ pub enum StoreError {
         table: &'static str,
         gateway: String,
         #[source]
-        source: ExecutionError,
+        source: Box<ExecutionError>,
     },
     #[error("cassandra does not answer: {0}")]
     Ping(String),
@@ -107,15 +104,7 @@ impl Store {
         write_concurrency: usize,
     ) -> Result<Self, StoreError> {
         let prepare = |what: &'static str, cql: String| {
-            let session = session.clone();
-            async move {
-                let mut statement = session
-                    .prepare(cql)
-                    .await
-                    .map_err(|source| StoreError::Prepare { what, source })?;
-                statement.set_request_timeout(Some(REQUEST_TIMEOUT));
-                Ok::<_, StoreError>(statement)
-            }
+            prepare_statement(&session, what, cql, REQUEST_TIMEOUT)
         };
         let insert_reading = prepare(
             "insert reading",
@@ -254,7 +243,7 @@ impl Store {
             move |source| StoreError::Write {
                 table,
                 gateway: gw.to_owned(),
-                source,
+                source: Box::new(source),
             }
         };
         let readings = futures::future::try_join_all(

@@ -3,79 +3,34 @@
 //!
 //! `cargo run --release -p provision-testkit --bin bench-ground [-- RUNS]`
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
-use bollard::query_parameters::CreateContainerOptionsBuilder;
-use provision_testkit::{cassandra_image, docker, Scope, CONNECT_ATTEMPT_TIMEOUT};
-use tenant_schema::cql::connect_published;
-
-/// The RSS of a process in the host's view, from /proc.
-fn rss_mib(pid: i64) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
+use provision_testkit::containers::{
+    container_state, process_rss_kib, published_port, TestContainer,
+};
+use provision_testkit::{cassandra_image, docker, wait_for_cql, Scope};
 
 async fn start_and_wait(docker: &bollard::Docker, scope: &Scope, run: usize) -> (Duration, i64) {
     let name = scope.name(&format!("cassandra{run}"));
-    let config = ContainerCreateBody {
-        image: Some(cassandra_image()),
-        labels: Some(scope.labels()),
-        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-        host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                "9042/tcp".to_owned(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            config,
-        )
+    let container =
+        TestContainer::new(&name, &cassandra_image(), scope.labels()).publish("9042/tcp", None);
+    container
+        .create(docker)
         .await
         .expect("create the Cassandra container");
     let started = Instant::now();
     docker.start_container(&name, None).await.expect("start it");
-    let inspect = docker
-        .inspect_container(&name, None)
+    let port = published_port(docker, &name, "9042/tcp")
         .await
-        .expect("inspect it");
-    let port: u16 = inspect.network_settings.unwrap().ports.unwrap()["9042/tcp"]
-        .as_ref()
-        .unwrap()[0]
-        .host_port
-        .as_ref()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pid = inspect.state.unwrap().pid.unwrap();
+        .expect("the CQL port is published");
+    let pid = container_state(docker, &name)
+        .await
+        .expect("inspect it")
+        .pid
+        .expect("a running container has a pid");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    loop {
-        let attempt = connect_published(addr, "cassandra", "cassandra");
-        if let Ok(Ok(_)) = tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
-            return (started.elapsed(), pid);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no CQL after 300 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_cql(addr, "cassandra", "cassandra", Duration::from_secs(300)).await;
+    (started.elapsed(), pid)
 }
 
 #[tokio::main]
@@ -102,7 +57,7 @@ async fn main() {
     }
     eprintln!("idling 60 s before reading RSS");
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let rss = rss_mib(last_pid).unwrap_or(f64::NAN);
+    let rss = process_rss_kib(last_pid).map_or(f64::NAN, |kib| kib as f64 / 1024.0);
     scope.cleanup().await;
 
     times.sort_by(|a, b| a.total_cmp(b));

@@ -1,8 +1,9 @@
 //! Shared by the `provision_*.rs` test files: a private provisioner
 //! environment per test (its own state file, port ranges, container prefix
 //! and cleanup scope) pointed at the harness's Cassandra node, a runner for
-//! the real `provision` binary, and small clients for a tenant's gateway
-//! port (XML over TCP) and admin panel (HTTP).
+//! the real `provision` binary, and a small client for a tenant's gateway
+//! port (XML over TCP). The admin panel is reached with the harness's
+//! `provision_testkit::http`.
 
 #![allow(dead_code)]
 
@@ -10,9 +11,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use provision_testkit::{cassandra, CassandraNode, Scope, SCOPE_LABEL};
+use provision_testkit::containers::{self, labelled_containers};
+use provision_testkit::{cassandra, docker, CassandraNode, Scope, SCOPE_LABEL};
 use provisioner::{Config, Provisioner};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// The `provision` binary of this build (next to the test executable's
@@ -206,39 +208,12 @@ impl Drop for Env {
 
 /// Names of the containers carrying `io.provision.tenant=<tenant>`.
 pub async fn tenant_containers(tenant: &str) -> Vec<String> {
-    use bollard::query_parameters::ListContainersOptions;
-    let docker = provision_testkit::docker().await;
-    let filters = std::collections::HashMap::from([(
-        "label".to_owned(),
-        vec![format!("io.provision.tenant={tenant}")],
-    )]);
-    let list = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-        .expect("docker lists containers");
-    let mut names: Vec<String> = list
-        .into_iter()
-        .filter_map(|c| c.names?.into_iter().next())
-        .map(|n| n.trim_start_matches('/').to_owned())
-        .collect();
-    names.sort();
-    names
+    labelled_containers(&docker().await, &format!("io.provision.tenant={tenant}")).await
 }
 
 /// Whether `container` is running.
 pub async fn is_running(container: &str) -> bool {
-    let docker = provision_testkit::docker().await;
-    docker
-        .inspect_container(container, None)
-        .await
-        .ok()
-        .and_then(|i| i.state)
-        .and_then(|s| s.running)
-        .unwrap_or(false)
+    containers::is_running(&docker().await, container).await
 }
 
 /// A gateway connected to a tenant's gateway port, past the hello.
@@ -310,115 +285,4 @@ impl Gateway {
             "reading {seq} answered {answer}"
         );
     }
-}
-
-/// A minimal HTTP/1.1 answer.
-#[derive(Debug)]
-pub struct HttpAnswer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl HttpAnswer {
-    /// `name=value` of every Set-Cookie header.
-    pub fn cookies(&self) -> Vec<String> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-            .filter_map(|(_, v)| v.split(';').next().map(|s| s.trim().to_owned()))
-            .collect()
-    }
-}
-
-/// One HTTP request to 127.0.0.1:`port`, `Connection: close`.
-pub async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    cookies: &[String],
-    form: Option<&str>,
-) -> HttpAnswer {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("admin port accepts");
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    if !cookies.is_empty() {
-        request.push_str(&format!("Cookie: {}\r\n", cookies.join("; ")));
-    }
-    let body = form.unwrap_or("");
-    if form.is_some() {
-        request.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nOrigin: http://127.0.0.1:{port}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
-        .await
-        .expect("the admin panel answered within 20 s")
-        .expect("admin read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    HttpAnswer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-/// Logs in to a tenant's admin panel; returns the cookies of the session.
-pub async fn admin_login(port: u16, user: &str, password: &str) -> Vec<String> {
-    let page = http(port, "GET", "/login", &[], None).await;
-    assert_eq!(page.status, 200, "GET /login: {}", page.body);
-    let csrf = hidden_field(&page.body, "csrf").expect("the login form carries a csrf field");
-    let form = format!(
-        "username={}&password={}&csrf={}",
-        urlencode(user),
-        urlencode(password),
-        urlencode(&csrf)
-    );
-    let answer = http(port, "POST", "/login", &page.cookies(), Some(&form)).await;
-    assert!(
-        answer.status == 303 || answer.status == 302,
-        "POST /login answered {}: {}",
-        answer.status,
-        answer.body
-    );
-    answer.cookies()
-}
-
-fn hidden_field(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[tag_start..tag_end];
-    let v = tag.find("value=\"")? + 7;
-    let end = tag[v..].find('"')?;
-    Some(tag[v..v + end].to_owned())
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

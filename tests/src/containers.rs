@@ -1,0 +1,345 @@
+//! Containers that tests start themselves: the images of the tenant apps,
+//! a [`TestContainer`] description that creates and starts one (on the
+//! harness network, published on loopback, hardened like the provisioner
+//! runs tenant apps), and what tests then ask the engine about it: its
+//! state, published port, health, exit, logs and resident memory.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+};
+use bollard::Docker;
+use futures::StreamExt;
+
+use crate::{Scope, TEST_NETWORK};
+
+/// The ingest image: `PROVISION_INGEST_IMAGE`, or the one scripts/setup builds.
+pub fn ingest_image() -> String {
+    std::env::var("PROVISION_INGEST_IMAGE").unwrap_or_else(|_| "provision/ingest:dev".to_owned())
+}
+
+/// The admin panel image: `PROVISION_ADMIN_IMAGE`, or the one scripts/setup builds.
+pub fn admin_image() -> String {
+    std::env::var("PROVISION_ADMIN_IMAGE").unwrap_or_else(|_| "provision/admin:dev".to_owned())
+}
+
+/// A free port on loopback, to publish a container port on a fixed host
+/// port that stays the same across restarts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a port on loopback")
+        .local_addr()
+        .expect("a bound port has an address")
+        .port()
+}
+
+/// What a test container runs with; [`TestContainer::start`] creates and
+/// starts it. Only what is asked for is set: a bare description is the
+/// engine's default container of `image`.
+#[derive(Debug, Clone)]
+pub struct TestContainer {
+    name: String,
+    image: String,
+    labels: HashMap<String, String>,
+    env: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    network: Option<String>,
+    alias: bool,
+    publish: Option<(String, Option<u16>)>,
+    hardened: bool,
+    memory: Option<i64>,
+}
+
+impl TestContainer {
+    /// A container named `name` from `image`, carrying `labels`.
+    pub fn new(name: &str, image: &str, labels: HashMap<String, String>) -> TestContainer {
+        TestContainer {
+            name: name.to_owned(),
+            image: image.to_owned(),
+            labels,
+            env: None,
+            cmd: None,
+            network: None,
+            alias: false,
+            publish: None,
+            hardened: false,
+            memory: None,
+        }
+    }
+
+    /// A container of `scope`: named `scope.name(what)`, carrying its labels.
+    pub fn scoped(scope: &Scope, what: &str, image: &str) -> TestContainer {
+        TestContainer::new(&scope.name(what), image, scope.labels())
+    }
+
+    /// The container's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its environment (`KEY=value`).
+    pub fn env(mut self, env: Vec<String>) -> TestContainer {
+        self.env = Some(env);
+        self
+    }
+
+    /// Its command (the image's entrypoint arguments).
+    pub fn cmd(mut self, cmd: Vec<String>) -> TestContainer {
+        self.cmd = Some(cmd);
+        self
+    }
+
+    /// Joins the harness network ([`TEST_NETWORK`]), where the test
+    /// Cassandra answers by name.
+    pub fn on_test_network(self) -> TestContainer {
+        self.on_network(TEST_NETWORK)
+    }
+
+    /// Joins `network`.
+    pub fn on_network(mut self, network: &str) -> TestContainer {
+        self.network = Some(network.to_owned());
+        self
+    }
+
+    /// Makes the container reachable by its name on its network (an alias).
+    pub fn reachable_by_name(mut self) -> TestContainer {
+        self.alias = true;
+        self
+    }
+
+    /// Publishes `container_port` (`"8080/tcp"`) on 127.0.0.1: on
+    /// `host_port`, or on a port the engine picks when `None` (read it back
+    /// with [`published_port`]).
+    pub fn publish(mut self, container_port: &str, host_port: Option<u16>) -> TestContainer {
+        self.publish = Some((container_port.to_owned(), host_port));
+        self
+    }
+
+    /// A read-only root filesystem and every capability dropped, as the
+    /// provisioner runs tenant apps.
+    pub fn hardened(mut self) -> TestContainer {
+        self.hardened = true;
+        self
+    }
+
+    /// A memory limit, in bytes.
+    pub fn memory(mut self, bytes: i64) -> TestContainer {
+        self.memory = Some(bytes);
+        self
+    }
+
+    fn body(&self) -> ContainerCreateBody {
+        let port_bindings = self.publish.as_ref().map(|(port, host_port)| {
+            HashMap::from([(
+                port.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(host_port.map(|p| p.to_string()).unwrap_or_default()),
+                }]),
+            )])
+        });
+        let networking_config = match (&self.network, self.alias) {
+            (Some(network), true) => Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![self.name.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            _ => None,
+        };
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            env: self.env.clone(),
+            cmd: self.cmd.clone(),
+            labels: Some(self.labels.clone()),
+            exposed_ports: self.publish.as_ref().map(|(port, _)| vec![port.clone()]),
+            host_config: Some(HostConfig {
+                port_bindings,
+                network_mode: self.network.clone(),
+                readonly_rootfs: self.hardened.then_some(true),
+                cap_drop: self.hardened.then(|| vec!["ALL".to_owned()]),
+                memory: self.memory,
+                ..Default::default()
+            }),
+            networking_config,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the container (not started).
+    pub async fn create(&self, docker: &Docker) -> Result<(), DockerError> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&self.name)
+            .build();
+        docker.create_container(Some(options), self.body()).await?;
+        Ok(())
+    }
+
+    /// Creates and starts the container; returns its name.
+    pub async fn start(&self, docker: &Docker) -> Result<String, DockerError> {
+        self.create(docker).await?;
+        docker.start_container(&self.name, None).await?;
+        Ok(self.name.clone())
+    }
+}
+
+/// What the engine says about a container's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub running: bool,
+    /// When it last started (RFC 3339), empty if never.
+    pub started_at: String,
+    /// The HEALTHCHECK status (`"healthy"`, `"starting"`...), if it has one.
+    pub health: Option<String>,
+    pub exit_code: Option<i64>,
+    pub pid: Option<i64>,
+}
+
+/// The state of container `name`.
+pub async fn container_state(docker: &Docker, name: &str) -> Result<ContainerState, DockerError> {
+    let state = docker
+        .inspect_container(name, None)
+        .await?
+        .state
+        .unwrap_or_default();
+    Ok(ContainerState {
+        running: state.running.unwrap_or(false),
+        started_at: state.started_at.unwrap_or_default(),
+        health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
+        exit_code: state.exit_code,
+        pid: state.pid,
+    })
+}
+
+/// Whether container `name` exists and runs.
+pub async fn is_running(docker: &Docker, name: &str) -> bool {
+    container_state(docker, name)
+        .await
+        .map(|s| s.running)
+        .unwrap_or(false)
+}
+
+/// The host port that container `name` publishes `container_port`
+/// (`"9042/tcp"`) on, once the engine knows it.
+pub async fn published_port(docker: &Docker, name: &str, container_port: &str) -> Option<u16> {
+    let inspect = docker.inspect_container(name, None).await.ok()?;
+    let ports = inspect.network_settings?.ports?;
+    let binding = ports.get(container_port)?.as_ref()?.first()?.clone();
+    binding.host_port?.parse().ok()
+}
+
+/// Waits until container `name` reports its HEALTHCHECK healthy. Fails if
+/// it stops first or is not healthy within `within`.
+pub async fn wait_healthy(docker: &Docker, name: &str, within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let state = container_state(docker, name)
+            .await
+            .map_err(|e| format!("cannot inspect {name}: {e}"))?;
+        if !state.running {
+            return Err(format!("{name} stopped; see `docker logs {name}`"));
+        }
+        if state.health.as_deref() == Some("healthy") {
+            return Ok(());
+        }
+        if started.elapsed() >= within {
+            return Err(format!(
+                "{name} not healthy after {within:?} (health {:?}); see `docker logs {name}`",
+                state.health
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until container `name` has exited; returns its exit code (-1 if
+/// the engine gives none). Panics after `within`.
+pub async fn wait_for_exit(docker: &Docker, name: &str, within: Duration) -> i64 {
+    let started = Instant::now();
+    loop {
+        let state = container_state(docker, name)
+            .await
+            .unwrap_or_else(|e| panic!("cannot inspect {name}: {e}"));
+        if !state.running {
+            return state.exit_code.unwrap_or(-1);
+        }
+        assert!(
+            started.elapsed() < within,
+            "{name} did not finish in {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Everything container `name` wrote to stdout and stderr, chunk by chunk.
+pub async fn container_logs(docker: &Docker, name: &str) -> Result<Vec<String>, DockerError> {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(name, Some(options));
+    let mut chunks = Vec::new();
+    while let Some(chunk) = logs.next().await {
+        chunks.push(chunk?.to_string());
+    }
+    Ok(chunks)
+}
+
+/// Every container (running or not) carrying `label` (`key=value`).
+pub async fn list_labelled(
+    docker: &Docker,
+    label: &str,
+) -> Result<Vec<ContainerSummary>, DockerError> {
+    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+}
+
+/// The names of every container (running or not) carrying `label`
+/// (`key=value`), sorted.
+pub async fn labelled_containers(docker: &Docker, label: &str) -> Vec<String> {
+    let list = list_labelled(docker, label)
+        .await
+        .expect("docker lists containers");
+    let mut names: Vec<String> = list
+        .into_iter()
+        .filter_map(|c| c.names?.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The resident memory (VmRSS) of host process `pid`, in KiB, from /proc.
+pub fn process_rss_kib(pid: i64) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The resident memory of container `name`'s main process, in KiB.
+pub async fn container_rss_kib(docker: &Docker, name: &str) -> Option<u64> {
+    let pid = container_state(docker, name).await.ok()?.pid?;
+    process_rss_kib(pid)
+}
