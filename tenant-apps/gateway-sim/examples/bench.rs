@@ -10,11 +10,12 @@
 //!   over TCP with protocol v1, W unacked frames each.
 //!
 //! Both run saturated (as fast as the window allows), then both at half of
-//! ingest's saturated rate, for N = 1, 10 and 100. Finally the idle RSS of
+//! ingest's saturated rate, for N = 1, 10 and 100; floor and ingest
+//! alternate for `--rounds` rounds and each cell is the median round. Finally the idle RSS of
 //! a real `provision/ingest:dev` container. Prints a markdown table.
 //!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
-//! --example bench -- [--seconds S] [--window W] [--gateways 1,10,100]`).
+//! --example bench -- [--seconds S] [--rounds R] [--window W] [--gateways 1,10,100]`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 struct Args {
     seconds: f64,
+    rounds: usize,
     window: usize,
     gateways: Vec<usize>,
     write_concurrency: usize,
@@ -41,7 +43,8 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        seconds: 8.0,
+        seconds: 6.0,
+        rounds: 3,
         window: 32,
         gateways: vec![1, 10, 100],
         write_concurrency: 64,
@@ -53,6 +56,7 @@ fn args() -> Args {
         match raw[i].as_str() {
             "--seconds" => a.seconds = value.parse().expect("--seconds S"),
             "--window" => a.window = value.parse().expect("--window W"),
+            "--rounds" => a.rounds = value.parse::<usize>().expect("--rounds R").max(1),
             "--write-concurrency" => {
                 a.write_concurrency = value.parse().expect("--write-concurrency C")
             }
@@ -67,6 +71,12 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+/// The run whose `key` is the median of `runs` (the upper one of an even count).
+fn median_by(mut runs: Vec<Run>, key: impl Fn(&Run) -> f64) -> Run {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs.swap_remove(runs.len() / 2)
 }
 
 /// What one side of a comparison measured.
@@ -273,15 +283,32 @@ async fn main() {
 
     let mut rows = Vec::new();
     for &n in &a.gateways {
-        let floor_sat = floor(store.clone(), n, 0.0, &a).await;
-        let ingest_sat_report = sim::run(sim_config(&addr, n, &token, 0.0, &a)).await;
-        let ingest_sat = Run::from(&ingest_sat_report);
-        if let Some(e) = ingest_sat_report.errors.first() {
-            eprintln!("ingest errors at {n} gateways: {e}");
+        // Floor and ingest alternate, round after round, so drifts of the
+        // machine (compaction, GC, other load) hit both alike; each side
+        // reports its median round.
+        let mut floor_sats = Vec::new();
+        let mut ingest_sats = Vec::new();
+        for _ in 0..a.rounds {
+            floor_sats.push(floor(store.clone(), n, 0.0, &a).await);
+            let report = sim::run(sim_config(&addr, n, &token, 0.0, &a)).await;
+            if let Some(e) = report.errors.first() {
+                eprintln!("ingest errors at {n} gateways: {e}");
+            }
+            ingest_sats.push(Run::from(&report));
         }
+        let floor_sat = median_by(floor_sats, |r| r.frames_per_sec);
+        let ingest_sat = median_by(ingest_sats, |r| r.frames_per_sec);
         let half_rate = ingest_sat.frames_per_sec / 2.0 / n as f64;
-        let floor_half = floor(store.clone(), n, half_rate, &a).await;
-        let ingest_half = Run::from(&sim::run(sim_config(&addr, n, &token, half_rate, &a)).await);
+        let mut floor_halves = Vec::new();
+        let mut ingest_halves = Vec::new();
+        for _ in 0..a.rounds {
+            floor_halves.push(floor(store.clone(), n, half_rate, &a).await);
+            ingest_halves.push(Run::from(
+                &sim::run(sim_config(&addr, n, &token, half_rate, &a)).await,
+            ));
+        }
+        let floor_half = median_by(floor_halves, |r| r.p99.as_secs_f64());
+        let ingest_half = median_by(ingest_halves, |r| r.p99.as_secs_f64());
         eprintln!(
             "  {n} gateways: floor {:.0} f/s, ingest {:.0} f/s; at {:.0} f/s p99 floor {} ms, ingest {} ms",
             floor_sat.frames_per_sec,
@@ -322,7 +349,7 @@ async fn main() {
         );
     }
     println!();
-    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; {} s per run", a.window, a.seconds);
+    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; {} s per run; median of {} alternating rounds per cell", a.window, a.seconds, a.rounds);
     match idle_rss_kib(node, &tenant).await {
         Some(kib) => println!(
             "\nidle RSS of the ingest container: {:.1} MiB",
