@@ -190,31 +190,22 @@ impl Chart {
                 );
                 continue;
             }
+            // One path segment through the run: M to the first point, L on.
+            let trace = |svg: &mut String, value: fn(&Bucket) -> f64| {
+                for (k, (i, b)) in run.iter().enumerate() {
+                    let command = if k == 0 { "M" } else { "L" };
+                    let _ = write!(svg, "{command}{:.1} {:.1}", x(*i), y(value(b)));
+                }
+            };
             // min-max band: along the maxima, back along the minima
             svg.push_str(r##"<path fill="#1f6fb2" fill-opacity="0.18" stroke="none" d=""##);
-            for (k, (i, b)) in run.iter().enumerate() {
-                let _ = write!(
-                    svg,
-                    "{}{:.1} {:.1}",
-                    if k == 0 { "M" } else { "L" },
-                    x(*i),
-                    y(b.max)
-                );
-            }
+            trace(&mut svg, |b| b.max);
             for (i, b) in run.iter().rev() {
                 let _ = write!(svg, "L{:.1} {:.1}", x(*i), y(b.min));
             }
             svg.push_str(r#"Z"/>"#);
             svg.push_str(r##"<path fill="none" stroke="#1f6fb2" stroke-width="1.5" d=""##);
-            for (k, (i, b)) in run.iter().enumerate() {
-                let _ = write!(
-                    svg,
-                    "{}{:.1} {:.1}",
-                    if k == 0 { "M" } else { "L" },
-                    x(*i),
-                    y(b.sum / f64::from(b.count))
-                );
-            }
+            trace(&mut svg, |b| b.sum / f64::from(b.count));
             svg.push_str(r#""/>"#);
         }
         svg.push_str("</svg>");
