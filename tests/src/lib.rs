@@ -265,7 +265,7 @@ async fn create_cassandra_container(docker: &Docker, image: &str) {
         CASSANDRA_CONTAINER,
         image,
         harness_labels("cassandra"),
-        "1G",
+        "2G",
         None,
     );
     match container.create(docker).await {

@@ -270,6 +270,70 @@ async fn readings_sent_over_tcp_land_in_readings_and_latest() {
     ingest.stop().await;
 }
 
+/// A frame too big for one request (see `store::ONE_REQUEST_BYTES`) goes
+/// as one batch per partition: every reading of both days lands, and
+/// `latest` holds the newest of them.
+#[tokio::test]
+async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
+    let ingest = Ingest::start(limits()).await;
+    let token = ingest.commission("gw-big").await;
+    let mut gw = ingest.login("gw-big", &token).await;
+
+    let days = ["2026-11-22", "2026-11-23"];
+    let per_day = 150;
+    let mut frame = String::from(r#"<batch seq="7">"#);
+    for d in days {
+        for i in 0..per_day {
+            frame.push_str(&format!(
+                r#"<reading ts="{d}T{:02}:{:02}:00Z" sensor="string-{}"><value name="power" unit="W">{i}</value></reading>"#,
+                i / 60,
+                i % 60,
+                i % 3
+            ));
+        }
+    }
+    frame.push_str("</batch>");
+    let Ok(ingest::protocol::Frame::Data(parsed)) = ingest::protocol::parse_frame(frame.as_bytes())
+    else {
+        panic!("the test frame does not parse")
+    };
+    assert!(ingest::store::estimated_bytes(&parsed) > ingest::store::ONE_REQUEST_BYTES);
+
+    gw.send(frame.as_bytes()).await.unwrap();
+    assert_eq!(next(&mut gw).await, Answer::Ack { seq: 7 });
+    for d in days {
+        let day = NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert_eq!(ingest.reading_count("gw-big", day).await, per_day, "{d}");
+    }
+    let latest: Vec<(String, f64)> = ingest
+        .admin
+        .query_unpaged(
+            format!(
+                "SELECT sensor, value FROM {}.latest WHERE gateway_id = 'gw-big'",
+                ingest.tenant.keyspace
+            ),
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(String, f64)>()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // the newest reading of each string is on the second day: i = 147, 148, 149
+    assert_eq!(
+        latest,
+        vec![
+            ("string-0".into(), 147.0),
+            ("string-1".into(), 148.0),
+            ("string-2".into(), 149.0),
+        ]
+    );
+    ingest.stop().await;
+}
+
 #[tokio::test]
 async fn a_wrong_token_an_unknown_gateway_and_a_revoked_token_get_the_auth_error_and_close() {
     let ingest = Ingest::start(limits()).await;

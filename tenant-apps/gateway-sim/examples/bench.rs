@@ -15,7 +15,8 @@
 //! a real `provision/ingest:dev` container. Prints a markdown table.
 //!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
-//! --example bench -- [--seconds S] [--rounds R] [--window W] [--gateways 1,10,100]`).
+//! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
+//! [--rounds R] [--window W] [--gateways 1,10,100]`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,15 +36,32 @@ use tokio_util::sync::CancellationToken;
 
 struct Args {
     seconds: f64,
+    half_seconds: f64,
+    warmup_seconds: f64,
     rounds: usize,
     window: usize,
     gateways: Vec<usize>,
     write_concurrency: usize,
 }
 
+impl Args {
+    /// How long one run lasts: saturated runs (`rate` 0) are short; runs at
+    /// a fixed rate are long enough to hold several of Cassandra's GC cycles,
+    /// which is what their tail is made of.
+    fn run_time(&self, rate: f64) -> Duration {
+        Duration::from_secs_f64(if rate > 0.0 {
+            self.half_seconds
+        } else {
+            self.seconds
+        })
+    }
+}
+
 fn args() -> Args {
     let mut a = Args {
         seconds: 6.0,
+        half_seconds: 20.0,
+        warmup_seconds: 20.0,
         rounds: 3,
         window: 32,
         gateways: vec![1, 10, 100],
@@ -55,6 +73,8 @@ fn args() -> Args {
         let value = raw.get(i + 1).cloned().unwrap_or_default();
         match raw[i].as_str() {
             "--seconds" => a.seconds = value.parse().expect("--seconds S"),
+            "--half-seconds" => a.half_seconds = value.parse().expect("--half-seconds S"),
+            "--warmup-seconds" => a.warmup_seconds = value.parse().expect("--warmup-seconds S"),
             "--window" => a.window = value.parse().expect("--window W"),
             "--rounds" => a.rounds = value.parse::<usize>().expect("--rounds R").max(1),
             "--write-concurrency" => {
@@ -107,7 +127,7 @@ fn sim_config(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> SimConf
             .map(|i| (format!("gw-{i}"), token.to_owned()))
             .collect(),
         rate,
-        stop: Stop::After(Duration::from_secs_f64(a.seconds)),
+        stop: Stop::After(a.run_time(rate)),
         readings_per_frame: 1,
         values_per_reading: 2,
         window: a.window,
@@ -119,7 +139,7 @@ fn sim_config(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> SimConf
 /// N "gateways" of W frames in flight each (rate 0 = saturated).
 async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
     let cfg = sim_config("", 1, "", rate, a);
-    let duration = Duration::from_secs_f64(a.seconds);
+    let duration = a.run_time(rate);
     let start = Instant::now() + Duration::from_millis(50);
     let mut tasks = Vec::new();
     for g in 0..n {
@@ -265,8 +285,8 @@ async fn main() {
         spawn_ingest(&store, &Arc::new(Metrics::default()), limits, &shutdown).await;
 
     eprintln!(
-        "bench: {} s per run, window {} frames per gateway, write concurrency {}, 1 reading x 2 values per frame",
-        a.seconds, a.window, a.write_concurrency
+        "bench: {} s per saturated run, {} s per half-rate run, window {} frames per gateway, write concurrency {}, 1 reading x 2 values per frame",
+        a.seconds, a.half_seconds, a.window, a.write_concurrency
     );
     // warm up the node and the JIT so the first row is not penalised
     let _ = floor(
@@ -274,7 +294,7 @@ async fn main() {
         10,
         0.0,
         &Args {
-            seconds: 3.0,
+            seconds: a.warmup_seconds,
             gateways: vec![],
             ..a
         },
@@ -349,7 +369,7 @@ async fn main() {
         );
     }
     println!();
-    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; {} s per run; median of {} alternating rounds per cell", a.window, a.seconds, a.rounds);
+    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; {} s per saturated run, {} s per half-rate run, after {} s of warm-up; median of {} alternating rounds per cell", a.window, a.seconds, a.half_seconds, a.warmup_seconds, a.rounds);
     match idle_rss_kib(node, &tenant).await {
         Some(kib) => println!(
             "\nidle RSS of the ingest container: {:.1} MiB",

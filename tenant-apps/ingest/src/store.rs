@@ -1,6 +1,7 @@
-//! Writing frames to the tenant keyspace: prepared statements, one
-//! single-partition unlogged batch per partition touched, and a semaphore
-//! that bounds how many frames are written at once across all connections.
+//! Writing frames to the tenant keyspace: prepared statements, one unlogged
+//! batch per frame (or, for a frame too big for one, one single-partition
+//! batch per partition touched), and a semaphore that bounds how many frames
+//! are written at once across all connections.
 //!
 //! A frame's rows go to `readings` (partitioned by gateway and UTC day) and
 //! to `latest` (partitioned by gateway; only the newest value per sensor
@@ -20,6 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use scylla::client::session::Session;
 use scylla::errors::ExecutionError;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
@@ -31,6 +33,13 @@ use crate::protocol::{DataFrame, Reading};
 
 /// How long one statement may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames estimated at most this big are written as one unlogged batch
+/// across their partitions. Cassandra logs a warning for a batch that spans
+/// partitions above 5 KiB (`batch_size_warn_threshold`) and refuses it above
+/// 50 KiB; bigger frames go as one single-partition batch per partition,
+/// which those thresholds do not apply to.
+pub const ONE_REQUEST_BYTES: usize = 4 * 1024;
 
 /// Why the store could not prepare, read or write.
 #[derive(Debug, thiserror::Error)]
@@ -246,6 +255,35 @@ impl Store {
                 source: Box::new(source),
             }
         };
+        let touch_row = touch.then(|| (Utc::now(), gw));
+
+        // A small frame is one request: fewer round trips and far less work
+        // for Cassandra per reading, which is most of ingest's cost.
+        if estimated_bytes(frame) <= ONE_REQUEST_BYTES {
+            let mut batch = Batch::new(BatchType::Unlogged);
+            let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
+            for row in by_day.values().flatten() {
+                batch.append_statement(self.insert_reading.clone());
+                values.push(row);
+            }
+            for row in &latest_rows {
+                batch.append_statement(self.insert_latest.clone());
+                values.push(row);
+            }
+            if let Some(row) = &touch_row {
+                batch.append_statement(self.touch_gateway.clone());
+                values.push(row);
+            }
+            batch.set_request_timeout(Some(REQUEST_TIMEOUT));
+            return self
+                .session
+                .batch(&batch, values)
+                .await
+                .map(|_| ())
+                .map_err(write_err("readings and latest"));
+        }
+
+        // A big one: one single-partition batch per partition, at once.
         let readings = futures::future::try_join_all(
             by_day
                 .into_values()
@@ -253,13 +291,13 @@ impl Store {
         );
         let latest = self.write_rows(&self.insert_latest, latest_rows);
         let touch = async {
-            if touch {
-                self.session
-                    .execute_unpaged(&self.touch_gateway, (Utc::now(), gw))
+            match touch_row {
+                Some(row) => self
+                    .session
+                    .execute_unpaged(&self.touch_gateway, row)
                     .await
-                    .map(|_| ())
-            } else {
-                Ok(())
+                    .map(|_| ()),
+                None => Ok(()),
             }
         };
         let (readings, latest, touch) = tokio::join!(readings, latest, touch);
@@ -298,6 +336,21 @@ impl Store {
             }
         }
     }
+}
+
+/// An upper estimate of the bytes Cassandra counts for a frame's rows
+/// (`readings` and `latest`): every string twice plus fixed-size columns
+/// and per-cell overhead.
+pub fn estimated_bytes(frame: &DataFrame) -> usize {
+    const PER_VALUE: usize = 64;
+    frame
+        .readings
+        .iter()
+        .flat_map(|r| r.values.iter().map(move |v| (r, v)))
+        .map(|(r, v)| {
+            2 * (r.sensor.len() + v.name.len() + v.unit.as_ref().map_or(0, String::len)) + PER_VALUE
+        })
+        .sum()
 }
 
 fn unit(unit: &Option<String>) -> MaybeUnset<&str> {
@@ -347,6 +400,26 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_typical_frame_is_one_request_and_a_frame_of_hundreds_of_readings_is_not() {
+        let one = DataFrame {
+            seq: 1,
+            readings: vec![reading(
+                "2026-01-01T00:00:10Z",
+                "inverter-1",
+                &[("power", 1.0), ("voltage", 2.0)],
+            )],
+        };
+        assert!(estimated_bytes(&one) <= ONE_REQUEST_BYTES);
+        let many = DataFrame {
+            seq: 2,
+            readings: (0..100)
+                .map(|_| reading("2026-01-01T00:00:10Z", "inverter-1", &[("power", 1.0)]))
+                .collect(),
+        };
+        assert!(estimated_bytes(&many) > ONE_REQUEST_BYTES);
     }
 
     #[test]
