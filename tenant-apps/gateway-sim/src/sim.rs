@@ -4,7 +4,8 @@
 //!
 //! Latency is measured from the moment a frame was due (not when it could
 //! be sent), so a server that falls behind shows it in the percentiles
-//! instead of slowing the generator down silently.
+//! instead of slowing the generator down silently. The clock starts once
+//! every gateway has logged in.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -128,21 +129,52 @@ struct GatewayResult {
 /// Runs the simulation and reports.
 pub async fn run(cfg: SimConfig) -> Report {
     let cfg = Arc::new(cfg);
-    let start = Instant::now() + Duration::from_millis(50);
-    let tasks: Vec<_> = cfg
+    // Every gateway logs in before the clock starts: the latency measured
+    // is that of frames on open connections (gateways keep theirs for
+    // hours), not of a hundred hellos at once.
+    let logins: Vec<_> = cfg
         .gateways
         .iter()
+        .map(|(id, token)| {
+            let (addr, id, token) = (cfg.addr.clone(), id.clone(), token.clone());
+            tokio::spawn(async move {
+                Gateway::login(&addr, &id, &token)
+                    .await
+                    .map_err(|e| format!("{id}: {e}"))
+            })
+        })
+        .collect();
+    let mut gateways = Vec::with_capacity(logins.len());
+    for login in logins {
+        gateways.push(
+            login
+                .await
+                .unwrap_or_else(|e| Err(format!("login task failed: {e}"))),
+        );
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let count = gateways.len();
+    let tasks: Vec<_> = gateways
+        .into_iter()
+        .zip(cfg.gateways.iter())
         .enumerate()
-        .map(|(i, (id, token))| {
-            let cfg = cfg.clone();
-            let (id, token) = (id.clone(), token.clone());
+        .map(|(i, (login, (id, _)))| {
+            let (cfg, id) = (cfg.clone(), id.clone());
             // spread the gateways' schedules over one period
             let offset = if cfg.rate > 0.0 {
-                Duration::from_secs_f64(i as f64 / cfg.gateways.len() as f64 / cfg.rate)
+                Duration::from_secs_f64(i as f64 / count as f64 / cfg.rate)
             } else {
                 Duration::ZERO
             };
-            tokio::spawn(async move { one_gateway(cfg, id, token, start + offset).await })
+            tokio::spawn(async move {
+                match login {
+                    Ok(gw) => one_gateway(cfg, id, gw, start + offset).await,
+                    Err(error) => GatewayResult {
+                        error: Some(error),
+                        ..GatewayResult::default()
+                    },
+                }
+            })
         })
         .collect();
     let mut report = Report {
@@ -205,17 +237,10 @@ pub fn make_frame(cfg: &SimConfig, seq: i64, ts: DateTime<Utc>) -> String {
 async fn one_gateway(
     cfg: Arc<SimConfig>,
     id: String,
-    token: String,
+    gw: Gateway,
     start: Instant,
 ) -> GatewayResult {
     let mut result = GatewayResult::default();
-    let gw = match Gateway::login(&cfg.addr, &id, &token).await {
-        Ok(gw) => gw,
-        Err(e) => {
-            result.error = Some(format!("{id}: {e}"));
-            return result;
-        }
-    };
     let (mut answers, mut frames_out) = gw.split();
     let window = Arc::new(Semaphore::new(cfg.window.max(1)));
     let (due_tx, mut due_rx) = mpsc::unbounded_channel::<(i64, Instant)>();
