@@ -339,18 +339,23 @@ impl Store {
 }
 
 /// An upper estimate of the bytes Cassandra counts for a frame's rows
-/// (`readings` and `latest`): every string twice plus fixed-size columns
-/// and per-cell overhead.
+/// (`readings` and `latest`): every string twice, and for each value its
+/// fixed-size columns and a write timestamp per cell in both tables (about
+/// 100 bytes, rounded up), plus the partition keys (a gateway id of at most
+/// 64 bytes in up to three partitions).
 pub fn estimated_bytes(frame: &DataFrame) -> usize {
-    const PER_VALUE: usize = 64;
-    frame
-        .readings
-        .iter()
-        .flat_map(|r| r.values.iter().map(move |v| (r, v)))
-        .map(|(r, v)| {
-            2 * (r.sensor.len() + v.name.len() + v.unit.as_ref().map_or(0, String::len)) + PER_VALUE
-        })
-        .sum()
+    const PER_VALUE: usize = 128;
+    const PER_FRAME: usize = 256;
+    PER_FRAME
+        + frame
+            .readings
+            .iter()
+            .flat_map(|r| r.values.iter().map(move |v| (r, v)))
+            .map(|(r, v)| {
+                2 * (r.sensor.len() + v.name.len() + v.unit.as_ref().map_or(0, String::len))
+                    + PER_VALUE
+            })
+            .sum::<usize>()
 }
 
 fn unit(unit: &Option<String>) -> MaybeUnset<&str> {
