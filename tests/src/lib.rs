@@ -566,3 +566,26 @@ pub async fn remove_labelled(docker: &Docker, label: &str) {
         }
     }
 }
+
+/// Every row `cql` returns, as `R`: for tests that assert on what landed in
+/// a table. Panics on any error, naming the query.
+pub async fn query_rows<R>(
+    session: &Session,
+    cql: String,
+    values: impl scylla::serialize::row::SerializeRow,
+) -> Vec<R>
+where
+    R: for<'frame, 'metadata> scylla::deserialize::row::DeserializeRow<'frame, 'metadata>,
+{
+    let result = session
+        .query_unpaged(cql.clone(), values)
+        .await
+        .unwrap_or_else(|e| panic!("{cql}: {e}"));
+    result
+        .into_rows_result()
+        .unwrap_or_else(|e| panic!("{cql}: {e}"))
+        .rows::<R>()
+        .unwrap_or_else(|e| panic!("{cql}: {e}"))
+        .map(|row| row.unwrap_or_else(|e| panic!("{cql}: {e}")))
+        .collect()
+}

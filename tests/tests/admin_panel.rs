@@ -18,7 +18,7 @@ use provision_testkit::containers::{
     admin_image, container_logs, container_state, published_port, TestContainer,
 };
 use provision_testkit::http::{csrf_field, form_urlencode, request, wait_for_200};
-use provision_testkit::{cassandra, docker, CassandraNode, Scope, TestTenant};
+use provision_testkit::{cassandra, docker, query_rows, CassandraNode, Scope, TestTenant};
 use scylla::client::session::Session;
 use tenant_schema::model::{hash_gateway_token, hash_password};
 use tower::ServiceExt;
@@ -731,20 +731,14 @@ async fn settings_round_trip_through_the_settings_table() {
         .await
         .body
         .contains("<span class=\"brand\">Acme Solar &amp; Sons</span>"));
-    let rows: HashMap<String, String> = panel
-        .db
-        .query_unpaged(
-            format!("SELECT name, value FROM {}.settings", panel.tenant.keyspace),
-            (),
-        )
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap()
-        .rows::<(String, String)>()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows: HashMap<String, String> = query_rows::<(String, String)>(
+        &panel.db,
+        format!("SELECT name, value FROM {}.settings", panel.tenant.keyspace),
+        (),
+    )
+    .await
+    .into_iter()
+    .collect();
     assert_eq!(rows["display_name"], "Acme Solar & Sons");
     assert_eq!(rows["timezone"], "+01:00");
     assert_eq!(rows["power_alert_w"], "5000");

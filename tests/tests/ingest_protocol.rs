@@ -13,7 +13,7 @@ use ingest::metrics::Metrics;
 use ingest::server::Limits;
 use ingest::store::Store;
 use provision_testkit::apps::{commission_gateway, spawn_ingest};
-use provision_testkit::{cassandra, CassandraNode, TestTenant};
+use provision_testkit::{cassandra, query_rows, CassandraNode, TestTenant};
 use scylla::client::session::Session;
 use tenant_schema::model::new_gateway_token;
 use tokio::task::JoinHandle;
@@ -98,23 +98,15 @@ impl Ingest {
         gw: &str,
         day: NaiveDate,
     ) -> Vec<(String, String, f64, Option<String>, i64)> {
-        let mut rows: Vec<_> = self
-            .admin
-            .query_unpaged(
-                format!(
-                    "SELECT sensor, name, value, unit, seq FROM {}.readings WHERE gateway_id = ? AND day = ?",
-                    self.tenant.keyspace
-                ),
-                (gw, day),
-            )
-            .await
-            .unwrap()
-            .into_rows_result()
-            .unwrap()
-            .rows::<(String, String, f64, Option<String>, i64)>()
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let mut rows: Vec<(String, String, f64, Option<String>, i64)> = query_rows(
+            &self.admin,
+            format!(
+                "SELECT sensor, name, value, unit, seq FROM {}.readings WHERE gateway_id = ? AND day = ?",
+                self.tenant.keyspace
+            ),
+            (gw, day),
+        )
+        .await;
         rows.sort_by(|a, b| (a.4, &a.0, &a.1).cmp(&(b.4, &b.0, &b.1)));
         rows
     }
@@ -226,23 +218,15 @@ async fn readings_sent_over_tcp_land_in_readings_and_latest() {
 
     // latest holds the newest value per sensor and name: the older
     // inverter reading of the batch (05:59) did not overwrite 06:00
-    let latest: Vec<(String, String, f64, Option<DateTime<Utc>>)> = ingest
-        .admin
-        .query_unpaged(
-            format!(
-                "SELECT sensor, name, value, last_seen FROM {}.latest WHERE gateway_id = 'gw-17'",
-                ingest.tenant.keyspace
-            ),
-            (),
-        )
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap()
-        .rows::<(String, String, f64, Option<DateTime<Utc>>)>()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let latest: Vec<(String, String, f64, Option<DateTime<Utc>>)> = query_rows(
+        &ingest.admin,
+        format!(
+            "SELECT sensor, name, value, last_seen FROM {}.latest WHERE gateway_id = 'gw-17'",
+            ingest.tenant.keyspace
+        ),
+        (),
+    )
+    .await;
     let values: Vec<(&str, &str, f64)> = latest
         .iter()
         .map(|(s, n, v, _)| (s.as_str(), n.as_str(), *v))
@@ -305,23 +289,15 @@ async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
         let day = NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
         assert_eq!(ingest.reading_count("gw-big", day).await, per_day, "{d}");
     }
-    let latest: Vec<(String, f64)> = ingest
-        .admin
-        .query_unpaged(
-            format!(
-                "SELECT sensor, value FROM {}.latest WHERE gateway_id = 'gw-big'",
-                ingest.tenant.keyspace
-            ),
-            (),
-        )
-        .await
-        .unwrap()
-        .into_rows_result()
-        .unwrap()
-        .rows::<(String, f64)>()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let latest: Vec<(String, f64)> = query_rows(
+        &ingest.admin,
+        format!(
+            "SELECT sensor, value FROM {}.latest WHERE gateway_id = 'gw-big'",
+            ingest.tenant.keyspace
+        ),
+        (),
+    )
+    .await;
     // the newest reading of each string is on the second day: i = 147, 148, 149
     assert_eq!(
         latest,
