@@ -238,6 +238,16 @@ pub async fn published_port(docker: &Docker, name: &str, container_port: &str) -
     binding.host_port?.parse().ok()
 }
 
+/// The address of container `name` on its first Docker network, if it has one.
+pub async fn network_ip(docker: &Docker, name: &str) -> Option<std::net::IpAddr> {
+    let inspect = docker.inspect_container(name, None).await.ok()?;
+    let networks = inspect.network_settings?.networks?;
+    networks
+        .values()
+        .filter_map(|n| n.ip_address.as_deref()?.parse().ok())
+        .next()
+}
+
 /// Waits until container `name` reports its HEALTHCHECK healthy. Fails if
 /// it stops first or is not healthy within `within`.
 pub async fn wait_healthy(docker: &Docker, name: &str, within: Duration) -> Result<(), String> {
@@ -336,6 +346,24 @@ pub fn process_rss_kib(pid: i64) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// The CPU time (user + system, every thread) process `pid` has used, from
+/// `/proc/<pid>/stat`; `"self"` is this process. Linux counts it in clock
+/// ticks of 10 ms.
+pub fn process_cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces; count from after it
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// The CPU time container `name`'s main process has used.
+pub async fn container_cpu_time(docker: &Docker, name: &str) -> Option<Duration> {
+    let pid = container_state(docker, name).await.ok()?.pid?;
+    process_cpu_time(&pid.to_string())
 }
 
 /// The resident memory of container `name`'s main process, in KiB.

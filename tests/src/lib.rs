@@ -131,6 +131,25 @@ pub struct CassandraNode {
 }
 
 impl CassandraNode {
+    /// The same node with [`CassandraNode::host_addr`] set to its address on
+    /// the Docker network, when the host reaches it there (Linux bridge
+    /// networks do): traffic then skips docker-proxy, the user-space relay
+    /// behind loopback-published ports, as a tenant container's does.
+    /// Benchmarks use it; `None` when that address cannot be reached.
+    pub async fn direct(&self) -> Option<CassandraNode> {
+        let ip = containers::network_ip(&docker().await, &self.container).await?;
+        let addr = SocketAddr::new(ip, 9042);
+        let reach = tokio::net::TcpStream::connect(addr);
+        tokio::time::timeout(Duration::from_secs(2), reach)
+            .await
+            .ok()?
+            .ok()?;
+        Some(CassandraNode {
+            host_addr: addr,
+            ..self.clone()
+        })
+    }
+
     /// A session of the harness's superuser.
     pub async fn admin_session(&self) -> Session {
         self.session_as(&self.admin_user, &self.admin_password)

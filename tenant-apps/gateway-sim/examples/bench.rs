@@ -14,25 +14,38 @@
 //! alternate for `--rounds` rounds and each cell is the median round. Finally the idle RSS of
 //! a real `provision/ingest:dev` container. Prints a markdown table.
 //!
+//! Both reach Cassandra at its Docker network address when the host can
+//! (as tenant containers do), not through docker-proxy's published port.
+//! Half-rate runs list the 100 ms slices whose worst ack took over 20 ms,
+//! with their UTC time, to line them up with Cassandra's log.
+//!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
 //! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
-//! [--rounds R] [--window W] [--gateways 1,10,100]`).
+//! [--rounds R] [--window W] [--gateways 1,10,100] [--fixed-rate F]`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{TimeDelta, Utc};
 use gateway_sim::sim::{self, make_frame, Report, SimConfig, Stop};
+use gateway_sim::timeline::{Timeline, SLICE};
 use ingest::metrics::Metrics;
 use ingest::protocol::{parse_frame, Frame};
 use ingest::server::Limits;
 use ingest::store::Store;
 use provision_testkit::apps::{commission_gateway_with, spawn_ingest};
-use provision_testkit::containers::{container_rss_kib, ingest_image, wait_healthy, TestContainer};
+use provision_testkit::containers::{
+    container_cpu_time, container_rss_kib, ingest_image, process_cpu_time, wait_healthy,
+    TestContainer,
+};
 use provision_testkit::{cassandra, docker, Scope, TestTenant};
 use tenant_schema::model::{new_gateway_token, GatewayId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+/// Half-rate slices whose worst ack took longer than this are listed, with
+/// their wall-clock time, to be lined up with Cassandra's log.
+const STALL: Duration = Duration::from_millis(20);
 
 struct Args {
     seconds: f64,
@@ -42,6 +55,9 @@ struct Args {
     window: usize,
     gateways: Vec<usize>,
     write_concurrency: usize,
+    /// Frames/s in all for the half-rate runs, instead of half the measured
+    /// saturation: compares configurations of the node at one rate.
+    fixed_rate: Option<f64>,
 }
 
 impl Args {
@@ -66,6 +82,7 @@ fn args() -> Args {
         window: 32,
         gateways: vec![1, 10, 100],
         write_concurrency: 64,
+        fixed_rate: None,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -80,6 +97,7 @@ fn args() -> Args {
             "--write-concurrency" => {
                 a.write_concurrency = value.parse().expect("--write-concurrency C")
             }
+            "--fixed-rate" => a.fixed_rate = Some(value.parse().expect("--fixed-rate F")),
             "--gateways" => {
                 a.gateways = value
                     .split(',')
@@ -106,6 +124,7 @@ struct Run {
     p99: Duration,
     max: Duration,
     errors: usize,
+    timeline: Timeline,
 }
 
 impl From<&Report> for Run {
@@ -116,6 +135,7 @@ impl From<&Report> for Run {
             p99: r.latency(0.99),
             max: r.max_latency(),
             errors: r.errors.len(),
+            timeline: r.timeline.clone(),
         }
     }
 }
@@ -141,6 +161,7 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
     let cfg = sim_config("", 1, "", rate, a);
     let duration = a.run_time(rate);
     let start = Instant::now() + Duration::from_millis(50);
+    let started = SystemTime::now() + Duration::from_millis(50);
     let mut tasks = Vec::new();
     for g in 0..n {
         let store = store.clone();
@@ -156,6 +177,7 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
             let slots = Arc::new(Semaphore::new(window));
             let mut writes = tokio::task::JoinSet::new();
             let mut latencies = Vec::new();
+            let mut timeline = Timeline::new(started, SLICE);
             let mut errors = 0usize;
             let mut last_touch: Option<Instant> = None;
             let begin = start + offset;
@@ -186,27 +208,29 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
                 writes.spawn(async move {
                     let _permit = permit;
                     let ok = store.write_frame(&gw, &frame, touch).await.is_ok();
-                    (ok, due.elapsed(), Instant::now())
+                    (ok, due, due.elapsed(), Instant::now())
                 });
                 while let Some(Ok(done)) = writes.try_join_next() {
-                    record(done, &mut latencies, &mut errors);
+                    record(done, start, &mut latencies, &mut timeline, &mut errors);
                 }
                 seq += 1;
             }
             let mut last = Instant::now();
             while let Some(Ok(done)) = writes.join_next().await {
-                last = done.2;
-                record(done, &mut latencies, &mut errors);
+                last = done.3;
+                record(done, start, &mut latencies, &mut timeline, &mut errors);
             }
-            (latencies, errors, last)
+            (latencies, timeline, errors, last)
         }));
     }
     let mut all = Vec::new();
+    let mut merged = Timeline::new(started, SLICE);
     let mut errors = 0;
     let mut last = start;
     for t in tasks {
-        let (lat, e, l) = t.await.unwrap();
+        let (lat, timeline, e, l) = t.await.unwrap();
         all.extend(lat);
+        merged.merge(&timeline);
         errors += e;
         last = last.max(l);
     }
@@ -217,6 +241,7 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
         elapsed: last.saturating_duration_since(start),
         latencies_us: all,
         values_per_frame: 2,
+        timeline: merged,
         ..Report::default()
     };
     let mut run = Run::from(&report);
@@ -247,11 +272,58 @@ async fn warm_up(store: &Arc<Store>, a: &Args) {
     }
 }
 
-fn record(done: (bool, Duration, Instant), latencies: &mut Vec<u64>, errors: &mut usize) {
-    if done.0 {
-        latencies.push(done.1.as_micros() as u64);
+/// What one floor write ended with: ok, when it was due, its latency, when it ended.
+type Done = (bool, Instant, Duration, Instant);
+
+fn record(
+    done: Done,
+    start: Instant,
+    latencies: &mut Vec<u64>,
+    timeline: &mut Timeline,
+    errors: &mut usize,
+) {
+    let (ok, due, latency, _) = done;
+    if ok {
+        let latency_us = latency.as_micros() as u64;
+        latencies.push(latency_us);
+        timeline.record(due.saturating_duration_since(start), latency_us);
     } else {
         *errors += 1;
+    }
+}
+
+/// CPU used by this process (client, ingest and floor alike) and by the
+/// Cassandra node during one run, in cores (2.0 = both cores of this machine).
+struct CpuMeter {
+    container: String,
+    began: Instant,
+    bench: Option<Duration>,
+    cassandra: Option<Duration>,
+}
+
+impl CpuMeter {
+    async fn start(container: &str) -> Self {
+        Self {
+            container: container.to_owned(),
+            began: Instant::now(),
+            bench: process_cpu_time("self"),
+            cassandra: container_cpu_time(&docker().await, container).await,
+        }
+    }
+
+    /// `bench x.xx + cassandra y.yy cores`
+    async fn finish(self) -> String {
+        let wall = self.began.elapsed().as_secs_f64();
+        let cores = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+            (Some(b), Some(a)) => format!("{:.2}", (a - b).as_secs_f64() / wall),
+            _ => "?".to_owned(),
+        };
+        let cassandra = container_cpu_time(&docker().await, &self.container).await;
+        format!(
+            "bench {} + cassandra {} cores",
+            cores(self.bench, process_cpu_time("self")),
+            cores(self.cassandra, cassandra)
+        )
     }
 }
 
@@ -284,7 +356,14 @@ async fn idle_rss_kib(node: &provision_testkit::CassandraNode, tenant: &TestTena
 #[tokio::main]
 async fn main() {
     let a = args();
-    let node = cassandra().await;
+    let shared = cassandra().await;
+    // like a tenant container, not through docker-proxy when the host can
+    let direct = shared.direct().await;
+    eprintln!(
+        "bench: Cassandra at {}",
+        direct.as_ref().map_or(shared.host_addr, |d| d.host_addr)
+    );
+    let node = direct.as_ref().unwrap_or(shared);
     let tenant = TestTenant::create(node, "bench").await;
     let admin = node.admin_session().await;
     let token = new_gateway_token();
@@ -330,14 +409,18 @@ async fn main() {
         }
         let floor_sat = median_by(floor_sats, |r| r.frames_per_sec);
         let ingest_sat = median_by(ingest_sats, |r| r.frames_per_sec);
-        let half_rate = ingest_sat.frames_per_sec / 2.0 / n as f64;
+        let half_rate = a.fixed_rate.unwrap_or(ingest_sat.frames_per_sec / 2.0) / n as f64;
         let mut floor_halves = Vec::new();
         let mut ingest_halves = Vec::new();
         for round in 1..=a.rounds {
+            let cpu = CpuMeter::start(&node.container).await;
             let f = floor(store.clone(), n, half_rate, &a).await;
+            let floor_cpu = cpu.finish().await;
+            let cpu = CpuMeter::start(&node.container).await;
             let i = Run::from(&sim::run(sim_config(&addr, n, &token, half_rate, &a)).await);
+            let ingest_cpu = cpu.finish().await;
             eprintln!(
-                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {}, ingest {} / {} / {}",
+                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu})",
                 ms(f.p50),
                 ms(f.p99),
                 ms(f.max),
@@ -345,6 +428,17 @@ async fn main() {
                 ms(i.p99),
                 ms(i.max)
             );
+            for (side, run) in [("floor", &f), ("ingest", &i)] {
+                let stalls = run.timeline.stalls(STALL);
+                if !stalls.is_empty() {
+                    let list: Vec<String> = stalls.iter().map(|s| s.render()).collect();
+                    eprintln!(
+                        "    {side} acks over {} ms (UTC): {}",
+                        STALL.as_millis(),
+                        list.join(", ")
+                    );
+                }
+            }
             floor_halves.push(f);
             ingest_halves.push(i);
         }

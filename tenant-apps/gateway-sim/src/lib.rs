@@ -5,8 +5,10 @@
 //! - [`frames`]: building hello, reading and batch frames
 //! - [`client`]: one gateway connection (connect, hello, send, read answers)
 //! - [`sim`]: many gateways at a rate each; throughput and ack latency
+//! - [`timeline`]: the worst ack latency per slice of a run, to find stalls
 
 pub mod answer;
 pub mod client;
 pub mod frames;
 pub mod sim;
+pub mod timeline;

@@ -1,6 +1,7 @@
 //! `gateway-sim`: simulates N gateways speaking protocol v1 against an
 //! ingest server, each at a rate, for a duration or a count of frames; then
-//! prints the throughput and the ack latency (p50, p99, max).
+//! prints the throughput and the ack latency (p50, p99, max), and with
+//! `--stalls-over MS` when acks were slower than that.
 //!
 //! Gateways are named `<prefix><i>` and share one token, so commission them
 //! with the same token first (the bench in `examples/bench.rs` does).
@@ -51,6 +52,10 @@ struct Args {
     /// Unacked frames per gateway at most
     #[arg(long, default_value_t = 32)]
     window: usize,
+    /// Also list when acks took longer than this many milliseconds (UTC
+    /// times of 100 ms slices, to line up with the server's logs)
+    #[arg(long, value_name = "MS")]
+    stalls_over: Option<u64>,
 }
 
 #[tokio::main]
@@ -83,6 +88,13 @@ async fn main() -> ExitCode {
     };
     let report = run(cfg).await;
     print!("{}", report.render());
+    if let Some(ms) = args.stalls_over {
+        let stalls = report.timeline.stalls(Duration::from_millis(ms));
+        println!("acks over {ms} ms: {} stretches", stalls.len());
+        for stall in stalls {
+            println!("  {} ({} frames due)", stall.render(), stall.acked);
+        }
+    }
     if report.errors.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, Semaphore};
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::answer::Answer;
 use crate::client::Gateway;
 use crate::frames::{self, SimValue};
+use crate::timeline::{Timeline, SLICE};
 
 /// When each gateway stops sending.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,6 +66,8 @@ pub struct Report {
     pub elapsed: Duration,
     /// Ack latency of every acked frame, in microseconds, sorted.
     pub latencies_us: Vec<u64>,
+    /// Worst ack latency per slice of the run, by when frames were due.
+    pub timeline: Timeline,
 }
 
 impl Report {
@@ -123,6 +126,7 @@ struct GatewayResult {
     nacked: u64,
     error: Option<String>,
     latencies_us: Vec<u64>,
+    timeline: Timeline,
     last_answer: Option<Instant>,
 }
 
@@ -153,6 +157,7 @@ pub async fn run(cfg: SimConfig) -> Report {
         );
     }
     let start = Instant::now() + Duration::from_millis(50);
+    let started = SystemTime::now() + Duration::from_millis(50);
     let count = gateways.len();
     let tasks: Vec<_> = gateways
         .into_iter()
@@ -168,7 +173,7 @@ pub async fn run(cfg: SimConfig) -> Report {
             };
             tokio::spawn(async move {
                 match login {
-                    Ok(gw) => one_gateway(cfg, id, gw, start + offset).await,
+                    Ok(gw) => one_gateway(cfg, id, gw, start, offset, started).await,
                     Err(error) => GatewayResult {
                         error: Some(error),
                         ..GatewayResult::default()
@@ -180,6 +185,7 @@ pub async fn run(cfg: SimConfig) -> Report {
     let mut report = Report {
         gateways: cfg.gateways.len(),
         values_per_frame: cfg.values_per_frame(),
+        timeline: Timeline::new(started, SLICE),
         ..Report::default()
     };
     let mut last = start;
@@ -193,6 +199,7 @@ pub async fn run(cfg: SimConfig) -> Report {
         report.nacked += r.nacked;
         report.errors.extend(r.error);
         report.latencies_us.extend(r.latencies_us);
+        report.timeline.merge(&r.timeline);
         if let Some(t) = r.last_answer {
             last = last.max(t);
         }
@@ -234,13 +241,21 @@ pub fn make_frame(cfg: &SimConfig, seq: i64, ts: DateTime<Utc>) -> String {
     }
 }
 
+/// One gateway: sends from `run_start + offset` on; `started` is the wall
+/// clock at `run_start`, for the timeline.
 async fn one_gateway(
     cfg: Arc<SimConfig>,
     id: String,
     gw: Gateway,
-    start: Instant,
+    run_start: Instant,
+    offset: Duration,
+    started: SystemTime,
 ) -> GatewayResult {
-    let mut result = GatewayResult::default();
+    let start = run_start + offset;
+    let mut result = GatewayResult {
+        timeline: Timeline::new(started, SLICE),
+        ..GatewayResult::default()
+    };
     let (mut answers, mut frames_out) = gw.split();
     let window = Arc::new(Semaphore::new(cfg.window.max(1)));
     let (due_tx, mut due_rx) = mpsc::unbounded_channel::<(i64, Instant)>();
@@ -330,7 +345,9 @@ async fn one_gateway(
                         }
                         if matches!(answer, Ok(Some(Answer::Ack { .. }))) {
                             result.acked += 1;
-                            result.latencies_us.push(now.saturating_duration_since(due).as_micros() as u64);
+                            let latency_us = now.saturating_duration_since(due).as_micros() as u64;
+                            result.latencies_us.push(latency_us);
+                            result.timeline.record(due.saturating_duration_since(run_start), latency_us);
                         } else {
                             result.nacked += 1;
                         }
