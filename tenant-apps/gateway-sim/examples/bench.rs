@@ -26,6 +26,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bollard::Docker;
 use chrono::{TimeDelta, Utc};
 use gateway_sim::sim::{self, make_frame, Report, SimConfig, Stop};
 use gateway_sim::timeline::{Timeline, SLICE};
@@ -297,20 +298,22 @@ fn record(
 
 /// CPU used by this process (client, ingest and floor alike) and by the
 /// Cassandra node during one run, in cores (2.0 = both cores of this machine).
-struct CpuMeter {
-    container: String,
+struct CpuMeter<'a> {
+    engine: &'a Docker,
+    container: &'a str,
     began: Instant,
     bench: Option<Duration>,
     cassandra: Option<Duration>,
 }
 
-impl CpuMeter {
-    async fn start(container: &str) -> Self {
+impl<'a> CpuMeter<'a> {
+    async fn start(engine: &'a Docker, container: &'a str) -> Self {
         Self {
-            container: container.to_owned(),
+            engine,
+            container,
             began: Instant::now(),
             bench: process_cpu_time("self"),
-            cassandra: container_cpu_time(&docker().await, container).await,
+            cassandra: container_cpu_time(engine, container).await,
         }
     }
 
@@ -321,7 +324,7 @@ impl CpuMeter {
             (Some(b), Some(a)) => format!("{:.2}", (a - b).as_secs_f64() / wall),
             _ => "?".to_owned(),
         };
-        let cassandra = container_cpu_time(&docker().await, &self.container).await;
+        let cassandra = container_cpu_time(self.engine, self.container).await;
         format!(
             "bench {} + cassandra {} cores",
             cores(self.bench, process_cpu_time("self")),
@@ -359,6 +362,7 @@ async fn idle_rss_kib(node: &provision_testkit::CassandraNode, tenant: &TestTena
 #[tokio::main]
 async fn main() {
     let a = args();
+    let engine = docker().await;
     let shared = cassandra().await;
     // like a tenant container, not through docker-proxy when the host can
     let direct = shared.direct().await;
@@ -416,10 +420,10 @@ async fn main() {
         let mut floor_halves = Vec::new();
         let mut ingest_halves = Vec::new();
         for round in 1..=a.rounds {
-            let cpu = CpuMeter::start(&node.container).await;
+            let cpu = CpuMeter::start(&engine, &node.container).await;
             let f = floor(store.clone(), n, half_rate, &a).await;
             let floor_cpu = cpu.finish().await;
-            let cpu = CpuMeter::start(&node.container).await;
+            let cpu = CpuMeter::start(&engine, &node.container).await;
             let i = Run::from(&sim::run(sim_config(&addr, n, &token, half_rate, &a)).await);
             let ingest_cpu = cpu.finish().await;
             eprintln!(
