@@ -11,7 +11,9 @@ use gateway_sim::answer::Answer;
 use gateway_sim::client::{ClientError, Gateway};
 use ingest::metrics::Metrics;
 use ingest::server::Limits;
+use ingest::settings::Settings;
 use ingest::store::Store;
+use ingest::write_queue::Grouping;
 use provision_testkit::apps::{commission_gateway, spawn_ingest};
 use provision_testkit::{cassandra, query_rows, CassandraNode, TestTenant};
 use scylla::client::session::Session;
@@ -26,6 +28,7 @@ fn limits() -> Limits {
         idle_timeout: Duration::from_secs(60),
         max_connections: 100,
         max_pipeline: 128,
+        writes: Limits::from(&Settings::default()).writes,
     }
 }
 
@@ -49,7 +52,7 @@ impl Ingest {
         let admin = node.admin_session().await;
         let session = Arc::new(tenant.session(node).await);
         let store = Arc::new(
-            Store::prepare(session, &tenant.keyspace, 16)
+            Store::prepare(session, &tenant.keyspace)
                 .await
                 .expect("ingest prepares its statements as the tenant role"),
         );
@@ -475,6 +478,73 @@ async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
         }
     }
     assert_eq!(ingest.reading_count("gw-1", day(T0)).await, 270);
+    ingest.stop().await;
+}
+
+/// With one request in flight, frames of many connections wait together
+/// and go as shared requests: every frame still lands, is acked in its
+/// connection's order, and `latest` holds each gateway's newest value even
+/// when several of its frames were written in one request.
+#[tokio::test]
+async fn frames_of_many_connections_share_write_requests_and_all_land() {
+    let ingest = Ingest::start(Limits {
+        writes: Grouping {
+            in_flight: 1,
+            max_frames: 32,
+        },
+        ..limits()
+    })
+    .await;
+    const GATEWAYS: usize = 10;
+    const FRAMES: i64 = 100;
+    let mut gateways = Vec::new();
+    for g in 0..GATEWAYS {
+        let id = format!("gw-{g}");
+        let token = ingest.commission(&id).await;
+        gateways.push(ingest.login(&id, &token).await);
+    }
+    let sends = gateways
+        .into_iter()
+        .enumerate()
+        .map(|(g, mut gw)| async move {
+            let mut bytes = Vec::new();
+            for seq in 0..FRAMES {
+                let ts = format!("2026-11-23T06:{:02}:{:02}Z", seq / 60, seq % 60);
+                let power = (g as i64 * 1000 + seq).to_string();
+                bytes.extend_from_slice(reading(seq, &ts, "s", &power).as_bytes());
+            }
+            gw.send(&bytes).await.unwrap();
+            for seq in 0..FRAMES {
+                assert_eq!(next(&mut gw).await, Answer::Ack { seq }, "gw-{g}");
+            }
+        });
+    futures::future::join_all(sends).await;
+
+    let frames = GATEWAYS as u64 * FRAMES as u64;
+    let requests = ingest
+        .metrics
+        .write_requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        requests < frames,
+        "{frames} frames took {requests} requests: none were grouped"
+    );
+    for g in 0..GATEWAYS {
+        let id = format!("gw-{g}");
+        let rows = ingest.readings(&id, day(T0)).await;
+        assert_eq!(rows.len(), FRAMES as usize, "{id}");
+        let latest: Vec<(f64,)> = query_rows(
+            &ingest.admin,
+            format!(
+                "SELECT value FROM {}.latest WHERE gateway_id = ?",
+                ingest.tenant.keyspace
+            ),
+            (&id,),
+        )
+        .await;
+        let newest = (g as i64 * 1000 + FRAMES - 1) as f64;
+        assert_eq!(latest, vec![(newest,)], "{id}");
+    }
     ingest.stop().await;
 }
 

@@ -3,11 +3,15 @@
 //! Against the harness's test Cassandra (started if needed), on a fresh
 //! tenant keyspace:
 //! - **floor**: N tasks ("gateways") write the same frames straight through
-//!   the scylla driver, with the same prepared statements, batching and
-//!   concurrency bound that ingest uses (`ingest::store::Store`), W frames
-//!   in flight each. No TCP, no XML.
+//!   the scylla driver, W frames in flight each, one request per frame (an
+//!   unlogged batch of its rows, with ingest's prepared statements:
+//!   `ingest::store::Store::write_frame`), at most `--write-concurrency`
+//!   (64) at once. No TCP, no XML: what an application that writes each
+//!   reading as it comes would do.
 //! - **ingest**: an in-process ingest server; gateway-sim drives N gateways
-//!   over TCP with protocol v1, W unacked frames each.
+//!   over TCP with protocol v1, W unacked frames each. Its write queue
+//!   groups waiting frames into requests (`--in-flight`, `--batch-frames`,
+//!   by default as the ingest container).
 //!
 //! Both run saturated (as fast as the window allows), then both at half of
 //! ingest's saturated rate, for N = 1, 10 and 100; floor and ingest
@@ -21,7 +25,8 @@
 //!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
 //! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
-//! [--rounds R] [--window W] [--gateways 1,10,100] [--fixed-rate F]`).
+//! [--rounds R] [--window W] [--gateways 1,10,100] [--fixed-rate F]
+//! [--write-concurrency C] [--in-flight N] [--batch-frames N]`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -33,7 +38,9 @@ use gateway_sim::timeline::{Timeline, SLICE};
 use ingest::metrics::Metrics;
 use ingest::protocol::{parse_frame, Frame};
 use ingest::server::Limits;
+use ingest::settings::Settings;
 use ingest::store::Store;
+use ingest::write_queue::Grouping;
 use provision_testkit::apps::{commission_gateway_with, spawn_ingest};
 use provision_testkit::containers::{
     container_cpu_time, container_rss_kib, ingest_image, process_cpu_time, wait_healthy,
@@ -55,7 +62,10 @@ struct Args {
     rounds: usize,
     window: usize,
     gateways: Vec<usize>,
+    /// The floor's bound on frames written at once.
     write_concurrency: usize,
+    /// How ingest groups frames into requests (`--in-flight`, `--batch-frames`).
+    grouping: Grouping,
     /// Frames/s in all for the half-rate runs, instead of half the measured
     /// saturation: compares configurations of the node at one rate.
     fixed_rate: Option<f64>,
@@ -83,6 +93,7 @@ fn args() -> Args {
         window: 32,
         gateways: vec![1, 10, 100],
         write_concurrency: 64,
+        grouping: Limits::from(&Settings::default()).writes,
         fixed_rate: None,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -98,6 +109,8 @@ fn args() -> Args {
             "--write-concurrency" => {
                 a.write_concurrency = value.parse().expect("--write-concurrency C")
             }
+            "--in-flight" => a.grouping.in_flight = value.parse().expect("--in-flight N"),
+            "--batch-frames" => a.grouping.max_frames = value.parse().expect("--batch-frames N"),
             "--fixed-rate" => a.fixed_rate = Some(value.parse().expect("--fixed-rate F")),
             "--gateways" => {
                 a.gateways = value
@@ -160,12 +173,14 @@ fn sim_config(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> SimConf
 /// N "gateways" of W frames in flight each (rate 0 = saturated).
 async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
     let cfg = sim_config("", 1, "", rate, a);
+    let writing = Arc::new(Semaphore::new(a.write_concurrency));
     let duration = a.run_time(rate);
     let start = Instant::now() + Duration::from_millis(50);
     let started = SystemTime::now() + Duration::from_millis(50);
     let mut tasks = Vec::new();
     for g in 0..n {
         let store = store.clone();
+        let writing = writing.clone();
         let cfg = cfg.clone();
         let window = a.window;
         let offset = if rate > 0.0 {
@@ -205,9 +220,11 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
                     last_touch = Some(Instant::now());
                 }
                 let store = store.clone();
+                let writing = writing.clone();
                 let gw = gw.clone();
                 writes.spawn(async move {
                     let _permit = permit;
+                    let _writing = writing.acquire().await.expect("never closed");
                     let ok = store.write_frame(&gw, &frame, touch).await.is_ok();
                     (ok, due, due.elapsed(), Instant::now())
                 });
@@ -379,23 +396,20 @@ async fn main() {
         commission_gateway_with(&admin, &tenant.keyspace, &format!("gw-{i}"), &token).await;
     }
     let session = Arc::new(tenant.session(node).await);
-    let store = Arc::new(
-        Store::prepare(session, &tenant.keyspace, a.write_concurrency)
-            .await
-            .unwrap(),
-    );
+    let store = Arc::new(Store::prepare(session, &tenant.keyspace).await.unwrap());
     let shutdown = CancellationToken::new();
     let limits = Limits {
         idle_timeout: Duration::from_secs(300),
         max_connections: 1000,
         max_pipeline: 128,
+        writes: a.grouping,
     };
     let (addr, _server) =
         spawn_ingest(&store, &Arc::new(Metrics::default()), limits, &shutdown).await;
 
     eprintln!(
-        "bench: {} s per saturated run, {} s per half-rate run, window {} frames per gateway, write concurrency {}, 1 reading x 2 values per frame",
-        a.seconds, a.half_seconds, a.window, a.write_concurrency
+        "bench: {} s per saturated run, {} s per half-rate run, window {} frames per gateway, floor writes {} frames at once, ingest {} requests of up to {} frames, 1 reading x 2 values per frame",
+        a.seconds, a.half_seconds, a.window, a.write_concurrency, a.grouping.in_flight, a.grouping.max_frames
     );
     warm_up(&store, &a).await;
 

@@ -43,7 +43,7 @@ pub async fn run(
     let deadline = Instant::now() + cfg.connect_timeout;
     let store = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
-        store = open_store(&cfg, &settings, deadline) => store?,
+        store = open_store(&cfg, deadline) => store?,
     };
     let store = Arc::new(store);
     let metrics = Arc::new(Metrics::default());
@@ -56,6 +56,7 @@ pub async fn run(
         idle_timeout_secs = settings.idle_timeout.as_secs(),
         max_connections = settings.max_connections,
         write_concurrency = settings.write_concurrency,
+        batch_frames = settings.batch_frames,
         "ingest ready"
     );
     let http = tokio::spawn(crate::http::serve_http(
@@ -90,14 +91,10 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
 
 /// Connects and prepares, retrying both until `deadline` (Cassandra may
 /// accept connections a moment before the keyspace is usable).
-pub async fn open_store(
-    cfg: &TenantConfig,
-    settings: &Settings,
-    deadline: Instant,
-) -> Result<Store, StartError> {
+pub async fn open_store(cfg: &TenantConfig, deadline: Instant) -> Result<Store, StartError> {
     loop {
         let session = Arc::new(connect_cassandra_until(cfg, deadline).await?);
-        match Store::prepare(session, &cfg.keyspace, settings.write_concurrency).await {
+        match Store::prepare(session, &cfg.keyspace).await {
             Ok(store) => return Ok(store),
             Err(e) if Instant::now() + Duration::from_secs(2) < deadline => {
                 tracing::warn!(error = %e, "cannot prepare statements yet; retrying");

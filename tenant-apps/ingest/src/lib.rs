@@ -3,7 +3,9 @@
 //! the tenant keyspace and acked in order once durable.
 //!
 //! - [`protocol`]: the pure frame decoder and the answers' encoding
-//! - [`store`]: prepared statements, bounded write concurrency
+//! - [`store`]: prepared statements; one request per frame or per group
+//! - [`write_queue`]: frames of every connection grouped into requests,
+//!   with bounded write concurrency
 //! - [`server`]: the TCP accept loop and one task per connection
 //! - [`metrics`]: counters and the Prometheus text
 //! - [`http`]: the internal `/healthz` and `/metrics` endpoint
@@ -17,3 +19,4 @@ pub mod protocol;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod write_queue;

@@ -25,6 +25,7 @@ pub struct Metrics {
     pub protocol_errors: AtomicU64,
     pub idle_timeouts: AtomicU64,
     pub write_errors: AtomicU64,
+    pub write_requests: AtomicU64,
     write_latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     write_latency_count: AtomicU64,
     write_latency_sum_micros: AtomicU64,
@@ -130,6 +131,12 @@ impl Metrics {
             "counter",
             "Frame writes that failed (never acked).",
             get(&self.write_errors),
+        );
+        one(
+            "ingest_write_requests_total",
+            "counter",
+            "Write requests sent to Cassandra (each carries one or more frames).",
+            get(&self.write_requests),
         );
         let name = "ingest_write_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to write one frame to Cassandra.");

@@ -1,10 +1,11 @@
 //! The gateway TCP server: an accept loop that caps connections, and one
 //! task per connection that authenticates the hello, then decodes frames,
-//! starts their writes concurrently (bounded by the store) and sends the
-//! answers strictly in frame order.
+//! hands them to the write queue (which writes them concurrently, frames
+//! of many connections together) and sends the answers strictly in frame
+//! order.
 //!
 //! Rules kept here:
-//! - an ack is sent only after [`Store::write_frame`] succeeded;
+//! - an ack is sent only after [`WriteQueue::write`] succeeded;
 //! - answers (ack and nack) leave in the order the frames arrived, because
 //!   each frame's outcome is queued in a `FuturesOrdered`;
 //! - after a failed write nothing more is acked on that connection: it gets
@@ -37,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::Metrics;
 use crate::protocol::{self, DataFrame, Frame, FrameDecoder};
 use crate::store::Store;
+use crate::write_queue::{Grouping, WriteQueue};
 
 /// How often `last_seen` is written per connection, at most.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -49,6 +51,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_pipeline: usize,
+    /// How frames are grouped into requests to Cassandra.
+    pub writes: Grouping,
 }
 
 impl From<&crate::settings::Settings> for Limits {
@@ -57,6 +61,10 @@ impl From<&crate::settings::Settings> for Limits {
             idle_timeout: s.idle_timeout,
             max_connections: s.max_connections,
             max_pipeline: s.max_pipeline,
+            writes: Grouping {
+                in_flight: s.write_concurrency,
+                max_frames: s.batch_frames,
+            },
         }
     }
 }
@@ -64,6 +72,7 @@ impl From<&crate::settings::Settings> for Limits {
 /// What every connection task shares.
 struct Shared {
     store: Arc<Store>,
+    writes: WriteQueue,
     metrics: Arc<Metrics>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -78,8 +87,10 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
+    let writes = WriteQueue::start(store.clone(), metrics.clone(), limits.writes);
     let shared = Arc::new(Shared {
         store,
+        writes,
         metrics,
         limits,
         shutdown: shutdown.clone(),
@@ -314,16 +325,21 @@ fn write(
 ) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
     Box::pin(async move {
         let started = Instant::now();
-        match shared.store.write_frame(&gateway, &frame, touch).await {
+        let (seq, readings, values) = (
+            frame.seq,
+            frame.readings.len() as u64,
+            frame.value_count() as u64,
+        );
+        match shared.writes.write(gateway, frame, touch).await {
             Ok(()) => {
                 let m = &shared.metrics;
                 m.observe_write(started.elapsed());
-                Metrics::add(&m.readings, frame.readings.len() as u64);
-                Metrics::add(&m.values, frame.value_count() as u64);
-                Outcome::Ack { seq: frame.seq }
+                Metrics::add(&m.readings, readings);
+                Metrics::add(&m.values, values);
+                Outcome::Ack { seq }
             }
             Err(e) => Outcome::Failed {
-                seq: frame.seq,
+                seq,
                 why: e.to_string(),
             },
         }

@@ -17,8 +17,12 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// `INGEST_MAX_CONNECTIONS` (default 1000): the cap for this tenant.
     pub max_connections: usize,
-    /// `INGEST_WRITE_CONCURRENCY` (default 64): frames written at once.
+    /// `INGEST_WRITE_CONCURRENCY` (default 8): write requests to Cassandra
+    /// in flight at once, across all connections.
     pub write_concurrency: usize,
+    /// `INGEST_BATCH_FRAMES` (default 32): frames one write request carries
+    /// at most, from any connections (1: one request per frame).
+    pub batch_frames: usize,
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
     pub max_pipeline: usize,
@@ -34,7 +38,8 @@ impl Default for Settings {
             http_listen: DEFAULT_HTTP_LISTEN.parse().expect("valid default"),
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
-            write_concurrency: 64,
+            write_concurrency: 8,
+            batch_frames: 32,
             max_pipeline: 128,
         }
     }
@@ -56,6 +61,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(idle),
             max_connections: positive(&lookup, "INGEST_MAX_CONNECTIONS", d.max_connections)?,
             write_concurrency: positive(&lookup, "INGEST_WRITE_CONCURRENCY", d.write_concurrency)?,
+            batch_frames: positive(&lookup, "INGEST_BATCH_FRAMES", d.batch_frames)?,
             max_pipeline: positive(&lookup, "INGEST_MAX_PIPELINE", d.max_pipeline)?,
         })
     }
@@ -127,13 +133,15 @@ mod tests {
             ("INGEST_LISTEN", "127.0.0.1:7000"),
             ("INGEST_IDLE_TIMEOUT_SECS", "5"),
             ("INGEST_MAX_CONNECTIONS", "3"),
-            ("INGEST_WRITE_CONCURRENCY", "8"),
+            ("INGEST_WRITE_CONCURRENCY", "5"),
+            ("INGEST_BATCH_FRAMES", "1"),
         ])
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(s.idle_timeout, Duration::from_secs(5));
         assert_eq!(s.max_connections, 3);
-        assert_eq!(s.write_concurrency, 8);
+        assert_eq!(s.write_concurrency, 5);
+        assert_eq!(s.batch_frames, 1);
     }
 
     #[test]
@@ -144,6 +152,7 @@ mod tests {
             ("INGEST_IDLE_TIMEOUT_SECS", "0"),
             ("INGEST_MAX_CONNECTIONS", "-4"),
             ("INGEST_WRITE_CONCURRENCY", "many"),
+            ("INGEST_BATCH_FRAMES", "0"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -1,18 +1,23 @@
-//! Writing frames to the tenant keyspace: prepared statements, one unlogged
-//! batch per frame (or, for a frame too big for one, one single-partition
-//! batch per partition touched), and a semaphore that bounds how many frames
-//! are written at once across all connections.
+//! Writing frames to the tenant keyspace with prepared statements: one
+//! unlogged batch for a frame or a group of small frames
+//! ([`Store::write_frames`], what [`crate::write_queue`] sends), or, for a
+//! frame too big for one request, one single-partition batch per partition
+//! touched ([`Store::write_frame`]).
 //!
 //! A frame's rows go to `readings` (partitioned by gateway and UTC day) and
-//! to `latest` (partitioned by gateway; only the newest value per sensor
-//! and name of the frame, written `USING TIMESTAMP` the reading's time so a
-//! late, older reading never overwrites a newer one). `readings` rows carry
-//! the reading's time as their write time too, so a resent frame rewrites
-//! exactly the same cells: replays are idempotent. `last_seen` (a static
-//! column of `latest`) is written with the server's clock.
+//! to `latest` (partitioned by gateway; only the newest value per gateway,
+//! sensor and name among the frames written together, written `USING
+//! TIMESTAMP` the reading's time so a late, older reading never overwrites a
+//! newer one). `readings` rows carry the reading's time as their write time
+//! too, so a resent frame rewrites exactly the same cells: replays are
+//! idempotent. `last_seen` (a static column of `latest`) is written with the
+//! server's clock. Cassandra merges the rows of one partition in a batch
+//! into one mutation, so frames of one gateway written together cost little
+//! more than one.
 //!
-//! [`Store::write_frame`] returns only after every statement of the frame
-//! succeeded: that is when the frame may be acked.
+//! A write returns only after every statement succeeded: that is when its
+//! frames may be acked. Bounding how many writes run at once is the
+//! caller's job (the write queue in ingest, the bench's floor).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,19 +32,23 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use tenant_common::{prepare_statement, PrepareFailed};
 use tenant_schema::model::GatewayId;
-use tokio::sync::Semaphore;
 
-use crate::protocol::{DataFrame, Reading};
+use crate::protocol::{DataFrame, Reading, Value};
 
 /// How long one statement may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Frames estimated at most this big are written as one unlogged batch
-/// across their partitions. Cassandra logs a warning for a batch that spans
-/// partitions above 5 KiB (`batch_size_warn_threshold`) and refuses it above
-/// 50 KiB; bigger frames go as one single-partition batch per partition,
-/// which those thresholds do not apply to.
+/// Frames estimated at most this big may be written as one unlogged batch
+/// across their partitions, alone or with others; bigger frames go as one
+/// single-partition batch per partition, which Cassandra's batch size
+/// thresholds do not apply to.
 pub const ONE_REQUEST_BYTES: usize = 4 * 1024;
+
+/// The most (estimated) bytes one batch of several frames may carry.
+/// Cassandra refuses a batch across partitions above 50 KiB
+/// (`batch_size_fail_threshold`); the node's image raises the 5 KiB warning
+/// threshold to 40 KiB so that these batches are not logged.
+pub const MAX_BATCH_BYTES: usize = 32 * 1024;
 
 /// Why the store could not prepare, read or write.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +65,13 @@ pub enum StoreError {
     Write {
         table: &'static str,
         gateway: String,
+        #[source]
+        source: Box<ExecutionError>,
+    },
+    #[error("cannot write {frames} frames of {gateways} gateways: {source}")]
+    WriteBatch {
+        frames: usize,
+        gateways: usize,
         #[source]
         source: Box<ExecutionError>,
     },
@@ -78,8 +94,15 @@ pub struct Store {
     touch_gateway: PreparedStatement,
     select_gateway: PreparedStatement,
     ping: PreparedStatement,
-    permits: Arc<Semaphore>,
-    write_concurrency: usize,
+}
+
+/// One frame to write: whose it is, and whether to set its gateway's
+/// `last_seen` too.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameWrite<'a> {
+    pub gateway: &'a GatewayId,
+    pub frame: &'a DataFrame,
+    pub touch: bool,
 }
 
 type ReadingRow<'a> = (
@@ -104,14 +127,68 @@ type LatestRow<'a> = (
     i64,
 );
 
+type TouchRow<'a> = (DateTime<Utc>, &'a str);
+
+/// The rows of frames written together.
+#[derive(Default)]
+struct Rows<'a> {
+    /// `readings`, by (gateway, day) partition
+    readings: HashMap<(&'a str, NaiveDate), Vec<ReadingRow<'a>>>,
+    latest: Vec<LatestRow<'a>>,
+    touches: Vec<TouchRow<'a>>,
+}
+
+impl<'a> Rows<'a> {
+    fn of(frames: &[FrameWrite<'a>]) -> Self {
+        let mut rows = Rows::default();
+        for w in frames {
+            let gw = w.gateway.as_str();
+            for reading in &w.frame.readings {
+                let day = reading.day();
+                let micros = reading.ts.timestamp_micros();
+                let partition = rows.readings.entry((gw, day)).or_default();
+                for v in &reading.values {
+                    partition.push((
+                        gw,
+                        day,
+                        reading.ts,
+                        &reading.sensor,
+                        &v.name,
+                        v.value,
+                        unit(&v.unit),
+                        w.frame.seq,
+                        micros,
+                    ));
+                }
+            }
+            if w.touch && !rows.touches.iter().any(|(_, g)| *g == gw) {
+                rows.touches.push((Utc::now(), gw));
+            }
+        }
+        let readings = frames
+            .iter()
+            .flat_map(|w| w.frame.readings.iter().map(|r| (w.gateway.as_str(), r)));
+        rows.latest = newest_per_key(readings)
+            .into_iter()
+            .map(|(gw, reading, v)| {
+                (
+                    gw,
+                    reading.sensor.as_str(),
+                    v.name.as_str(),
+                    reading.ts,
+                    v.value,
+                    unit(&v.unit),
+                    reading.ts.timestamp_micros(),
+                )
+            })
+            .collect();
+        rows
+    }
+}
+
 impl Store {
-    /// Prepares every statement on `keyspace`. `write_concurrency` bounds
-    /// the frames written at once (at least 1).
-    pub async fn prepare(
-        session: Arc<Session>,
-        keyspace: &str,
-        write_concurrency: usize,
-    ) -> Result<Self, StoreError> {
+    /// Prepares every statement on `keyspace`.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
         let prepare = |what: &'static str, cql: String| {
             prepare_statement(&session, what, cql, REQUEST_TIMEOUT)
         };
@@ -148,7 +225,6 @@ impl Store {
         )
         .await?;
         ping.set_request_timeout(Some(Duration::from_secs(2)));
-        let write_concurrency = write_concurrency.max(1);
         Ok(Self {
             session,
             insert_reading,
@@ -156,14 +232,7 @@ impl Store {
             touch_gateway,
             select_gateway,
             ping,
-            permits: Arc::new(Semaphore::new(write_concurrency)),
-            write_concurrency,
         })
-    }
-
-    /// The bound on frames written at once.
-    pub fn write_concurrency(&self) -> usize {
-        self.write_concurrency
     }
 
     /// The gateway's stored token hash and whether it is revoked; `None` if
@@ -197,114 +266,81 @@ impl Store {
             .map_err(|e| StoreError::Ping(e.to_string()))
     }
 
-    /// Writes every row of `frame` (and, if `touch`, the gateway's
-    /// `last_seen`); Ok only when all of it is written. Waits for a write
-    /// permit first.
+    /// Writes every row of one frame (and, if `touch`, the gateway's
+    /// `last_seen`); Ok only when all of it is written. A small frame is one
+    /// request ([`Store::write_frames`]); a big one is one single-partition
+    /// batch per partition, sent at once.
     pub async fn write_frame(
         &self,
         gateway: &GatewayId,
         frame: &DataFrame,
         touch: bool,
     ) -> Result<(), StoreError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("the write semaphore is never closed");
-        let gw = gateway.as_str();
-
-        // readings: one batch per (gateway, day) partition
-        let mut by_day: HashMap<NaiveDate, Vec<ReadingRow<'_>>> = HashMap::new();
-        for reading in &frame.readings {
-            let rows = by_day.entry(reading.day()).or_default();
-            let micros = reading.ts.timestamp_micros();
-            for v in &reading.values {
-                rows.push((
-                    gw,
-                    reading.day(),
-                    reading.ts,
-                    &reading.sensor,
-                    &v.name,
-                    v.value,
-                    unit(&v.unit),
-                    frame.seq,
-                    micros,
-                ));
-            }
+        let one = [FrameWrite {
+            gateway,
+            frame,
+            touch,
+        }];
+        if estimated_bytes(frame) <= ONE_REQUEST_BYTES {
+            return self.write_frames(&one).await;
         }
-        let latest = newest_per_key(&frame.readings);
-        let latest_rows: Vec<LatestRow<'_>> = latest
-            .iter()
-            .map(|(reading, v)| {
-                (
-                    gw,
-                    reading.sensor.as_str(),
-                    v.name.as_str(),
-                    reading.ts,
-                    v.value,
-                    unit(&v.unit),
-                    reading.ts.timestamp_micros(),
-                )
-            })
-            .collect();
-
+        let rows = Rows::of(&one);
         let write_err = |table: &'static str| {
             move |source| StoreError::Write {
                 table,
-                gateway: gw.to_owned(),
+                gateway: gateway.to_string(),
                 source: Box::new(source),
             }
         };
-        let touch_row = touch.then(|| (Utc::now(), gw));
-
-        // A small frame is one request: fewer round trips and far less work
-        // for Cassandra per reading, which is most of ingest's cost.
-        if estimated_bytes(frame) <= ONE_REQUEST_BYTES {
-            let mut batch = Batch::new(BatchType::Unlogged);
-            let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
-            for row in by_day.values().flatten() {
-                batch.append_statement(self.insert_reading.clone());
-                values.push(row);
-            }
-            for row in &latest_rows {
-                batch.append_statement(self.insert_latest.clone());
-                values.push(row);
-            }
-            if let Some(row) = &touch_row {
-                batch.append_statement(self.touch_gateway.clone());
-                values.push(row);
-            }
-            batch.set_request_timeout(Some(REQUEST_TIMEOUT));
-            return self
-                .session
-                .batch(&batch, values)
-                .await
-                .map(|_| ())
-                .map_err(write_err("readings and latest"));
-        }
-
-        // A big one: one single-partition batch per partition, at once.
         let readings = futures::future::try_join_all(
-            by_day
+            rows.readings
                 .into_values()
-                .map(|rows| self.write_rows(&self.insert_reading, rows)),
+                .map(|partition| self.write_rows(&self.insert_reading, partition)),
         );
-        let latest = self.write_rows(&self.insert_latest, latest_rows);
-        let touch = async {
-            match touch_row {
-                Some(row) => self
-                    .session
-                    .execute_unpaged(&self.touch_gateway, row)
-                    .await
-                    .map(|_| ()),
-                None => Ok(()),
-            }
-        };
+        let latest = self.write_rows(&self.insert_latest, rows.latest);
+        let touch = self.write_rows(&self.touch_gateway, rows.touches);
         let (readings, latest, touch) = tokio::join!(readings, latest, touch);
         readings.map_err(write_err("readings"))?;
         latest.map_err(write_err("latest"))?;
         touch.map_err(write_err("latest.last_seen"))?;
         Ok(())
+    }
+
+    /// Writes the rows of `frames` as one unlogged batch; Ok only when all
+    /// of it is written. The frames must be small together (at most
+    /// [`MAX_BATCH_BYTES`] by [`estimated_bytes`]): one request carries far
+    /// less work for Cassandra per reading than one per frame, which is most
+    /// of ingest's cost.
+    pub async fn write_frames(&self, frames: &[FrameWrite<'_>]) -> Result<(), StoreError> {
+        let rows = Rows::of(frames);
+        let mut batch = Batch::new(BatchType::Unlogged);
+        let mut values: Vec<&(dyn SerializeRow + Sync)> = Vec::new();
+        for row in rows.readings.values().flatten() {
+            batch.append_statement(self.insert_reading.clone());
+            values.push(row);
+        }
+        for row in &rows.latest {
+            batch.append_statement(self.insert_latest.clone());
+            values.push(row);
+        }
+        for row in &rows.touches {
+            batch.append_statement(self.touch_gateway.clone());
+            values.push(row);
+        }
+        batch.set_request_timeout(Some(REQUEST_TIMEOUT));
+        let result = self.session.batch(&batch, values).await;
+        result.map(|_| ()).map_err(|source| match frames {
+            [one] => StoreError::Write {
+                table: "readings and latest",
+                gateway: one.gateway.to_string(),
+                source: Box::new(source),
+            },
+            _ => StoreError::WriteBatch {
+                frames: frames.len(),
+                gateways: distinct_gateways(frames),
+                source: Box::new(source),
+            },
+        })
     }
 
     /// One statement for one row; one unlogged batch for several rows (all
@@ -358,6 +394,13 @@ pub fn estimated_bytes(frame: &DataFrame) -> usize {
             .sum::<usize>()
 }
 
+fn distinct_gateways(frames: &[FrameWrite<'_>]) -> usize {
+    let mut ids: Vec<&str> = frames.iter().map(|w| w.gateway.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.len()
+}
+
 fn unit(unit: &Option<String>) -> MaybeUnset<&str> {
     match unit {
         Some(u) => MaybeUnset::Set(u.as_str()),
@@ -365,13 +408,15 @@ fn unit(unit: &Option<String>) -> MaybeUnset<&str> {
     }
 }
 
-/// The newest value per (sensor, name) among the frame's readings: what
-/// `latest` needs. Ties keep the later one in the frame.
-pub fn newest_per_key(readings: &[Reading]) -> Vec<(&Reading, &crate::protocol::Value)> {
-    let mut newest: HashMap<(&str, &str), (&Reading, &crate::protocol::Value)> = HashMap::new();
-    for reading in readings {
+/// The newest value per (gateway, sensor, name) among `readings`: what
+/// `latest` needs. Ties keep the later one.
+pub fn newest_per_key<'a>(
+    readings: impl IntoIterator<Item = (&'a str, &'a Reading)>,
+) -> Vec<(&'a str, &'a Reading, &'a Value)> {
+    let mut newest: HashMap<(&str, &str, &str), (&Reading, &Value)> = HashMap::new();
+    for (gw, reading) in readings {
         for v in &reading.values {
-            let key = (reading.sensor.as_str(), v.name.as_str());
+            let key = (gw, reading.sensor.as_str(), v.name.as_str());
             match newest.get(&key) {
                 Some((old, _)) if old.ts > reading.ts => {}
                 _ => {
@@ -380,15 +425,17 @@ pub fn newest_per_key(readings: &[Reading]) -> Vec<(&Reading, &crate::protocol::
             }
         }
     }
-    let mut out: Vec<_> = newest.into_values().collect();
-    out.sort_by(|a, b| (&a.0.sensor, &a.1.name).cmp(&(&b.0.sensor, &b.1.name)));
+    let mut out: Vec<_> = newest
+        .into_iter()
+        .map(|((gw, _, _), (reading, v))| (gw, reading, v))
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1.sensor, &a.2.name).cmp(&(b.0, &b.1.sensor, &b.2.name)));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Value;
 
     fn reading(ts: &str, sensor: &str, values: &[(&str, f64)]) -> Reading {
         Reading {
@@ -428,24 +475,82 @@ mod tests {
     }
 
     #[test]
-    fn latest_keeps_only_the_newest_value_per_sensor_and_name() {
-        let readings = vec![
-            reading("2026-01-01T00:00:10Z", "a", &[("p", 1.0), ("v", 2.0)]),
-            reading("2026-01-01T00:00:05Z", "a", &[("p", 3.0)]),
-            reading("2026-01-01T00:00:20Z", "b", &[("p", 4.0)]),
-            reading("2026-01-01T00:00:30Z", "a", &[("v", 5.0)]),
+    fn latest_keeps_only_the_newest_value_per_gateway_sensor_and_name() {
+        let readings = [
+            (
+                "gw-1",
+                reading("2026-01-01T00:00:10Z", "a", &[("p", 1.0), ("v", 2.0)]),
+            ),
+            ("gw-1", reading("2026-01-01T00:00:05Z", "a", &[("p", 3.0)])),
+            ("gw-1", reading("2026-01-01T00:00:20Z", "b", &[("p", 4.0)])),
+            ("gw-1", reading("2026-01-01T00:00:30Z", "a", &[("v", 5.0)])),
+            ("gw-2", reading("2026-01-01T00:00:01Z", "a", &[("p", 6.0)])),
         ];
-        let newest: Vec<(String, String, f64)> = newest_per_key(&readings)
-            .into_iter()
-            .map(|(r, v)| (r.sensor.clone(), v.name.clone(), v.value))
-            .collect();
+        let newest: Vec<(&str, String, String, f64)> =
+            newest_per_key(readings.iter().map(|(gw, r)| (*gw, r)))
+                .into_iter()
+                .map(|(gw, r, v)| (gw, r.sensor.clone(), v.name.clone(), v.value))
+                .collect();
         assert_eq!(
             newest,
             vec![
-                ("a".into(), "p".into(), 1.0),
-                ("a".into(), "v".into(), 5.0),
-                ("b".into(), "p".into(), 4.0),
+                ("gw-1", "a".into(), "p".into(), 1.0),
+                ("gw-1", "a".into(), "v".into(), 5.0),
+                ("gw-1", "b".into(), "p".into(), 4.0),
+                ("gw-2", "a".into(), "p".into(), 6.0),
             ]
         );
+    }
+
+    #[test]
+    fn frames_written_together_share_partitions_and_touch_each_gateway_once() {
+        let gw1 = GatewayId::parse("gw-1").unwrap();
+        let gw2 = GatewayId::parse("gw-2").unwrap();
+        let frame = |seq, ts| DataFrame {
+            seq,
+            readings: vec![reading(
+                ts,
+                "inverter-1",
+                &[("power", 1.0), ("voltage", 2.0)],
+            )],
+        };
+        let (a, b, c) = (
+            frame(1, "2026-01-01T00:00:10Z"),
+            frame(2, "2026-01-01T00:00:20Z"),
+            frame(1, "2026-01-02T00:00:00Z"),
+        );
+        let write = |gateway, frame, touch| FrameWrite {
+            gateway,
+            frame,
+            touch,
+        };
+        let frames = [
+            write(&gw1, &a, true),
+            write(&gw1, &b, true),
+            write(&gw2, &c, false),
+        ];
+        let rows = Rows::of(&frames);
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert_eq!(rows.readings.len(), 2, "one partition per gateway and day");
+        assert_eq!(rows.readings[&("gw-1", day("2026-01-01"))].len(), 4);
+        assert_eq!(rows.readings[&("gw-2", day("2026-01-02"))].len(), 2);
+        // the newer frame of gw-1 wins in latest; gw-2 keeps its own
+        let latest: Vec<(&str, &str, i64)> = rows
+            .latest
+            .iter()
+            .map(|r| (r.0, r.2, r.3.timestamp()))
+            .collect();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+        assert_eq!(
+            latest,
+            vec![
+                ("gw-1", "power", t("2026-01-01T00:00:20Z")),
+                ("gw-1", "voltage", t("2026-01-01T00:00:20Z")),
+                ("gw-2", "power", t("2026-01-02T00:00:00Z")),
+                ("gw-2", "voltage", t("2026-01-02T00:00:00Z")),
+            ]
+        );
+        let touched: Vec<&str> = rows.touches.iter().map(|t| t.1).collect();
+        assert_eq!(touched, vec!["gw-1"]);
     }
 }
