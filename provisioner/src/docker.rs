@@ -135,16 +135,23 @@ pub async fn observe_infra(docker: &Docker, config: &Config) -> Result<ObservedI
         Err(e) => return Err(Error::docker(format!("inspect network {network}"), e)),
     };
     let container = config.cassandra.container.clone();
+    let mut cassandra_outdated = false;
     let cassandra = match config.cassandra.mode {
         CassandraMode::External => CassandraObserved::External,
         CassandraMode::Managed => match docker
             .inspect_container(&container, None::<InspectContainerOptions>)
             .await
         {
-            Ok(i) if i.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
-                CassandraObserved::Running
+            Ok(i) => {
+                cassandra_outdated =
+                    built_from_other_image(docker, i.image.as_deref(), &config.cassandra.image)
+                        .await?;
+                if i.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
+                    CassandraObserved::Running
+                } else {
+                    CassandraObserved::Stopped
+                }
             }
-            Ok(_) => CassandraObserved::Stopped,
             Err(e) if is_status(&e, 404) => CassandraObserved::Missing,
             Err(e) => return Err(Error::docker(format!("inspect container {container}"), e)),
         },
@@ -154,7 +161,30 @@ pub async fn observe_infra(docker: &Docker, config: &Config) -> Result<ObservedI
         network_exists,
         cassandra_container: container,
         cassandra,
+        cassandra_outdated,
     })
+}
+
+/// Whether a container whose image id is `container_image` was created from
+/// another build than the one `image` (a name) points at now. An image name
+/// that no longer resolves is not a drift to report: `start` says it is
+/// missing when it needs it.
+async fn built_from_other_image(
+    docker: &Docker,
+    container_image: Option<&str>,
+    image: &str,
+) -> Result<bool> {
+    let Some(container_image) = container_image else {
+        return Ok(false);
+    };
+    match docker.inspect_image(image).await {
+        Ok(current) => Ok(current
+            .id
+            .as_deref()
+            .is_some_and(|id| id != container_image)),
+        Err(e) if is_status(&e, 404) => Ok(false),
+        Err(e) => Err(Error::docker(format!("inspect image {image}"), e)),
+    }
 }
 
 pub async fn create_network(docker: &Docker, name: &str) -> Result<()> {

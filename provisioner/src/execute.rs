@@ -62,6 +62,9 @@ pub struct StartReport {
     pub dry_run: bool,
     pub changed: bool,
     pub plan: Vec<String>,
+    /// What the operator should know and `start` does not change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     #[serde(skip)]
     pub plan_text: String,
 }
@@ -232,6 +235,7 @@ impl Provisioner {
                 .iter()
                 .any(|s| !matches!(s, Step::WaitHealthy { .. })),
             plan: plan.steps.iter().map(|s| s.to_string()).collect(),
+            notices: plan.notices.clone(),
             plan_text: plan.to_string(),
             ..Self::blank_report(id)
         };
@@ -487,6 +491,7 @@ impl Provisioner {
             dry_run: false,
             changed: false,
             plan: Vec::new(),
+            notices: Vec::new(),
             plan_text: String::new(),
         }
     }

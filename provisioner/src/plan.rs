@@ -134,6 +134,11 @@ pub struct ObservedInfra {
     pub network_exists: bool,
     pub cassandra_container: String,
     pub cassandra: CassandraObserved,
+    /// Managed mode: the container was created from another build than the
+    /// one `cassandra.image` names now, so it runs that build's
+    /// configuration. Reported, never acted on: recreating the node stops
+    /// every tenant's storage, so the operator chooses when.
+    pub cassandra_outdated: bool,
 }
 
 /// What the store says about one tenant, and the container configuration
@@ -274,6 +279,9 @@ impl fmt::Display for Step {
 pub struct Plan {
     pub tenant: Option<String>,
     pub steps: Vec<Step>,
+    /// What the operator should know and the plan does not change (e.g. a
+    /// managed Cassandra container built from an older image).
+    pub notices: Vec<String>,
 }
 
 impl Plan {
@@ -302,10 +310,13 @@ impl fmt::Display for Plan {
             None => writeln!(f, "plan:")?,
         }
         if self.steps.is_empty() {
-            return writeln!(f, "  nothing to do");
+            writeln!(f, "  nothing to do")?;
         }
         for step in &self.steps {
             writeln!(f, "  {step}")?;
+        }
+        for notice in &self.notices {
+            writeln!(f, "note: {notice}")?;
         }
         Ok(())
     }
@@ -313,6 +324,21 @@ impl fmt::Display for Plan {
 
 fn find<'a>(observed: &'a [ObservedContainer], name: &str) -> Option<&'a ObservedContainer> {
     observed.iter().find(|c| c.name == name)
+}
+
+/// What the operator should know about the shared infrastructure.
+fn infra_notices(infra: &ObservedInfra) -> Vec<String> {
+    let mut notices = Vec::new();
+    if infra.cassandra_outdated {
+        let name = &infra.cassandra_container;
+        notices.push(format!(
+            "{name} runs an older build of its image, with that build's configuration; \
+             to apply the new one, recreate it when the tenants can spare storage for a \
+             minute: `docker rm -f {name}`, then `provision start` (its data stays on \
+             its volume)"
+        ));
+    }
+    notices
 }
 
 fn infra_steps(infra: &ObservedInfra, steps: &mut Vec<Step>) {
@@ -413,6 +439,7 @@ pub fn plan_start(
     Plan {
         tenant: Some(tenant.id.clone()),
         steps,
+        notices: infra_notices(infra),
     }
 }
 
@@ -429,6 +456,7 @@ pub fn plan_stop(tenant: &TenantView, observed: &[ObservedContainer]) -> Plan {
     Plan {
         tenant: Some(tenant.id.clone()),
         steps,
+        notices: Vec::new(),
     }
 }
 
@@ -462,6 +490,7 @@ pub fn plan_destroy(tenant: &TenantView, observed: &[ObservedContainer], purge: 
     Plan {
         tenant: Some(tenant.id.clone()),
         steps,
+        notices: Vec::new(),
     }
 }
 
@@ -492,6 +521,7 @@ pub fn plan_reconcile_tenant(
             Plan {
                 tenant: Some(tenant.id.clone()),
                 steps,
+                notices: Vec::new(),
             }
         }
     };
@@ -513,6 +543,7 @@ pub fn orphans(known: &[&str], observed: &[ObservedContainer]) -> Plan {
     Plan {
         tenant: None,
         steps,
+        notices: Vec::new(),
     }
 }
 
@@ -554,6 +585,7 @@ mod tests {
             network_exists: network,
             cassandra_container: "provision-cassandra".into(),
             cassandra,
+            cassandra_outdated: false,
         }
     }
 
@@ -609,6 +641,30 @@ mod tests {
         );
         assert_eq!(plan.to_string(), "plan for tenant acme:\n  nothing to do\n");
         assert!(!plan.needs_cql());
+    }
+
+    #[test]
+    fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
+        let observed = [
+            container("provision-acme-ingest", true, Health::Healthy, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+        ];
+        let outdated = ObservedInfra {
+            cassandra_outdated: true,
+            ..infra(true, CassandraObserved::Running)
+        };
+        let plan = plan_start(&view(true, false), (None, None), &outdated, &observed);
+        assert!(plan.is_empty(), "nothing is recreated: {plan}");
+        assert_eq!(plan.notices.len(), 1);
+        let text = plan.to_string();
+        assert!(
+            text.starts_with("plan for tenant acme:\n  nothing to do\nnote: provision-cassandra runs an older build"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`docker rm -f provision-cassandra`"),
+            "{text}"
+        );
     }
 
     #[test]

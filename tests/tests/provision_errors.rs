@@ -20,12 +20,6 @@ fn assert_error(run: &Run, code: i32, needle: &str) {
     assert!(line.contains(needle), "{line:?} does not say {needle:?}");
 }
 
-fn edit_config(env: &Env, from: &str, to: &str) {
-    let text = std::fs::read_to_string(&env.config).unwrap();
-    assert!(text.contains(from), "{from} not in the test config");
-    std::fs::write(&env.config, text.replacen(from, to, 1)).unwrap();
-}
-
 #[tokio::test]
 async fn an_invalid_provider_id_is_refused_with_what_is_allowed() {
     let env = Env::new("pverr", (27401, 27402), (27411, 27412)).await;
@@ -94,8 +88,7 @@ async fn a_requested_port_that_is_leased_or_held_is_refused() {
 #[tokio::test]
 async fn an_unreachable_engine_is_named() {
     let env = Env::new("pverr", (27461, 27462), (27471, 27472)).await;
-    edit_config(
-        &env,
+    env.edit_config(
         "[docker]\n",
         "[docker]\nhost = \"unix:///nonexistent/docker.sock\"\n",
     );
@@ -113,16 +106,11 @@ async fn an_unreachable_engine_is_named() {
 async fn an_unreachable_cassandra_is_named_and_leaves_nothing() {
     let env = Env::new("pverr", (27481, 27482), (27491, 27492)).await;
     let host = env.node.host_addr.to_string();
-    edit_config(
-        &env,
+    env.edit_config(
         &format!("contact_points = [\"{host}\"]"),
         "contact_points = [\"127.0.0.1:1\"]",
     );
-    edit_config(
-        &env,
-        "connect_timeout_secs = 30",
-        "connect_timeout_secs = 2",
-    );
+    env.edit_config("connect_timeout_secs = 30", "connect_timeout_secs = 2");
     let id = unique_id("nocql");
     let run = env.run(&["start", &id]).await;
     assert_error(&run, 7, "cassandra at 127.0.0.1:1 cannot be reached");

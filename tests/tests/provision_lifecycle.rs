@@ -1,13 +1,15 @@
 //! The whole life cycle of a tenant through the real `provision` binary,
 //! against the real Docker engine and the harness's Cassandra node: start,
 //! gateway readings through the leased port, the admin panel, stop/start,
-//! destroy, purge; and reconcile after a container is removed by hand.
+//! destroy, purge; reconcile after a container is removed by hand; and the
+//! note on a managed Cassandra built from an older image.
 
 mod provision_support;
 
 use provision_support::{is_running, tenant_containers, Env, Gateway};
+use provision_testkit::containers::ingest_image;
 use provision_testkit::http::{admin_login, request};
-use provision_testkit::unique_id;
+use provision_testkit::{docker, unique_id, CASSANDRA_CONTAINER};
 
 async fn keyspace_exists(env: &Env, keyspace: &str) -> bool {
     let session = env.node.admin_session().await;
@@ -313,4 +315,58 @@ async fn reconcile_recreates_a_container_removed_by_hand_and_reports_orphans() {
         .await
         .ok();
     assert!(tenant_containers(&id).await.is_empty());
+}
+
+/// A managed Cassandra container built from another build than the image the
+/// config names is reported by `plan`, and nothing is planned for it: the
+/// operator chooses when to recreate the node every tenant stores in.
+#[tokio::test]
+async fn a_managed_cassandra_from_another_build_is_noted_and_left_alone() {
+    let env = Env::new("pvdrift", (27041, 27042), (27141, 27142)).await;
+    let node = docker()
+        .await
+        .inspect_container(CASSANDRA_CONTAINER, None)
+        .await
+        .expect("the harness's node runs");
+    let node_image = node.image.expect("a container has an image id");
+    // The harness's node plays the managed container, named by its image id.
+    env.edit_config(
+        "mode = \"external\"",
+        &format!(
+            "mode = \"managed\"\ncontainer = \"{CASSANDRA_CONTAINER}\"\nimage = \"{node_image}\""
+        ),
+    );
+    let id = unique_id("drift");
+    let same = env.run(&["plan", &id]).await.ok();
+    assert!(!same.stdout.contains("note:"), "{}", same.stdout);
+    assert!(
+        !same.stdout.contains("cassandra container"),
+        "{}",
+        same.stdout
+    );
+
+    env.edit_config(&node_image, &ingest_image());
+    let other = env.run(&["plan", &id]).await.ok();
+    assert!(
+        other.stdout.contains(&format!(
+            "note: {CASSANDRA_CONTAINER} runs an older build of its image"
+        )),
+        "{}",
+        other.stdout
+    );
+    assert!(
+        !other.stdout.contains("cassandra container"),
+        "{}",
+        other.stdout
+    );
+    let json = env.run(&["--json", "plan", &id]).await.ok();
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert!(
+        plan["notices"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("runs an older build")),
+        "{}",
+        json.stdout
+    );
+    assert!(is_running(CASSANDRA_CONTAINER).await);
 }

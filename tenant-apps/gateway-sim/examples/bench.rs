@@ -17,8 +17,9 @@
 //!
 //! Both run saturated (as fast as the window allows), then both at half of
 //! ingest's saturated rate, for N = 1, 10 and 100; floor and ingest
-//! alternate for `--rounds` rounds and each cell is the median round. Finally the idle RSS of
-//! a real `provision/ingest:dev` container. Prints a markdown table.
+//! alternate for `--rounds` rounds, taking turns going first, and each cell
+//! is the median round. Finally the idle RSS of a real
+//! `provision/ingest:dev` container. Prints a markdown table.
 //!
 //! Both reach Cassandra at its Docker network address when the host can
 //! (as tenant containers do), not through docker-proxy's published port.
@@ -31,6 +32,8 @@
 //! [--floor grouped|per-frame] [--write-concurrency C] [--in-flight N]
 //! [--batch-frames N]`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -357,6 +360,42 @@ async fn warm_up(store: &Arc<Store>, a: &Args) {
     }
 }
 
+/// Ingest: gateway-sim drives N gateways over TCP (rate 0 = saturated).
+async fn ingest(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> Run {
+    let report = sim::run(sim_config(addr, n, token, rate, a)).await;
+    if let Some(e) = report.errors.first() {
+        eprintln!("ingest errors at {n} gateways: {e}");
+    }
+    Run::from(&report)
+}
+
+/// One run, and the CPU the bench process and the Cassandra node used
+/// during it.
+async fn measured(
+    engine: &Docker,
+    container: &str,
+    run: impl Future<Output = Run>,
+) -> (Run, String) {
+    let cpu = CpuMeter::start(engine, container).await;
+    let run = run.await;
+    (run, cpu.finish().await)
+}
+
+/// A run not started yet, and what it measures: the run and the CPU used.
+type PendingRun<'a> = Pin<Box<dyn Future<Output = (Run, String)> + 'a>>;
+
+/// Runs the floor's and ingest's runs one after the other, the floor first
+/// in odd rounds and ingest first in even ones; returns them as given.
+async fn in_turn<'a>(round: usize, [floor, ingest]: [PendingRun<'a>; 2]) -> [(Run, String); 2] {
+    if round % 2 == 1 {
+        let f = floor.await;
+        [f, ingest.await]
+    } else {
+        let i = ingest.await;
+        [floor.await, i]
+    }
+}
+
 /// What one floor write ended with: ok, when it was due, its latency, when it ended.
 type Done = (bool, Instant, Duration, Instant);
 
@@ -479,18 +518,32 @@ async fn main() {
 
     let mut rows = Vec::new();
     for &n in &a.gateways {
-        // Floor and ingest alternate, round after round, so drifts of the
-        // machine (compaction, GC, other load) hit both alike; each side
+        // Floor and ingest alternate, round after round, and take turns
+        // going first (floor first in odd rounds), so drifts of the machine
+        // (compaction, GC, other load), and the flushes and compactions one
+        // side's writes leave to the next run, hit both alike; each side
         // reports its median round.
         let mut floor_sats = Vec::new();
         let mut ingest_sats = Vec::new();
-        for _ in 0..a.rounds {
-            floor_sats.push(floor(store.clone(), n, 0.0, &a).await);
-            let report = sim::run(sim_config(&addr, n, &token, 0.0, &a)).await;
-            if let Some(e) = report.errors.first() {
-                eprintln!("ingest errors at {n} gateways: {e}");
-            }
-            ingest_sats.push(Run::from(&report));
+        for round in 1..=a.rounds {
+            let [(f, _), (i, _)] = in_turn(
+                round,
+                [
+                    Box::pin(measured(
+                        &engine,
+                        &node.container,
+                        floor(store.clone(), n, 0.0, &a),
+                    )),
+                    Box::pin(measured(
+                        &engine,
+                        &node.container,
+                        ingest(&addr, n, &token, 0.0, &a),
+                    )),
+                ],
+            )
+            .await;
+            floor_sats.push(f);
+            ingest_sats.push(i);
         }
         let floor_sat = median_by(floor_sats, |r| r.frames_per_sec);
         let ingest_sat = median_by(ingest_sats, |r| r.frames_per_sec);
@@ -498,12 +551,22 @@ async fn main() {
         let mut floor_halves = Vec::new();
         let mut ingest_halves = Vec::new();
         for round in 1..=a.rounds {
-            let cpu = CpuMeter::start(&engine, &node.container).await;
-            let f = floor(store.clone(), n, half_rate, &a).await;
-            let floor_cpu = cpu.finish().await;
-            let cpu = CpuMeter::start(&engine, &node.container).await;
-            let i = Run::from(&sim::run(sim_config(&addr, n, &token, half_rate, &a)).await);
-            let ingest_cpu = cpu.finish().await;
+            let [(f, floor_cpu), (i, ingest_cpu)] = in_turn(
+                round,
+                [
+                    Box::pin(measured(
+                        &engine,
+                        &node.container,
+                        floor(store.clone(), n, half_rate, &a),
+                    )),
+                    Box::pin(measured(
+                        &engine,
+                        &node.container,
+                        ingest(&addr, n, &token, half_rate, &a),
+                    )),
+                ],
+            )
+            .await;
             eprintln!(
                 "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu})",
                 ms(f.p50),

@@ -189,6 +189,13 @@ timeout_secs = 90
         cmd
     }
 
+    /// Replaces the first `from` in the config file with `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "{from} not in the test config");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
     /// The library over the same config and state.
     pub async fn provisioner(&self) -> Provisioner {
         let config = Config::load(Some(&self.config)).expect("test config parses");

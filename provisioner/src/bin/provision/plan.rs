@@ -16,7 +16,11 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let plan = ctx.provisioner.plan(&id, options).await?;
     if ctx.json {
         let steps: Vec<String> = plan.steps.iter().map(|s| s.to_string()).collect();
-        output::json(&json!({ "provider": id.as_str(), "plan": steps }));
+        output::json(&json!({
+            "provider": id.as_str(),
+            "plan": steps,
+            "notices": plan.notices,
+        }));
     } else {
         print!("{plan}");
     }

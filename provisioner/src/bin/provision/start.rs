@@ -65,5 +65,8 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
         println!("  first admin user: {user}");
         println!("  password:         {password}   (shown once: store it now)");
     }
+    for notice in &report.notices {
+        eprintln!("note: {notice}");
+    }
     Ok(())
 }
