@@ -24,7 +24,9 @@
 //! Both reach Cassandra at its Docker network address when the host can
 //! (as tenant containers do), not through docker-proxy's published port.
 //! Half-rate runs list the 100 ms slices whose worst ack took over 20 ms,
-//! with their UTC time, to line them up with Cassandra's log.
+//! with their UTC time, to line them up with Cassandra's log, and the p99
+//! of ingest's own writes (frame decoded → durable, from its metrics): what
+//! of the ack tail is the queue and Cassandra, and what is the rest.
 //!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
 //! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
@@ -209,6 +211,10 @@ struct Run {
     max: Duration,
     errors: usize,
     timeline: Timeline,
+    /// Ingest only: the bucket bound under which 99% of its writes (frame
+    /// decoded → durable: the queue and Cassandra, without TCP or the wait
+    /// for earlier acks) finished.
+    writes_p99: Option<Duration>,
 }
 
 impl From<&Report> for Run {
@@ -220,6 +226,7 @@ impl From<&Report> for Run {
             max: r.max_latency(),
             errors: r.errors.len(),
             timeline: r.timeline.clone(),
+            writes_p99: None,
         }
     }
 }
@@ -361,12 +368,27 @@ async fn warm_up(store: &Arc<Store>, a: &Args) {
 }
 
 /// Ingest: gateway-sim drives N gateways over TCP (rate 0 = saturated).
-async fn ingest(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> Run {
+/// `metrics` are the in-process server's, for the latency of its writes.
+async fn ingest(addr: &str, n: usize, token: &str, rate: f64, a: &Args, metrics: &Metrics) -> Run {
+    let before = metrics.write_latency_counts();
     let report = sim::run(sim_config(addr, n, token, rate, a)).await;
     if let Some(e) = report.errors.first() {
         eprintln!("ingest errors at {n} gateways: {e}");
     }
-    Run::from(&report)
+    let mut run = Run::from(&report);
+    let during: Vec<(Duration, u64)> = metrics
+        .write_latency_counts()
+        .into_iter()
+        .zip(before)
+        .map(|((bound, after), (_, before))| (bound, after - before))
+        .collect();
+    let total: u64 = during.iter().map(|(_, c)| c).sum();
+    let mut seen = 0;
+    run.writes_p99 = during.into_iter().find_map(|(bound, c)| {
+        seen += c;
+        (total > 0 && seen * 100 >= total * 99).then_some(bound)
+    });
+    run
 }
 
 /// One run, and the CPU the bench process and the Cassandra node used
@@ -507,8 +529,8 @@ async fn main() {
         max_pipeline: 128,
         writes: a.grouping,
     };
-    let (addr, _server) =
-        spawn_ingest(&store, &Arc::new(Metrics::default()), limits, &shutdown).await;
+    let ingest_metrics = Arc::new(Metrics::default());
+    let (addr, _server) = spawn_ingest(&store, &ingest_metrics, limits, &shutdown).await;
 
     eprintln!(
         "bench: {} s per saturated run, {} s per half-rate run, window {} frames per gateway, floor {}, ingest {} requests of up to {} frames, 1 reading x 2 values per frame",
@@ -537,7 +559,7 @@ async fn main() {
                     Box::pin(measured(
                         &engine,
                         &node.container,
-                        ingest(&addr, n, &token, 0.0, &a),
+                        ingest(&addr, n, &token, 0.0, &a, &ingest_metrics),
                     )),
                 ],
             )
@@ -562,19 +584,20 @@ async fn main() {
                     Box::pin(measured(
                         &engine,
                         &node.container,
-                        ingest(&addr, n, &token, half_rate, &a),
+                        ingest(&addr, n, &token, half_rate, &a, &ingest_metrics),
                     )),
                 ],
             )
             .await;
             eprintln!(
-                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu})",
+                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu}; its writes p99 <= {} ms)",
                 ms(f.p50),
                 ms(f.p99),
                 ms(f.max),
                 ms(i.p50),
                 ms(i.p99),
-                ms(i.max)
+                ms(i.max),
+                i.writes_p99.map_or("?".to_owned(), ms)
             );
             for (side, run) in [("floor", &f), ("ingest", &i)] {
                 let stalls = run.timeline.stalls(STALL);

@@ -51,6 +51,17 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Relaxed);
     }
 
+    /// The write latency histogram so far: (upper bound, writes in that
+    /// bucket) per bucket, in order. Writes over the last bound are in the
+    /// count only.
+    pub fn write_latency_counts(&self) -> Vec<(Duration, u64)> {
+        LATENCY_BUCKETS
+            .iter()
+            .zip(&self.write_latency_buckets)
+            .map(|(bound, count)| (Duration::from_secs_f64(*bound), count.load(Relaxed)))
+            .collect()
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
