@@ -35,7 +35,6 @@
 //! [--batch-frames N]`).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -403,18 +402,44 @@ async fn measured(
     (run, cpu.finish().await)
 }
 
-/// A run not started yet, and what it measures: the run and the CPU used.
-type PendingRun<'a> = Pin<Box<dyn Future<Output = (Run, String)> + 'a>>;
+/// What both sides of the comparison run against.
+struct Sides<'a> {
+    engine: &'a Docker,
+    cassandra_container: &'a str,
+    store: &'a Arc<Store>,
+    ingest_addr: &'a str,
+    token: &'a str,
+    ingest_metrics: &'a Metrics,
+    args: &'a Args,
+}
 
-/// Runs the floor's and ingest's runs one after the other, the floor first
-/// in odd rounds and ingest first in even ones; returns them as given.
-async fn in_turn<'a>(round: usize, [floor, ingest]: [PendingRun<'a>; 2]) -> [(Run, String); 2] {
-    if round % 2 == 1 {
-        let f = floor.await;
-        [f, ingest.await]
-    } else {
-        let i = ingest.await;
-        [floor.await, i]
+impl Sides<'_> {
+    /// One round at `rate` per gateway (0 = saturated): the floor's run and
+    /// ingest's, each with the CPU it used, one after the other; the floor
+    /// goes first in odd rounds and ingest in even ones.
+    async fn round(&self, round: usize, n: usize, rate: f64) -> [(Run, String); 2] {
+        let floor = || {
+            let run = floor(self.store.clone(), n, rate, self.args);
+            measured(self.engine, self.cassandra_container, run)
+        };
+        let ingest = || {
+            let run = ingest(
+                self.ingest_addr,
+                n,
+                self.token,
+                rate,
+                self.args,
+                self.ingest_metrics,
+            );
+            measured(self.engine, self.cassandra_container, run)
+        };
+        if round % 2 == 1 {
+            let f = floor().await;
+            [f, ingest().await]
+        } else {
+            let i = ingest().await;
+            [floor().await, i]
+        }
     }
 }
 
@@ -538,6 +563,15 @@ async fn main() {
     );
     warm_up(&store, &a).await;
 
+    let sides = Sides {
+        engine: &engine,
+        cassandra_container: &node.container,
+        store: &store,
+        ingest_addr: &addr,
+        token: &token,
+        ingest_metrics: &ingest_metrics,
+        args: &a,
+    };
     let mut rows = Vec::new();
     for &n in &a.gateways {
         // Floor and ingest alternate, round after round, and take turns
@@ -548,22 +582,7 @@ async fn main() {
         let mut floor_sats = Vec::new();
         let mut ingest_sats = Vec::new();
         for round in 1..=a.rounds {
-            let [(f, _), (i, _)] = in_turn(
-                round,
-                [
-                    Box::pin(measured(
-                        &engine,
-                        &node.container,
-                        floor(store.clone(), n, 0.0, &a),
-                    )),
-                    Box::pin(measured(
-                        &engine,
-                        &node.container,
-                        ingest(&addr, n, &token, 0.0, &a, &ingest_metrics),
-                    )),
-                ],
-            )
-            .await;
+            let [(f, _), (i, _)] = sides.round(round, n, 0.0).await;
             floor_sats.push(f);
             ingest_sats.push(i);
         }
@@ -573,22 +592,7 @@ async fn main() {
         let mut floor_halves = Vec::new();
         let mut ingest_halves = Vec::new();
         for round in 1..=a.rounds {
-            let [(f, floor_cpu), (i, ingest_cpu)] = in_turn(
-                round,
-                [
-                    Box::pin(measured(
-                        &engine,
-                        &node.container,
-                        floor(store.clone(), n, half_rate, &a),
-                    )),
-                    Box::pin(measured(
-                        &engine,
-                        &node.container,
-                        ingest(&addr, n, &token, half_rate, &a, &ingest_metrics),
-                    )),
-                ],
-            )
-            .await;
+            let [(f, floor_cpu), (i, ingest_cpu)] = sides.round(round, n, half_rate).await;
             eprintln!(
                 "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu}; its writes p99 <= {} ms)",
                 ms(f.p50),
