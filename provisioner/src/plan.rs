@@ -289,12 +289,17 @@ impl Plan {
         self.steps.is_empty()
     }
 
-    /// Whether any step needs a Cassandra session.
+    /// Whether any step needs a Cassandra session, or (re)starts the
+    /// managed node: then the run opens a session, which waits until the
+    /// node answers CQL, so a tenant is not reported running before its
+    /// storage is.
     pub fn needs_cql(&self) -> bool {
         self.steps.iter().any(|s| {
             matches!(
                 s,
-                Step::ApplySchema { .. }
+                Step::CreateCassandra { .. }
+                    | Step::StartCassandra { .. }
+                    | Step::ApplySchema { .. }
                     | Step::EnsureRole { .. }
                     | Step::CreateAdminUser { .. }
                     | Step::DropData { .. }
@@ -589,6 +594,14 @@ mod tests {
         }
     }
 
+    /// acme's ingest and admin containers, both running and healthy.
+    fn healthy_acme() -> [ObservedContainer; 2] {
+        [
+            container("provision-acme-ingest", true, Health::Healthy, "h1"),
+            container("provision-acme-admin", true, Health::Healthy, "h2"),
+        ]
+    }
+
     fn container(name: &str, running: bool, health: Health, hash: &str) -> ObservedContainer {
         ObservedContainer {
             id: format!("id-{name}"),
@@ -629,10 +642,7 @@ mod tests {
 
     #[test]
     fn a_second_start_does_nothing() {
-        let observed = [
-            container("provision-acme-ingest", true, Health::Healthy, "h1"),
-            container("provision-acme-admin", true, Health::Healthy, "h2"),
-        ];
+        let observed = healthy_acme();
         let plan = plan_start(
             &view(true, false),
             (None, None),
@@ -645,10 +655,7 @@ mod tests {
 
     #[test]
     fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
-        let observed = [
-            container("provision-acme-ingest", true, Health::Healthy, "h1"),
-            container("provision-acme-admin", true, Health::Healthy, "h2"),
-        ];
+        let observed = healthy_acme();
         let outdated = ObservedInfra {
             cassandra_outdated: true,
             ..infra(true, CassandraObserved::Running)
@@ -709,6 +716,24 @@ mod tests {
   wait until healthy: provision-acme-ingest
 "
         );
+        // the tenant is running only once its storage answers again
+        assert!(plan.needs_cql());
+    }
+
+    #[test]
+    fn a_start_that_recreates_a_missing_cassandra_waits_for_cql() {
+        let observed = healthy_acme();
+        let plan = plan_start(
+            &view(true, false),
+            (None, None),
+            &infra(true, CassandraObserved::Missing),
+            &observed,
+        );
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:\n  create and start cassandra container provision-cassandra\n"
+        );
+        assert!(plan.needs_cql());
     }
 
     #[test]

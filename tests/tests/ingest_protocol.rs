@@ -491,6 +491,7 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
         writes: Grouping {
             in_flight: 1,
             max_frames: 32,
+            linger: Duration::ZERO,
         },
         ..limits()
     })
@@ -545,6 +546,37 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
         let newest = (g as i64 * 1000 + FRAMES - 1) as f64;
         assert_eq!(latest, vec![(newest,)], "{id}");
     }
+    ingest.stop().await;
+}
+
+/// The linger only holds a request back while other requests are in
+/// flight: a frame that finds the queue idle is written and acked at once,
+/// even with a linger far longer than a write.
+#[tokio::test]
+async fn a_frame_that_finds_no_write_in_flight_is_not_held_back_by_the_linger() {
+    const LINGER: Duration = Duration::from_secs(5);
+    let ingest = Ingest::start(Limits {
+        writes: Grouping {
+            in_flight: 8,
+            max_frames: 128,
+            linger: LINGER,
+        },
+        ..limits()
+    })
+    .await;
+    let token = ingest.commission("gw-1").await;
+    let mut gw = ingest.login("gw-1", &token).await;
+    for seq in 0..3 {
+        let ts = format!("2026-11-23T06:00:0{seq}Z");
+        let sent = std::time::Instant::now();
+        gw.send(reading(seq, &ts, "s", "1").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(next(&mut gw).await, Answer::Ack { seq });
+        let took = sent.elapsed();
+        assert!(took < LINGER / 2, "frame {seq} was acked after {took:?}");
+    }
+    assert_eq!(ingest.reading_count("gw-1", day(T0)).await, 3);
     ingest.stop().await;
 }
 

@@ -5,7 +5,8 @@
 //! - **floor**: N tasks ("gateways") write the same frames straight through
 //!   the scylla driver, W frames in flight each, with ingest's prepared
 //!   statements, grouped into requests the way ingest groups them (its
-//!   `WriteQueue`, same `--in-flight` and `--batch-frames`). No TCP, no XML:
+//!   `WriteQueue`, same `--in-flight`, `--batch-frames` and `--linger-ms`).
+//!   No TCP, no XML:
 //!   the ratio is what the gateway protocol costs. With `--floor per-frame`
 //!   the floor sends one request per frame instead (an unlogged batch of its
 //!   rows, `Store::write_frame`), at most `--write-concurrency` (64) at once:
@@ -13,7 +14,7 @@
 //! - **ingest**: an in-process ingest server; gateway-sim drives N gateways
 //!   over TCP with protocol v1, W unacked frames each. Its write queue
 //!   groups waiting frames into requests (`--in-flight`, `--batch-frames`,
-//!   by default as the ingest container).
+//!   `--linger-ms`, by default as the ingest container).
 //!
 //! Both run saturated (as fast as the window allows), then both at half of
 //! ingest's saturated rate, for N = 1, 10 and 100; floor and ingest
@@ -26,13 +27,15 @@
 //! Half-rate runs list the 100 ms slices whose worst ack took over 20 ms,
 //! with their UTC time, to line them up with Cassandra's log, and the p99
 //! of ingest's own writes (frame decoded → durable, from its metrics): what
-//! of the ack tail is the queue and Cassandra, and what is the rest.
+//! of the ack tail is the queue and Cassandra, and what is the rest. Every
+//! round prints the CPU the bench process and the Cassandra node used, and
+//! how many frames ingest's requests carried on average.
 //!
 //! Run with `scripts/bench-ingest` (`cargo run --release -p gateway-sim
 //! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
 //! [--rounds R] [--window W] [--gateways 1,10,100] [--fixed-rate F]
 //! [--floor grouped|per-frame] [--write-concurrency C] [--in-flight N]
-//! [--batch-frames N]`).
+//! [--batch-frames N] [--linger-ms MS]`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -141,6 +144,10 @@ fn args() -> Args {
             }
             "--in-flight" => a.grouping.in_flight = value.parse().expect("--in-flight N"),
             "--batch-frames" => a.grouping.max_frames = value.parse().expect("--batch-frames N"),
+            "--linger-ms" => {
+                a.grouping.linger =
+                    Duration::from_secs_f64(value.parse::<f64>().expect("--linger-ms MS") / 1000.0)
+            }
             "--fixed-rate" => a.fixed_rate = Some(value.parse().expect("--fixed-rate F")),
             "--gateways" => {
                 a.gateways = value
@@ -214,6 +221,8 @@ struct Run {
     /// decoded → durable: the queue and Cassandra, without TCP or the wait
     /// for earlier acks) finished.
     writes_p99: Option<Duration>,
+    /// Ingest only: frames per request to Cassandra during the run.
+    frames_per_request: Option<f64>,
 }
 
 impl From<&Report> for Run {
@@ -226,6 +235,7 @@ impl From<&Report> for Run {
             errors: r.errors.len(),
             timeline: r.timeline.clone(),
             writes_p99: None,
+            frames_per_request: None,
         }
     }
 }
@@ -370,11 +380,17 @@ async fn warm_up(store: &Arc<Store>, a: &Args) {
 /// `metrics` are the in-process server's, for the latency of its writes.
 async fn ingest(addr: &str, n: usize, token: &str, rate: f64, a: &Args, metrics: &Metrics) -> Run {
     let before = metrics.write_latency_counts();
+    let counter = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let (frames_before, requests_before) =
+        (counter(&metrics.frames), counter(&metrics.write_requests));
     let report = sim::run(sim_config(addr, n, token, rate, a)).await;
     if let Some(e) = report.errors.first() {
         eprintln!("ingest errors at {n} gateways: {e}");
     }
     let mut run = Run::from(&report);
+    let requests = counter(&metrics.write_requests) - requests_before;
+    run.frames_per_request =
+        (requests > 0).then(|| (counter(&metrics.frames) - frames_before) as f64 / requests as f64);
     let during: Vec<(Duration, u64)> = metrics
         .write_latency_counts()
         .into_iter()
@@ -582,7 +598,13 @@ async fn main() {
         let mut floor_sats = Vec::new();
         let mut ingest_sats = Vec::new();
         for round in 1..=a.rounds {
-            let [(f, _), (i, _)] = sides.round(round, n, 0.0).await;
+            let [(f, floor_cpu), (i, ingest_cpu)] = sides.round(round, n, 0.0).await;
+            eprintln!(
+                "  {n} gateways saturated, round {round}: floor {:.0} f/s ({floor_cpu}), ingest {:.0} f/s ({ingest_cpu}; {} frames per request)",
+                f.frames_per_sec,
+                i.frames_per_sec,
+                i.frames_per_request.map_or("?".to_owned(), |f| format!("{f:.1}"))
+            );
             floor_sats.push(f);
             ingest_sats.push(i);
         }
@@ -594,14 +616,15 @@ async fn main() {
         for round in 1..=a.rounds {
             let [(f, floor_cpu), (i, ingest_cpu)] = sides.round(round, n, half_rate).await;
             eprintln!(
-                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu}; its writes p99 <= {} ms)",
+                "  {n} gateways at half rate, round {round}: p50 / p99 / max ms floor {} / {} / {} ({floor_cpu}), ingest {} / {} / {} ({ingest_cpu}; its writes p99 <= {} ms, {} frames per request)",
                 ms(f.p50),
                 ms(f.p99),
                 ms(f.max),
                 ms(i.p50),
                 ms(i.p99),
                 ms(i.max),
-                i.writes_p99.map_or("?".to_owned(), ms)
+                i.writes_p99.map_or("?".to_owned(), ms),
+                i.frames_per_request.map_or("?".to_owned(), |f| format!("{f:.1}"))
             );
             for (side, run) in [("floor", &f), ("ingest", &i)] {
                 let stalls = run.timeline.stalls(STALL);
@@ -659,7 +682,7 @@ async fn main() {
         );
     }
     println!();
-    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; ingest sends {} requests at once of up to {} frames; floor {}; {} s per saturated run, {} s per half-rate run, after a warm-up of at least {} s; median of {} alternating rounds per cell", a.window, a.grouping.in_flight, a.grouping.max_frames, a.floor_label(), a.seconds, a.half_seconds, a.warmup_seconds, a.rounds);
+    println!("frames are 1 reading x 2 values (2 rows of readings + 2 of latest); window {} unacked frames per gateway; ingest sends {} requests at once of up to {} frames, lingering up to {} ms while others are in flight; floor {}; {} s per saturated run, {} s per half-rate run, after a warm-up of at least {} s; median of {} alternating rounds per cell", a.window, a.grouping.in_flight, a.grouping.max_frames, a.grouping.linger.as_millis(), a.floor_label(), a.seconds, a.half_seconds, a.warmup_seconds, a.rounds);
     match idle_rss_kib(node, &tenant).await {
         Some(kib) => println!(
             "\nidle RSS of the ingest container: {:.1} MiB",

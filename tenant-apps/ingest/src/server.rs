@@ -64,6 +64,7 @@ impl From<&crate::settings::Settings> for Limits {
             writes: Grouping {
                 in_flight: s.write_concurrency,
                 max_frames: s.batch_frames,
+                linger: s.batch_linger,
             },
         }
     }

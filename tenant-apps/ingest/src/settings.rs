@@ -20,9 +20,15 @@ pub struct Settings {
     /// `INGEST_WRITE_CONCURRENCY` (default 8): write requests to Cassandra
     /// in flight at once, across all connections.
     pub write_concurrency: usize,
-    /// `INGEST_BATCH_FRAMES` (default 32): frames one write request carries
-    /// at most, from any connections (1: one request per frame).
+    /// `INGEST_BATCH_FRAMES` (default 128): frames one write request
+    /// carries at most, from any connections (1: one request per frame).
+    /// Requests are also capped at 32 KiB.
     pub batch_frames: usize,
+    /// `INGEST_BATCH_LINGER_MS` (default 5; 0 turns it off): while other
+    /// write requests are in flight, how long the next one may wait, from
+    /// its first frame's arrival, for more frames. With nothing in flight a
+    /// frame goes at once.
+    pub batch_linger: Duration,
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
     pub max_pipeline: usize,
@@ -39,7 +45,8 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(300),
             max_connections: 1000,
             write_concurrency: 8,
-            batch_frames: 32,
+            batch_frames: 128,
+            batch_linger: Duration::from_millis(5),
             max_pipeline: 128,
         }
     }
@@ -62,6 +69,11 @@ impl Settings {
             max_connections: positive(&lookup, "INGEST_MAX_CONNECTIONS", d.max_connections)?,
             write_concurrency: positive(&lookup, "INGEST_WRITE_CONCURRENCY", d.write_concurrency)?,
             batch_frames: positive(&lookup, "INGEST_BATCH_FRAMES", d.batch_frames)?,
+            batch_linger: Duration::from_millis(parse(
+                &lookup,
+                "INGEST_BATCH_LINGER_MS",
+                d.batch_linger.as_millis() as u64,
+            )?),
             max_pipeline: positive(&lookup, "INGEST_MAX_PIPELINE", d.max_pipeline)?,
         })
     }
@@ -135,6 +147,7 @@ mod tests {
             ("INGEST_MAX_CONNECTIONS", "3"),
             ("INGEST_WRITE_CONCURRENCY", "5"),
             ("INGEST_BATCH_FRAMES", "1"),
+            ("INGEST_BATCH_LINGER_MS", "0"),
         ])
         .unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
@@ -142,6 +155,7 @@ mod tests {
         assert_eq!(s.max_connections, 3);
         assert_eq!(s.write_concurrency, 5);
         assert_eq!(s.batch_frames, 1);
+        assert_eq!(s.batch_linger, Duration::ZERO);
     }
 
     #[test]
@@ -153,6 +167,7 @@ mod tests {
             ("INGEST_MAX_CONNECTIONS", "-4"),
             ("INGEST_WRITE_CONCURRENCY", "many"),
             ("INGEST_BATCH_FRAMES", "0"),
+            ("INGEST_BATCH_LINGER_MS", "-1"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -6,9 +6,13 @@
 //!
 //! So at a light load every frame goes alone and at once, and as the load
 //! grows, requests grow instead of multiplying: Cassandra spends most of its
-//! CPU per request, not per row, and on a node that shares its cores a
-//! request saved is headroom for flushes, compaction and GC. Nothing waits
-//! on a timer for company.
+//! CPU per request and per partition, not per row, and on a node that
+//! shares its cores a request saved is headroom for flushes, compaction and
+//! GC. While other requests are in flight, the next one may also wait for
+//! more frames, until `linger` has passed since its first frame arrived or
+//! no other request is in flight any more: gateways that send frame by
+//! frame then get several frames into one partition write instead of one
+//! each. A frame that finds nothing in flight never waits.
 //!
 //! Each frame's writer learns the outcome of the request that carried it: a
 //! frame is acked only once that request succeeded. A failed request fails
@@ -22,9 +26,12 @@
 //! are capped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tenant_schema::model::GatewayId;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::protocol::DataFrame;
@@ -39,6 +46,10 @@ pub struct Grouping {
     pub in_flight: usize,
     /// Frames one request carries at most (1: every frame alone).
     pub max_frames: usize,
+    /// While other requests are in flight, how long a request may wait
+    /// (from its first frame's arrival) for more frames; it stops waiting
+    /// as soon as no other request is in flight. Zero: never waits.
+    pub linger: Duration,
 }
 
 /// Why a queued frame was not written.
@@ -56,6 +67,7 @@ struct Job {
     frame: DataFrame,
     touch: bool,
     bytes: usize,
+    queued_at: Instant,
     done: oneshot::Sender<Result<(), WriteError>>,
 }
 
@@ -86,6 +98,7 @@ impl WriteQueue {
         let job = Job {
             gateway,
             bytes: estimated_bytes(&frame),
+            queued_at: Instant::now(),
             frame,
             touch,
             done,
@@ -101,7 +114,13 @@ async fn dispatch(
     grouping: Grouping,
     mut queued: mpsc::UnboundedReceiver<Job>,
 ) {
-    let slots = Arc::new(Semaphore::new(grouping.in_flight.max(1)));
+    let grouping = Grouping {
+        in_flight: grouping.in_flight.max(1),
+        ..grouping
+    };
+    let slots = Arc::new(Semaphore::new(grouping.in_flight));
+    // told each time a request ends (and gave its slot back)
+    let finished = Arc::new(Notify::new());
     // a frame taken from the queue that did not fit the previous request
     let mut held: Option<Job> = None;
     loop {
@@ -122,24 +141,52 @@ async fn dispatch(
         let mut group = vec![first];
         if group[0].bytes <= ONE_REQUEST_BYTES {
             let mut bytes = group[0].bytes;
-            while group.len() < grouping.max_frames {
-                let Ok(job) = queued.try_recv() else { break };
+            let mut take = |job: Job, group: &mut Vec<Job>| {
                 if job.bytes > ONE_REQUEST_BYTES || bytes + job.bytes > MAX_BATCH_BYTES {
-                    held = Some(job);
-                    break;
+                    return Some(job);
                 }
                 bytes += job.bytes;
                 group.push(job);
+                None
+            };
+            // with other requests in flight, this one may wait a little for
+            // company, until the linger is over or Cassandra has nothing
+            // else to do; alone, it goes with what is already waiting
+            let in_flight = |slots: &Semaphore| grouping.in_flight - 1 - slots.available_permits();
+            let wait_until = (in_flight(&slots) > 0 && !grouping.linger.is_zero())
+                .then(|| group[0].queued_at + grouping.linger);
+            while group.len() < grouping.max_frames && held.is_none() {
+                let next = match (queued.try_recv(), wait_until) {
+                    (Ok(job), _) => Some(job),
+                    (Err(TryRecvError::Empty), Some(deadline)) => tokio::select! {
+                        job = queued.recv() => job,
+                        _ = finished.notified() => {
+                            if in_flight(&slots) > 0 {
+                                continue;
+                            }
+                            None
+                        }
+                        _ = tokio::time::sleep_until(deadline) => None,
+                    },
+                    (Err(_), _) => None,
+                };
+                let Some(job) = next else { break };
+                held = take(job, &mut group);
             }
         }
         Metrics::inc(&metrics.write_requests);
-        tokio::spawn(send(store.clone(), group, slot));
+        tokio::spawn(send(store.clone(), group, slot, finished.clone()));
     }
 }
 
 /// Writes one group as one request (or a big frame alone) and tells every
 /// frame's writer how it went.
-async fn send(store: Arc<Store>, group: Vec<Job>, _slot: OwnedSemaphorePermit) {
+async fn send(
+    store: Arc<Store>,
+    group: Vec<Job>,
+    slot: OwnedSemaphorePermit,
+    finished: Arc<Notify>,
+) {
     let writes: Vec<FrameWrite<'_>> = group
         .iter()
         .map(|job| FrameWrite {
@@ -153,6 +200,8 @@ async fn send(store: Arc<Store>, group: Vec<Job>, _slot: OwnedSemaphorePermit) {
         many => store.write_frames(many).await,
     }
     .map_err(|e| WriteError::Store(Arc::new(e)));
+    drop(slot);
+    finished.notify_one();
     drop(writes);
     for job in group {
         // a writer that went away (its connection closed) needs no answer
