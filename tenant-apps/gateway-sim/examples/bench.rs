@@ -38,6 +38,7 @@
 //! [--batch-frames N] [--linger-ms MS]`).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -225,6 +226,13 @@ struct Run {
     frames_per_request: Option<f64>,
 }
 
+impl Run {
+    fn frames_per_request_text(&self) -> String {
+        self.frames_per_request
+            .map_or("?".to_owned(), |f| format!("{f:.1}"))
+    }
+}
+
 impl From<&Report> for Run {
     fn from(r: &Report) -> Self {
         Run {
@@ -380,7 +388,7 @@ async fn warm_up(store: &Arc<Store>, a: &Args) {
 /// `metrics` are the in-process server's, for the latency of its writes.
 async fn ingest(addr: &str, n: usize, token: &str, rate: f64, a: &Args, metrics: &Metrics) -> Run {
     let before = metrics.write_latency_counts();
-    let counter = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let counter = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (frames_before, requests_before) =
         (counter(&metrics.frames), counter(&metrics.write_requests));
     let report = sim::run(sim_config(addr, n, token, rate, a)).await;
@@ -603,7 +611,7 @@ async fn main() {
                 "  {n} gateways saturated, round {round}: floor {:.0} f/s ({floor_cpu}), ingest {:.0} f/s ({ingest_cpu}; {} frames per request)",
                 f.frames_per_sec,
                 i.frames_per_sec,
-                i.frames_per_request.map_or("?".to_owned(), |f| format!("{f:.1}"))
+                i.frames_per_request_text()
             );
             floor_sats.push(f);
             ingest_sats.push(i);
@@ -624,7 +632,7 @@ async fn main() {
                 ms(i.p99),
                 ms(i.max),
                 i.writes_p99.map_or("?".to_owned(), ms),
-                i.frames_per_request.map_or("?".to_owned(), |f| format!("{f:.1}"))
+                i.frames_per_request_text()
             );
             for (side, run) in [("floor", &f), ("ingest", &i)] {
                 let stalls = run.timeline.stalls(STALL);

@@ -26,8 +26,9 @@ pub struct Settings {
     pub batch_frames: usize,
     /// `INGEST_BATCH_LINGER_MS` (default 5; 0 turns it off): while other
     /// write requests are in flight, how long the next one may wait, from
-    /// its first frame's arrival, for more frames. With nothing in flight a
-    /// frame goes at once.
+    /// its first frame's arrival, for more frames; it stops waiting once
+    /// nothing else is in flight. With nothing in flight a frame goes at
+    /// once.
     pub batch_linger: Duration,
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
