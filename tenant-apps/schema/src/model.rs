@@ -19,6 +19,8 @@ pub enum ModelError {
     InvalidGatewayId(String),
     #[error("cannot hash password: {0}")]
     PasswordHash(String),
+    #[error("invalid display name: {0}")]
+    InvalidDisplayName(&'static str),
 }
 
 /// A gateway id as a gateway sends it in its hello and as the tables key it:
@@ -50,6 +52,53 @@ impl GatewayId {
 impl fmt::Display for GatewayId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A gateway's display name as the admin panel and the CLI accept it: 1 to
+/// [`DisplayName::MAX_CHARS`] characters after trimming, none of them a
+/// control character (so a name can never carry terminal escapes or break
+/// a line of a listing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, ModelError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(ModelError::InvalidDisplayName("must not be empty"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ModelError::InvalidDisplayName(
+                "must not contain control characters (tabs, line breaks, escapes)",
+            ));
+        }
+        if name.chars().count() > Self::MAX_CHARS {
+            return Err(ModelError::InvalidDisplayName(
+                "must be at most 100 characters",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `text` with every control character replaced by U+FFFD, for printing
+/// something stored (a name written before [`DisplayName`] existed, or by
+/// another client) to a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 
@@ -121,6 +170,23 @@ mod tests {
         assert!(GatewayId::parse("gw 17").is_err());
         assert!(GatewayId::parse("gw/17").is_err());
         assert!(GatewayId::parse(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn display_names_refuse_control_characters_and_length_with_the_right_reason() {
+        assert_eq!(DisplayName::parse("  Roof  ").unwrap().as_str(), "Roof");
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+        let too_long = DisplayName::parse(&"a".repeat(101)).unwrap_err();
+        assert!(too_long.to_string().contains("at most 100"), "{too_long}");
+        let escape = DisplayName::parse("x\u{1b}[2Jy\u{7}").unwrap_err();
+        assert!(escape.to_string().contains("control"), "{escape}");
+        assert!(DisplayName::parse("   ").is_err());
+    }
+
+    #[test]
+    fn printable_replaces_control_characters() {
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("a\u{1b}[31mb\u{7}"), "a\u{fffd}[31mb\u{fffd}");
     }
 
     #[test]
