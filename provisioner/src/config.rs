@@ -36,11 +36,14 @@ pub struct DockerConfig {
     /// `unix:///path` or `tcp://host:port`; default: `DOCKER_HOST` or the
     /// local socket.
     pub host: Option<String>,
-    /// The user-defined network shared by the tenant containers and Cassandra.
+    /// The managed Cassandra's own network. Each tenant gets a network of
+    /// its own, `<network>-<tenant>`, holding its two containers and the
+    /// Cassandra container, so no tenant's container can reach another's.
     pub network: String,
     /// Prefix of every container name: `<prefix>-<tenant>-<role>`.
     pub container_prefix: String,
-    /// Extra labels put on every tenant container (e.g. an environment or
+    /// Extra labels put on every container, network and volume the
+    /// provisioner creates (e.g. an environment or
     /// owner tag; the tests put their cleanup scope here).
     pub extra_labels: std::collections::BTreeMap<String, String>,
 }
@@ -64,6 +67,12 @@ pub struct CassandraConfig {
     pub container: String,
     pub volume: String,
     pub heap: String,
+    /// Managed: the container's memory limit in MiB (the heap plus
+    /// off-heap memtables, metaspace, thread stacks and direct buffers).
+    pub memory_mb: i64,
+    /// Managed: the container's pids limit (Cassandra runs a few hundred
+    /// threads).
+    pub pids: i64,
     pub host_port: u16,
     /// External: where the provisioner (on the host) reaches CQL.
     pub contact_points: Vec<String>,
@@ -73,6 +82,10 @@ pub struct CassandraConfig {
     /// that advertises another address (a node in Docker): send every
     /// connection there.
     pub published: bool,
+    /// External: the cluster is one node running as a container on this
+    /// engine (the test harness's node): attach it to every tenant network,
+    /// as the managed node is.
+    pub attach_container: Option<String>,
     /// External: a superuser (managed mode rotates and stores its own).
     pub admin_user: String,
     pub admin_password: String,
@@ -166,10 +179,13 @@ impl Default for CassandraConfig {
             container: "provision-cassandra".into(),
             volume: "provision-cassandra-data".into(),
             heap: "2G".into(),
+            memory_mb: 4096,
+            pids: 4096,
             host_port: 19042,
             contact_points: Vec::new(),
             container_contact_points: Vec::new(),
             published: false,
+            attach_container: None,
             admin_user: "cassandra".into(),
             admin_password: "cassandra".into(),
             replication: ReplicationConfig::SimpleStrategy {
@@ -361,6 +377,19 @@ impl Config {
                 self.cassandra.contact_points.clone()
             }
             CassandraMode::External => self.cassandra.container_contact_points.clone(),
+        }
+    }
+
+    /// The tenant's own network.
+    pub fn tenant_network(&self, tenant: &str) -> String {
+        format!("{}-{tenant}", self.docker.network)
+    }
+
+    /// The Cassandra container attached to every tenant network, if any.
+    pub fn attached_cassandra(&self) -> Option<&str> {
+        match self.cassandra.mode {
+            CassandraMode::Managed => Some(&self.cassandra.container),
+            CassandraMode::External => self.cassandra.attach_container.as_deref(),
         }
     }
 

@@ -1,16 +1,18 @@
 //! The Docker driver (bollard): the shared network, the managed Cassandra
-//! container with its named volume, and the tenant containers: their
-//! desired configuration (and its hash), observation by label, create,
-//! start, stop, remove, health, logs and stats. A 404 on remove/stop and a
-//! 409 on create count as done.
+//! container with its named volume and its hardening, the tenant networks
+//! (one per tenant, with the Cassandra container attached), and the tenant
+//! containers: their desired configuration (and its hash), their secrets
+//! as read-only files, observation by label, create, start, stop, remove,
+//! health, restarts and OOM kills, logs and stats. A 404 on remove/stop and
+//! a 409 on create count as done.
 
 use std::collections::HashMap;
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
-    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    HostConfigLogConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
@@ -23,7 +25,9 @@ use sha2::{Digest, Sha256};
 use crate::config::{CassandraMode, Config};
 use crate::error::{Error, Result};
 use crate::labels;
-use crate::plan::{CassandraObserved, Health, ObservedContainer, ObservedInfra, Role};
+use crate::plan::{
+    CassandraObserved, Health, NetworkObserved, ObservedContainer, ObservedInfra, Role,
+};
 use crate::state::ProviderRecord;
 
 /// The container ports the tenant apps listen on.
@@ -126,13 +130,27 @@ pub async fn observe_containers(
     Ok(out)
 }
 
-/// The network and (managed mode) the Cassandra container.
-pub async fn observe_infra(docker: &Docker, config: &Config) -> Result<ObservedInfra> {
+/// The shared network, (managed mode) the Cassandra container, and the
+/// network of `tenant`. Whether the default superuser logs in is left
+/// false: that takes CQL, which the caller ([`crate::execute`]) asks.
+pub async fn observe_infra(
+    docker: &Docker,
+    config: &Config,
+    tenant: Option<&str>,
+) -> Result<ObservedInfra> {
     let network = config.docker.network.clone();
-    let network_exists = match docker.inspect_network(&network, None).await {
-        Ok(_) => true,
-        Err(e) if is_status(&e, 404) => false,
-        Err(e) => return Err(Error::docker(format!("inspect network {network}"), e)),
+    let network_exists = observe_network(docker, &network, None).await?.exists;
+    let attach_container = config.attached_cassandra().map(str::to_owned);
+    let tenant_network = match tenant {
+        Some(t) => {
+            observe_network(
+                docker,
+                &config.tenant_network(t),
+                attach_container.as_deref(),
+            )
+            .await?
+        }
+        None => NetworkObserved::default(),
     };
     let container = config.cassandra.container.clone();
     let mut cassandra_outdated = false;
@@ -162,7 +180,31 @@ pub async fn observe_infra(docker: &Docker, config: &Config) -> Result<ObservedI
         cassandra_container: container,
         cassandra,
         cassandra_outdated,
+        default_superuser_login: false,
+        attach_container,
+        tenant_network,
     })
+}
+
+/// Whether network `name` exists, and whether `container` is attached.
+async fn observe_network(
+    docker: &Docker,
+    name: &str,
+    container: Option<&str>,
+) -> Result<NetworkObserved> {
+    match docker.inspect_network(name, None).await {
+        Ok(n) => Ok(NetworkObserved {
+            exists: true,
+            cassandra_attached: container.is_some_and(|c| {
+                n.containers
+                    .unwrap_or_default()
+                    .values()
+                    .any(|e| e.name.as_deref() == Some(c))
+            }),
+        }),
+        Err(e) if is_status(&e, 404) => Ok(NetworkObserved::default()),
+        Err(e) => Err(Error::docker(format!("inspect network {name}"), e)),
+    }
 }
 
 /// Whether a container whose image id is `container_image` was created from
@@ -187,20 +229,90 @@ async fn built_from_other_image(
     }
 }
 
-pub async fn create_network(docker: &Docker, name: &str) -> Result<()> {
+/// The labels of what the provisioner creates besides tenant containers:
+/// `[docker].extra_labels`, ours, and the role.
+fn managed_labels(config: &Config, role: &str) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> =
+        config.docker.extra_labels.clone().into_iter().collect();
+    labels.insert(labels::MANAGED.to_owned(), "1".to_owned());
+    labels.insert(labels::ROLE.to_owned(), role.to_owned());
+    labels
+}
+
+/// Creates a bridge network (409 = exists); `tenant` labels a tenant's own.
+pub async fn create_network(
+    docker: &Docker,
+    config: &Config,
+    name: &str,
+    tenant: Option<&str>,
+) -> Result<()> {
+    let mut labels = managed_labels(config, labels::ROLE_NETWORK);
+    if let Some(t) = tenant {
+        labels.insert(labels::TENANT.to_owned(), t.to_owned());
+    }
     let request = NetworkCreateRequest {
         name: name.to_owned(),
         driver: Some("bridge".to_owned()),
-        labels: Some(HashMap::from([
-            (labels::MANAGED.to_owned(), "1".to_owned()),
-            (labels::ROLE.to_owned(), labels::ROLE_NETWORK.to_owned()),
-        ])),
+        labels: Some(labels),
         ..Default::default()
     };
     match docker.create_network(request).await {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 409) => Ok(()),
         Err(e) => Err(Error::docker(format!("create network {name}"), e)),
+    }
+}
+
+/// Attaches `container` to `network` under its own name as an alias; an
+/// endpoint that exists already counts as done.
+pub async fn attach(docker: &Docker, container: &str, network: &str) -> Result<()> {
+    let request = NetworkConnectRequest {
+        container: container.to_owned(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: Some(vec![container.to_owned()]),
+            ..Default::default()
+        }),
+    };
+    match docker.connect_network(network, request).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 403) || is_status(&e, 409) => {
+            if observe_network(docker, network, Some(container))
+                .await?
+                .cassandra_attached
+            {
+                Ok(())
+            } else {
+                Err(Error::docker(format!("attach {container} to {network}"), e))
+            }
+        }
+        Err(e) => Err(Error::docker(format!("attach {container} to {network}"), e)),
+    }
+}
+
+/// Detaches `container` (if given and attached) and removes `network`; a
+/// network that is gone counts as done.
+pub async fn remove_network(docker: &Docker, network: &str, container: Option<&str>) -> Result<()> {
+    if let Some(container) = container {
+        let request = NetworkDisconnectRequest {
+            container: container.to_owned(),
+            force: Some(true),
+        };
+        match docker.disconnect_network(network, request).await {
+            Ok(()) => {}
+            // not attached, or no such network or container
+            Err(e) if is_status(&e, 404) || is_status(&e, 403) || is_status(&e, 500) => {}
+            Err(e) => {
+                return Err(Error::docker(
+                    format!("detach {container} from {network}"),
+                    e,
+                ))
+            }
+        }
+    }
+    match docker.remove_network(network).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(Error::docker(format!("remove network {network}"), e)),
     }
 }
 
@@ -215,14 +327,16 @@ async fn require_image(docker: &Docker, image: &str) -> Result<()> {
 }
 
 /// Creates (409 = exists) and starts (304 = running) the managed Cassandra
-/// with its data on a named volume, CQL published on loopback only.
+/// with its data on a named volume, CQL published on loopback only, and
+/// hardened as far as Cassandra allows (README, "Security"): no
+/// capabilities, no new privileges, a read-only root filesystem with a
+/// tmpfs `/tmp` (the entrypoint renders `cassandra.yaml` there, the JVM
+/// keeps its GC log there), memory and pids limits, a health check on the
+/// CQL port.
 pub async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
     let c = &config.cassandra;
     require_image(docker, &c.image).await?;
-    let managed = HashMap::from([
-        (labels::MANAGED.to_owned(), "1".to_owned()),
-        (labels::ROLE.to_owned(), labels::ROLE_CASSANDRA.to_owned()),
-    ]);
+    let managed = managed_labels(config, labels::ROLE_CASSANDRA);
     let volume = VolumeCreateRequest {
         name: Some(c.volume.clone()),
         labels: Some(managed.clone()),
@@ -234,6 +348,7 @@ pub async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
         .map_err(|e| Error::docker(format!("create volume {}", c.volume), e))?;
     let body = ContainerCreateBody {
         image: Some(c.image.clone()),
+        user: Some("999:999".to_owned()),
         labels: Some(managed),
         env: Some(vec![format!("CASSANDRA_HEAP={}", c.heap)]),
         exposed_ports: Some(vec!["9042/tcp".to_owned()]),
@@ -251,7 +366,33 @@ pub async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
+            memory: Some(c.memory_mb * 1024 * 1024),
+            memory_swap: Some(c.memory_mb * 1024 * 1024),
+            pids_limit: Some(c.pids),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_owned(),
+                "rw,noexec,nosuid,nodev,size=64m".to_owned(),
+            )])),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            log_config: Some(log_config()),
             ..Default::default()
+        }),
+        healthcheck: Some(HealthConfig {
+            // bash's /dev/tcp: the image has no CQL client, and the native
+            // transport listens only once the node serves CQL.
+            test: Some(vec![
+                "CMD".into(),
+                "bash".into(),
+                "-c".into(),
+                "exec 3<>/dev/tcp/127.0.0.1/9042".into(),
+            ]),
+            interval: Some(secs(config.health.interval_secs.max(1))),
+            timeout: Some(secs(5)),
+            retries: Some(3),
+            start_period: Some(secs(180)),
+            start_interval: None,
         }),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
@@ -268,13 +409,38 @@ pub async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
     start_container(docker, &c.container).await
 }
 
+fn secs(s: u64) -> i64 {
+    (s * 1_000_000_000) as i64
+}
+
+/// Logs kept by the engine: 3 files of 10 MiB.
+fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: Some(HashMap::from([
+            ("max-size".to_owned(), "10m".to_owned()),
+            ("max-file".to_owned(), "3".to_owned()),
+        ])),
+    }
+}
+
+/// Where a tenant container finds its secrets: a read-only bind mount of
+/// the host folder [`crate::secrets`] writes.
+pub const SECRETS_MOUNT: &str = "/run/secrets";
+
 /// The desired configuration of one tenant container, and its hash (put on
 /// the container as a label, so drift shows as a different hash).
+///
+/// The secrets (the tenant role's password, the panel's session secret) are
+/// not in the environment, where `docker inspect` shows them: they are files
+/// in `secrets_dir` ([`crate::secrets::write`]), mounted read-only at
+/// [`SECRETS_MOUNT`]. Their content is not part of the hash.
 pub fn tenant_container(
     config: &Config,
     record: &ProviderRecord,
     role: Role,
     host_port: u16,
+    secrets_dir: &std::path::Path,
 ) -> (ContainerCreateBody, String) {
     let id = &record.id;
     let keyspace = format!("tenant_{id}");
@@ -286,17 +452,27 @@ pub fn tenant_container(
             config.container_contact_points().join(",")
         ),
         format!("CASSANDRA_USERNAME={keyspace}"),
-        format!("CASSANDRA_PASSWORD={}", record.cassandra_password),
+        format!(
+            "CASSANDRA_PASSWORD_FILE={SECRETS_MOUNT}/{}",
+            crate::secrets::CASSANDRA_PASSWORD
+        ),
         format!("LOG_FORMAT={}", config.log_format),
     ];
+    if config.attached_cassandra().is_some() {
+        // The node advertises its address on its own network only.
+        env.push("CASSANDRA_TRANSLATE_TO_CONTACT_POINT=true".to_owned());
+    }
     let (port, binary) = match role {
         Role::Ingest => (INGEST_PORT, "/ingest"),
         Role::Admin => {
-            env.push(format!("ADMIN_SESSION_SECRET={}", record.session_secret));
+            env.push(format!(
+                "ADMIN_SESSION_SECRET_FILE={SECRETS_MOUNT}/{}",
+                crate::secrets::SESSION_SECRET
+            ));
             (ADMIN_PORT, "/admin")
         }
     };
-    let secs = |s: u64| (s * 1_000_000_000) as i64;
+    let network = config.tenant_network(id);
     let mut labels: HashMap<String, String> =
         config.docker.extra_labels.clone().into_iter().collect();
     labels.extend([
@@ -326,7 +502,7 @@ pub fn tenant_container(
                     host_port: Some(host_port.to_string()),
                 }]),
             )])),
-            network_mode: Some(config.docker.network.clone()),
+            network_mode: Some(network),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
@@ -338,13 +514,11 @@ pub fn tenant_container(
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".to_owned()]),
             security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".to_owned()),
-                config: Some(HashMap::from([
-                    ("max-size".to_owned(), "10m".to_owned()),
-                    ("max-file".to_owned(), "3".to_owned()),
-                ])),
-            }),
+            log_config: Some(log_config()),
+            binds: Some(vec![format!(
+                "{}:{SECRETS_MOUNT}:ro",
+                secrets_dir.display()
+            )]),
             ..Default::default()
         }),
         labels: Some(labels.clone()),
@@ -428,6 +602,11 @@ pub struct ContainerDetails {
     pub uptime_secs: Option<i64>,
     /// The last healthcheck output, when failing.
     pub health_log: Option<String>,
+    /// How often the engine restarted the container (restart policy).
+    pub restart_count: i64,
+    /// Whether the kernel's OOM killer ended the container's last run, or
+    /// any run the engine still has events of.
+    pub oom_killed: bool,
 }
 
 /// Inspects a container; `None` when it does not exist.
@@ -446,6 +625,9 @@ pub async fn details(
     };
     let state = inspect.state.unwrap_or_default();
     let running = state.running.unwrap_or(false);
+    let restart_count = inspect.restart_count.unwrap_or(0);
+    let oom_killed = state.oom_killed.unwrap_or(false)
+        || (restart_count > 0 && oom_events(docker, name, inspect.created.as_deref()).await > 0);
     let health = state.health.clone().unwrap_or_default();
     let health_str = match (running, health.status) {
         (false, _) => "-",
@@ -475,11 +657,35 @@ pub async fn details(
         state: state.status.map(|s| s.to_string()).unwrap_or_default(),
         health: health_str.to_owned(),
         ip,
-        exit_code: state.exit_code,
+        // A running container's exit code is the engine's 0, not the
+        // code of its last exit: only a stopped one has one to show.
+        exit_code: state.exit_code.filter(|_| !running),
         started_at,
         uptime_secs,
         health_log,
+        restart_count,
+        oom_killed,
     }))
+}
+
+/// How many `oom` events the engine still holds for `container` since it
+/// was created (the engine keeps its recent events in memory only).
+async fn oom_events(docker: &Docker, container: &str, created: Option<&str>) -> usize {
+    let since = created
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| t.timestamp().to_string());
+    let options = bollard::query_parameters::EventsOptions {
+        since,
+        until: Some(chrono::Utc::now().timestamp().to_string()),
+        filters: Some(HashMap::from([
+            ("container".to_owned(), vec![container.to_owned()]),
+            ("event".to_owned(), vec!["oom".to_owned()]),
+        ])),
+    };
+    let events = docker.events(Some(options));
+    tokio::time::timeout(std::time::Duration::from_secs(2), events.count())
+        .await
+        .unwrap_or(0)
 }
 
 /// CPU (percent of one core) and memory use of a running container, from

@@ -20,7 +20,27 @@ pub enum ErrorKind {
     CassandraUnreachable,
     UnknownProvider,
     Unhealthy,
+    /// The managed node's default superuser still logs in.
+    Insecure,
     Other,
+}
+
+impl ErrorKind {
+    /// The kind's stable name (the `kind` of the CLI's JSON errors).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::InvalidProviderId => "invalid_provider_id",
+            ErrorKind::PortPoolExhausted => "port_pool_exhausted",
+            ErrorKind::PortTaken => "port_taken",
+            ErrorKind::EngineUnreachable => "engine_unreachable",
+            ErrorKind::CassandraUnreachable => "cassandra_unreachable",
+            ErrorKind::UnknownProvider => "unknown_provider",
+            ErrorKind::Unhealthy => "unhealthy",
+            ErrorKind::Insecure => "insecure",
+            ErrorKind::Other => "other",
+        }
+    }
 }
 
 /// Everything that can go wrong in the provisioner library.
@@ -65,6 +85,8 @@ pub enum Error {
     ImageMissing { image: String },
     #[error("cassandra at {contact_points} cannot be reached ({why}); check [cassandra] in the config or that the cassandra container is running")]
     CassandraUnreachable { contact_points: String, why: String },
+    #[error("the default superuser cassandra/cassandra still logs in on the managed node {container} ({why}); nothing was started: check `docker logs {container}`, then run start again")]
+    DefaultSuperuserActive { container: String, why: String },
     #[error(transparent)]
     Cassandra(#[from] CassandraError),
     #[error("cassandra query for tenant {tenant} failed ({what}): {why}")]
@@ -82,7 +104,7 @@ pub enum Error {
     #[error("unknown gateway {gateway} of tenant {tenant}")]
     UnknownGateway { tenant: String, gateway: String },
     #[error(transparent)]
-    InvalidGatewayId(#[from] tenant_schema::model::ModelError),
+    InvalidModel(#[from] tenant_schema::model::ModelError),
     #[error("tenant {tenant}: container {container} did not become healthy within {secs} s ({why}); see `provision logs {tenant} --role {role}`")]
     Unhealthy {
         tenant: String,
@@ -112,7 +134,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidProviderId(_) => ErrorKind::InvalidProviderId,
-            Error::Usage(_) | Error::Config { .. } | Error::InvalidGatewayId(_) => ErrorKind::Usage,
+            Error::Usage(_) | Error::Config { .. } | Error::InvalidModel(_) => ErrorKind::Usage,
             Error::PortPoolExhausted { .. } => ErrorKind::PortPoolExhausted,
             Error::PortLeased { .. } | Error::PortHeld { .. } | Error::PortMismatch { .. } => {
                 ErrorKind::PortTaken
@@ -121,6 +143,7 @@ impl Error {
             Error::CassandraUnreachable { .. } => ErrorKind::CassandraUnreachable,
             Error::UnknownProvider(_) | Error::UnknownGateway { .. } => ErrorKind::UnknownProvider,
             Error::Unhealthy { .. } => ErrorKind::Unhealthy,
+            Error::DefaultSuperuserActive { .. } => ErrorKind::Insecure,
             _ => ErrorKind::Other,
         }
     }

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::docker::{self, ContainerDetails, Usage};
 use crate::error::{Error, Result};
 use crate::lock;
-use crate::plan::{self, Desired, Plan, Role, Step, TenantView};
+use crate::plan::{self, Desired, ObservedInfra, Plan, Role, Step, TenantView};
 use crate::ports::{host_port_free, Pools};
 use crate::provider_id::ProviderId;
 use crate::state::{PortRequest, ProviderRecord, Store};
@@ -191,7 +191,8 @@ impl Provisioner {
                         Role::Ingest => r.gateway_port?,
                         Role::Admin => r.admin_port?,
                     };
-                    Some(docker::tenant_container(&self.config, r, role, port).1)
+                    let secrets = crate::secrets::dir(&self.data_dir, &r.id, role);
+                    Some(docker::tenant_container(&self.config, r, role, port, &secrets).1)
                 });
                 (role, name, hash)
             })
@@ -204,15 +205,26 @@ impl Provisioner {
             schema_version: record.map(|r| r.schema_version).unwrap_or(0),
             role_ready: record.map(|r| r.role_ready).unwrap_or(false),
             admin_user_created: record.map(|r| r.admin_user_created).unwrap_or(false),
+            network: self.config.tenant_network(id.as_str()),
             containers,
         }
+    }
+
+    /// The shared infrastructure and `tenant`'s network as observed, with
+    /// (managed mode, node running) whether the default superuser logs in.
+    async fn observe_infra(&self, docker: &Docker, tenant: Option<&str>) -> Result<ObservedInfra> {
+        let mut infra = docker::observe_infra(docker, &self.config, tenant).await?;
+        if infra.cassandra == plan::CassandraObserved::Running {
+            infra.default_superuser_login = crate::session::default_login_works(&self.config).await;
+        }
+        Ok(infra)
     }
 
     /// What `start` would do, without doing it.
     pub async fn plan(&self, id: &ProviderId, options: StartOptions) -> Result<Plan> {
         let docker = self.docker().await?;
         let record = self.store.provider(id.as_str()).await?;
-        let infra = docker::observe_infra(&docker, &self.config).await?;
+        let infra = self.observe_infra(&docker, Some(id.as_str())).await?;
         let observed = docker::observe_containers(&docker, Some(id.as_str())).await?;
         let view = self.view(id, record.as_ref());
         Ok(plan::plan_start(
@@ -291,9 +303,9 @@ impl Provisioner {
             )
         }) {
             let _infra = lock::acquire(&self.data_dir, "_infrastructure").await?;
-            let infra = docker::observe_infra(&docker, &self.config).await?;
+            let infra = docker::observe_infra(&docker, &self.config, None).await?;
             if !infra.network_exists {
-                docker::create_network(&docker, &infra.network).await?;
+                docker::create_network(&docker, &self.config, &infra.network, None).await?;
             }
             if matches!(
                 infra.cassandra,
@@ -329,6 +341,19 @@ impl Provisioner {
                 Step::CreateNetwork { .. }
                 | Step::CreateCassandra { .. }
                 | Step::StartCassandra { .. } => {}
+                Step::RetireDefaultSuperuser { container } => {
+                    let s = session.as_ref().expect("needs_cql");
+                    self.retire_default_superuser(s, container).await?;
+                }
+                Step::CreateTenantNetwork { name } => {
+                    docker::create_network(&docker, &self.config, name, Some(id.as_str())).await?
+                }
+                Step::AttachToNetwork { container, network } => {
+                    docker::attach(&docker, container, network).await?
+                }
+                Step::RemoveTenantNetwork { name } => {
+                    docker::remove_network(&docker, name, self.config.attached_cassandra()).await?
+                }
                 Step::LeasePort { .. } => {}
                 Step::ApplySchema { .. } => {
                     let s = session.as_ref().expect("needs_cql");
@@ -358,19 +383,30 @@ impl Provisioner {
                         Role::Admin => record.admin_port,
                     };
                     let Some(port) = port else { continue };
-                    let (body, hash) = docker::tenant_container(&self.config, &record, *role, port);
+                    let secrets = crate::secrets::write(&self.data_dir, &record, *role)?;
+                    let (body, hash) =
+                        docker::tenant_container(&self.config, &record, *role, port, &secrets);
                     let container_id = docker::create_container(&docker, name, body).await?;
                     docker::start_container(&docker, name).await?;
                     self.store
                         .record_container(id.as_str(), role.as_str(), name, &container_id, &hash)
                         .await?;
                 }
-                Step::StartContainer { name } => docker::start_container(&docker, name).await?,
+                Step::StartContainer { name } => {
+                    // The mounted secrets must exist (a wiped data dir).
+                    for role in Role::ALL {
+                        if self.config.container_name(id.as_str(), role.as_str()) == *name {
+                            crate::secrets::write(&self.data_dir, &record, role)?;
+                        }
+                    }
+                    docker::start_container(&docker, name).await?
+                }
                 Step::StopContainer { name } => docker::stop_container(&docker, name).await?,
                 Step::WaitHealthy { names } => waits.extend(names.iter().cloned()),
                 Step::ReleasePorts { .. } => {
                     self.store.release_ports(id.as_str()).await?;
                     self.store.forget_containers(id.as_str()).await?;
+                    crate::secrets::remove(&self.data_dir, id.as_str())?;
                 }
                 Step::DropData { .. } => {
                     let s = session.as_ref().expect("needs_cql");
@@ -397,6 +433,30 @@ impl Provisioner {
         Ok(())
     }
 
+    /// Retires the managed node's default superuser (the role read back),
+    /// then checks that `cassandra`/`cassandra` is refused. The node caches
+    /// credentials for `credentials_validity` (2 s in our image), so the
+    /// check is repeated for a few seconds before it counts as failed.
+    async fn retire_default_superuser(&self, session: &Session, container: &str) -> Result<()> {
+        let insecure = |why: String| Error::DefaultSuperuserActive {
+            container: container.to_owned(),
+            why,
+        };
+        crate::session::retire_default_superuser(session)
+            .await
+            .map_err(|e| insecure(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::session::default_login_works(&self.config).await {
+            if Instant::now() >= deadline {
+                return Err(insecure(
+                    "the role reads back as retired, yet the login is accepted".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(())
+    }
+
     /// Waits until a container answers its health endpoint (probed directly
     /// on its network address) or Docker reports it healthy.
     async fn wait_healthy(&self, docker: &Docker, id: &ProviderId, name: &str) -> Result<()> {
@@ -411,9 +471,10 @@ impl Provisioner {
         };
         let timeout = Duration::from_secs(self.config.health.timeout_secs);
         let deadline = Instant::now() + timeout;
+        let network = self.config.tenant_network(id.as_str());
         let mut why;
         loop {
-            if let Some(d) = docker::details(docker, name, &self.config.docker.network).await? {
+            if let Some(d) = docker::details(docker, name, &network).await? {
                 if d.health == "healthy" {
                     return Ok(());
                 }
@@ -503,7 +564,8 @@ impl Provisioner {
         let record = self.known(id).await?;
         let docker = self.docker().await?;
         let observed = docker::observe_containers(&docker, Some(id.as_str())).await?;
-        let plan = plan::plan_destroy(&self.view(id, Some(&record)), &observed, purge);
+        let infra = docker::observe_infra(&docker, &self.config, Some(id.as_str())).await?;
+        let plan = plan::plan_destroy(&self.view(id, Some(&record)), &infra, &observed, purge);
         if !dry_run {
             let op = self
                 .store
@@ -524,6 +586,12 @@ impl Provisioner {
     pub async fn reconcile(&self, dry_run: bool) -> Result<PlanReport> {
         let docker = self.docker().await?;
         let records = self.store.providers().await?;
+        // Asked once per run: a CQL login attempt per tenant would cost the
+        // node for nothing.
+        let mut default_superuser_login = self
+            .observe_infra(&docker, None)
+            .await?
+            .default_superuser_login;
         let mut plans = Vec::new();
         for record in &records {
             let Ok(id) = ProviderId::parse(&record.id) else {
@@ -534,7 +602,8 @@ impl Provisioner {
             let Some(record) = self.store.provider(id.as_str()).await? else {
                 continue;
             };
-            let infra = docker::observe_infra(&docker, &self.config).await?;
+            let mut infra = docker::observe_infra(&docker, &self.config, Some(id.as_str())).await?;
+            infra.default_superuser_login = default_superuser_login;
             let observed = docker::observe_containers(&docker, Some(id.as_str())).await?;
             let plan = plan::plan_reconcile_tenant(
                 &self.view(&id, Some(&record)),
@@ -553,6 +622,7 @@ impl Provisioner {
                     .await;
                 self.finish(op, &outcome).await;
                 outcome?;
+                default_superuser_login = false;
             }
             plans.push(plan);
         }
@@ -579,10 +649,9 @@ impl Provisioner {
             None => self.store.providers().await?,
         };
         let docker = self.docker().await?;
-        let network = self.config.docker.network.clone();
         let statuses = records.into_iter().map(|record| {
             let docker = docker.clone();
-            let network = network.clone();
+            let network = self.config.tenant_network(&record.id);
             async move {
                 let mut containers = Vec::new();
                 for role in Role::ALL {
@@ -670,40 +739,50 @@ impl Provisioner {
     }
 
     /// `gateway add`: commissions a gateway and returns its token (shown once;
-    /// only its hash is stored).
+    /// only its hash is stored). The same transactions as the panel's
+    /// ([`tenant_schema::registry`]): a revoked gateway gets a new token, a
+    /// live one is refused, and a race with the panel has one winner.
     pub async fn gateway_add(
         &self,
         id: &ProviderId,
         gateway: &str,
         display_name: Option<&str>,
     ) -> Result<String> {
+        use tenant_schema::registry;
         let gateway = tenant_schema::model::GatewayId::parse(gateway)?;
+        let name =
+            tenant_schema::model::DisplayName::parse(display_name.unwrap_or(gateway.as_str()))?;
         let session = self.gateway_session(id).await?;
-        let existing = list_gateways(&session, id, Some(gateway.as_str())).await?;
-        if existing.iter().any(|g| g.revoked_at.is_none()) {
-            return Err(Error::GatewayExists {
-                tenant: id.to_string(),
-                gateway: gateway.to_string(),
-            });
-        }
         let token = tenant_schema::model::new_gateway_token();
-        let cql = format!(
-            "INSERT INTO {}.gateways (gateway_id, token_hash, display_name, created_at, revoked_at) VALUES (?, ?, ?, ?, null)",
-            id.keyspace()
-        );
-        session
+        let hash = tenant_schema::model::hash_gateway_token(&token);
+        let now = chrono::Utc::now();
+        let keyspace = id.keyspace();
+        let applied = |r| registry::lwt_applied(r).map_err(|e| cql_error(id, "add gateway", e));
+        let inserted = session
             .query_unpaged(
-                cql,
-                (
-                    gateway.as_str(),
-                    tenant_schema::model::hash_gateway_token(&token),
-                    display_name.unwrap_or(gateway.as_str()),
-                    chrono::Utc::now(),
-                ),
+                registry::insert_gateway(&keyspace),
+                (gateway.as_str(), &hash, name.as_str(), now),
             )
             .await
             .map_err(|e| cql_error(id, "add gateway", e))?;
-        Ok(token)
+        if applied(inserted)? {
+            return Ok(token);
+        }
+        let renewed = session
+            .query_unpaged(
+                registry::recommission_gateway(&keyspace),
+                (&hash, name.as_str(), now, gateway.as_str()),
+            )
+            .await
+            .map_err(|e| cql_error(id, "add gateway", e))?;
+        if applied(renewed)? {
+            Ok(token)
+        } else {
+            Err(Error::GatewayExists {
+                tenant: id.to_string(),
+                gateway: gateway.to_string(),
+            })
+        }
     }
 
     /// `gateway list`.
@@ -712,28 +791,29 @@ impl Provisioner {
         list_gateways(&session, id, None).await
     }
 
-    /// `gateway revoke`: the token stops working; the readings stay.
+    /// `gateway revoke`: the token hash is deleted, so the token stops
+    /// working and ingest closes the gateway's open connection; the readings
+    /// stay. The panel's transaction ([`tenant_schema::registry`]).
     pub async fn gateway_revoke(&self, id: &ProviderId, gateway: &str) -> Result<()> {
         let gateway = tenant_schema::model::GatewayId::parse(gateway)?;
         let session = self.gateway_session(id).await?;
-        if list_gateways(&session, id, Some(gateway.as_str()))
-            .await?
-            .is_empty()
-        {
-            return Err(Error::UnknownGateway {
-                tenant: id.to_string(),
-                gateway: gateway.to_string(),
-            });
-        }
-        let cql = format!(
-            "UPDATE {}.gateways SET revoked_at = ? WHERE gateway_id = ?",
-            id.keyspace()
-        );
-        session
-            .query_unpaged(cql, (chrono::Utc::now(), gateway.as_str()))
+        let result = session
+            .query_unpaged(
+                tenant_schema::registry::revoke_gateway(&id.keyspace()),
+                (chrono::Utc::now(), gateway.as_str()),
+            )
             .await
             .map_err(|e| cql_error(id, "revoke gateway", e))?;
-        Ok(())
+        let revoked = tenant_schema::registry::lwt_applied(result)
+            .map_err(|e| cql_error(id, "revoke gateway", e))?;
+        if revoked {
+            Ok(())
+        } else {
+            Err(Error::UnknownGateway {
+                tenant: id.to_string(),
+                gateway: gateway.to_string(),
+            })
+        }
     }
 }
 

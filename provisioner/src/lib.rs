@@ -13,6 +13,7 @@ pub mod lock;
 pub mod plan;
 pub mod ports;
 pub mod provider_id;
+pub mod secrets;
 pub mod session;
 pub mod state;
 

@@ -139,6 +139,22 @@ pub struct ObservedInfra {
     /// configuration. Reported, never acted on: recreating the node stops
     /// every tenant's storage, so the operator chooses when.
     pub cassandra_outdated: bool,
+    /// Managed mode: the default superuser `cassandra`/`cassandra` logged
+    /// in when tried (only tried while the node runs).
+    pub default_superuser_login: bool,
+    /// The Cassandra container to attach to every tenant network (managed
+    /// mode, or an external node that runs as a container on this engine).
+    pub attach_container: Option<String>,
+    /// The network of the tenant being planned, as observed.
+    pub tenant_network: NetworkObserved,
+}
+
+/// A tenant's own network as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetworkObserved {
+    pub exists: bool,
+    /// Whether [`ObservedInfra::attach_container`] is attached to it.
+    pub cassandra_attached: bool,
 }
 
 /// What the store says about one tenant, and the container configuration
@@ -152,6 +168,9 @@ pub struct TenantView {
     pub schema_version: u32,
     pub role_ready: bool,
     pub admin_user_created: bool,
+    /// The tenant's own Docker network: its containers and the Cassandra
+    /// container are on it, no other tenant's containers are.
+    pub network: String,
     /// Per role: the container name and the hash of its desired
     /// configuration (`None` while ports are not leased yet).
     pub containers: Vec<(Role, String, Option<String>)>,
@@ -168,6 +187,22 @@ pub enum Step {
     },
     StartCassandra {
         container: String,
+    },
+    /// Managed mode: take away the default superuser's login and superuser
+    /// status, read the role back, and check that `cassandra`/`cassandra`
+    /// is refused.
+    RetireDefaultSuperuser {
+        container: String,
+    },
+    CreateTenantNetwork {
+        name: String,
+    },
+    AttachToNetwork {
+        container: String,
+        network: String,
+    },
+    RemoveTenantNetwork {
+        name: String,
     },
     LeasePort {
         pool: Pool,
@@ -227,6 +262,15 @@ impl fmt::Display for Step {
             Step::StartCassandra { container } => {
                 write!(f, "start cassandra container {container}")
             }
+            Step::RetireDefaultSuperuser { container } => write!(
+                f,
+                "retire the default superuser of {container} (cassandra/cassandra must be refused)"
+            ),
+            Step::CreateTenantNetwork { name } => write!(f, "create tenant network {name}"),
+            Step::AttachToNetwork { container, network } => {
+                write!(f, "attach {container} to network {network}")
+            }
+            Step::RemoveTenantNetwork { name } => write!(f, "remove tenant network {name}"),
             Step::LeasePort {
                 pool,
                 requested: Some(p),
@@ -299,6 +343,7 @@ impl Plan {
                 s,
                 Step::CreateCassandra { .. }
                     | Step::StartCassandra { .. }
+                    | Step::RetireDefaultSuperuser { .. }
                     | Step::ApplySchema { .. }
                     | Step::EnsureRole { .. }
                     | Step::CreateAdminUser { .. }
@@ -355,8 +400,45 @@ fn infra_steps(infra: &ObservedInfra, steps: &mut Vec<Step>) {
     let container = infra.cassandra_container.clone();
     match infra.cassandra {
         CassandraObserved::External | CassandraObserved::Running => {}
-        CassandraObserved::Missing => steps.push(Step::CreateCassandra { container }),
-        CassandraObserved::Stopped => steps.push(Step::StartCassandra { container }),
+        CassandraObserved::Missing => steps.push(Step::CreateCassandra {
+            container: container.clone(),
+        }),
+        CassandraObserved::Stopped => steps.push(Step::StartCassandra {
+            container: container.clone(),
+        }),
+    }
+    // A node that was not running could not be asked; one that is running
+    // was, and is retired again only if the default login worked.
+    let managed = infra.cassandra != CassandraObserved::External;
+    if managed && (infra.cassandra != CassandraObserved::Running || infra.default_superuser_login) {
+        steps.push(Step::RetireDefaultSuperuser { container });
+    }
+}
+
+/// The tenant's own network, with the Cassandra container attached.
+fn network_steps(tenant: &TenantView, infra: &ObservedInfra, steps: &mut Vec<Step>) {
+    let net = infra.tenant_network;
+    if !net.exists {
+        steps.push(Step::CreateTenantNetwork {
+            name: tenant.network.clone(),
+        });
+    }
+    if let Some(container) = &infra.attach_container {
+        if !net.cassandra_attached {
+            steps.push(Step::AttachToNetwork {
+                container: container.clone(),
+                network: tenant.network.clone(),
+            });
+        }
+    }
+}
+
+/// Removes the tenant's network once its containers are gone.
+fn remove_network_step(tenant: &TenantView, infra: &ObservedInfra, steps: &mut Vec<Step>) {
+    if infra.tenant_network.exists {
+        steps.push(Step::RemoveTenantNetwork {
+            name: tenant.network.clone(),
+        });
     }
 }
 
@@ -407,6 +489,7 @@ pub fn plan_start(
 ) -> Plan {
     let mut steps = Vec::new();
     infra_steps(infra, &mut steps);
+    network_steps(tenant, infra, &mut steps);
     if tenant.gateway_port.is_none() {
         steps.push(Step::LeasePort {
             pool: Pool::Gateway,
@@ -467,7 +550,12 @@ pub fn plan_stop(tenant: &TenantView, observed: &[ObservedContainer]) -> Plan {
 
 /// `destroy`: remove every container carrying the tenant's label, release
 /// the ports; with `purge`, drop the keyspace and role and forget the tenant.
-pub fn plan_destroy(tenant: &TenantView, observed: &[ObservedContainer], purge: bool) -> Plan {
+pub fn plan_destroy(
+    tenant: &TenantView,
+    infra: &ObservedInfra,
+    observed: &[ObservedContainer],
+    purge: bool,
+) -> Plan {
     let mut steps: Vec<Step> = observed
         .iter()
         .filter(|c| c.tenant == tenant.id)
@@ -476,6 +564,7 @@ pub fn plan_destroy(tenant: &TenantView, observed: &[ObservedContainer], purge: 
             why: "destroy",
         })
         .collect();
+    remove_network_step(tenant, infra, &mut steps);
     let ports: Vec<u16> = [tenant.gateway_port, tenant.admin_port]
         .into_iter()
         .flatten()
@@ -515,7 +604,7 @@ pub fn plan_reconcile_tenant(
         }
         Desired::Stopped => plan_stop(tenant, observed),
         Desired::Destroyed => {
-            let steps = observed
+            let mut steps = observed
                 .iter()
                 .filter(|c| c.tenant == tenant.id)
                 .map(|c| Step::RemoveContainer {
@@ -523,6 +612,7 @@ pub fn plan_reconcile_tenant(
                     why: "tenant is destroyed",
                 })
                 .collect();
+            remove_network_step(tenant, infra, &mut steps);
             Plan {
                 tenant: Some(tenant.id.clone()),
                 steps,
@@ -569,6 +659,7 @@ mod tests {
             },
             role_ready: !fresh,
             admin_user_created: !fresh,
+            network: "provision-net-acme".into(),
             containers: vec![
                 (
                     Role::Ingest,
@@ -591,6 +682,12 @@ mod tests {
             cassandra_container: "provision-cassandra".into(),
             cassandra,
             cassandra_outdated: false,
+            default_superuser_login: false,
+            attach_container: Some("provision-cassandra".into()),
+            tenant_network: NetworkObserved {
+                exists: network,
+                cassandra_attached: network,
+            },
         }
     }
 
@@ -627,6 +724,9 @@ mod tests {
             "plan for tenant acme:
   create network provision-net
   create and start cassandra container provision-cassandra
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+  create tenant network provision-net-acme
+  attach provision-cassandra to network provision-net-acme
   lease gateway port 6100
   lease a port from the admin pool
   create keyspace tenant_acme and migrate schema v0 -> v1
@@ -713,6 +813,7 @@ mod tests {
             plan.to_string(),
             "plan for tenant acme:
   start cassandra container provision-cassandra
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
   wait until healthy: provision-acme-ingest
 "
         );
@@ -731,9 +832,46 @@ mod tests {
         );
         assert_eq!(
             plan.to_string(),
-            "plan for tenant acme:\n  create and start cassandra container provision-cassandra\n"
+            "plan for tenant acme:
+  create and start cassandra container provision-cassandra
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+"
         );
         assert!(plan.needs_cql());
+    }
+
+    #[test]
+    fn a_running_node_whose_default_superuser_logs_in_is_retired_on_any_start() {
+        let observed = healthy_acme();
+        let exposed = ObservedInfra {
+            default_superuser_login: true,
+            ..infra(true, CassandraObserved::Running)
+        };
+        let plan = plan_start(&view(true, false), (None, None), &exposed, &observed);
+        assert_eq!(
+            plan.to_string(),
+            "plan for tenant acme:
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+"
+        );
+        assert!(plan.needs_cql());
+        // an external cluster's roles are its operator's business
+        let external = ObservedInfra {
+            default_superuser_login: true,
+            ..infra(true, CassandraObserved::External)
+        };
+        assert!(plan_start(&view(true, false), (None, None), &external, &observed).is_empty());
+    }
+
+    #[test]
+    fn a_missing_tenant_network_is_created_and_cassandra_attached() {
+        let observed = healthy_acme();
+        let mut detached = infra(true, CassandraObserved::Running);
+        detached.tenant_network.cassandra_attached = false;
+        assert_eq!(
+            plan_start(&view(true, false), (None, None), &detached, &observed).to_string(),
+            "plan for tenant acme:\n  attach provision-cassandra to network provision-net-acme\n"
+        );
     }
 
     #[test]
@@ -758,16 +896,29 @@ mod tests {
             container("provision-other-admin", true, Health::Healthy, "h2"),
         ];
         assert_eq!(
-            plan_destroy(&view(true, false), &observed, false).to_string(),
+            plan_destroy(
+                &view(true, false),
+                &infra(true, CassandraObserved::Running),
+                &observed,
+                false
+            )
+            .to_string(),
             "plan for tenant acme:
   remove container provision-acme-ingest (destroy)
   remove container provision-acme-admin (destroy)
+  remove tenant network provision-net-acme
   release ports 6001, 8081
   mark destroyed (keyspace and role kept)
 "
         );
         assert_eq!(
-            plan_destroy(&view(true, false), &[], true).to_string(),
+            plan_destroy(
+                &view(true, false),
+                &infra(false, CassandraObserved::Running),
+                &[],
+                true
+            )
+            .to_string(),
             "plan for tenant acme:
   release ports 6001, 8081
   drop keyspace tenant_acme and role tenant_acme
@@ -805,7 +956,10 @@ mod tests {
         );
         assert_eq!(
             plan.to_string(),
-            "plan for tenant acme:\n  remove container provision-acme-admin (tenant is destroyed)\n"
+            "plan for tenant acme:
+  remove container provision-acme-admin (tenant is destroyed)
+  remove tenant network provision-net-acme
+"
         );
     }
 

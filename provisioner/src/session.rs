@@ -87,18 +87,36 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
 }
 
 /// The managed node: log in as `provision_admin`, or bootstrap it with the
-/// default superuser (then retire that one).
+/// default superuser, then retire the default superuser. The retirement
+/// runs on every call, whichever way the session was had, because a node
+/// can get the default role back behind our back (a volume restored from a
+/// backup, a crash between the bootstrap and the retirement).
 async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, String> {
     let stored = store
         .setting(MANAGED_ADMIN_SETTING)
         .await
         .map_err(|e| e.to_string())?;
+    let mut session = None;
     if let Some(password) = &stored {
-        if let Ok(s) = connect_once(config, MANAGED_ADMIN, password).await {
-            return Ok(s);
-        }
+        session = connect_once(config, MANAGED_ADMIN, password).await.ok();
     }
-    let bootstrap = connect_once(config, "cassandra", "cassandra").await?;
+    let session = match session {
+        Some(s) => s,
+        None => bootstrap_managed_admin(config, store).await?,
+    };
+    retire_default_superuser(&session)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(session)
+}
+
+/// Creates `provision_admin` with the default superuser (the only login a
+/// fresh node has) and returns a session as `provision_admin`.
+async fn bootstrap_managed_admin(
+    config: &Config,
+    store: &Store,
+) -> std::result::Result<Session, String> {
+    let bootstrap = connect_once(config, DEFAULT_SUPERUSER, DEFAULT_SUPERUSER).await?;
     // Store first, so a crash after CREATE ROLE never loses the password.
     let password = store
         .setting_or_insert(MANAGED_ADMIN_SETTING, &tenant_schema::model::new_password())
@@ -111,14 +129,89 @@ async fn managed_session(config: &Config, store: &Store) -> std::result::Result<
     ] {
         bootstrap.query_unpaged(cql, ()).await.map_err(|e| e.to_string())?;
     }
-    let session = connect_once(config, MANAGED_ADMIN, &password).await?;
+    connect_once(config, MANAGED_ADMIN, &password).await
+}
+
+/// The role Cassandra creates on a fresh node, with password `cassandra`.
+pub const DEFAULT_SUPERUSER: &str = "cassandra";
+
+/// What `system_auth.roles` says about the default superuser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultRole {
+    pub is_superuser: bool,
+    pub can_login: bool,
+}
+
+/// Why the default superuser could not be retired.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    #[error("cannot {what} the default superuser {DEFAULT_SUPERUSER}: {why}")]
+    Statement { what: &'static str, why: String },
+    #[error(
+        "the default superuser {DEFAULT_SUPERUSER} still reads back as {0:?} after it was retired"
+    )]
+    NotRetired(DefaultRole),
+}
+
+/// Reads the default superuser's row (`None` when the role does not exist).
+/// The read is at QUORUM, as Cassandra reads the default role itself.
+pub async fn default_role(session: &Session) -> std::result::Result<Option<DefaultRole>, String> {
+    let mut query = scylla::statement::unprepared::Statement::new(
+        "SELECT is_superuser, can_login FROM system_auth.roles WHERE role = ?",
+    );
+    query.set_consistency(scylla::statement::Consistency::Quorum);
+    let rows = session
+        .query_unpaged(query, (DEFAULT_SUPERUSER,))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_rows_result()
+        .map_err(|e| e.to_string())?;
+    let row = rows
+        .maybe_first_row::<(Option<bool>, Option<bool>)>()
+        .map_err(|e| e.to_string())?;
+    Ok(row.map(|(superuser, login)| DefaultRole {
+        is_superuser: superuser.unwrap_or(false),
+        can_login: login.unwrap_or(false),
+    }))
+}
+
+/// Takes away the default superuser's superuser status and login and gives
+/// it a random password, then reads the role back: the step is done only
+/// when the row says so. Idempotent: a retired role is left alone.
+pub async fn retire_default_superuser(session: &Session) -> std::result::Result<(), RetireError> {
+    let read = |why| RetireError::Statement { what: "read", why };
+    match default_role(session).await.map_err(read)? {
+        None => return Ok(()),
+        Some(DefaultRole {
+            is_superuser: false,
+            can_login: false,
+        }) => return Ok(()),
+        Some(_) => {}
+    }
     let retired = tenant_schema::model::new_password();
     session
         .query_unpaged(
-            format!("ALTER ROLE cassandra WITH PASSWORD = '{retired}' AND SUPERUSER = false AND LOGIN = false"),
+            format!("ALTER ROLE {DEFAULT_SUPERUSER} WITH PASSWORD = '{retired}' AND SUPERUSER = false AND LOGIN = false"),
             (),
         )
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(session)
+        .map_err(|e| RetireError::Statement {
+            what: "retire",
+            why: e.to_string(),
+        })?;
+    match default_role(session).await.map_err(read)? {
+        None
+        | Some(DefaultRole {
+            is_superuser: false,
+            can_login: false,
+        }) => Ok(()),
+        Some(still) => Err(RetireError::NotRetired(still)),
+    }
+}
+
+/// Whether `cassandra`/`cassandra` logs in on the managed node now.
+pub async fn default_login_works(config: &Config) -> bool {
+    connect_once(config, DEFAULT_SUPERUSER, DEFAULT_SUPERUSER)
+        .await
+        .is_ok()
 }

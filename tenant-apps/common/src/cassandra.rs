@@ -3,12 +3,14 @@
 //! Cassandra (or while it restarts) waits for it instead of crashing; and
 //! [`prepare_statement`], how the apps prepare their statements at start.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{NewSessionError, PrepareError};
 use scylla::statement::prepared::PreparedStatement;
+use tenant_schema::cql::PublishedPortTranslator;
 
 use crate::config::TenantConfig;
 
@@ -59,6 +61,31 @@ pub async fn connect_cassandra(cfg: &TenantConfig) -> Result<Session, CassandraE
     connect_cassandra_until(cfg, Instant::now() + cfg.connect_timeout).await
 }
 
+/// The session builder for `cfg`. With `translate_to_contact_point`, the
+/// one contact point is resolved now (on every attempt, so a node that came
+/// back with a new address is found) and every node address the cluster
+/// advertises is replaced by it.
+async fn builder(cfg: &TenantConfig) -> Result<SessionBuilder, NewSessionError> {
+    let mut builder = SessionBuilder::new()
+        .user(cfg.username.clone(), cfg.password.clone())
+        .use_keyspace(&cfg.keyspace, false)
+        .connection_timeout(Duration::from_secs(5));
+    if cfg.translate_to_contact_point {
+        let point = &cfg.contact_points[0];
+        let addr = tokio::net::lookup_host(point.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| NewSessionError::FailedToResolveAnyHostname(vec![point.clone()]))?;
+        builder = builder
+            .known_node_addr(addr)
+            .address_translator(Arc::new(PublishedPortTranslator(addr)));
+    } else {
+        builder = builder.known_nodes(&cfg.contact_points);
+    }
+    Ok(builder)
+}
+
 /// A session on the tenant keyspace, retried with backoff until `deadline`.
 pub async fn connect_cassandra_until(
     cfg: &TenantConfig,
@@ -68,13 +95,10 @@ pub async fn connect_cassandra_until(
     let mut backoff = Duration::from_millis(500);
     let mut attempt = 1u32;
     loop {
-        let result = SessionBuilder::new()
-            .known_nodes(&cfg.contact_points)
-            .user(cfg.username.clone(), cfg.password.clone())
-            .use_keyspace(&cfg.keyspace, false)
-            .connection_timeout(Duration::from_secs(5))
-            .build()
-            .await;
+        let result = match builder(cfg).await {
+            Ok(builder) => builder.build().await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(session) => {
                 tracing::info!(

@@ -30,8 +30,16 @@ pub struct TenantConfig {
     pub contact_points: Vec<String>,
     /// `CASSANDRA_USERNAME`: the tenant's Cassandra role.
     pub username: String,
-    /// `CASSANDRA_PASSWORD`: the role's password.
+    /// The role's password: the content of the file `CASSANDRA_PASSWORD_FILE`
+    /// names (how the provisioner passes it: a read-only mount, so it is not
+    /// in the container's environment for `docker inspect` to show), or
+    /// else `CASSANDRA_PASSWORD`.
     pub password: String,
+    /// `CASSANDRA_TRANSLATE_TO_CONTACT_POINT` (`true`/`false`, default
+    /// false): reach every node the cluster advertises at the one contact
+    /// point instead. For a single node that sits on several Docker networks
+    /// (one per tenant) but advertises its address on only one of them.
+    pub translate_to_contact_point: bool,
     /// `LOG_FORMAT`: `json` or `text` (default `text`).
     pub log_json: bool,
     /// `CASSANDRA_CONNECT_TIMEOUT_SECS` (default 300): how long the first
@@ -47,6 +55,10 @@ impl std::fmt::Debug for TenantConfig {
             .field("contact_points", &self.contact_points)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field(
+                "translate_to_contact_point",
+                &self.translate_to_contact_point,
+            )
             .field("log_json", &self.log_json)
             .field("connect_timeout", &self.connect_timeout)
             .finish()
@@ -75,7 +87,19 @@ impl TenantConfig {
         let raw_points = get("CASSANDRA_CONTACT_POINTS")?;
         let contact_points = parse_contact_points(&raw_points)?;
         let username = get("CASSANDRA_USERNAME")?;
-        let password = get("CASSANDRA_PASSWORD")?;
+        let password = match lookup("CASSANDRA_PASSWORD_FILE").filter(|p| !p.trim().is_empty()) {
+            Some(path) => secret_file("CASSANDRA_PASSWORD_FILE", path.trim())?,
+            None => get("CASSANDRA_PASSWORD")?,
+        };
+        let translate_to_contact_point =
+            parse_with(&lookup, "CASSANDRA_TRANSLATE_TO_CONTACT_POINT", false)?;
+        if translate_to_contact_point && contact_points.len() != 1 {
+            return Err(ConfigError::Invalid {
+                name: "CASSANDRA_TRANSLATE_TO_CONTACT_POINT",
+                value: "true".into(),
+                why: "needs exactly one contact point".into(),
+            });
+        }
         let log_json = match lookup("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("") | Some("text") => false,
             Some("json") => true,
@@ -94,10 +118,28 @@ impl TenantConfig {
             contact_points,
             username,
             password,
+            translate_to_contact_point,
             log_json,
             connect_timeout: Duration::from_secs(connect_secs),
         })
     }
+}
+
+/// A secret read from a file (a read-only mount): its content with the
+/// trailing line break trimmed. `name` is the variable that named the file.
+pub fn secret_file(name: &'static str, path: &str) -> Result<String, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid {
+        name,
+        value: path.to_owned(),
+        why,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read it: {e}")))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(invalid("the file is empty".into()));
+    }
+    Ok(secret.to_owned())
 }
 
 /// Lowercase ASCII, starting with a letter, then letters, digits and
@@ -269,5 +311,40 @@ mod tests {
         let mut env = full();
         env.insert("LOG_FORMAT", "json");
         assert!(read(&env).unwrap().log_json);
+    }
+
+    #[test]
+    fn the_password_file_wins_over_the_variable_and_its_line_break_is_trimmed() {
+        let path = std::env::temp_dir().join(format!("tenant-common-pw-{}", std::process::id()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let path_text: &'static str = Box::leak(path.display().to_string().into_boxed_str());
+        let mut env = full();
+        env.insert("CASSANDRA_PASSWORD_FILE", path_text);
+        assert_eq!(read(&env).unwrap().password, "from-file");
+        env.remove("CASSANDRA_PASSWORD");
+        assert_eq!(read(&env).unwrap().password, "from-file");
+        std::fs::write(&path, "\n").unwrap();
+        let empty = read(&env).unwrap_err();
+        assert!(empty.to_string().contains("empty"), "{empty}");
+        std::fs::remove_file(&path).unwrap();
+        let missing = read(&env).unwrap_err();
+        assert!(
+            missing.to_string().contains("CASSANDRA_PASSWORD_FILE"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn translating_to_the_contact_point_needs_exactly_one() {
+        let mut env = full();
+        env.insert("CASSANDRA_TRANSLATE_TO_CONTACT_POINT", "true");
+        let err = read(&env).unwrap_err();
+        assert!(
+            err.to_string().contains("exactly one contact point"),
+            "{err}"
+        );
+        env.insert("CASSANDRA_CONTACT_POINTS", "cassandra:9042");
+        assert!(read(&env).unwrap().translate_to_contact_point);
+        assert!(!read(&full()).unwrap().translate_to_contact_point);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod cql;
 pub mod model;
+pub mod registry;
 
 /// One schema version: a number, a name, and the CQL statements that take a
 /// keyspace from the previous version to this one.

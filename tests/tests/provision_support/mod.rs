@@ -109,7 +109,61 @@ impl Env {
         extra: &str,
     ) -> Env {
         let node = cassandra().await;
+        let cassandra = format!(
+            r#"mode = "external"
+contact_points = ["{host}"]
+container_contact_points = ["{in_network}"]
+published = true
+attach_container = "{container}"
+admin_user = "{user}"
+admin_password = "{password}"
+connect_timeout_secs = 30"#,
+            host = node.host_addr,
+            in_network = node.in_network_addr,
+            container = node.container,
+            user = node.admin_user,
+            password = node.admin_password,
+        );
+        Env::build(
+            Scope::new(name),
+            gateway,
+            admin,
+            extra,
+            &node.network,
+            &cassandra,
+        )
+        .await
+    }
+
+    /// An environment whose Cassandra is a managed node of its own (a
+    /// container `<scope>-cassandra` with a 512 MiB heap, its own volume,
+    /// network and loopback port), created by the first `start`.
+    pub async fn managed(name: &str, gateway: (u16, u16), admin: (u16, u16)) -> Env {
         let scope = Scope::new(name);
+        let prefix = scope.id.replace('_', "-");
+        let cassandra = format!(
+            r#"mode = "managed"
+container = "{prefix}-cassandra"
+volume = "{prefix}-cassandra-data"
+heap = "512M"
+memory_mb = 1536
+host_port = {port}
+connect_timeout_secs = 180"#,
+            port = containers::free_port(),
+        );
+        let network = format!("{prefix}-net");
+        Env::build(scope, gateway, admin, "", &network, &cassandra).await
+    }
+
+    async fn build(
+        scope: Scope,
+        gateway: (u16, u16),
+        admin: (u16, u16),
+        extra: &str,
+        network: &str,
+        cassandra: &str,
+    ) -> Env {
+        let node = cassandra().await;
         let dir = std::env::temp_dir().join(format!("provision-test-{}", scope.id));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("provision.toml");
@@ -124,13 +178,7 @@ container_prefix = "{prefix}"
 extra_labels = {{ "{SCOPE_LABEL}" = "{scope}", "io.provision.test" = "1" }}
 
 [cassandra]
-mode = "external"
-contact_points = ["{host}"]
-container_contact_points = ["{in_network}"]
-published = true
-admin_user = "{user}"
-admin_password = "{password}"
-connect_timeout_secs = 30
+{cassandra}
 
 [ports]
 gateway = "{g0}-{g1}"
@@ -141,12 +189,7 @@ public_host = "127.0.0.1"
 timeout_secs = 90
 "#,
             state = dir.join("state.db").display(),
-            network = node.network,
             scope = scope.id,
-            host = node.host_addr,
-            in_network = node.in_network_addr,
-            user = node.admin_user,
-            password = node.admin_password,
             g0 = gateway.0,
             g1 = gateway.1,
             a0 = admin.0,

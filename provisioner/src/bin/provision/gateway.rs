@@ -1,6 +1,7 @@
 //! `provision gateway add|list|revoke <provider> ...`
 
 use serde_json::json;
+use tenant_schema::model::printable;
 
 use crate::{output, provider, Ctx};
 
@@ -50,7 +51,8 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
                     println!(
                         "{:<24} {:<24} {:<26} {}",
                         g.gateway,
-                        g.display_name.unwrap_or_default(),
+                        // a name stored by another writer may hold anything
+                        printable(&g.display_name.unwrap_or_default()),
                         g.created_at.unwrap_or_default(),
                         g.revoked_at.unwrap_or_else(|| "-".into())
                     );

@@ -103,11 +103,25 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         ErrorKind::CassandraUnreachable => 7,
         ErrorKind::UnknownProvider => 8,
         ErrorKind::Unhealthy => 9,
+        ErrorKind::Insecure => 10,
     }
+}
+
+/// With `--json`, an error is a JSON document on stdout too, so a script
+/// that parses stdout gets an answer it can read rather than nothing.
+fn json_error(error: &anyhow::Error, code: u8) {
+    let kind = error
+        .downcast_ref::<Error>()
+        .map(|e| e.kind().as_str())
+        .unwrap_or("other");
+    output::json(&serde_json::json!({
+        "error": { "kind": kind, "message": format!("{error:#}"), "exit_code": code }
+    }));
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -116,8 +130,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = exit_code(&e);
             eprintln!("error: {e:#}");
-            ExitCode::from(exit_code(&e))
+            if json {
+                json_error(&e, code);
+            }
+            ExitCode::from(code)
         }
     }
 }

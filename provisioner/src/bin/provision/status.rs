@@ -23,8 +23,17 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
 
 pub fn print_table(statuses: &[TenantStatus]) {
     println!(
-        "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9}",
-        "TENANT", "STATE", "GATEWAY", "ADMIN", "ROLE", "HEALTH", "UPTIME", "CPU%", "MEMORY"
+        "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
+        "TENANT",
+        "STATE",
+        "GATEWAY",
+        "ADMIN",
+        "ROLE",
+        "HEALTH",
+        "UPTIME",
+        "CPU%",
+        "MEMORY",
+        "RESTARTS"
     );
     for s in statuses {
         let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
@@ -39,8 +48,13 @@ pub fn print_table(statuses: &[TenantStatus]) {
             );
         }
         for c in &s.containers {
+            let d = &c.details;
+            let restarts = match (d.restart_count, d.oom_killed) {
+                (n, true) => format!("{n} (oom-killed)"),
+                (n, false) => n.to_string(),
+            };
             println!(
-                "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9}",
+                "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
                 s.provider,
                 s.state,
                 port(s.gateway_port),
@@ -61,6 +75,7 @@ pub fn print_table(statuses: &[TenantStatus]) {
                 c.usage
                     .map(|u| output::bytes(u.memory_bytes))
                     .unwrap_or_else(|| "-".into()),
+                restarts,
             );
         }
     }

@@ -1,0 +1,117 @@
+//! The tenant containers' secrets as files, not environment variables:
+//! `docker inspect` shows a container's environment to anyone who may talk
+//! to the engine, while a file is shown to nobody. Each tenant container
+//! gets a folder of its own, `<data dir>/secrets/<tenant>-<role>/`, mounted
+//! read-only at [`crate::docker::SECRETS_MOUNT`].
+//!
+//! The `secrets` folder itself is mode 0700, so no other user of the host
+//! can reach the files. Inside it the files are world-readable (0444, their
+//! folder 0555), because the container's user (uid 10001) must read them
+//! and the provisioner need not run as root to chown them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::plan::Role;
+use crate::state::ProviderRecord;
+
+/// The file holding the tenant role's Cassandra password.
+pub const CASSANDRA_PASSWORD: &str = "cassandra_password";
+/// The file holding the admin panel's session secret.
+pub const SESSION_SECRET: &str = "session_secret";
+
+fn root(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets")
+}
+
+/// The folder of one tenant container's secrets.
+pub fn dir(data_dir: &Path, tenant: &str, role: Role) -> PathBuf {
+    root(data_dir).join(format!("{tenant}-{}", role.as_str()))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("set the mode of", path, e))
+}
+
+/// Writes the secrets `role` needs (replacing what was there) and returns
+/// their folder.
+pub fn write(data_dir: &Path, record: &ProviderRecord, role: Role) -> Result<PathBuf> {
+    let root = root(data_dir);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
+    set_mode(&root, 0o700)?;
+    let dir = dir(data_dir, &record.id, role);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    set_mode(&dir, 0o755)?;
+    let mut files = vec![(CASSANDRA_PASSWORD, record.cassandra_password.as_str())];
+    if role == Role::Admin {
+        files.push((SESSION_SECRET, record.session_secret.as_str()));
+    }
+    for (name, secret) in files {
+        let path = dir.join(name);
+        // Written beside, then renamed: a reader never sees half a secret.
+        let fresh = dir.join(format!(".{name}.new"));
+        std::fs::write(&fresh, secret).map_err(|e| Error::io("write", &fresh, e))?;
+        set_mode(&fresh, 0o444)?;
+        std::fs::rename(&fresh, &path).map_err(|e| Error::io("write", &path, e))?;
+    }
+    set_mode(&dir, 0o555)?;
+    Ok(dir)
+}
+
+/// Removes every secrets folder of `tenant` (gone already counts as done).
+pub fn remove(data_dir: &Path, tenant: &str) -> Result<()> {
+    for role in Role::ALL {
+        let dir = dir(data_dir, tenant, role);
+        if dir.exists() {
+            set_mode(&dir, 0o755)?;
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ProviderRecord {
+        ProviderRecord {
+            id: "acme".into(),
+            desired: crate::plan::Desired::Running,
+            cassandra_password: "pw".into(),
+            session_secret: "ss".into(),
+            schema_version: 1,
+            role_ready: true,
+            admin_user_created: true,
+            gateway_port: Some(6001),
+            admin_port: Some(8081),
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn each_role_gets_only_its_secrets_in_a_folder_only_the_owner_can_reach() {
+        let data = std::env::temp_dir().join(format!("provision-secrets-{}", std::process::id()));
+        let ingest = write(&data, &record(), Role::Ingest).unwrap();
+        let admin = write(&data, &record(), Role::Admin).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(ingest.join(CASSANDRA_PASSWORD)).unwrap(),
+            "pw"
+        );
+        assert!(!ingest.join(SESSION_SECRET).exists());
+        assert_eq!(
+            std::fs::read_to_string(admin.join(SESSION_SECRET)).unwrap(),
+            "ss"
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("secrets")), 0o700);
+        assert_eq!(mode(&admin.join(SESSION_SECRET)), 0o444);
+        // a second write replaces the files in place
+        write(&data, &record(), Role::Admin).unwrap();
+        remove(&data, "acme").unwrap();
+        assert!(!admin.exists() && !ingest.exists());
+        std::fs::remove_dir_all(&data).unwrap();
+    }
+}
