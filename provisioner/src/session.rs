@@ -1,8 +1,9 @@
 //! How the provisioner reaches Cassandra as a superuser: an external
 //! cluster with the configured credentials, or the managed node, whose
-//! default `cassandra/cassandra` superuser is retired on first use in
-//! favour of `provision_admin` with a random password kept in the state
-//! store. Connecting retries until the configured timeout (a managed node
+//! default `cassandra/cassandra` superuser is replaced on first use by
+//! `provision_admin` with a random password kept in the state store, and
+//! retired (checked, idempotent: [`retire_default_superuser`]) on every
+//! session. Connecting retries until the configured timeout (a managed node
 //! starting cold takes ~15-30 s), then fails with `CassandraUnreachable`.
 
 use std::net::SocketAddr;
@@ -123,12 +124,35 @@ async fn bootstrap_managed_admin(
         .await
         .map_err(|e| e.to_string())?;
     let quoted = password.replace('\'', "''");
-    for cql in [
-        format!("CREATE ROLE IF NOT EXISTS {MANAGED_ADMIN} WITH PASSWORD = '{quoted}' AND SUPERUSER = true AND LOGIN = true"),
-        format!("ALTER ROLE {MANAGED_ADMIN} WITH PASSWORD = '{quoted}' AND SUPERUSER = true AND LOGIN = true"),
-    ] {
-        bootstrap.query_unpaged(cql, ()).await.map_err(|e| e.to_string())?;
-    }
+    // Created, or (a role left by a run that crashed, or a state store that
+    // lost its password) altered: never both, because Cassandra 5 refuses
+    // a second password change of a role within 5 s ("can only be changed
+    // every 5000ms"). That refusal, right after the CREATE, is what used to
+    // end the bootstrap before the default superuser was retired; the retry
+    // then logged in as `provision_admin` and never retired it.
+    let exists = bootstrap
+        .query_unpaged(
+            "SELECT role FROM system_auth.roles WHERE role = ?",
+            (MANAGED_ADMIN,),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .into_rows_result()
+        .map_err(|e| e.to_string())?
+        .rows_num()
+        > 0;
+    let verb = if exists {
+        "ALTER ROLE"
+    } else {
+        "CREATE ROLE IF NOT EXISTS"
+    };
+    bootstrap
+        .query_unpaged(
+            format!("{verb} {MANAGED_ADMIN} WITH PASSWORD = '{quoted}' AND SUPERUSER = true AND LOGIN = true"),
+            (),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     connect_once(config, MANAGED_ADMIN, &password).await
 }
 

@@ -563,9 +563,19 @@ pub async fn remove_labelled(docker: &Docker, label: &str) {
         .await
         .unwrap_or_default();
     for network in networks {
-        if let Some(id) = network.id {
-            let _ = docker.remove_network(&id).await;
+        let Some(id) = network.id else { continue };
+        // A node attached to a tenant network (the provisioner attaches
+        // Cassandra to each) would keep the network in use.
+        if let Ok(inspect) = docker.inspect_network(&id, None).await {
+            for endpoint in inspect.containers.unwrap_or_default().into_keys() {
+                let request = bollard::models::NetworkDisconnectRequest {
+                    container: endpoint,
+                    force: Some(true),
+                };
+                let _ = docker.disconnect_network(&id, request).await;
+            }
         }
+        let _ = docker.remove_network(&id).await;
     }
     if let Ok(volumes) = docker
         .list_volumes(Some(

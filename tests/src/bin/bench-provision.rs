@@ -276,6 +276,7 @@ mode = "external"
 contact_points = ["{node}"]
 container_contact_points = ["{NODE}:9042"]
 published = true
+attach_container = "{NODE}"
 admin_user = "{user}"
 admin_password = "{password}"
 connect_timeout_secs = 60
@@ -528,6 +529,7 @@ fn arg_after<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
     argv.get(at + 1).map(String::as_str)
 }
 
+/// The container's address on its one network (its tenant's).
 async fn container_ip(docker: &Docker, name: &str) -> Option<String> {
     docker
         .inspect_container(name, None)
@@ -535,10 +537,8 @@ async fn container_ip(docker: &Docker, name: &str) -> Option<String> {
         .ok()?
         .network_settings?
         .networks?
-        .get(NETWORK)?
-        .ip_address
-        .clone()
-        .filter(|ip| !ip.is_empty())
+        .into_values()
+        .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
 }
 
 /// Waits until both apps of a tenant answer `GET /healthz` on their
@@ -644,7 +644,8 @@ fn compose_service(name: &str, body: &ContainerCreateBody) -> Value {
         "cap_drop": host.cap_drop,
         "security_opt": host.security_opt,
         "logging": { "driver": log.typ, "options": log.config },
-        "networks": [NETWORK],
+        "networks": [host.network_mode],
+        "volumes": host.binds,
     });
     if let Some(n) = host.nano_cpus {
         service["cpus"] = json!(n as f64 / 1e9);
@@ -837,6 +838,18 @@ impl Bench {
         }
     }
 
+    /// The tenant's own network with the node attached: the calls `provision
+    /// start` makes for it.
+    async fn tenant_network(&self, docker: &Docker, id: &str) {
+        let network = self.config.tenant_network(id);
+        provisioner::docker::create_network(docker, &self.config, &network, Some(id))
+            .await
+            .expect("create the tenant network");
+        provisioner::docker::attach(docker, NODE, &network)
+            .await
+            .expect("attach the node to the tenant network");
+    }
+
     /// The floor for one tenant; returns when its CQL, its containers and
     /// its readiness were done (since `started`).
     async fn floor_one(
@@ -860,10 +873,12 @@ impl Bench {
             .await
             .expect("admin user");
         let cql = started.elapsed();
+        self.tenant_network(docker, id).await;
         for (role, port) in [(Role::Ingest, gateway), (Role::Admin, admin)] {
             let name = self.config.container_name(id, role.as_str());
+            let secrets = provisioner::secrets::write(&self.dir, &record, role).expect("secrets");
             let (body, _) =
-                provisioner::docker::tenant_container(&self.config, &record, role, port);
+                provisioner::docker::tenant_container(&self.config, &record, role, port, &secrets);
             let options = CreateContainerOptionsBuilder::default().name(&name).build();
             docker
                 .create_container(Some(options), body)
@@ -895,15 +910,22 @@ impl Bench {
                         Role::Admin => record.admin_port,
                     }
                     .expect("port");
-                    let (body, _) =
-                        provisioner::docker::tenant_container(&self.config, &record, role, port);
+                    let secrets =
+                        provisioner::secrets::write(&self.dir, &record, role).expect("secrets");
+                    let (body, _) = provisioner::docker::tenant_container(
+                        &self.config,
+                        &record,
+                        role,
+                        port,
+                        &secrets,
+                    );
                     let name = self.config.container_name(id, role.as_str());
                     services.insert(role.as_str().to_owned(), compose_service(&name, &body));
                 }
                 let file = json!({
                     "version": "2.4",
                     "services": services,
-                    "networks": { NETWORK: { "external": true } },
+                    "networks": { self.config.tenant_network(id): { "external": true } },
                 });
                 // JSON is YAML.
                 std::fs::write(
@@ -948,6 +970,8 @@ impl Bench {
             .args(["--connect-timeout=60", "--request-timeout=120", "-f"])
             .arg(&script);
         run_ok(cqlsh, &format!("cqlsh for {id}")).await;
+        // The tenant's network, with the node attached, as provision makes it.
+        self.tenant_network(&self.docker, id).await;
         let mut compose = tokio::process::Command::new("docker-compose");
         compose
             .args(["-p", id, "-f", "docker-compose.yml", "up", "-d"])

@@ -161,7 +161,7 @@ connect_timeout_secs = 180"#,
         admin: (u16, u16),
         extra: &str,
         network: &str,
-        cassandra: &str,
+        cassandra_section: &str,
     ) -> Env {
         let node = cassandra().await;
         let dir = std::env::temp_dir().join(format!("provision-test-{}", scope.id));
@@ -178,7 +178,7 @@ container_prefix = "{prefix}"
 extra_labels = {{ "{SCOPE_LABEL}" = "{scope}", "io.provision.test" = "1" }}
 
 [cassandra]
-{cassandra}
+{cassandra_section}
 
 [ports]
 gateway = "{g0}-{g1}"
