@@ -2,7 +2,7 @@
 //! a [`TestContainer`] description that creates and starts one (on the
 //! harness network, published on loopback, hardened like the provisioner
 //! runs tenant apps), and what tests then ask the engine about it: its
-//! state, published port, health, exit, logs and resident memory.
+//! state, published port, health, exit, logs and resident and peak memory.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    StatsOptionsBuilder,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -55,6 +56,7 @@ pub struct TestContainer {
     publish: Option<(String, Option<u16>)>,
     hardened: bool,
     memory: Option<i64>,
+    no_swap: bool,
 }
 
 impl TestContainer {
@@ -71,6 +73,7 @@ impl TestContainer {
             publish: None,
             hardened: false,
             memory: None,
+            no_swap: false,
         }
     }
 
@@ -135,6 +138,14 @@ impl TestContainer {
         self
     }
 
+    /// No swap beyond the memory limit (memory+swap = memory), as the
+    /// provisioner runs tenant apps: over the limit the kernel OOM-kills
+    /// instead of swapping.
+    pub fn no_swap(mut self) -> TestContainer {
+        self.no_swap = true;
+        self
+    }
+
     fn body(&self) -> ContainerCreateBody {
         let port_bindings = self.publish.as_ref().map(|(port, host_port)| {
             HashMap::from([(
@@ -169,6 +180,7 @@ impl TestContainer {
                 readonly_rootfs: self.hardened.then_some(true),
                 cap_drop: self.hardened.then(|| vec!["ALL".to_owned()]),
                 memory: self.memory,
+                memory_swap: self.memory.filter(|_| self.no_swap),
                 ..Default::default()
             }),
             networking_config,
@@ -203,6 +215,8 @@ pub struct ContainerState {
     pub health: Option<String>,
     pub exit_code: Option<i64>,
     pub pid: Option<i64>,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
 }
 
 /// The state of container `name`.
@@ -218,6 +232,7 @@ pub async fn container_state(docker: &Docker, name: &str) -> Result<ContainerSta
         health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
         exit_code: state.exit_code,
         pid: state.pid,
+        oom_killed: state.oom_killed.unwrap_or(false),
     })
 }
 
@@ -364,6 +379,33 @@ pub fn process_cpu_time(pid: &str) -> Option<Duration> {
 pub async fn container_cpu_time(docker: &Docker, name: &str) -> Option<Duration> {
     let pid = container_state(docker, name).await.ok()?.pid?;
     process_cpu_time(&pid.to_string())
+}
+
+/// The most memory container `name` has used since it started, in bytes:
+/// its cgroup's maximum usage as the engine reports it (cgroups v1), else
+/// the peak resident memory (VmHWM) of its main process.
+pub async fn container_memory_peak_bytes(docker: &Docker, name: &str) -> Option<u64> {
+    let options = StatsOptionsBuilder::default()
+        .stream(false)
+        .one_shot(true)
+        .build();
+    let sample = docker.stats(name, Some(options)).next().await;
+    if let Some(peak) = sample
+        .and_then(Result::ok)
+        .and_then(|s| s.memory_stats?.max_usage)
+    {
+        return Some(peak);
+    }
+    let pid = container_state(docker, name).await.ok()?.pid?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// The resident memory of container `name`'s main process, in KiB.

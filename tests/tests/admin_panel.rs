@@ -3,7 +3,9 @@
 //! tenant isolation, and the real container over real HTTP.
 //!
 //! Most tests drive `admin::app` with `tower::ServiceExt::oneshot` (no
-//! socket); the last one runs the `provision/admin:dev` image.
+//! socket); a restarted panel is a second `AppState` over the same keyspace.
+//! The last ones run the `provision/admin:dev` image
+//! (`PROVISION_ADMIN_IMAGE`), one of them under a 128 MiB memory limit.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -15,9 +17,10 @@ use axum::Router;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
 use provision_testkit::containers::{
-    admin_image, container_logs, container_state, published_port, TestContainer,
+    admin_image, container_logs, container_memory_peak_bytes, container_state, published_port,
+    TestContainer,
 };
-use provision_testkit::http::{csrf_field, form_urlencode, request, wait_for_200};
+use provision_testkit::http::{csrf_field, form_urlencode, get_status, request, wait_for_200};
 use provision_testkit::{cassandra, docker, query_rows, CassandraNode, Scope, TestTenant};
 use scylla::client::session::Session;
 use tenant_schema::model::{hash_gateway_token, hash_password};
@@ -30,6 +33,7 @@ struct Panel {
     tenant: TestTenant,
     db: Session,
     app: Router,
+    options: PanelOptions,
 }
 
 impl Panel {
@@ -40,22 +44,30 @@ impl Panel {
     async fn start_with_secret(node: &CassandraNode, prefix: &str, secret: &[u8]) -> Panel {
         let tenant = TestTenant::create(node, prefix).await;
         let db = tenant.session(node).await;
-        let state = AppState::new(
-            tenant.session(node).await,
-            PanelOptions {
-                tenant_id: tenant.id.to_string(),
-                keyspace: tenant.keyspace.clone(),
-                session_secret: secret.to_vec(),
-                login_limits: LoginLimits::default(),
-            },
-        )
-        .await
-        .expect("the panel prepares its statements");
+        let options = PanelOptions {
+            tenant_id: tenant.id.to_string(),
+            keyspace: tenant.keyspace.clone(),
+            session_secret: secret.to_vec(),
+            login_limits: LoginLimits::default(),
+        };
+        let state = AppState::new(tenant.session(node).await, options.clone())
+            .await
+            .expect("the panel prepares its statements");
         Panel {
             tenant,
             db,
             app: app(state),
+            options,
         }
+    }
+
+    /// The same panel after a restart: a new `AppState` (nothing kept in
+    /// memory) over the same keyspace, with the same secret and limits.
+    async fn restarted(&self, node: &CassandraNode) -> Router {
+        let state = AppState::new(self.tenant.session(node).await, self.options.clone())
+            .await
+            .expect("the restarted panel prepares its statements");
+        app(state)
     }
 
     /// Adds an admin user the way the provisioner does.
@@ -398,6 +410,235 @@ async fn a_form_post_without_a_valid_csrf_token_is_refused() {
         alice.post("/settings", &form).await.status,
         StatusCode::SEE_OTHER
     );
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn a_session_cookie_reused_after_logout_is_refused_also_by_a_restarted_panel() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_logout").await;
+    let mut b = panel.logged_in("alice", "logout-pw-1").await;
+    // Someone copies the cookie (and a form token) before alice logs out.
+    let mut copy = b.clone();
+    let copied_csrf = copy.csrf("/settings").await;
+    let restarted = panel.restarted(node).await;
+    let mut copy_on_restarted = Browser {
+        app: restarted,
+        cookies: b.cookies.clone(),
+    };
+    assert_eq!(
+        copy_on_restarted.get("/").await.status,
+        StatusCode::OK,
+        "with the same secret a session survives a restart"
+    );
+
+    let csrf = b.csrf("/").await;
+    let res = b.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "/login");
+
+    for (what, browser) in [
+        ("the same panel", &mut copy),
+        (
+            "the panel restarted before the logout",
+            &mut copy_on_restarted,
+        ),
+    ] {
+        let res = browser.get("/").await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{what}: {}", res.body);
+        assert_eq!(res.location(), "/login", "{what}");
+        let res = browser
+            .post(
+                "/settings",
+                &[
+                    ("display_name", "Taken over"),
+                    ("timezone", "UTC"),
+                    ("offline_after_minutes", "5"),
+                    ("power_alert_w", ""),
+                    ("csrf", &copied_csrf),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{what}");
+        assert_eq!(res.location(), "/login", "{what}: a post is refused too");
+        // The login page shows the form instead of sending it to the dashboard.
+        assert_eq!(browser.get("/login").await.status, StatusCode::OK, "{what}");
+    }
+    // A panel started after the logout refuses it as well.
+    let mut copy_after_restart = Browser {
+        app: panel.restarted(node).await,
+        cookies: copy.cookies.clone(),
+    };
+    assert_eq!(
+        copy_after_restart.get("/").await.location(),
+        "/login",
+        "a restart does not bring a logged-out cookie back"
+    );
+    let mut settings = panel.logged_in("bob", "logout-pw-2").await;
+    assert!(!settings.get("/settings").await.body.contains("Taken over"));
+    panel.drop(node).await;
+}
+
+/// How many `login-failure` rows `auth_records` holds for `subject`.
+async fn login_records(panel: &Panel, subject: &str) -> usize {
+    panel
+        .db
+        .query_unpaged(
+            format!(
+                "SELECT at FROM {}.auth_records WHERE kind = 'login-failure' AND subject = ?",
+                panel.tenant.keyspace
+            ),
+            (subject,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows_num()
+}
+
+#[tokio::test]
+async fn the_failed_login_limit_survives_a_restart_of_the_panel() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_limit_restart").await;
+    panel.add_user("alice", "restart-pw-1").await;
+    let mut attacker = panel.browser();
+    for _ in 0..LoginLimits::default().per_username {
+        assert_eq!(
+            attacker.login("alice", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(login_records(&panel, "user:alice").await, 5);
+
+    let mut after_restart = Browser {
+        app: panel.restarted(node).await,
+        cookies: HashMap::new(),
+    };
+    let res = after_restart.login("Alice", "restart-pw-1").await;
+    assert_eq!(
+        res.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the restarted panel remembers the failures: {}",
+        res.body
+    );
+    assert!(res.headers.contains_key(header::RETRY_AFTER));
+    assert!(res.body.contains("too many failed logins"), "{}", res.body);
+    // A refused attempt is not recorded (hammering a locked name writes nothing).
+    assert_eq!(login_records(&panel, "user:alice").await, 5);
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_logins_for_one_username_reach_the_password_check_at_most_the_limit() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_limit_race").await;
+    panel.add_user("alice", "race-pw-1").await;
+    let limit = LoginLimits::default().per_username as usize;
+    let mut attempts = Vec::new();
+    for _ in 0..20 {
+        let mut b = panel.browser();
+        let csrf = csrf_field(&b.get("/login").await.body);
+        attempts.push(async move {
+            b.post(
+                "/login",
+                &[
+                    ("username", "alice"),
+                    ("password", "guess"),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await
+            .status
+        });
+    }
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // Each attempt is recorded before its check and counted again after:
+    // of guesses racing past the first count, those that find more than the
+    // limit recorded give up (and withdraw), so at most the limit run.
+    assert!(
+        checked <= limit,
+        "{checked} of 20 concurrent guesses were checked, at most {limit} may be: {statuses:?}"
+    );
+    assert_eq!(
+        login_records(&panel, "user:alice").await,
+        checked,
+        "only checked guesses stay recorded"
+    );
+    assert_eq!(
+        panel.browser().login("alice", "race-pw-1").await.status,
+        if checked == limit {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::SEE_OTHER
+        }
+    );
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn commissioning_refuses_control_characters_and_long_names_each_with_its_own_message() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_names").await;
+    let mut b = panel.logged_in("admin", "names-pw-1").await;
+    let csrf = b.csrf("/gateways").await;
+    let long = "a".repeat(101);
+    for (id, name, message) in [
+        (
+            "gw-esc",
+            "Roof\u{1b}[2J",
+            "must not contain control characters",
+        ),
+        ("gw-long", long.as_str(), "must be at most 100 characters"),
+    ] {
+        let res = b
+            .post(
+                "/gateways",
+                &[("gateway_id", id), ("display_name", name), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{id}");
+        assert!(res.body.contains(message), "{id}: {}", res.body);
+        assert!(
+            stored_gateway(&panel, id).await.is_none(),
+            "{id} not stored"
+        );
+    }
+    // The refusals do not mix up their reasons.
+    let res = b
+        .post(
+            "/gateways",
+            &[
+                ("gateway_id", "gw-esc"),
+                ("display_name", "a\u{7}"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert!(!res.body.contains("at most 100"), "{}", res.body);
+    // 100 characters (not bytes) are fine, and so is no name at all.
+    let hundred = "é".repeat(100);
+    for (id, name) in [("gw-100", hundred.as_str()), ("gw-unnamed", "  ")] {
+        let res = b
+            .post(
+                "/gateways",
+                &[("gateway_id", id), ("display_name", name), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{id}: {}", res.body);
+    }
+    let list = b.get("/gateways").await.body;
+    assert!(list.contains(&hundred), "{list}");
     panel.drop(node).await;
 }
 
@@ -961,6 +1202,166 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
             .any(|l| l.starts_with('{') && l.contains("admin panel listening")),
         "JSON logs: {logs:?}"
     );
+
+    scope.cleanup().await;
+    panel.drop(node).await;
+}
+
+/// What `tenant_schema::model::hash_password` made of "container-pw-2"
+/// before its parameters were sized for the panel: argon2id with the
+/// argon2 crate's defaults (19 MiB, 2 passes), as the admin users of
+/// existing tenants have. The heaviest hash a verification meets.
+const OLD_DEFAULT_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$V5lft2Z6Yi8EiDfcSi0yhA$V4f1rAGRe9Msf1eKmi1im/5btRVyssLj8ULbN567HhM";
+
+#[tokio::test]
+async fn fifty_concurrent_wrong_logins_leave_the_container_up_under_128_mib_and_the_admin_logs_in_after_the_window(
+) {
+    const MEMORY_LIMIT: i64 = 128 << 20;
+    const WINDOW_SECS: u64 = 4;
+    let node = cassandra().await;
+    let docker = docker().await;
+    let scope = Scope::new("admin_logins");
+    let panel = Panel::start(node, "admin_oom").await;
+    assert!(OLD_DEFAULT_HASH.contains("m=19456,t=2,p=1"));
+    panel
+        .cql(
+            "INSERT INTO {ks}.admin_users (username, password_hash) VALUES ('admin', ?)",
+            (OLD_DEFAULT_HASH,),
+        )
+        .await;
+
+    let mut env = panel.tenant.app_env(node);
+    env.push(format!("ADMIN_SESSION_SECRET={}", "cd".repeat(32)));
+    env.push(format!("ADMIN_LOGIN_WINDOW_SECS={WINDOW_SECS}"));
+    // Every request comes from the host's address here: only the username
+    // limit should lock, so every unknown-user guess reaches the bound.
+    env.push("ADMIN_LOGIN_FAILURES_PER_ADDRESS=1000".to_owned());
+    let name = TestContainer::scoped(&scope, "admin", &admin_image())
+        .env(env)
+        .publish("8080/tcp", None)
+        .on_network(&node.network)
+        .hardened()
+        .memory(MEMORY_LIMIT)
+        .no_swap()
+        .start(&docker)
+        .await
+        .expect("start the admin container");
+    let port = published_port(&docker, &name, "8080/tcp").await.unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    wait_for_200(&addr, "/healthz", Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("the admin container never answered: {e}"));
+    let before = container_state(&docker, &name).await.unwrap();
+
+    // 50 wrong logins at once: half for the real admin, half for unknown users.
+    let mut forms = Vec::new();
+    for i in 0..50 {
+        let page = request(&addr, "GET", "/login", &[], None).await.unwrap();
+        assert_eq!(page.status, 200);
+        let user = if i % 2 == 0 {
+            "admin".to_owned()
+        } else {
+            format!("nobody-{i}")
+        };
+        let form = form_urlencode(&[
+            ("username", &user),
+            ("password", "wrong password"),
+            ("csrf", &csrf_field(&page.body)),
+        ]);
+        forms.push((user, page.cookies(), form));
+    }
+    let started = Instant::now();
+    let posts = forms.into_iter().map(|(user, cookies, form)| {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let answer = request(&addr, "POST", "/login", &cookies, Some(&form)).await;
+            (user, answer.map(|a| (a.status, a.body)))
+        })
+    });
+    let answers = futures::future::join_all(posts).await;
+    let took = started.elapsed();
+    let after = container_state(&docker, &name).await.unwrap();
+    assert!(!after.oom_killed, "not OOM-killed: {after:?}");
+    assert!(after.running, "the panel is still running: {after:?}");
+    assert_eq!(after.started_at, before.started_at, "not restarted");
+    let mut counts: HashMap<(bool, u16), usize> = HashMap::new();
+    for answer in answers {
+        let (user, answer) = answer.unwrap();
+        let (status, body) = answer.unwrap_or_else(|e| panic!("{user}: no answer: {e}"));
+        assert!(status == 401 || status == 429, "{user}: {status} {body}");
+        if status == 429 {
+            assert!(
+                body.contains("too many failed logins")
+                    || body.contains("too many logins are being checked"),
+                "a 429 says why: {body}"
+            );
+        }
+        *counts.entry((user == "admin", status)).or_default() += 1;
+    }
+    println!(
+        "50 concurrent wrong logins answered in {took:?}: {counts:?} ((admin?, status) -> count)"
+    );
+
+    assert_eq!(get_status(&addr, "/healthz", &[]).await, Some(200));
+    let peak = container_memory_peak_bytes(&docker, &name)
+        .await
+        .expect("the engine or /proc reports the peak memory");
+    println!(
+        "peak memory {:.1} MiB of {} MiB",
+        peak as f64 / 1048576.0,
+        MEMORY_LIMIT >> 20
+    );
+    assert!(peak < MEMORY_LIMIT as u64, "peak {peak} bytes");
+
+    let admin_checked = counts.get(&(true, 401)).copied().unwrap_or(0);
+    assert!(
+        admin_checked <= 5,
+        "at most the username limit of guesses is checked: {counts:?}"
+    );
+    let login = |addr: String, password: &'static str| async move {
+        let page = request(&addr, "GET", "/login", &[], None).await.unwrap();
+        let form = form_urlencode(&[
+            ("username", "admin"),
+            ("password", password),
+            ("csrf", &csrf_field(&page.body)),
+        ]);
+        request(&addr, "POST", "/login", &page.cookies(), Some(&form))
+            .await
+            .unwrap()
+    };
+    // Guess on until the name is locked (the burst may have used up the
+    // limit already): then even the right password waits.
+    let mut guesses = 0;
+    while login(addr.clone(), "wrong password").await.status == 401 {
+        guesses += 1;
+        assert!(guesses <= 5, "the name is never locked");
+    }
+    let locked_at = Instant::now();
+    let answer = login(addr.clone(), "container-pw-2").await;
+    assert_eq!(answer.status, 429, "locked: {}", answer.body);
+    // After the window the real admin logs in.
+    let deadline = Duration::from_secs(WINDOW_SECS + 15);
+    let session = loop {
+        let answer = login(addr.clone(), "container-pw-2").await;
+        if answer.status == 303 {
+            break answer.cookies();
+        }
+        assert_eq!(answer.status, 429, "{}", answer.body);
+        assert!(
+            locked_at.elapsed() < deadline,
+            "the admin still cannot log in after {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "the admin logged in {:?} after the burst",
+        locked_at.elapsed()
+    );
+    let session: Vec<String> = session
+        .into_iter()
+        .filter(|c| c.starts_with("admin_session_"))
+        .collect();
+    assert_eq!(get_status(&addr, "/", &session).await, Some(200));
 
     scope.cleanup().await;
     panel.drop(node).await;

@@ -1,9 +1,16 @@
 //! The panel's configuration, only from the environment: the shared
-//! [`TenantConfig`] plus `ADMIN_LISTEN` and `ADMIN_SESSION_SECRET`.
+//! [`TenantConfig`] plus `ADMIN_LISTEN`, the session secret
+//! (`ADMIN_SESSION_SECRET_FILE` or `ADMIN_SESSION_SECRET`) and the login
+//! limits (`ADMIN_LOGIN_WINDOW_SECS`, `ADMIN_LOGIN_FAILURES_PER_USERNAME`,
+//! `ADMIN_LOGIN_FAILURES_PER_ADDRESS`).
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 
 use tenant_common::{ConfigError, TenantConfig};
+
+use crate::ratelimit::LoginLimits;
 
 /// The default listen address (the container port the provisioner
 /// publishes).
@@ -17,9 +24,15 @@ pub struct AdminConfig {
     pub tenant: TenantConfig,
     /// `ADMIN_LISTEN` (default `0.0.0.0:8080`).
     pub listen: SocketAddr,
-    /// `ADMIN_SESSION_SECRET` (hex, at least 16 bytes). `None` when unset:
-    /// the binary then makes a random one, and sessions end at a restart.
+    /// The contents of the file `ADMIN_SESSION_SECRET_FILE` names, else
+    /// `ADMIN_SESSION_SECRET` (hex, at least 16 bytes). `None` when neither
+    /// is set: the binary then makes a random one, and sessions end at a
+    /// restart.
     pub session_secret: Option<Vec<u8>>,
+    /// `ADMIN_LOGIN_WINDOW_SECS` (default 900),
+    /// `ADMIN_LOGIN_FAILURES_PER_USERNAME` (5),
+    /// `ADMIN_LOGIN_FAILURES_PER_ADDRESS` (20).
+    pub login_limits: LoginLimits,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -27,6 +40,7 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("tenant", &self.tenant)
             .field("listen", &self.listen)
+            .field("login_limits", &self.login_limits)
             .field(
                 "session_secret",
                 &self.session_secret.as_ref().map(|_| "<redacted>"),
@@ -40,9 +54,67 @@ impl AdminConfig {
         Ok(AdminConfig {
             tenant: TenantConfig::from_env()?,
             listen: listen_from_env()?,
-            session_secret: parse_secret(std::env::var("ADMIN_SESSION_SECRET").ok().as_deref())?,
+            session_secret: session_secret(
+                std::env::var_os("ADMIN_SESSION_SECRET_FILE").as_deref(),
+                std::env::var("ADMIN_SESSION_SECRET").ok().as_deref(),
+            )?,
+            login_limits: login_limits_from_env()?,
         })
     }
+}
+
+/// The session secret: from the file named by `file` if given (it takes
+/// precedence, so a secret can stay out of the container's environment),
+/// else from `value`.
+fn session_secret(
+    file: Option<&std::ffi::OsStr>,
+    value: Option<&str>,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = file.filter(|p| !p.is_empty()) else {
+        return parse_secret("ADMIN_SESSION_SECRET", value);
+    };
+    let path = Path::new(path);
+    let invalid = |why: String| ConfigError::Invalid {
+        name: "ADMIN_SESSION_SECRET_FILE",
+        value: path.display().to_string(),
+        why,
+    };
+    let contents =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read it: {e}")))?;
+    parse_secret("ADMIN_SESSION_SECRET_FILE", Some(&contents))?
+        .ok_or_else(|| invalid("the file is empty".to_owned()))
+        .map(Some)
+}
+
+fn login_limits_from_env() -> Result<LoginLimits, ConfigError> {
+    let defaults = LoginLimits::default();
+    let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        let value: u64 = tenant_common::env_parse(name, default)?;
+        if value == 0 {
+            return Err(ConfigError::Invalid {
+                name,
+                value: value.to_string(),
+                why: "use a whole number of at least 1".into(),
+            });
+        }
+        Ok(value)
+    };
+    let count = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        let value = positive(name, default.into())?;
+        u32::try_from(value).map_err(|_| ConfigError::Invalid {
+            name,
+            value: value.to_string(),
+            why: "too large".into(),
+        })
+    };
+    Ok(LoginLimits {
+        window: Duration::from_secs(positive(
+            "ADMIN_LOGIN_WINDOW_SECS",
+            defaults.window.as_secs(),
+        )?),
+        per_username: count("ADMIN_LOGIN_FAILURES_PER_USERNAME", defaults.per_username)?,
+        per_address: count("ADMIN_LOGIN_FAILURES_PER_ADDRESS", defaults.per_address)?,
+    })
 }
 
 /// `ADMIN_LISTEN` alone (the `healthcheck` subcommand needs nothing else).
@@ -53,12 +125,13 @@ pub fn listen_from_env() -> Result<SocketAddr, ConfigError> {
     )
 }
 
-fn parse_secret(raw: Option<&str>) -> Result<Option<Vec<u8>>, ConfigError> {
+/// A hex secret as `name` gives it; `None` when empty.
+fn parse_secret(name: &'static str, raw: Option<&str>) -> Result<Option<Vec<u8>>, ConfigError> {
     let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let invalid = |why: &str| ConfigError::Invalid {
-        name: "ADMIN_SESSION_SECRET",
+        name,
         value: "<redacted>".into(),
         why: why.into(),
     };
@@ -75,18 +148,59 @@ mod tests {
 
     #[test]
     fn secrets_are_hex_and_long_enough() {
-        assert_eq!(parse_secret(None).unwrap(), None);
-        assert_eq!(parse_secret(Some("  ")).unwrap(), None);
-        assert_eq!(
-            parse_secret(Some(&"ab".repeat(16))).unwrap(),
-            Some(vec![0xab; 16])
-        );
-        let short = parse_secret(Some("abcd")).unwrap_err();
+        let parse = |raw: Option<&str>| session_secret(None, raw);
+        assert_eq!(parse(None).unwrap(), None);
+        assert_eq!(parse(Some("  ")).unwrap(), None);
+        assert_eq!(parse(Some(&"ab".repeat(16))).unwrap(), Some(vec![0xab; 16]));
+        let short = parse(Some("abcd")).unwrap_err();
         assert!(short.to_string().contains("ADMIN_SESSION_SECRET"));
         assert!(
             !short.to_string().contains("abcd"),
             "the secret is not echoed"
         );
-        assert!(parse_secret(Some(&"zz".repeat(16))).is_err());
+        assert!(parse(Some(&"zz".repeat(16))).is_err());
+    }
+
+    /// A file of its own in the system's temp dir, removed on drop.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn with(contents: &str) -> TempFile {
+            use rand::Rng;
+            let path = std::env::temp_dir().join(format!(
+                "admin-secret-test-{}",
+                rand::thread_rng().gen::<u64>()
+            ));
+            std::fs::write(&path, contents).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_secret_file_takes_precedence_over_the_variable() {
+        let file = TempFile::with(&format!("{}\n", "cd".repeat(32)));
+        let secret = session_secret(Some(file.0.as_os_str()), Some(&"ab".repeat(16))).unwrap();
+        assert_eq!(secret, Some(vec![0xcd; 32]));
+    }
+
+    #[test]
+    fn a_bad_secret_file_is_refused_naming_the_variable_not_the_secret() {
+        let missing = std::env::temp_dir().join("admin-secret-test-does-not-exist");
+        let e = session_secret(Some(missing.as_os_str()), Some(&"ab".repeat(16))).unwrap_err();
+        assert!(e.to_string().contains("ADMIN_SESSION_SECRET_FILE"), "{e}");
+        assert!(e.to_string().contains("cannot read"), "{e}");
+        let empty = TempFile::with("\n");
+        let e = session_secret(Some(empty.0.as_os_str()), None).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let short = TempFile::with("abcd1234");
+        let e = session_secret(Some(short.0.as_os_str()), None).unwrap_err();
+        assert!(e.to_string().contains("ADMIN_SESSION_SECRET_FILE"), "{e}");
+        assert!(!e.to_string().contains("abcd1234"), "{e}");
     }
 }

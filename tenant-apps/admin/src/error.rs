@@ -10,7 +10,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::charts::escape;
+use crate::password::CheckError;
+use crate::ratelimit::LimitError;
 use crate::store::StoreError;
+
+/// The `Retry-After` of a login refused because the panel was busy.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -21,6 +26,9 @@ pub enum AppError {
     CsrfRejected,
     #[error("too many failed logins; try again in {} s", .retry_after.as_secs().max(1))]
     TooManyLogins { retry_after: Duration },
+    /// Every password check slot stayed busy (see `password`).
+    #[error("too many logins are being checked right now; try again in a few seconds")]
+    LoginsBusy,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0} not found")]
@@ -42,11 +50,29 @@ impl AppError {
         match self {
             AppError::LoginRequired => StatusCode::SEE_OTHER,
             AppError::CsrfRejected => StatusCode::FORBIDDEN,
-            AppError::TooManyLogins { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyLogins { .. } | AppError::LoginsBusy => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Render { .. } | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<LimitError> for AppError {
+    fn from(e: LimitError) -> Self {
+        match e {
+            LimitError::Locked { retry_after } => AppError::TooManyLogins { retry_after },
+            LimitError::Store(e) => AppError::Store(e),
+        }
+    }
+}
+
+impl From<CheckError> for AppError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::Busy => AppError::LoginsBusy,
+            CheckError::Failed(why) => AppError::Internal(why),
         }
     }
 }
@@ -83,7 +109,12 @@ impl IntoResponse for AppError {
             body,
         )
             .into_response();
-        if let AppError::TooManyLogins { retry_after } = self {
+        let retry_after = match self {
+            AppError::TooManyLogins { retry_after } => Some(retry_after),
+            AppError::LoginsBusy => Some(BUSY_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -10,24 +10,26 @@
 //! binary (`main.rs`) only reads the environment, connects to Cassandra and
 //! serves it.
 //!
-//! Modules: [`session`] (signed session cookies) and [`csrf`] (form tokens)
-//! and [`ratelimit`] (failed logins) are the auth layer; [`store`] is the
+//! Modules: [`session`] (signed session cookies, revoked at logout),
+//! [`csrf`] (form tokens), [`ratelimit`] (failed logins, kept in the tenant
+//! keyspace) and [`password`] (argon2 verifications in bounded memory) are
+//! the auth layer; [`store`] is the
 //! only code that talks to Cassandra; [`reports`] and [`charts`] are pure
 //! computations over samples; [`settings`] types the provider's
 //! customizations; [`templates`] holds the embedded pages; [`pages`] holds
 //! the handlers; [`error`] turns every failure into a response.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use scylla::client::session::Session as CassandraSession;
-use tokio::sync::Semaphore;
 
 pub mod charts;
 pub mod config;
 pub mod csrf;
 pub mod error;
 pub mod pages;
+pub mod password;
 pub mod ratelimit;
 pub mod reports;
 pub mod session;
@@ -82,16 +84,8 @@ struct Inner {
     templates: templates::Templates,
     keys: session::Keys,
     limiter: ratelimit::LoginLimiter,
-    /// Argon2 verification takes ~19 MiB of memory each; at most this many
-    /// run at once.
-    password_checks: Semaphore,
-    /// A hash to verify against when the username does not exist, so an
-    /// unknown user takes as long as a wrong password.
-    dummy_hash: OnceLock<String>,
+    passwords: password::PasswordChecker,
 }
-
-/// Concurrent argon2 verifications.
-const PASSWORD_CHECKS: usize = 2;
 
 impl AppState {
     /// Prepares the statements over the tenant keyspace and compiles the
@@ -109,8 +103,7 @@ impl AppState {
                 store,
                 templates,
                 limiter: ratelimit::LoginLimiter::new(options.login_limits),
-                password_checks: Semaphore::new(PASSWORD_CHECKS),
-                dummy_hash: OnceLock::new(),
+                passwords: password::PasswordChecker::default(),
             }),
         })
     }
@@ -135,15 +128,8 @@ impl AppState {
         &self.inner.limiter
     }
 
-    pub(crate) fn password_checks(&self) -> &Semaphore {
-        &self.inner.password_checks
-    }
-
-    pub(crate) fn dummy_hash(&self) -> &str {
-        self.inner.dummy_hash.get_or_init(|| {
-            tenant_schema::model::hash_password(&tenant_schema::model::new_password())
-                .unwrap_or_default()
-        })
+    pub(crate) fn passwords(&self) -> &password::PasswordChecker {
+        &self.inner.passwords
     }
 }
 

@@ -6,13 +6,15 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use admin::{app, AdminConfig, AppState, LoginLimits, PanelOptions};
+use admin::{app, AdminConfig, AppState, PanelOptions};
 use anyhow::Context as _;
 
 const USAGE: &str = "usage: admin [serve | healthcheck]\n\
   serve        run the admin panel (default); configured by TENANT_ID, TENANT_KEYSPACE,\n\
                CASSANDRA_CONTACT_POINTS, CASSANDRA_USERNAME, CASSANDRA_PASSWORD, LOG_FORMAT,\n\
-               ADMIN_LISTEN (default 0.0.0.0:8080), ADMIN_SESSION_SECRET (hex)\n\
+               ADMIN_LISTEN (default 0.0.0.0:8080), ADMIN_SESSION_SECRET_FILE or\n\
+               ADMIN_SESSION_SECRET (hex), ADMIN_LOGIN_WINDOW_SECS (default 900),\n\
+               ADMIN_LOGIN_FAILURES_PER_USERNAME (5), ADMIN_LOGIN_FAILURES_PER_ADDRESS (20)\n\
   healthcheck  exit 0 if the panel at ADMIN_LISTEN answers GET /healthz with 200";
 
 fn main() -> ExitCode {
@@ -62,7 +64,7 @@ async fn run(config: AdminConfig) -> anyhow::Result<()> {
     let secret = match config.session_secret.clone() {
         Some(secret) => secret,
         None => {
-            tracing::warn!("ADMIN_SESSION_SECRET is not set: using a random one, so sessions end when the panel restarts");
+            tracing::warn!("neither ADMIN_SESSION_SECRET_FILE nor ADMIN_SESSION_SECRET is set: using a random one, so sessions end when the panel restarts");
             admin::session::Keys::random_secret()
         }
     };
@@ -79,7 +81,7 @@ async fn run(config: AdminConfig) -> anyhow::Result<()> {
             tenant_id: config.tenant.tenant_id.clone(),
             keyspace: config.tenant.keyspace.clone(),
             session_secret: secret,
-            login_limits: LoginLimits::default(),
+            login_limits: config.login_limits,
         },
     )
     .await

@@ -1,4 +1,4 @@
-//! Login sessions as signed cookies, so no session table is needed.
+//! Login sessions as signed cookies, and their revocation at logout.
 //!
 //! A session cookie is `v1.<hex username>.<expiry unix seconds>.<hex mac>`
 //! where the MAC is HMAC-SHA256, keyed with the panel's session secret, over
@@ -13,9 +13,11 @@
 //! They are not `Secure` because the panel itself serves plain HTTP (TLS is
 //! a reverse proxy's job).
 //!
-//! Signed cookies cannot be revoked one by one before they expire; logging
-//! out deletes the cookie from the browser, and changing the session secret
-//! ends every session.
+//! Logging out records the cookie's [`fingerprint`] (its SHA-256) in the
+//! tenant keyspace (`auth_records`, kind `revoked-session`) with a TTL of
+//! the cookie's remaining lifetime, and every request checks that record:
+//! a logged-out cookie is refused even if it was copied before, and even by
+//! a restarted panel. Changing the session secret still ends every session.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::COOKIE;
@@ -23,7 +25,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 use crate::AppState;
@@ -175,6 +177,40 @@ pub struct Session {
     pub cookie_value: String,
 }
 
+impl Session {
+    /// What the revocation of this session is recorded under.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.cookie_value)
+    }
+}
+
+/// The SHA-256 (hex) of a session cookie value: the revocation record's
+/// key, so the store never holds a usable cookie.
+pub fn fingerprint(cookie_value: &str) -> String {
+    hex::encode(Sha256::digest(cookie_value.as_bytes()))
+}
+
+/// The session the request's cookie stands for: genuine, not expired, and
+/// not logged out. `None` without one; a store failure is an error (the
+/// panel does not let a cookie in when it cannot tell whether it was
+/// logged out).
+pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, AppError> {
+    let keys = state.keys();
+    let Some(session) = cookie(headers, &keys.session_cookie_name())
+        .and_then(|value| keys.verify_session(value, Utc::now()))
+    else {
+        return Ok(None);
+    };
+    if state
+        .store()
+        .session_revoked(&session.fingerprint())
+        .await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
 impl FromRequestParts<AppState> for Session {
     type Rejection = AppError;
 
@@ -182,9 +218,8 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let keys = state.keys();
-        cookie(&parts.headers, &keys.session_cookie_name())
-            .and_then(|value| keys.verify_session(value, Utc::now()))
+        current(state, &parts.headers)
+            .await?
             .ok_or(AppError::LoginRequired)
     }
 }

@@ -105,7 +105,26 @@ pub struct Store {
     put_setting: PreparedStatement,
     delete_setting: PreparedStatement,
     admin_user: PreparedStatement,
+    login_attempts: PreparedStatement,
+    record_login_attempt: PreparedStatement,
+    delete_login_attempt: PreparedStatement,
+    clear_login_attempts: PreparedStatement,
+    revoke_session: PreparedStatement,
+    session_revoked: PreparedStatement,
     health: PreparedStatement,
+}
+
+/// The `auth_records` kind of login attempts (see the limiter).
+const LOGIN_ATTEMPT: &str = "login-failure";
+/// The `auth_records` kind of logged-out sessions.
+const REVOKED_SESSION: &str = "revoked-session";
+
+/// One login attempt's row in `auth_records`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptKey {
+    pub subject: String,
+    pub at: DateTime<Utc>,
+    pub id: i64,
 }
 
 impl Store {
@@ -205,6 +224,50 @@ impl Store {
             format!("SELECT password_hash FROM {ks}.admin_users WHERE username = ?"),
         )
         .await?;
+        let login_attempts = prepare(
+            "read login attempts",
+            format!(
+                "SELECT at FROM {ks}.auth_records WHERE kind = '{LOGIN_ATTEMPT}' AND subject = ? \
+                 AND at > ? LIMIT ?"
+            ),
+        )
+        .await?;
+        let record_login_attempt = prepare(
+            "record login attempt",
+            format!(
+                "INSERT INTO {ks}.auth_records (kind, subject, at, id) \
+                 VALUES ('{LOGIN_ATTEMPT}', ?, ?, ?) USING TTL ?"
+            ),
+        )
+        .await?;
+        let delete_login_attempt = prepare(
+            "delete login attempt",
+            format!(
+                "DELETE FROM {ks}.auth_records WHERE kind = '{LOGIN_ATTEMPT}' AND subject = ? \
+                 AND at = ? AND id = ?"
+            ),
+        )
+        .await?;
+        let clear_login_attempts = prepare(
+            "clear login attempts",
+            format!("DELETE FROM {ks}.auth_records WHERE kind = '{LOGIN_ATTEMPT}' AND subject = ?"),
+        )
+        .await?;
+        let revoke_session = prepare(
+            "revoke session",
+            format!(
+                "INSERT INTO {ks}.auth_records (kind, subject, at, id) \
+                 VALUES ('{REVOKED_SESSION}', ?, ?, 0) USING TTL ?"
+            ),
+        )
+        .await?;
+        let session_revoked = prepare(
+            "read session revocation",
+            format!(
+                "SELECT at FROM {ks}.auth_records WHERE kind = '{REVOKED_SESSION}' AND subject = ? LIMIT 1"
+            ),
+        )
+        .await?;
         let mut health = prepare(
             "health check",
             format!("SELECT value FROM {ks}.settings WHERE name = ?"),
@@ -226,6 +289,12 @@ impl Store {
             put_setting,
             delete_setting,
             admin_user,
+            login_attempts,
+            record_login_attempt,
+            delete_login_attempt,
+            clear_login_attempts,
+            revoke_session,
+            session_revoked,
             health,
         })
     }
@@ -257,6 +326,92 @@ impl Store {
             .maybe_first_row::<(Option<String>,)>()
             .map_err(query_err(what))?;
         Ok(row.and_then(|(hash,)| hash))
+    }
+
+    /// The times of the login attempts recorded for `subject` after
+    /// `since`, newest first, at most `limit`.
+    pub async fn login_attempts(
+        &self,
+        subject: &str,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let what = "read login attempts";
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let result = self
+            .session
+            .execute_unpaged(&self.login_attempts, (subject, since, limit))
+            .await
+            .map_err(query_err(what))?
+            .into_rows_result()
+            .map_err(query_err(what))?;
+        result
+            .rows::<(DateTime<Utc>,)>()
+            .map_err(query_err(what))?
+            .map(|row| row.map(|(at,)| at).map_err(query_err(what)))
+            .collect()
+    }
+
+    /// Records a login attempt; it expires after `ttl`.
+    pub async fn record_login_attempt(
+        &self,
+        key: &AttemptKey,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(
+                &self.record_login_attempt,
+                (&key.subject, key.at, key.id, ttl_seconds(ttl)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(query_err("record login attempt"))
+    }
+
+    /// Deletes one recorded login attempt.
+    pub async fn delete_login_attempt(&self, key: &AttemptKey) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.delete_login_attempt, (&key.subject, key.at, key.id))
+            .await
+            .map(|_| ())
+            .map_err(query_err("delete login attempt"))
+    }
+
+    /// Deletes every recorded login attempt of `subject`.
+    pub async fn clear_login_attempts(&self, subject: &str) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.clear_login_attempts, (subject,))
+            .await
+            .map(|_| ())
+            .map_err(query_err("clear login attempts"))
+    }
+
+    /// Records that the session with `fingerprint` was logged out; the
+    /// record expires after `ttl` (when the session would have).
+    pub async fn revoke_session(
+        &self,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.revoke_session, (fingerprint, now, ttl_seconds(ttl)))
+            .await
+            .map(|_| ())
+            .map_err(query_err("revoke session"))
+    }
+
+    /// Whether the session with `fingerprint` was logged out.
+    pub async fn session_revoked(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        let what = "read session revocation";
+        let result = self
+            .session
+            .execute_unpaged(&self.session_revoked, (fingerprint,))
+            .await
+            .map_err(query_err(what))?
+            .into_rows_result()
+            .map_err(query_err(what))?;
+        Ok(result.rows_num() > 0)
     }
 
     /// Every row of a paged query, typed.
@@ -435,6 +590,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A TTL in whole seconds for CQL: at least 1 (0 would mean "no TTL").
+fn ttl_seconds(ttl: Duration) -> i32 {
+    i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX)
 }
 
 /// A row of `gateways` as selected.

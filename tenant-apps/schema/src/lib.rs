@@ -33,28 +33,31 @@ impl Migration {
 
 /// Every migration, oldest first. Versions are strictly increasing.
 ///
-/// Five tables per tenant. Each Cassandra table costs the node about 1 MiB of
+/// Six tables per tenant. Each Cassandra table costs the node about 1 MiB of
 /// heap, so the count is kept small on purpose: the schema version lives in
 /// `settings` (key [`SCHEMA_VERSION_SETTING`]) rather than a table of its
-/// own, and daily reports are computed from `readings` rather than stored.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    statements: &[
-        // Commissioned gateways. Tokens are 256-bit random strings, so a
-        // SHA-256 hex digest is a sufficient hash; the token itself is never
-        // stored.
-        "CREATE TABLE IF NOT EXISTS {keyspace}.gateways (
+/// own, daily reports are computed from `readings` rather than stored, and
+/// the admin panel's login limiter and session revocations share one table
+/// (`auth_records`).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        statements: &[
+            // Commissioned gateways. Tokens are 256-bit random strings, so a
+            // SHA-256 hex digest is a sufficient hash; the token itself is never
+            // stored.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.gateways (
             gateway_id text PRIMARY KEY,
             token_hash text,
             display_name text,
             created_at timestamp,
             revoked_at timestamp
         )",
-        // One row per value of a reading, partitioned by gateway and UTC day
-        // so no partition grows without bound. A resent frame writes the
-        // same keys again: replays are idempotent.
-        "CREATE TABLE IF NOT EXISTS {keyspace}.readings (
+            // One row per value of a reading, partitioned by gateway and UTC day
+            // so no partition grows without bound. A resent frame writes the
+            // same keys again: replays are idempotent.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.readings (
             gateway_id text,
             day date,
             ts timestamp,
@@ -65,11 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             seq bigint,
             PRIMARY KEY ((gateway_id, day), ts, sensor, name)
         ) WITH CLUSTERING ORDER BY (ts DESC, sensor ASC, name ASC)",
-        // The newest value per gateway, sensor and name. Written with
-        // USING TIMESTAMP set to the reading's time, so a late, older
-        // reading never overwrites a newer one. `last_seen` is when ingest
-        // last accepted a frame from the gateway.
-        "CREATE TABLE IF NOT EXISTS {keyspace}.latest (
+            // The newest value per gateway, sensor and name. Written with
+            // USING TIMESTAMP set to the reading's time, so a late, older
+            // reading never overwrites a newer one. `last_seen` is when ingest
+            // last accepted a frame from the gateway.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.latest (
             gateway_id text,
             last_seen timestamp STATIC,
             sensor text,
@@ -79,27 +82,61 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             unit text,
             PRIMARY KEY (gateway_id, sensor, name)
         )",
-        // The provider's customizations (display name, timezone, alert
-        // thresholds, ...) and the schema version, as key/value pairs.
-        "CREATE TABLE IF NOT EXISTS {keyspace}.settings (
+            // The provider's customizations (display name, timezone, alert
+            // thresholds, ...) and the schema version, as key/value pairs.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.settings (
             name text PRIMARY KEY,
             value text
         )",
-        // The provider's staff who may log in to the admin panel. Passwords
-        // are argon2 PHC strings.
-        "CREATE TABLE IF NOT EXISTS {keyspace}.admin_users (
+            // The provider's staff who may log in to the admin panel. Passwords
+            // are argon2 PHC strings.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.admin_users (
             username text PRIMARY KEY,
             password_hash text,
             created_at timestamp
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "auth records",
+        statements: &[
+            // What the admin panel must remember across restarts about
+            // logins, every row written with a TTL so it expires by itself:
+            // - kind 'login-failure', subject 'user:<lowercased name>' or
+            //   'address:<client ip>': one row per failed (or in-progress)
+            //   login, TTL the limiter's window;
+            // - kind 'revoked-session', subject the SHA-256 (hex) of a
+            //   logged-out session cookie: one row, TTL the cookie's
+            //   remaining lifetime.
+            // A short gc_grace keeps the tombstones of expired rows from
+            // piling up in a partition an attacker keeps writing to; losing
+            // a delete to a down replica only brings back a record that
+            // expires anyway.
+            "CREATE TABLE IF NOT EXISTS {keyspace}.auth_records (
+                kind text,
+                subject text,
+                at timestamp,
+                id bigint,
+                PRIMARY KEY ((kind, subject), at, id)
+            ) WITH CLUSTERING ORDER BY (at DESC, id ASC)
+              AND gc_grace_seconds = 10800",
+        ],
+    },
+];
 
 /// The `settings` key that records the applied schema version.
 pub const SCHEMA_VERSION_SETTING: &str = "schema_version";
 
 /// The tables every tenant keyspace holds at the latest version.
-pub const TABLES: &[&str] = &["gateways", "readings", "latest", "settings", "admin_users"];
+pub const TABLES: &[&str] = &[
+    "gateways",
+    "readings",
+    "latest",
+    "settings",
+    "admin_users",
+    "auth_records",
+];
 
 /// The newest schema version.
 pub fn latest_version() -> u32 {

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use tenant_schema::model::{hash_gateway_token, new_gateway_token, GatewayId};
+use tenant_schema::model::{hash_gateway_token, new_gateway_token, DisplayName, GatewayId};
 
 use crate::csrf::{CsrfField, CsrfForm};
 use crate::error::AppError;
@@ -21,8 +21,6 @@ use crate::store::Commissioned;
 use crate::AppState;
 
 use super::{html, load_settings, Chrome, Nav};
-
-const MAX_DISPLAY_NAME: usize = 100;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
@@ -115,20 +113,31 @@ pub(super) async fn commission(
             .await
         }
     };
-    let display_name = form.display_name.trim();
-    if display_name.chars().count() > MAX_DISPLAY_NAME || display_name.chars().any(char::is_control)
-    {
-        let error = format!("display name must be at most {MAX_DISPLAY_NAME} characters");
-        return list_page(&state, &session, StatusCode::BAD_REQUEST, Some(error), None).await;
-    }
-    let display_name = (!display_name.is_empty()).then_some(display_name);
+    // The display name is optional; one given follows the one rule the
+    // CLI follows too.
+    let display_name = match form.display_name.trim() {
+        "" => None,
+        given => match DisplayName::parse(given) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                return list_page(
+                    &state,
+                    &session,
+                    StatusCode::BAD_REQUEST,
+                    Some(e.to_string()),
+                    None,
+                )
+                .await
+            }
+        },
+    };
     let token = new_gateway_token();
     let outcome = state
         .store()
         .commission(
             id.as_str(),
             &hash_gateway_token(&token),
-            display_name,
+            display_name.as_ref().map(DisplayName::as_str),
             Utc::now(),
         )
         .await?;

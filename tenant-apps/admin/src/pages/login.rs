@@ -1,12 +1,12 @@
 //! `GET /login`, `POST /login` and `POST /logout`.
 //!
 //! The order of checks on a login post is: CSRF (403), rate limit (429,
-//! before any password work), then the argon2 verification (401 on a wrong
-//! username or password, with the same answer and about the same time for
-//! both).
+//! before any password work), a password check slot (429 if none frees up
+//! in time), then the argon2 verification (401 on a wrong username or
+//! password, with the same answer and the same work for both). Logout
+//! revokes the session in the store before deleting the cookie.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::csrf::{self, CsrfField, CsrfForm};
 use crate::error::AppError;
+use crate::ratelimit::LimitError;
 use crate::session::{self, cookie, Session, MAX_USERNAME};
 use crate::settings::Settings;
 use crate::AppState;
@@ -30,11 +31,7 @@ pub(super) async fn form(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let keys = state.keys();
-    if cookie(&headers, &keys.session_cookie_name())
-        .and_then(|v| keys.verify_session(v, Utc::now()))
-        .is_some()
-    {
+    if session::current(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
     login_page(&state, StatusCode::OK, None, "", None).await
@@ -101,45 +98,48 @@ pub(super) async fn submit(
         return Err(AppError::CsrfRejected);
     }
     let address = connect_info.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    let address = address.as_deref();
     let username = form.username.trim();
     let limiter = state.limiter();
-    if let Err(retry_after) = limiter.check(username, address.as_deref(), Instant::now()) {
-        tracing::warn!(
-            username,
-            address = address.as_deref().unwrap_or("-"),
-            "login refused: too many failures"
-        );
-        return Err(AppError::TooManyLogins { retry_after });
-    }
+    let attempt = match limiter.begin(state.store(), username, address).await {
+        Ok(attempt) => attempt,
+        Err(e) => {
+            if let LimitError::Locked { .. } = e {
+                tracing::warn!(
+                    username,
+                    address = address.unwrap_or("-"),
+                    "login refused: too many failures"
+                );
+            }
+            return Err(e.into());
+        }
+    };
 
     let plausible = !username.is_empty()
         && username.len() <= MAX_USERNAME
         && form.password.len() <= MAX_PASSWORD;
     let stored = if plausible {
-        state.store().password_hash(username).await?
+        match state.store().password_hash(username).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                limiter.withdraw(state.store(), attempt).await?;
+                return Err(e.into());
+            }
+        }
     } else {
         None
     };
-    let user_exists = stored.is_some();
-    let hash = stored.unwrap_or_else(|| state.dummy_hash().to_owned());
-    let password = form.password;
-    let ok = {
-        let _permit = state
-            .password_checks()
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-        tokio::task::spawn_blocking(move || tenant_schema::model::verify_password(&password, &hash))
-            .await
-            .map_err(|e| AppError::Internal(format!("password check failed: {e}")))?
+    let ok = match state.passwords().verify(form.password, stored).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!(username, address = address.unwrap_or("-"), error = %e, "login not checked");
+            limiter.withdraw(state.store(), attempt).await?;
+            return Err(e.into());
+        }
     };
-    if !(ok && user_exists) {
-        limiter.record_failure(username, address.as_deref(), Instant::now());
-        tracing::info!(
-            username,
-            address = address.as_deref().unwrap_or("-"),
-            "login failed"
-        );
+    if !ok {
+        limiter.failed(attempt);
+        tracing::info!(username, address = address.unwrap_or("-"), "login failed");
         return login_page(
             &state,
             StatusCode::UNAUTHORIZED,
@@ -149,7 +149,7 @@ pub(super) async fn submit(
         )
         .await;
     }
-    limiter.record_success(username);
+    limiter.succeeded(state.store(), attempt).await?;
     tracing::info!(username, "logged in");
     let value = keys.sign_session(username, Utc::now() + session::SESSION_TTL);
     let mut response = Redirect::to("/").into_response();
@@ -181,12 +181,24 @@ impl CsrfField for CsrfOnly {
     }
 }
 
-pub(super) async fn logout(State(state): State<AppState>, posted: CsrfForm<CsrfOnly>) -> Response {
-    let Session { username, .. } = posted.session;
+/// Revokes the session (so the cookie is refused from now on, wherever it
+/// was copied to), then deletes it from the browser.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    posted: CsrfForm<CsrfOnly>,
+) -> Result<Response, AppError> {
+    let session = posted.session;
+    let now = Utc::now();
+    let remaining = (session.expires - now).to_std().unwrap_or_default();
+    state
+        .store()
+        .revoke_session(&session.fingerprint(), now, remaining)
+        .await?;
+    let Session { username, .. } = session;
     tracing::info!(username, "logged out");
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = state.keys().session_clear_cookie().parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
-    response
+    Ok(response)
 }
