@@ -721,7 +721,8 @@ mod tests {
         );
         assert_eq!(
             plan.to_string(),
-            "plan for tenant acme:
+            format!(
+                "plan for tenant acme:
   create network provision-net
   create and start cassandra container provision-cassandra
   retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
@@ -729,13 +730,15 @@ mod tests {
   attach provision-cassandra to network provision-net-acme
   lease gateway port 6100
   lease a port from the admin pool
-  create keyspace tenant_acme and migrate schema v0 -> v1
+  create keyspace tenant_acme and migrate schema v0 -> v{}
   create cassandra role tenant_acme (select, modify on its keyspace)
   create the first admin user in tenant_acme.admin_users
   create and start container provision-acme-ingest (missing)
   create and start container provision-acme-admin (missing)
   wait until healthy: provision-acme-ingest, provision-acme-admin
-"
+",
+                tenant_schema::latest_version()
+            )
         );
         assert!(plan.needs_cql());
     }

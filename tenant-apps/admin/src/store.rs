@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlValue, Row};
 use tenant_common::{prepare_statement, PrepareFailed};
+use tenant_schema::registry;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -153,27 +153,11 @@ impl Store {
             ),
         )
         .await?;
-        let insert_gateway = prepare(
-            "commission gateway",
-            format!(
-                "INSERT INTO {ks}.gateways (gateway_id, token_hash, display_name, created_at) \
-                 VALUES (?, ?, ?, ?) IF NOT EXISTS"
-            ),
-        )
-        .await?;
-        let recommission_gateway = prepare(
-            "recommission gateway",
-            format!(
-                "UPDATE {ks}.gateways SET token_hash = ?, display_name = ?, created_at = ?, revoked_at = null \
-                 WHERE gateway_id = ? IF token_hash = null"
-            ),
-        )
-        .await?;
-        let revoke_gateway = prepare(
-            "revoke gateway",
-            format!("UPDATE {ks}.gateways SET revoked_at = ?, token_hash = null WHERE gateway_id = ? IF EXISTS"),
-        )
-        .await?;
+        // The registry's transactions, shared with the `provision` CLI.
+        let insert_gateway = prepare("commission gateway", registry::insert_gateway(ks)).await?;
+        let recommission_gateway =
+            prepare("recommission gateway", registry::recommission_gateway(ks)).await?;
+        let revoke_gateway = prepare("revoke gateway", registry::revoke_gateway(ks)).await?;
         let latest_all = prepare(
             "list latest",
             format!("SELECT gateway_id, last_seen, sensor, name, ts, value, unit FROM {ks}.latest"),
@@ -651,16 +635,10 @@ fn group_latest(rows: Vec<LatestRow>) -> BTreeMap<String, LatestRecord> {
     out
 }
 
-/// Whether a lightweight transaction was applied (its first column,
-/// `[applied]`).
+/// Whether a lightweight transaction was applied.
 fn lwt_applied(
     result: scylla::response::query_result::QueryResult,
     what: &'static str,
 ) -> Result<bool, StoreError> {
-    let rows = result.into_rows_result().map_err(query_err(what))?;
-    let row = rows.maybe_first_row::<Row>().map_err(query_err(what))?;
-    Ok(matches!(
-        row.and_then(|r| r.columns.into_iter().next().flatten()),
-        Some(CqlValue::Boolean(true))
-    ))
+    registry::lwt_applied(result).map_err(query_err(what))
 }
