@@ -576,10 +576,10 @@ async fn main() {
     let store = Arc::new(Store::prepare(session, &tenant.keyspace).await.unwrap());
     let shutdown = CancellationToken::new();
     let limits = Limits {
-        idle_timeout: Duration::from_secs(300),
-        max_connections: 1000,
-        max_pipeline: 128,
+        // every simulated gateway connects from 127.0.0.1 at once
+        max_unauthenticated_per_address: 1000,
         writes: a.grouping,
+        ..Limits::from(&ingest::settings::Settings::default())
     };
     let ingest_metrics = Arc::new(Metrics::default());
     let (addr, _server) = spawn_ingest(&store, &ingest_metrics, limits, &shutdown).await;

@@ -344,7 +344,11 @@ mod tests {
         text.parse().unwrap()
     }
 
-    fn admission(authenticated: usize, unauthenticated: usize, per_address: usize) -> Arc<Admission> {
+    fn admission(
+        authenticated: usize,
+        unauthenticated: usize,
+        per_address: usize,
+    ) -> Arc<Admission> {
         Admission::new(AdmissionLimits {
             max_authenticated: authenticated,
             max_unauthenticated: unauthenticated,
@@ -418,7 +422,10 @@ mod tests {
         let refused = a.admit(peer, t0).unwrap_err();
         assert_eq!(refused.rejection, Rejection::Backoff);
         assert!(a.admit(peer, t0 + BACKOFF_FIRST).is_ok());
-        assert!(a.admit(ip("10.0.0.10"), t0).is_ok(), "other addresses are not");
+        assert!(
+            a.admit(ip("10.0.0.10"), t0).is_ok(),
+            "other addresses are not"
+        );
         let mut waits = Vec::new();
         for _ in 0..10 {
             a.hello_failed(peer, t0);

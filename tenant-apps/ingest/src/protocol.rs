@@ -258,9 +258,7 @@ impl FrameDecoder {
     pub fn next_frame(&mut self, now: DateTime<Utc>) -> Result<Option<Frame>, ProtocolError> {
         match self.next_frame_bytes()? {
             None => Ok(None),
-            Some((from, to)) => {
-                parse_frame(&self.buf[from..to], &self.times.window(now)).map(Some)
-            }
+            Some((from, to)) => parse_frame(&self.buf[from..to], &self.times.window(now)).map(Some),
         }
     }
 

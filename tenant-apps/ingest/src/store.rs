@@ -275,9 +275,8 @@ impl Store {
     /// id: one paged read of the whole (small) `gateways` table.
     pub async fn gateway_records(&self) -> Result<HashMap<String, GatewayRecord>, StoreError> {
         use futures::TryStreamExt;
-        let err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::ReadGateways {
-            source,
-        };
+        let err =
+            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::ReadGateways { source };
         self.session
             .execute_iter(self.select_gateways.clone(), ())
             .await

@@ -18,7 +18,9 @@ fn now() -> DateTime<Utc> {
 }
 
 fn ts(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn decode_all(input: &[u8]) -> Result<Vec<Frame>, ProtocolError> {
@@ -179,7 +181,10 @@ fn an_incomplete_frame_waits_for_more_bytes() {
         .extend_from_slice(&READING.as_bytes()[..READING.len() - 1]);
     assert_eq!(dec.next_frame(now()).unwrap(), None);
     dec.buffer().push(b'>');
-    assert!(matches!(dec.next_frame(now()).unwrap(), Some(Frame::Data(_))));
+    assert!(matches!(
+        dec.next_frame(now()).unwrap(),
+        Some(Frame::Data(_))
+    ));
     assert_eq!(dec.next_frame(now()).unwrap(), None);
     assert_eq!(dec.pending_bytes(), 0);
 }
@@ -486,7 +491,9 @@ fn reading_at(ts: &str) -> String {
 }
 
 fn reading_with_value(number: &str) -> String {
-    format!(r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">{number}</value></reading>"#)
+    format!(
+        r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">{number}</value></reading>"#
+    )
 }
 
 /// Whether a frame decodes to data (true) or to a nack naming seq 8 whose
@@ -507,9 +514,18 @@ fn accepted_or_nacked(frame: &str, why: &str) -> bool {
 fn a_reading_more_than_ten_minutes_ahead_of_the_clock_is_a_bad_frame() {
     let ahead = "minutes ahead";
     // now() is 06:05:00: ten minutes ahead is the last time accepted
-    assert!(accepted_or_nacked(&reading_at("2026-11-23T06:15:00Z"), ahead));
-    assert!(!accepted_or_nacked(&reading_at("2026-11-23T06:15:01Z"), ahead));
-    assert!(!accepted_or_nacked(&reading_at("9999-12-31T23:59:59Z"), ahead));
+    assert!(accepted_or_nacked(
+        &reading_at("2026-11-23T06:15:00Z"),
+        ahead
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("2026-11-23T06:15:01Z"),
+        ahead
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("9999-12-31T23:59:59Z"),
+        ahead
+    ));
     // the same frame is fine once the clock has caught up
     let later = now() + TimeDelta::hours(1);
     let frames = decode_at(
@@ -525,8 +541,14 @@ fn a_reading_more_than_ten_minutes_ahead_of_the_clock_is_a_bad_frame() {
 fn a_reading_older_than_the_age_bound_is_a_bad_frame() {
     let old = "older than 30 days";
     assert!(accepted_or_nacked(&reading_at("2026-10-24T06:05:00Z"), old));
-    assert!(!accepted_or_nacked(&reading_at("2026-10-24T06:04:59Z"), old));
-    assert!(!accepted_or_nacked(&reading_at("1970-01-01T00:00:00Z"), old));
+    assert!(!accepted_or_nacked(
+        &reading_at("2026-10-24T06:04:59Z"),
+        old
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("1970-01-01T00:00:00Z"),
+        old
+    ));
     // in a batch, one old reading refuses the frame
     let (seq, why) = bad_why(
         r#"<batch seq="8"><reading ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">1</value></reading><reading ts="2020-01-01T00:00:00Z" sensor="s"><value name="p">1</value></reading></batch>"#,
@@ -552,9 +574,15 @@ fn a_value_out_of_range_is_a_bad_frame() {
     let range = "larger than 1e15";
     assert!(accepted_or_nacked(&reading_with_value("1e15"), range));
     assert!(accepted_or_nacked(&reading_with_value("-1e15"), range));
-    assert!(accepted_or_nacked(&reading_with_value("123456789012.5"), range));
+    assert!(accepted_or_nacked(
+        &reading_with_value("123456789012.5"),
+        range
+    ));
     for number in ["1e308", "-1.7976931348623157e308", "1.000001e15", "-2e15"] {
-        assert!(!accepted_or_nacked(&reading_with_value(number), range), "{number}");
+        assert!(
+            !accepted_or_nacked(&reading_with_value(number), range),
+            "{number}"
+        );
     }
 }
 
@@ -567,21 +595,35 @@ fn a_reading_holds_at_most_64_values() {
         format!(r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s">{values}</reading>"#)
     };
     assert!(accepted_or_nacked(&frame(MAX_VALUES_PER_READING), "values"));
-    assert!(!accepted_or_nacked(&frame(MAX_VALUES_PER_READING + 1), "65 values (at most 64)"));
+    assert!(!accepted_or_nacked(
+        &frame(MAX_VALUES_PER_READING + 1),
+        "65 values (at most 64)"
+    ));
     assert!(!accepted_or_nacked(&frame(1500), "1500 values"));
 }
 
 #[test]
 fn sensors_names_and_units_are_at_most_64_characters() {
     let frame = |sensor: &str, name: &str, unit: &str| {
-        format!(r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="{sensor}"><value name="{name}" unit="{unit}">1</value></reading>"#)
+        format!(
+            r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="{sensor}"><value name="{name}" unit="{unit}">1</value></reading>"#
+        )
     };
     let ok = "é".repeat(MAX_LABEL_LEN);
     let long = "x".repeat(MAX_LABEL_LEN + 1);
     assert!(accepted_or_nacked(&frame(&ok, &ok, &ok), "longer"));
-    assert!(!accepted_or_nacked(&frame(&long, "p", "W"), "sensor longer than 64"));
-    assert!(!accepted_or_nacked(&frame("s", &long, "W"), "value name longer than 64"));
-    assert!(!accepted_or_nacked(&frame("s", "p", &long), "longer than 64"));
+    assert!(!accepted_or_nacked(
+        &frame(&long, "p", "W"),
+        "sensor longer than 64"
+    ));
+    assert!(!accepted_or_nacked(
+        &frame("s", &long, "W"),
+        "value name longer than 64"
+    ));
+    assert!(!accepted_or_nacked(
+        &frame("s", "p", &long),
+        "longer than 64"
+    ));
 }
 
 #[test]
@@ -599,7 +641,10 @@ fn an_element_with_too_many_attributes_is_a_bad_frame() {
     assert!(!accepted_or_nacked(&on_reading(MAX_ATTRIBUTES - 2), why));
     let huge = on_reading(5000);
     assert!(huge.len() < MAX_FRAME_BYTES, "{}", huge.len());
-    assert!(!accepted_or_nacked(&huge, "<reading> has more than 16 attributes"));
+    assert!(!accepted_or_nacked(
+        &huge,
+        "<reading> has more than 16 attributes"
+    ));
     // on a nested element too
     let nested = format!(
         r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p"{}>1</value></reading>"#,
