@@ -24,12 +24,11 @@ use scylla::client::session::Session;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-const BASE_TS: &str = "2026-11-23T08:00:00Z";
-
+/// 08:00 UTC yesterday: the readings' times start here, all on one day
+/// partition, in the past and well within the 30 days ingest accepts.
 fn base() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(BASE_TS)
-        .unwrap()
-        .with_timezone(&Utc)
+    let yesterday = Utc::now().date_naive() - TimeDelta::days(1);
+    yesterday.and_hms_opt(8, 0, 0).unwrap().and_utc()
 }
 
 /// A tenant on `node` with one commissioned gateway, served by a healthy

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gateway_sim::answer::Answer;
 use gateway_sim::client::{ClientError, Gateway};
 use ingest::metrics::Metrics;
@@ -21,14 +21,23 @@ use tenant_schema::model::new_gateway_token;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const T0: &str = "2026-11-23T06:00:00Z";
+/// The UTC day the tests' readings fall on: yesterday, so that every time
+/// of it is in the past and well within the 30 days ingest accepts.
+fn test_day() -> NaiveDate {
+    Utc::now().date_naive() - TimeDelta::days(1)
+}
+
+/// 06:00:00 UTC of the test day: the time most readings carry.
+fn t0() -> String {
+    format!("{}T06:00:00Z", test_day())
+}
 
 fn limits() -> Limits {
     Limits {
         idle_timeout: Duration::from_secs(60),
         max_connections: 100,
         max_pipeline: 128,
-        writes: Limits::from(&Settings::default()).writes,
+        ..Limits::from(&Settings::default())
     }
 }
 
@@ -166,25 +175,27 @@ fn error_code(answer: &Answer) -> &str {
 
 #[tokio::test]
 async fn readings_sent_over_tcp_land_in_readings_and_latest() {
+    let d = test_day();
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-17").await;
     let mut gw = ingest.login("gw-17", &token).await;
 
     let frame = format!(
-        r#"<reading seq="42" ts="{T0}" sensor="inverter-1">
+        r#"<reading seq="42" ts="{t0}" sensor="inverter-1">
              <value name="power" unit="W">1234.5</value>
              <value name="voltage" unit="V">230.1</value>
            </reading>
            <batch seq="43">
-             <reading ts="2026-11-23T06:00:05Z" sensor="panel-3"><value name="power" unit="W">310</value></reading>
-             <reading ts="2026-11-23T05:59:00Z" sensor="inverter-1"><value name="power" unit="W">999</value></reading>
+             <reading ts="{d}T06:00:05Z" sensor="panel-3"><value name="power" unit="W">310</value></reading>
+             <reading ts="{d}T05:59:00Z" sensor="inverter-1"><value name="power" unit="W">999</value></reading>
            </batch>"#
     );
     gw.send(frame.as_bytes()).await.unwrap();
     assert_eq!(next(&mut gw).await, Answer::Ack { seq: 42 });
     assert_eq!(next(&mut gw).await, Answer::Ack { seq: 43 });
 
-    let rows = ingest.readings("gw-17", day(T0)).await;
+    let rows = ingest.readings("gw-17", day(&t0)).await;
     assert_eq!(
         rows,
         vec![
@@ -266,7 +277,7 @@ async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
     let token = ingest.commission("gw-big").await;
     let mut gw = ingest.login("gw-big", &token).await;
 
-    let days = ["2026-11-22", "2026-11-23"];
+    let days = [test_day() - TimeDelta::days(1), test_day()];
     let per_day = 150;
     let mut frame = String::from(r#"<batch seq="7">"#);
     for d in days {
@@ -280,7 +291,9 @@ async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
         }
     }
     frame.push_str("</batch>");
-    let Ok(ingest::protocol::Frame::Data(parsed)) = ingest::protocol::parse_frame(frame.as_bytes())
+    let window = ingest::protocol::TimeBounds::default().window(Utc::now());
+    let Ok(ingest::protocol::Frame::Data(parsed)) =
+        ingest::protocol::parse_frame(frame.as_bytes(), &window)
     else {
         panic!("the test frame does not parse")
     };
@@ -288,9 +301,8 @@ async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
 
     gw.send(frame.as_bytes()).await.unwrap();
     assert_eq!(next(&mut gw).await, Answer::Ack { seq: 7 });
-    for d in days {
-        let day = NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
-        assert_eq!(ingest.reading_count("gw-big", day).await, per_day, "{d}");
+    for day in days {
+        assert_eq!(ingest.reading_count("gw-big", day).await, per_day, "{day}");
     }
     let latest: Vec<(String, f64)> = query_rows(
         &ingest.admin,
@@ -315,6 +327,7 @@ async fn a_frame_too_big_for_one_request_lands_in_full_across_two_days() {
 
 #[tokio::test]
 async fn a_wrong_token_an_unknown_gateway_and_a_revoked_token_get_the_auth_error_and_close() {
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
     let revoked_token = ingest.commission("gw-revoked").await;
@@ -332,41 +345,43 @@ async fn a_wrong_token_an_unknown_gateway_and_a_revoked_token_get_the_auth_error
         let answer = gw.hello(&id, &tok).await.unwrap();
         assert_eq!(error_code(&answer), "auth", "{case}: {answer:?}");
         // the connection is closed: nothing more comes, a reading is not acked
-        let _ = gw.send(reading(1, T0, "s", "1").as_bytes()).await;
+        let _ = gw.send(reading(1, &t0, "s", "1").as_bytes()).await;
         assert_eq!(until_closed(&mut gw).await, vec![], "{case}");
     }
 
     // a reading before any hello is refused the same way
     let mut gw = Gateway::connect(&ingest.addr).await.unwrap();
-    gw.send(reading(1, T0, "s", "1").as_bytes()).await.unwrap();
+    gw.send(reading(1, &t0, "s", "1").as_bytes()).await.unwrap();
     let answers = until_closed(&mut gw).await;
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(error_code(&answers[0]), "auth");
 
     // nothing of it was written, and the right token still works
-    assert_eq!(ingest.reading_count("gw-1", day(T0)).await, 0);
+    assert_eq!(ingest.reading_count("gw-1", day(&t0)).await, 0);
     let mut gw = ingest.login("gw-1", &token).await;
-    gw.send(reading(7, T0, "s", "1").as_bytes()).await.unwrap();
+    gw.send(reading(7, &t0, "s", "1").as_bytes()).await.unwrap();
     assert_eq!(next(&mut gw).await, Answer::Ack { seq: 7 });
     ingest.stop().await;
 }
 
 #[tokio::test]
 async fn bad_readings_get_a_nack_and_the_connection_stays_usable() {
+    let d = test_day();
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
     let mut gw = ingest.login("gw-1", &token).await;
 
     let cases = [
-        ("bad number", reading(10, T0, "s", "12,5"), "bad number"),
+        ("bad number", reading(10, &t0, "s", "12,5"), "bad number"),
         (
             "bad timestamp",
-            reading(11, "2026-11-23 06:00", "s", "1"),
+            reading(11, &format!("{d} 06:00"), "s", "1"),
             "bad timestamp",
         ),
         (
             "no value",
-            format!(r#"<reading seq="12" ts="{T0}" sensor="s"></reading>"#),
+            format!(r#"<reading seq="12" ts="{t0}" sensor="s"></reading>"#),
             "no value",
         ),
         (
@@ -377,7 +392,7 @@ async fn bad_readings_get_a_nack_and_the_connection_stays_usable() {
         (
             "unknown element inside a reading",
             format!(
-                r#"<reading seq="14" ts="{T0}" sensor="s"><value name="p">1</value><led/></reading>"#
+                r#"<reading seq="14" ts="{t0}" sensor="s"><value name="p">1</value><led/></reading>"#
             ),
             "unknown element",
         ),
@@ -394,12 +409,12 @@ async fn bad_readings_get_a_nack_and_the_connection_stays_usable() {
         }
         // the same connection still takes good readings
         let good = 100 + i as i64;
-        gw.send(reading(good, T0, &format!("ok-{i}"), "5").as_bytes())
+        gw.send(reading(good, &t0, &format!("ok-{i}"), "5").as_bytes())
             .await
             .unwrap();
         assert_eq!(next(&mut gw).await, Answer::Ack { seq: good }, "{case}");
     }
-    let rows = ingest.readings("gw-1", day(T0)).await;
+    let rows = ingest.readings("gw-1", day(&t0)).await;
     let seqs: Vec<i64> = rows.iter().map(|r| r.4).collect();
     assert_eq!(
         seqs,
@@ -411,11 +426,12 @@ async fn bad_readings_get_a_nack_and_the_connection_stays_usable() {
 
 #[tokio::test]
 async fn unrecoverable_framing_gets_a_protocol_error_and_closes() {
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
     let big = format!(
         r#"<batch seq="3">{}</batch>"#,
-        format!(r#"<reading ts="{T0}" sensor="s"><value name="p">1</value></reading>"#)
+        format!(r#"<reading ts="{t0}" sensor="s"><value name="p">1</value></reading>"#)
             .repeat(1200)
     );
     assert!(big.len() > 64 * 1024);
@@ -424,15 +440,15 @@ async fn unrecoverable_framing_gets_a_protocol_error_and_closes() {
         ("frame over 64 KiB", big),
         (
             "mismatched closing tag",
-            format!(r#"<reading seq="3" ts="{T0}" sensor="s"><value name="p">1</reading></value>"#),
+            format!(r#"<reading seq="3" ts="{t0}" sensor="s"><value name="p">1</reading></value>"#),
         ),
     ];
     for (case, bad) in cases {
         let mut gw = ingest.login("gw-1", &token).await;
         // a good frame pipelined before the bad one is still written and acked
-        let mut bytes = reading(1, T0, case, "1").into_bytes();
+        let mut bytes = reading(1, &t0, case, "1").into_bytes();
         bytes.extend_from_slice(bad.as_bytes());
-        bytes.extend_from_slice(reading(2, T0, case, "2").as_bytes());
+        bytes.extend_from_slice(reading(2, &t0, case, "2").as_bytes());
         let _ = gw.send(&bytes).await;
         let answers = until_closed(&mut gw).await;
         assert_eq!(answers.len(), 2, "{case}: {answers:?}");
@@ -440,7 +456,7 @@ async fn unrecoverable_framing_gets_a_protocol_error_and_closes() {
         assert_eq!(error_code(&answers[1]), "protocol", "{case}: {answers:?}");
     }
     // only the frames before each error were written
-    let rows = ingest.readings("gw-1", day(T0)).await;
+    let rows = ingest.readings("gw-1", day(&t0)).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows.iter().all(|r| r.4 == 1), "{rows:?}");
     ingest.stop().await;
@@ -448,6 +464,8 @@ async fn unrecoverable_framing_gets_a_protocol_error_and_closes() {
 
 #[tokio::test]
 async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
+    let d = test_day();
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
     let mut gw = ingest.login("gw-1", &token).await;
@@ -456,7 +474,7 @@ async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
     // back exactly in frame order
     let mut bytes = Vec::new();
     for seq in 0..300i64 {
-        let ts = format!("2026-11-23T06:{:02}:{:02}Z", seq / 60, seq % 60);
+        let ts = format!("{d}T06:{:02}:{:02}Z", seq / 60, seq % 60);
         let power = if seq % 10 == 9 {
             "oops".to_owned()
         } else {
@@ -477,7 +495,7 @@ async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
             assert_eq!(answer, Answer::Ack { seq }, "answers out of order");
         }
     }
-    assert_eq!(ingest.reading_count("gw-1", day(T0)).await, 270);
+    assert_eq!(ingest.reading_count("gw-1", day(&t0)).await, 270);
     ingest.stop().await;
 }
 
@@ -487,6 +505,8 @@ async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
 /// when several of its frames were written in one request.
 #[tokio::test]
 async fn frames_of_many_connections_share_write_requests_and_all_land() {
+    let d = test_day();
+    let t0 = t0();
     let ingest = Ingest::start(Limits {
         writes: Grouping {
             in_flight: 1,
@@ -510,7 +530,7 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
         .map(|(g, mut gw)| async move {
             let mut bytes = Vec::new();
             for seq in 0..FRAMES {
-                let ts = format!("2026-11-23T06:{:02}:{:02}Z", seq / 60, seq % 60);
+                let ts = format!("{d}T06:{:02}:{:02}Z", seq / 60, seq % 60);
                 let power = (g as i64 * 1000 + seq).to_string();
                 bytes.extend_from_slice(reading(seq, &ts, "s", &power).as_bytes());
             }
@@ -532,7 +552,7 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
     );
     for g in 0..GATEWAYS {
         let id = format!("gw-{g}");
-        let rows = ingest.readings(&id, day(T0)).await;
+        let rows = ingest.readings(&id, day(&t0)).await;
         assert_eq!(rows.len(), FRAMES as usize, "{id}");
         let latest: Vec<(f64,)> = query_rows(
             &ingest.admin,
@@ -554,6 +574,8 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
 /// even with a linger far longer than a write.
 #[tokio::test]
 async fn a_frame_that_finds_no_write_in_flight_is_not_held_back_by_the_linger() {
+    let d = test_day();
+    let t0 = t0();
     const LINGER: Duration = Duration::from_secs(5);
     let ingest = Ingest::start(Limits {
         writes: Grouping {
@@ -567,7 +589,7 @@ async fn a_frame_that_finds_no_write_in_flight_is_not_held_back_by_the_linger() 
     let token = ingest.commission("gw-1").await;
     let mut gw = ingest.login("gw-1", &token).await;
     for seq in 0..3 {
-        let ts = format!("2026-11-23T06:00:0{seq}Z");
+        let ts = format!("{d}T06:00:0{seq}Z");
         let sent = std::time::Instant::now();
         gw.send(reading(seq, &ts, "s", "1").as_bytes())
             .await
@@ -576,12 +598,13 @@ async fn a_frame_that_finds_no_write_in_flight_is_not_held_back_by_the_linger() 
         let took = sent.elapsed();
         assert!(took < LINGER / 2, "frame {seq} was acked after {took:?}");
     }
-    assert_eq!(ingest.reading_count("gw-1", day(T0)).await, 3);
+    assert_eq!(ingest.reading_count("gw-1", day(&t0)).await, 3);
     ingest.stop().await;
 }
 
 #[tokio::test]
 async fn idle_connections_time_out_and_the_connection_cap_holds() {
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
 
@@ -608,7 +631,7 @@ async fn idle_connections_time_out_and_the_connection_cap_holds() {
     let mut gw = Gateway::login(&idle_addr, "gw-1", &token).await.unwrap();
     for seq in 0..7 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        gw.send(reading(seq, T0, "busy", "1").as_bytes())
+        gw.send(reading(seq, &t0, "busy", "1").as_bytes())
             .await
             .unwrap();
         assert_eq!(next(&mut gw).await, Answer::Ack { seq });
@@ -645,12 +668,14 @@ async fn idle_connections_time_out_and_the_connection_cap_holds() {
 
 #[tokio::test]
 async fn shutdown_acks_in_flight_frames_and_every_acked_frame_is_written() {
+    let d = test_day();
+    let t0 = t0();
     let ingest = Ingest::start(limits()).await;
     let token = ingest.commission("gw-1").await;
     let mut gw = ingest.login("gw-1", &token).await;
     let mut bytes = Vec::new();
     for seq in 0..200i64 {
-        let ts = format!("2026-11-23T07:{:02}:{:02}Z", seq / 60, seq % 60);
+        let ts = format!("{d}T07:{:02}:{:02}Z", seq / 60, seq % 60);
         bytes.extend_from_slice(reading(seq, &ts, "s", "1").as_bytes());
     }
     gw.send(&bytes).await.unwrap();
@@ -674,7 +699,7 @@ async fn shutdown_acks_in_flight_frames_and_every_acked_frame_is_written() {
         "acks in order"
     );
     let written: std::collections::HashSet<i64> = ingest
-        .readings("gw-1", day(T0))
+        .readings("gw-1", day(&t0))
         .await
         .into_iter()
         .map(|r| r.4)
@@ -685,5 +710,551 @@ async fn shutdown_acks_in_flight_frames_and_every_acked_frame_is_written() {
             "frame {seq} was acked but not written"
         );
     }
+    ingest.stop().await;
+}
+
+fn loopback(last_three: u32) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 | last_three))
+}
+
+/// Opens a TCP connection from `source` that sends nothing.
+async fn silent_socket(addr: &str, source: std::net::IpAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    socket
+        .connect(addr.parse().unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("connect from {source}: {e}"))
+}
+
+/// Polls `done` every 20 ms until it holds or `within` passes.
+async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// 1,500 sockets from 100 addresses that never say hello (15 each, under
+/// the per-address cap, so the global cap of connections without a hello
+/// is what they hit) neither take the slots of logged-in gateways nor keep
+/// a new gateway from saying hello: the oldest silent ones are evicted.
+#[tokio::test]
+async fn silent_sockets_from_many_addresses_do_not_lock_out_a_real_gateway() {
+    let d = test_day();
+    const SILENT: usize = 1500;
+    const ADDRESSES: u32 = 100;
+    let ingest = Ingest::start(Limits {
+        max_connections: 100,
+        max_unauthenticated: 200,
+        max_unauthenticated_per_address: 32,
+        // evictions, not the hello deadline, are what this test is about
+        hello_timeout: Duration::from_secs(60),
+        ..limits()
+    })
+    .await;
+    let token = ingest.commission("gw-real").await;
+    let mut silent = Vec::with_capacity(SILENT + 500);
+    for chunk in (0..SILENT).collect::<Vec<_>>().chunks(100) {
+        let opened = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|i| silent_socket(&ingest.addr, loopback(2 + (*i as u32 % ADDRESSES)))),
+        )
+        .await;
+        silent.extend(opened);
+    }
+    let metrics = ingest.metrics.clone();
+    eventually(
+        Duration::from_secs(30),
+        "every silent socket accepted",
+        || count(&metrics.connections_total) >= SILENT as u64,
+    )
+    .await;
+    assert!(count(&metrics.connections_evicted) >= (SILENT - 200) as u64);
+    assert!(count(&metrics.connections_unauthenticated) <= 200);
+
+    // the real gateway, from 127.0.0.1, gets in at the first try
+    let mut gw = Gateway::connect_from(&ingest.addr, loopback(1))
+        .await
+        .unwrap();
+    assert_eq!(gw.hello("gw-real", &token).await.unwrap(), Answer::Welcome);
+    // the attack goes on: 500 more silent sockets
+    for chunk in (0..500u32).collect::<Vec<_>>().chunks(100) {
+        let opened = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|i| silent_socket(&ingest.addr, loopback(2 + i % ADDRESSES))),
+        )
+        .await;
+        silent.extend(opened);
+    }
+    for seq in 0..5 {
+        let ts = format!("{d}T06:00:0{seq}Z");
+        gw.send(reading(seq, &ts, "s", "1").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(next(&mut gw).await, Answer::Ack { seq });
+    }
+    assert_eq!(ingest.reading_count("gw-real", d).await, 5);
+    drop(silent);
+    ingest.stop().await;
+}
+
+/// The hello deadline runs from accept: a hello sent one byte a second is
+/// cut off at the deadline, and so is a socket that sends nothing.
+#[tokio::test]
+async fn a_hello_trickled_a_byte_a_second_is_closed_at_the_hello_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(3);
+    let ingest = Ingest::start(Limits {
+        hello_timeout: DEADLINE,
+        ..limits()
+    })
+    .await;
+    let token = ingest.commission("gw-slow").await;
+    let gw = Gateway::connect(&ingest.addr).await.unwrap();
+    let connected = std::time::Instant::now();
+    let (mut answers, mut frames) = gw.split();
+    let hello = gateway_sim::frames::hello("gw-slow", &token);
+    let trickle = tokio::spawn(async move {
+        for byte in hello.as_bytes() {
+            if frames.send(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let answer = answers
+        .next_within(Duration::from_secs(20))
+        .await
+        .unwrap()
+        .expect("an answer before the close");
+    let took = connected.elapsed();
+    assert_eq!(error_code(&answer), "auth", "{answer:?}");
+    assert!(
+        took >= DEADLINE - Duration::from_millis(100) && took < DEADLINE + Duration::from_secs(2),
+        "closed after {took:?}"
+    );
+    assert!(matches!(
+        answers.next_within(Duration::from_secs(5)).await,
+        Ok(None) | Err(_)
+    ));
+    trickle.abort();
+
+    let mut quiet = Gateway::connect(&ingest.addr).await.unwrap();
+    let answers = until_closed(&mut quiet).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(error_code(&answers[0]), "auth");
+    assert_eq!(
+        ingest
+            .metrics
+            .hello_refusals(ingest::auth::HelloRefusal::Timeout),
+        2
+    );
+    // a prompt hello still gets in
+    ingest.login("gw-slow", &token).await;
+    ingest.stop().await;
+}
+
+/// One address holds at most its share of connections without a hello;
+/// other addresses are not affected, and a freed place can be taken again.
+#[tokio::test]
+async fn one_address_holds_only_its_share_of_connections_without_a_hello() {
+    let ingest = Ingest::start(Limits {
+        max_unauthenticated_per_address: 4,
+        hello_timeout: Duration::from_secs(60),
+        ..limits()
+    })
+    .await;
+    let token = ingest.commission("gw-1").await;
+    let greedy = loopback(7);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(silent_socket(&ingest.addr, greedy).await);
+    }
+    let metrics = ingest.metrics.clone();
+    eventually(Duration::from_secs(10), "4 accepted", || {
+        count(&metrics.connections_unauthenticated) == 4
+    })
+    .await;
+    let mut fifth = Gateway::connect_from(&ingest.addr, greedy).await.unwrap();
+    let answers = until_closed(&mut fifth).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(error_code(&answers[0]), "busy");
+    assert_eq!(
+        ingest
+            .metrics
+            .rejected(ingest::admission::Rejection::Address),
+        1
+    );
+    // another address is not affected
+    let mut other = Gateway::connect_from(&ingest.addr, loopback(8))
+        .await
+        .unwrap();
+    assert_eq!(other.hello("gw-1", &token).await.unwrap(), Answer::Welcome);
+    // once one of the four leaves, the address may connect again
+    drop(held.pop());
+    eventually(Duration::from_secs(10), "the slot freed", || {
+        count(&metrics.connections_unauthenticated) == 3
+    })
+    .await;
+    let mut again = Gateway::connect_from(&ingest.addr, greedy).await.unwrap();
+    assert_eq!(again.hello("gw-1", &token).await.unwrap(), Answer::Welcome);
+    ingest.stop().await;
+}
+
+/// A gateway revoked while it streams is told so and closed within 10 s,
+/// whether `revoked_at` is set with the hash kept, the hash is deleted too
+/// (as the admin panel does), or it is commissioned again with a new token;
+/// a gateway not revoked keeps streaming. Nothing is acked after the error,
+/// and everything acked was written.
+#[tokio::test]
+async fn a_gateway_revoked_while_streaming_is_closed_within_10_s() {
+    let d = test_day();
+    let ingest = Ingest::start(limits()).await;
+    let ks = ingest.tenant.keyspace.clone();
+    let ways = ["revoked-at-only", "hash-deleted", "new-token", "kept"];
+    let mut streams = Vec::new();
+    for id in ways {
+        let token = ingest.commission(id).await;
+        let gw = ingest.login(id, &token).await;
+        let (answers, mut frames) = gw.split();
+        let sender = tokio::spawn(async move {
+            for seq in 0..10_000i64 {
+                let ts = format!(
+                    "{d}T08:{:02}:{:02}.{:03}Z",
+                    seq / 6000,
+                    seq / 100 % 60,
+                    seq % 100 * 10
+                );
+                if frames
+                    .send(reading(seq, &ts, "s", "1").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        streams.push((id, answers, sender));
+    }
+    // every stream is acked before the revocations
+    let mut acked: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+    for (id, answers, _) in &mut streams {
+        for _ in 0..3 {
+            match answers.next_within(Duration::from_secs(10)).await.unwrap() {
+                Some(Answer::Ack { seq }) => acked.entry(id).or_default().push(seq),
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+    }
+    let now = Utc::now();
+    let run = |cql: String| {
+        let admin = &ingest.admin;
+        async move { admin.query_unpaged(cql, ()).await.unwrap() }
+    };
+    run(format!(
+        "UPDATE {ks}.gateways SET revoked_at = '{}' WHERE gateway_id = 'revoked-at-only'",
+        now.to_rfc3339()
+    ))
+    .await;
+    run(format!(
+        "UPDATE {ks}.gateways SET revoked_at = '{}', token_hash = null WHERE gateway_id = 'hash-deleted'",
+        now.to_rfc3339()
+    ))
+    .await;
+    run(format!(
+        "UPDATE {ks}.gateways SET token_hash = '{}' WHERE gateway_id = 'new-token'",
+        tenant_schema::model::hash_gateway_token(&new_gateway_token())
+    ))
+    .await;
+    let revoked_at = std::time::Instant::now();
+
+    for (id, mut answers, sender) in streams {
+        if id == "kept" {
+            // still acked well after the others were closed
+            let until = revoked_at + Duration::from_secs(12);
+            while std::time::Instant::now() < until {
+                match answers.next_within(Duration::from_secs(10)).await.unwrap() {
+                    Some(Answer::Ack { seq }) => acked.entry(id).or_default().push(seq),
+                    other => panic!("{id}: {other:?}"),
+                }
+            }
+            sender.abort();
+            continue;
+        }
+        let error = loop {
+            match answers.next_within(Duration::from_secs(15)).await {
+                Ok(Some(Answer::Ack { seq })) => acked.entry(id).or_default().push(seq),
+                Ok(Some(other)) => break other,
+                other => panic!("{id}: no error before the close: {other:?}"),
+            }
+        };
+        let took = revoked_at.elapsed();
+        assert_eq!(
+            error,
+            Answer::Error {
+                code: "auth".into(),
+                why: "token revoked".into()
+            },
+            "{id}"
+        );
+        assert!(
+            took < Duration::from_secs(10),
+            "{id}: closed after {took:?}"
+        );
+        assert!(
+            matches!(
+                answers.next_within(Duration::from_secs(5)).await,
+                Ok(None) | Err(_)
+            ),
+            "{id}: nothing after the error"
+        );
+        sender.abort();
+    }
+    for (id, seqs) in &acked {
+        let written: std::collections::HashSet<i64> = ingest
+            .readings(id, d)
+            .await
+            .into_iter()
+            .map(|r| r.4)
+            .collect();
+        for seq in seqs {
+            assert!(written.contains(seq), "{id}: {seq} acked, not written");
+        }
+    }
+    assert_eq!(count(&ingest.metrics.revoked_connections), 3);
+    ingest.stop().await;
+}
+
+/// Readings that would pin `latest` or break the pages are refused with a
+/// nack each; the connection stays open and later frames are acked.
+#[tokio::test]
+async fn readings_out_of_bounds_get_a_nack_and_the_connection_stays_usable() {
+    let d = test_day();
+    let t0 = t0();
+    let ingest = Ingest::start(limits()).await;
+    let token = ingest.commission("gw-1").await;
+    let mut gw = ingest.login("gw-1", &token).await;
+    let values = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!(r#"<value name="v{i}">1</value>"#))
+            .collect()
+    };
+    let old = (Utc::now() - TimeDelta::days(31)).to_rfc3339();
+    let ahead = (Utc::now() + TimeDelta::minutes(11)).to_rfc3339();
+    let long = "x".repeat(65);
+    let attrs: String = (0..5000).map(|i| format!(r#" a{i}="x""#)).collect();
+    let cases = [
+        (
+            "year 9999",
+            reading(10, "9999-12-31T23:59:59Z", "s", "1"),
+            "ahead",
+        ),
+        ("11 minutes ahead", reading(11, &ahead, "s", "1"), "ahead"),
+        (
+            "31 days old",
+            reading(12, &old, "s", "1"),
+            "older than 30 days",
+        ),
+        ("1e308", reading(13, &t0, "s", "1e308"), "larger than"),
+        (
+            "65 values",
+            format!(
+                r#"<reading seq="14" ts="{t0}" sensor="s">{}</reading>"#,
+                values(65)
+            ),
+            "65 values",
+        ),
+        (
+            "1500 values",
+            format!(
+                r#"<reading seq="15" ts="{t0}" sensor="s">{}</reading>"#,
+                values(1500)
+            ),
+            "1500 values",
+        ),
+        (
+            "long sensor",
+            reading(16, &t0, &long, "1"),
+            "longer than 64",
+        ),
+        (
+            "5000 attributes",
+            format!(
+                r#"<reading seq="17" ts="{t0}" sensor="s"{attrs}><value name="p">1</value></reading>"#
+            ),
+            "more than 16 attributes",
+        ),
+    ];
+    for (i, (case, frame, why_part)) in cases.iter().enumerate() {
+        assert!(frame.len() < 64 * 1024, "{case}");
+        gw.send(frame.as_bytes()).await.unwrap();
+        match next(&mut gw).await {
+            Answer::Nack { seq, code, why } => {
+                assert_eq!(seq, Some(10 + i as i64), "{case}");
+                assert_eq!(code, "bad-reading", "{case}");
+                assert!(why.contains(why_part), "{case}: {why}");
+            }
+            other => panic!("{case}: expected a nack, got {other:?}"),
+        }
+        let good = 100 + i as i64;
+        gw.send(reading(good, &t0, &format!("ok-{i}"), "5").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(next(&mut gw).await, Answer::Ack { seq: good }, "{case}");
+    }
+    let seqs: Vec<i64> = ingest
+        .readings("gw-1", d)
+        .await
+        .iter()
+        .map(|r| r.4)
+        .collect();
+    assert_eq!(seqs, (100..108).collect::<Vec<_>>(), "only the good frames");
+    let newest: Vec<(DateTime<Utc>,)> = query_rows(
+        &ingest.admin,
+        format!(
+            "SELECT max(ts) FROM {}.latest WHERE gateway_id = 'gw-1'",
+            ingest.tenant.keyspace
+        ),
+        (),
+    )
+    .await;
+    assert_eq!(
+        newest[0].0.to_rfc3339(),
+        DateTime::parse_from_rfc3339(&t0).unwrap().to_rfc3339(),
+        "latest is not pinned"
+    );
+    ingest.stop().await;
+}
+
+/// 2,000 bad hellos (unknown ids and wrong tokens) from four addresses cost
+/// a bounded number of token reads: failing addresses are backed off and
+/// unknown ids come from the negative cache. A real gateway from another
+/// address still logs in meanwhile.
+#[tokio::test]
+async fn a_flood_of_bad_hellos_costs_a_bounded_number_of_token_reads() {
+    const HELLOS: usize = 2000;
+    const ADDRESSES: u32 = 4;
+    const PER_ADDRESS_AT_ONCE: usize = 8;
+    let ingest = Ingest::start(limits()).await;
+    let token = ingest.commission("gw-real").await;
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let welcomed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for a in 0..ADDRESSES {
+        for w in 0..PER_ADDRESS_AT_ONCE {
+            let (addr, attempts, welcomed) =
+                (ingest.addr.clone(), attempts.clone(), welcomed.clone());
+            flood.push(tokio::spawn(async move {
+                loop {
+                    let n = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= HELLOS {
+                        return;
+                    }
+                    let Ok(mut gw) = Gateway::connect_from(&addr, loopback(20 + a)).await else {
+                        continue;
+                    };
+                    let (id, tok) = if n % 2 == 0 {
+                        (format!("gw-ghost-{w}"), new_gateway_token())
+                    } else {
+                        ("gw-real".to_owned(), new_gateway_token())
+                    };
+                    if let Ok(Answer::Welcome) = gw.hello(&id, &tok).await {
+                        welcomed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+    }
+    // meanwhile a real gateway from its own address logs in and is acked
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut gw = Gateway::connect_from(&ingest.addr, loopback(1))
+        .await
+        .unwrap();
+    assert_eq!(gw.hello("gw-real", &token).await.unwrap(), Answer::Welcome);
+    gw.send(reading(1, &t0(), "s", "1").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut gw).await, Answer::Ack { seq: 1 });
+    for task in flood {
+        task.await.unwrap();
+    }
+    let took = started.elapsed();
+    let m = &ingest.metrics;
+    let reads = count(&m.token_reads);
+    let backed_off = m.rejected(ingest::admission::Rejection::Backoff);
+    eprintln!("{HELLOS} bad hellos in {took:?}: {reads} token reads, {backed_off} refused by the back-off");
+    assert_eq!(welcomed.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(backed_off > 0);
+    // per address: the free failures, plus one round of concurrent hellos
+    // each time its back-off expires (0.5 s doubling); plus the real one
+    let expiries = (took.as_secs_f64() / 0.5).log2().ceil().max(0.0) as u64 + 1;
+    let bound = ADDRESSES as u64
+        * (ingest::admission::FREE_FAILED_HELLOS as u64
+            + PER_ADDRESS_AT_ONCE as u64 * (1 + expiries))
+        + 1;
+    assert!(
+        reads <= bound,
+        "{reads} token reads for {HELLOS} hellos (bound {bound})"
+    );
+    assert!(reads < HELLOS as u64 / 4, "{reads}");
+    ingest.stop().await;
+}
+
+/// An id with no row is answered from a short negative cache (one token
+/// read for many hellos), and once commissioned it gets in within seconds.
+#[tokio::test]
+async fn an_unknown_gateway_is_answered_from_a_short_negative_cache() {
+    let ingest = Ingest::start(limits()).await;
+    let token = new_gateway_token();
+    let from = loopback(30);
+    for _ in 0..5 {
+        let mut gw = Gateway::connect_from(&ingest.addr, from).await.unwrap();
+        let answer = gw.hello("gw-new", &token).await.unwrap();
+        assert_eq!(error_code(&answer), "auth");
+    }
+    assert_eq!(count(&ingest.metrics.token_reads), 1);
+    assert_eq!(count(&ingest.metrics.unknown_gateway_cache_hits), 4);
+    assert_eq!(
+        ingest
+            .metrics
+            .hello_refusals(ingest::auth::HelloRefusal::UnknownGateway),
+        5
+    );
+    provision_testkit::apps::commission_gateway_with(
+        &ingest.admin,
+        &ingest.tenant.keyspace,
+        "gw-new",
+        &token,
+    )
+    .await;
+    let commissioned = std::time::Instant::now();
+    let admitted = loop {
+        let mut gw = Gateway::connect_from(&ingest.addr, from).await.unwrap();
+        if gw.hello("gw-new", &token).await.unwrap() == Answer::Welcome {
+            break commissioned.elapsed();
+        }
+        assert!(
+            commissioned.elapsed() < Duration::from_secs(10),
+            "still refused"
+        );
+        // slowly: every refusal also counts towards the address's back-off
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert!(
+        admitted <= ingest::auth::UNKNOWN_GATEWAY_TTL + Duration::from_millis(1500),
+        "{admitted:?}"
+    );
     ingest.stop().await;
 }

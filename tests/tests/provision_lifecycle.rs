@@ -124,11 +124,13 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
         "{}",
         duplicate.stderr
     );
+    // readings of yesterday: in the past, within the 30 days ingest accepts
+    let day = (chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1)).to_string();
     let mut gw = Gateway::connect(gateway_port, "gw-life-1", &token).await;
     for seq in 1..=3 {
         gw.reading(
             seq,
-            &format!("2026-11-23T06:00:0{seq}Z"),
+            &format!("{day}T06:00:0{seq}Z"),
             "inverter-1",
             "power",
             1000.0 + seq as f64,
@@ -136,10 +138,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
         .await;
     }
     drop(gw);
-    assert_eq!(
-        readings_of(&env, &keyspace, "gw-life-1", "2026-11-23").await,
-        3
-    );
+    assert_eq!(readings_of(&env, &keyspace, "gw-life-1", &day).await, 3);
 
     // ... and they show on the admin panel, behind the first admin's login.
     let admin_addr = format!("127.0.0.1:{admin_port}");
@@ -170,13 +169,16 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     assert_eq!(again.port("admin_port"), admin_port);
     assert_eq!(again.field("admin_password"), None);
     let mut gw = Gateway::connect(gateway_port, "gw-life-1", &token).await;
-    gw.reading(4, "2026-11-23T06:00:04Z", "inverter-1", "power", 1004.0)
-        .await;
+    gw.reading(
+        4,
+        &format!("{day}T06:00:04Z"),
+        "inverter-1",
+        "power",
+        1004.0,
+    )
+    .await;
     drop(gw);
-    assert_eq!(
-        readings_of(&env, &keyspace, "gw-life-1", "2026-11-23").await,
-        4
-    );
+    assert_eq!(readings_of(&env, &keyspace, "gw-life-1", &day).await, 4);
     admin_login(&admin_addr, "admin", &password).await;
 
     // status and list show health, uptime and resource use.

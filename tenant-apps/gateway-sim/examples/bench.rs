@@ -47,7 +47,7 @@ use chrono::{TimeDelta, Utc};
 use gateway_sim::sim::{self, make_frame, Report, SimConfig, Stop};
 use gateway_sim::timeline::{Timeline, SLICE};
 use ingest::metrics::Metrics;
-use ingest::protocol::{parse_frame, DataFrame, Frame};
+use ingest::protocol::{parse_frame, DataFrame, Frame, TimeBounds};
 use ingest::server::Limits;
 use ingest::settings::Settings;
 use ingest::store::Store;
@@ -304,8 +304,11 @@ async fn floor(store: Arc<Store>, n: usize, rate: f64, a: &Args) -> Run {
                 let permit = slots.clone().acquire_owned().await.unwrap();
                 let due = if rate > 0.0 { due } else { Instant::now() };
                 // the same frame gateway-sim sends, decoded outside the clock
-                let xml = make_frame(&cfg, seq, base + TimeDelta::milliseconds(seq));
-                let Ok(Frame::Data(frame)) = parse_frame(xml.as_bytes()) else {
+                let ts = base + TimeDelta::milliseconds(seq);
+                let xml = make_frame(&cfg, seq, ts);
+                // checked as of the frame's own time: the floor may run ahead
+                let window = TimeBounds::default().window(ts);
+                let Ok(Frame::Data(frame)) = parse_frame(xml.as_bytes(), &window) else {
                     panic!("gateway-sim frame does not decode")
                 };
                 let touch = last_touch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
@@ -573,10 +576,10 @@ async fn main() {
     let store = Arc::new(Store::prepare(session, &tenant.keyspace).await.unwrap());
     let shutdown = CancellationToken::new();
     let limits = Limits {
-        idle_timeout: Duration::from_secs(300),
-        max_connections: 1000,
-        max_pipeline: 128,
+        // every simulated gateway connects from 127.0.0.1 at once
+        max_unauthenticated_per_address: 1000,
         writes: a.grouping,
+        ..Limits::from(&ingest::settings::Settings::default())
     };
     let ingest_metrics = Arc::new(Metrics::default());
     let (addr, _server) = spawn_ingest(&store, &ingest_metrics, limits, &shutdown).await;

@@ -91,15 +91,44 @@ impl Gateway {
                 addr: addr.to_owned(),
                 source,
             })?;
+        Ok(Self::from_stream(stream))
+    }
+
+    /// Opens a TCP connection from the local address `source` (e.g. one of
+    /// the many loopback addresses 127.0.0.0/8 offers, to look like many
+    /// hosts).
+    pub async fn connect_from(addr: &str, source: std::net::IpAddr) -> Result<Self, ClientError> {
+        let connect_err = |source| ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        };
+        let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| connect_err(std::io::Error::other("resolves to no address")))?;
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(connect_err)?;
+        socket
+            .bind(std::net::SocketAddr::new(source, 0))
+            .map_err(connect_err)?;
+        let stream = socket.connect(target).await.map_err(connect_err)?;
+        Ok(Self::from_stream(stream))
+    }
+
+    fn from_stream(stream: TcpStream) -> Self {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        Ok(Self {
+        Self {
             answers: AnswerReader {
                 inner: BufReader::new(rd),
                 line: String::new(),
             },
             frames: FrameWriter { inner: wr },
-        })
+        }
     }
 
     /// Connects and says hello; Ok only on `<welcome/>`.

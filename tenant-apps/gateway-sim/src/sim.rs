@@ -130,6 +130,30 @@ struct GatewayResult {
     last_answer: Option<Instant>,
 }
 
+/// Logs in like a real gateway: a `busy` refusal (ingest caps connections
+/// that have not completed their hello, per address too, and all of ours
+/// come from one address at once) is retried with a growing pause, for up
+/// to about 10 s; any other refusal is final.
+async fn login_retrying_busy(
+    addr: &str,
+    id: &str,
+    token: &str,
+) -> Result<Gateway, crate::client::ClientError> {
+    let mut pause = Duration::from_millis(50);
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Gateway::login(addr, id, token).await {
+            Err(crate::client::ClientError::Refused(Answer::Error { code, .. }))
+                if code == "busy" && Instant::now() + pause < give_up =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs the simulation and reports.
 pub async fn run(cfg: SimConfig) -> Report {
     let cfg = Arc::new(cfg);
@@ -142,7 +166,7 @@ pub async fn run(cfg: SimConfig) -> Report {
         .map(|(id, token)| {
             let (addr, id, token) = (cfg.addr.clone(), id.clone(), token.clone());
             tokio::spawn(async move {
-                Gateway::login(&addr, &id, &token)
+                login_retrying_busy(&addr, &id, &token)
                     .await
                     .map_err(|e| format!("{id}: {e}"))
             })

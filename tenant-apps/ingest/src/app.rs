@@ -54,7 +54,11 @@ pub async fn run(
         listen = %settings.listen,
         http = %settings.http_listen,
         idle_timeout_secs = settings.idle_timeout.as_secs(),
+        hello_timeout_secs = settings.hello_timeout.as_secs(),
         max_connections = settings.max_connections,
+        max_unauthenticated = settings.max_unauthenticated,
+        max_unauthenticated_per_address = settings.max_unauthenticated_per_address,
+        max_reading_age_days = settings.max_reading_age.num_days(),
         write_concurrency = settings.write_concurrency,
         batch_frames = settings.batch_frames,
         "ingest ready"

@@ -2,20 +2,30 @@
 //! protocol v1 (XML frames over TCP, see DESIGN.md); readings are written to
 //! the tenant keyspace and acked in order once durable.
 //!
-//! - [`protocol`]: the pure frame decoder and the answers' encoding
+//! - [`protocol`]: the pure frame decoder (with the bounds of a reading)
+//!   and the answers' encoding
 //! - [`store`]: prepared statements; one request per frame or per group
 //! - [`write_queue`]: frames of every connection grouped into requests,
 //!   with bounded write concurrency
 //! - [`server`]: the TCP accept loop and one task per connection
+//! - [`admission`]: the connection caps (logged in, without a hello, per
+//!   address) and the back-off of addresses whose hellos fail
+//! - [`auth`]: checking a hello, with a short negative cache
+//! - [`revocation`]: closing connections of gateways revoked meanwhile
+//! - [`sampled_log`]: at most a few log lines per second per kind
 //! - [`metrics`]: counters and the Prometheus text
 //! - [`http`]: the internal `/healthz` and `/metrics` endpoint
 //! - [`settings`]: the ingest-specific environment variables
 //! - [`app`]: the `serve` command: start, serve, shut down gracefully
 
+pub mod admission;
 pub mod app;
+pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod revocation;
+pub mod sampled_log;
 pub mod server;
 pub mod settings;
 pub mod store;

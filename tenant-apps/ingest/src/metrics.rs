@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::admission::Rejection;
+use crate::auth::HelloRefusal;
+
 /// Upper bounds of the write latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -14,9 +17,23 @@ const LATENCY_BUCKETS: [f64; 14] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_open: AtomicU64,
+    /// Open connections that have not completed their hello.
+    pub connections_unauthenticated: AtomicU64,
     pub connections_total: AtomicU64,
-    pub connections_rejected: AtomicU64,
+    connections_rejected: [AtomicU64; Rejection::ALL.len()],
+    /// Connections closed to make room for a newer one waiting for its hello.
+    pub connections_evicted: AtomicU64,
     pub auth_failures: AtomicU64,
+    hello_refusals: [AtomicU64; HelloRefusal::ALL.len()],
+    /// Reads of a gateway's row to check a hello.
+    pub token_reads: AtomicU64,
+    /// Hellos of unknown gateways answered from the negative cache.
+    pub unknown_gateway_cache_hits: AtomicU64,
+    /// Reads of the gateways table that look for revoked tokens.
+    pub revocation_checks: AtomicU64,
+    pub revocation_check_errors: AtomicU64,
+    /// Connections closed because their gateway was revoked.
+    pub revoked_connections: AtomicU64,
     pub frames: AtomicU64,
     pub readings: AtomicU64,
     pub values: AtomicU64,
@@ -38,6 +55,26 @@ impl Metrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    /// Counts one connection refused at accept.
+    pub fn reject(&self, why: Rejection) {
+        Self::inc(&self.connections_rejected[why as usize]);
+    }
+
+    /// Connections refused at accept for `why` so far.
+    pub fn rejected(&self, why: Rejection) -> u64 {
+        self.connections_rejected[why as usize].load(Relaxed)
+    }
+
+    /// Counts one refused hello.
+    pub fn refuse_hello(&self, why: HelloRefusal) {
+        Self::inc(&self.hello_refusals[why as usize]);
+    }
+
+    /// Hellos refused for `why` so far.
+    pub fn hello_refusals(&self, why: HelloRefusal) -> u64 {
+        self.hello_refusals[why as usize].load(Relaxed)
     }
 
     /// Records the duration of one successful frame write.
@@ -78,22 +115,58 @@ impl Metrics {
             get(&self.connections_open),
         );
         one(
+            "ingest_connections_unauthenticated",
+            "gauge",
+            "Open connections that have not completed their hello.",
+            get(&self.connections_unauthenticated),
+        );
+        one(
             "ingest_connections_total",
             "counter",
             "Gateway connections accepted.",
             get(&self.connections_total),
         );
         one(
-            "ingest_connections_rejected_total",
+            "ingest_connections_evicted_total",
             "counter",
-            "Connections refused because the cap was reached.",
-            get(&self.connections_rejected),
+            "Connections without a hello closed to make room for a newer one.",
+            get(&self.connections_evicted),
         );
         one(
             "ingest_auth_failures_total",
             "counter",
-            "Hellos refused (unknown gateway, wrong or revoked token).",
+            "Hellos refused (unknown gateway, wrong or revoked token, no hello).",
             get(&self.auth_failures),
+        );
+        one(
+            "ingest_token_reads_total",
+            "counter",
+            "Reads of a gateway's token hash to check a hello.",
+            get(&self.token_reads),
+        );
+        one(
+            "ingest_unknown_gateway_cache_hits_total",
+            "counter",
+            "Hellos of unknown gateways refused from the negative cache.",
+            get(&self.unknown_gateway_cache_hits),
+        );
+        one(
+            "ingest_revocation_checks_total",
+            "counter",
+            "Reads of the gateways table that look for revoked tokens.",
+            get(&self.revocation_checks),
+        );
+        one(
+            "ingest_revocation_check_errors_total",
+            "counter",
+            "Revocation checks that could not read the gateways table.",
+            get(&self.revocation_check_errors),
+        );
+        one(
+            "ingest_revoked_connections_total",
+            "counter",
+            "Connections closed because their gateway was revoked.",
+            get(&self.revoked_connections),
         );
         one(
             "ingest_frames_total",
@@ -149,6 +222,22 @@ impl Metrics {
             "Write requests sent to Cassandra (each carries one or more frames).",
             get(&self.write_requests),
         );
+        labeled(
+            &mut out,
+            "ingest_connections_rejected_total",
+            "Connections refused at accept, by reason.",
+            Rejection::ALL
+                .iter()
+                .map(|r| (r.label(), self.rejected(*r))),
+        );
+        labeled(
+            &mut out,
+            "ingest_hello_refusals_total",
+            "Hellos refused, by reason.",
+            HelloRefusal::ALL
+                .iter()
+                .map(|r| (r.label(), self.hello_refusals(*r))),
+        );
         let name = "ingest_write_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to write one frame to Cassandra.");
         let _ = writeln!(out, "# TYPE {name} histogram");
@@ -166,6 +255,20 @@ impl Metrics {
     }
 }
 
+/// A counter with one `reason` label.
+fn labeled<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (reason, value) in values {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +280,21 @@ mod tests {
         m.observe_write(Duration::from_millis(3));
         m.observe_write(Duration::from_secs(60));
         Metrics::inc(&m.acks);
+        m.refuse_hello(HelloRefusal::WrongToken);
+        m.reject(Rejection::Address);
         let text = m.render();
+        assert!(
+            text.contains("ingest_hello_refusals_total{reason=\"wrong_token\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_hello_refusals_total{reason=\"unknown_gateway\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_connections_rejected_total{reason=\"address\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("ingest_acks_total 1\n"), "{text}");
         assert!(
             text.contains("ingest_write_duration_seconds_bucket{le=\"0.0005\"} 1\n"),

@@ -12,19 +12,94 @@
 //! [`ProtocolError`]s: the connection cannot continue. A well-formed frame
 //! that means nothing valid becomes [`Frame::Bad`]: the gateway gets a nack
 //! and may go on.
+//!
+//! A reading is also bounded so that no gateway can freeze or break what
+//! reads the data later: its time must lie in a [`TimeWindow`] around the
+//! server's clock (the caller passes "now", so tests control it), values
+//! must be finite and at most [`MAX_ABS_VALUE`] in size, a reading holds at
+//! most [`MAX_VALUES_PER_READING`] values, sensors, value names and units
+//! are at most [`MAX_LABEL_LEN`] characters, and an element carries at most
+//! [`MAX_ATTRIBUTES`] attributes. Each is a nack, not a close.
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 /// The largest frame accepted, in bytes (64 KiB).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// The longest sensor or value name accepted.
-pub const MAX_NAME_LEN: usize = 128;
-/// The longest unit accepted.
-pub const MAX_UNIT_LEN: usize = 32;
+/// The longest sensor, value name or unit accepted, in characters.
+pub const MAX_LABEL_LEN: usize = 64;
+/// The most values one reading may hold.
+pub const MAX_VALUES_PER_READING: usize = 64;
+/// The most attributes one element may carry (the protocol uses at most 3).
+pub const MAX_ATTRIBUTES: usize = 16;
+/// The largest magnitude a value may have. 1e15 holds every physical
+/// quantity a gateway reports (a 1 GW plant's lifetime energy counter in Wh
+/// is below 1e15), keeps integers exact in an f64 (2^53 is about 9.007e15)
+/// and keeps sums and integrals over a day of readings far from overflow.
+pub const MAX_ABS_VALUE: f64 = 1e15;
+/// How far ahead of the server's clock a reading's time may be by default.
+pub const DEFAULT_MAX_AHEAD: TimeDelta = TimeDelta::minutes(10);
+/// How old a reading may be by default.
+pub const DEFAULT_MAX_AGE: TimeDelta = TimeDelta::days(30);
+
+/// How far from the server's clock a reading's time may lie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// The oldest a reading may be (`INGEST_MAX_READING_AGE_DAYS`).
+    pub max_age: TimeDelta,
+    /// How far in the future a reading may be (clock skew of gateways).
+    pub max_ahead: TimeDelta,
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        Self {
+            max_age: DEFAULT_MAX_AGE,
+            max_ahead: DEFAULT_MAX_AHEAD,
+        }
+    }
+}
+
+impl TimeBounds {
+    /// The times a reading may carry when the server's clock reads `now`.
+    pub fn window(&self, now: DateTime<Utc>) -> TimeWindow {
+        TimeWindow {
+            earliest: now - self.max_age,
+            latest: now + self.max_ahead,
+            bounds: *self,
+        }
+    }
+}
+
+/// The times a reading may carry, as of one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+    bounds: TimeBounds,
+}
+
+impl TimeWindow {
+    fn check(&self, ts: DateTime<Utc>) -> Result<(), String> {
+        let shown = ts.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        if ts > self.latest {
+            Err(format!(
+                "timestamp {shown} is more than {} minutes ahead of the server's clock",
+                self.bounds.max_ahead.num_minutes()
+            ))
+        } else if ts < self.earliest {
+            Err(format!(
+                "timestamp {shown} is older than {} days",
+                self.bounds.max_age.num_days()
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// Framing that cannot be recovered: the connection gets
 /// `<error code="protocol">` and closes.
@@ -133,17 +208,20 @@ pub struct FrameDecoder {
     item_start: Option<usize>,
     depth: u32,
     state: Scan,
+    times: TimeBounds,
 }
 
 impl Default for FrameDecoder {
     fn default() -> Self {
-        Self::new()
+        Self::new(TimeBounds::default())
     }
 }
 
 impl FrameDecoder {
-    pub fn new() -> Self {
+    /// A decoder that accepts readings within `times` of the clock.
+    pub fn new(times: TimeBounds) -> Self {
         Self {
+            times,
             buf: Vec::new(),
             start: 0,
             pos: 0,
@@ -174,11 +252,13 @@ impl FrameDecoder {
         self.item_start = self.item_start.map(|s| s - shift);
     }
 
-    /// The next complete frame, parsed; `Ok(None)` if more bytes are needed.
-    pub fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
+    /// The next complete frame, parsed, its readings' times checked
+    /// against the server's clock reading `now`; `Ok(None)` if more bytes
+    /// are needed.
+    pub fn next_frame(&mut self, now: DateTime<Utc>) -> Result<Option<Frame>, ProtocolError> {
         match self.next_frame_bytes()? {
             None => Ok(None),
-            Some((from, to)) => parse_frame(&self.buf[from..to]).map(Some),
+            Some((from, to)) => parse_frame(&self.buf[from..to], &self.times.window(now)).map(Some),
         }
     }
 
@@ -360,6 +440,8 @@ struct Element {
     attrs: Vec<(String, String)>,
     children: Vec<Element>,
     text: String,
+    /// More than [`MAX_ATTRIBUTES`] attributes (only the first are kept).
+    too_many_attributes: bool,
 }
 
 impl Element {
@@ -368,6 +450,14 @@ impl Element {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The name of the first element of this tree with too many attributes.
+    fn attribute_overflow(&self) -> Option<&str> {
+        if self.too_many_attributes {
+            return Some(&self.name);
+        }
+        self.children.iter().find_map(Element::attribute_overflow)
     }
 }
 
@@ -380,7 +470,13 @@ fn element_from(start: &BytesStart<'_>) -> Result<Element, ProtocolError> {
         .map_err(malformed)?
         .to_owned();
     let mut attrs = Vec::new();
+    let mut too_many_attributes = false;
     for attr in start.attributes() {
+        if attrs.len() == MAX_ATTRIBUTES {
+            // the frame is refused anyway: do not parse thousands more
+            too_many_attributes = true;
+            break;
+        }
         let attr = attr.map_err(malformed)?;
         let key = std::str::from_utf8(attr.key.as_ref())
             .map_err(malformed)?
@@ -391,6 +487,7 @@ fn element_from(start: &BytesStart<'_>) -> Result<Element, ProtocolError> {
     Ok(Element {
         name,
         attrs,
+        too_many_attributes,
         ..Element::default()
     })
 }
@@ -456,13 +553,20 @@ fn parse_tree(bytes: &[u8]) -> Result<Element, ProtocolError> {
 }
 
 /// Parses one complete frame: a [`ProtocolError`] if it is not well-formed
-/// XML, otherwise what it means ([`Frame::Bad`] if nothing valid).
-pub fn parse_frame(bytes: &[u8]) -> Result<Frame, ProtocolError> {
+/// XML, otherwise what it means ([`Frame::Bad`] if nothing valid, e.g. a
+/// reading whose time is outside `times`).
+pub fn parse_frame(bytes: &[u8], times: &TimeWindow) -> Result<Frame, ProtocolError> {
     let root = parse_tree(bytes)?;
-    Ok(interpret(&root))
+    Ok(interpret(&root, times))
 }
 
-fn interpret(root: &Element) -> Frame {
+fn interpret(root: &Element, times: &TimeWindow) -> Frame {
+    if let Some(name) = root.attribute_overflow() {
+        return Frame::Bad {
+            seq: root.attr("seq").and_then(|s| parse_seq(s).ok()),
+            why: format!("<{name}> has more than {MAX_ATTRIBUTES} attributes"),
+        };
+    }
     match root.name.as_str() {
         "hello" => Frame::Hello {
             gateway: root.attr("gateway").unwrap_or("").to_owned(),
@@ -471,7 +575,7 @@ fn interpret(root: &Element) -> Frame {
         "reading" => with_seq(root, |seq| {
             Ok(DataFrame {
                 seq,
-                readings: vec![reading(root)?],
+                readings: vec![reading(root, times)?],
             })
         }),
         "batch" => with_seq(root, |seq| {
@@ -482,7 +586,7 @@ fn interpret(root: &Element) -> Frame {
                 .children
                 .iter()
                 .map(|child| match child.name.as_str() {
-                    "reading" => reading(child),
+                    "reading" => reading(child, times),
                     other => Err(format!("unknown element <{other}> in <batch>")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -525,13 +629,14 @@ fn parse_seq(raw: &str) -> Result<i64, String> {
     }
 }
 
-fn reading(el: &Element) -> Result<Reading, String> {
+fn reading(el: &Element, times: &TimeWindow) -> Result<Reading, String> {
     let ts_raw = el.attr("ts").ok_or("reading has no ts")?;
     let ts = DateTime::parse_from_rfc3339(ts_raw.trim())
         .map_err(|e| format!("bad timestamp {ts_raw:?}: {e} (use RFC 3339)"))?
         .with_timezone(&Utc);
+    times.check(ts)?;
     let sensor = el.attr("sensor").ok_or("reading has no sensor")?;
-    check_name("sensor", sensor, MAX_NAME_LEN)?;
+    check_name("sensor", sensor)?;
     if !el.text.trim().is_empty() {
         return Err("unexpected text in <reading>".into());
     }
@@ -546,6 +651,12 @@ fn reading(el: &Element) -> Result<Reading, String> {
     if values.is_empty() {
         return Err(format!("reading of sensor {sensor:?} holds no value"));
     }
+    if values.len() > MAX_VALUES_PER_READING {
+        return Err(format!(
+            "reading of sensor {sensor:?} holds {} values (at most {MAX_VALUES_PER_READING})",
+            values.len()
+        ));
+    }
     Ok(Reading {
         ts,
         sensor: sensor.to_owned(),
@@ -555,11 +666,11 @@ fn reading(el: &Element) -> Result<Reading, String> {
 
 fn value(el: &Element) -> Result<Value, String> {
     let name = el.attr("name").ok_or("value has no name")?;
-    check_name("value name", name, MAX_NAME_LEN)?;
+    check_name("value name", name)?;
     let unit = match el.attr("unit") {
-        Some(unit) if unit.chars().count() > MAX_UNIT_LEN => {
+        Some(unit) if unit.chars().count() > MAX_LABEL_LEN => {
             return Err(format!(
-                "unit of {name:?} longer than {MAX_UNIT_LEN} characters"
+                "unit of {name:?} longer than {MAX_LABEL_LEN} characters"
             ))
         }
         Some(unit) if !unit.is_empty() => Some(unit.to_owned()),
@@ -574,6 +685,11 @@ fn value(el: &Element) -> Result<Value, String> {
     }
     let number =
         parse_number(text).ok_or_else(|| format!("bad number {text:?} for value {name:?}"))?;
+    if number.abs() > MAX_ABS_VALUE {
+        return Err(format!(
+            "value {name:?} is {text}, larger than {MAX_ABS_VALUE:e} in magnitude"
+        ));
+    }
     Ok(Value {
         name: name.to_owned(),
         unit,
@@ -594,11 +710,11 @@ fn parse_number(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
+fn check_name(what: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         Err(format!("{what} is empty"))
-    } else if value.chars().count() > max {
-        Err(format!("{what} longer than {max} characters"))
+    } else if value.chars().count() > MAX_LABEL_LEN {
+        Err(format!("{what} longer than {MAX_LABEL_LEN} characters"))
     } else if value.chars().any(char::is_control) {
         Err(format!("{what} {value:?} holds control characters"))
     } else {

@@ -1,8 +1,12 @@
-//! The gateway TCP server: an accept loop that caps connections, and one
-//! task per connection that authenticates the hello, then decodes frames,
-//! hands them to the write queue (which writes them concurrently, frames
-//! of many connections together) and sends the answers strictly in frame
-//! order.
+//! The gateway TCP server: an accept loop that admits connections
+//! ([`crate::admission`]: separate caps for logged-in gateways and for
+//! connections still owing their hello, per source address too, and a
+//! back-off for addresses whose hellos fail), and one task per connection
+//! that checks the hello ([`crate::auth`]) within the hello deadline, then
+//! decodes frames, hands them to the write queue (which writes them
+//! concurrently, frames of many connections together) and sends the answers
+//! strictly in frame order. One more task ([`crate::revocation::watch`])
+//! closes the connections of gateways revoked while connected.
 //!
 //! Rules kept here:
 //! - an ack is sent only after [`WriteQueue::write`] succeeded;
@@ -11,32 +15,44 @@
 //! - after a failed write nothing more is acked on that connection: it gets
 //!   `<error code="unavailable">` and closes, so the gateway resends every
 //!   unacked frame on a new connection (writes are idempotent);
+//! - once its gateway is found revoked, nothing more is acked on a
+//!   connection: it gets `<error code="auth">token revoked</error>` and
+//!   closes;
 //! - unrecoverable framing gets `<error code="protocol">` once the frames
 //!   before it are answered, then the connection closes;
+//! - the hello deadline runs from accept and bytes do not extend it; the
+//!   idle timeout runs from the last complete frame or answer;
 //! - on shutdown (SIGTERM) reading stops, in-flight writes finish and are
 //!   acked, then `<error code="shutdown">` and close.
 //!
-//! Error codes sent: `auth`, `protocol` (DESIGN.md), and `busy` (connection
-//! cap), `idle` (idle timeout), `unavailable` (Cassandra failed), `shutdown`.
+//! Error codes sent: `auth`, `protocol` (DESIGN.md), and `busy` (a cap, an
+//! eviction or the back-off), `idle` (idle timeout), `unavailable`
+//! (Cassandra failed), `shutdown`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
-use tenant_schema::model::{gateway_token_matches, GatewayId};
+use tenant_schema::model::GatewayId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::{Admission, AdmissionLimits, Refused, Rejection, Unauthenticated};
+use crate::auth::{Authenticator, HelloError, HelloRefusal, Login};
 use crate::metrics::Metrics;
-use crate::protocol::{self, DataFrame, Frame, FrameDecoder};
+use crate::protocol::{self, DataFrame, Frame, FrameDecoder, TimeBounds};
+use crate::revocation::{self, SessionGuard, Sessions};
+use crate::sampled_log::LogSampler;
 use crate::store::Store;
 use crate::write_queue::{Grouping, WriteQueue};
 
@@ -44,13 +60,28 @@ use crate::write_queue::{Grouping, WriteQueue};
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
 /// How many bytes a read asks for at once.
 const READ_CHUNK: usize = 16 * 1024;
+/// Log lines per second per refusal reason, at most.
+const REFUSALS_LOGGED_PER_SECOND: u32 = 1;
+/// Log lines per second for accepted hellos, at most.
+const WELCOMES_LOGGED_PER_SECOND: u32 = 20;
 
 /// The limits of one server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub idle_timeout: Duration,
+    /// Time from accept to a complete hello.
+    pub hello_timeout: Duration,
+    /// Logged-in connections at once.
     pub max_connections: usize,
+    /// Connections without a completed hello at once.
+    pub max_unauthenticated: usize,
+    /// Connections without a completed hello per source address.
+    pub max_unauthenticated_per_address: usize,
     pub max_pipeline: usize,
+    /// The times readings may carry, relative to the server's clock.
+    pub reading_times: TimeBounds,
+    /// How often connected gateways are checked for revocation.
+    pub revocation_check: Duration,
     /// How frames are grouped into requests to Cassandra.
     pub writes: Grouping,
 }
@@ -59,8 +90,16 @@ impl From<&crate::settings::Settings> for Limits {
     fn from(s: &crate::settings::Settings) -> Self {
         Self {
             idle_timeout: s.idle_timeout,
+            hello_timeout: s.hello_timeout,
             max_connections: s.max_connections,
+            max_unauthenticated: s.max_unauthenticated,
+            max_unauthenticated_per_address: s.max_unauthenticated_per_address,
             max_pipeline: s.max_pipeline,
+            reading_times: TimeBounds {
+                max_age: s.max_reading_age,
+                ..TimeBounds::default()
+            },
+            revocation_check: s.revocation_check,
             writes: Grouping {
                 in_flight: s.write_concurrency,
                 max_frames: s.batch_frames,
@@ -72,11 +111,15 @@ impl From<&crate::settings::Settings> for Limits {
 
 /// What every connection task shares.
 struct Shared {
-    store: Arc<Store>,
     writes: WriteQueue,
+    auth: Authenticator,
+    admission: Arc<Admission>,
+    sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     limits: Limits,
     shutdown: CancellationToken,
+    refusal_log: LogSampler,
+    welcome_log: LogSampler,
 }
 
 /// Accepts gateways on `listener` until `shutdown` is cancelled, then waits
@@ -89,14 +132,29 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let writes = WriteQueue::start(store.clone(), metrics.clone(), limits.writes);
+    let sessions = Sessions::new();
+    let watcher = tokio::spawn(revocation::watch(
+        sessions.clone(),
+        store.clone(),
+        metrics.clone(),
+        limits.revocation_check,
+        shutdown.clone(),
+    ));
     let shared = Arc::new(Shared {
-        store,
         writes,
+        auth: Authenticator::new(store, metrics.clone()),
+        admission: Admission::new(AdmissionLimits {
+            max_authenticated: limits.max_connections,
+            max_unauthenticated: limits.max_unauthenticated,
+            max_unauthenticated_per_address: limits.max_unauthenticated_per_address,
+        }),
+        sessions,
         metrics,
         limits,
         shutdown: shutdown.clone(),
+        refusal_log: LogSampler::new(REFUSALS_LOGGED_PER_SECOND),
+        welcome_log: LogSampler::new(WELCOMES_LOGGED_PER_SECOND),
     });
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -106,14 +164,21 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
-                        tracker.spawn(connection(stream, peer, shared.clone(), slot));
+                match shared.admission.admit(peer.ip(), Instant::now()) {
+                    Ok(admitted) => {
+                        if admitted.evicted_another {
+                            Metrics::inc(&shared.metrics.connections_evicted);
+                        }
+                        tracker.spawn(connection(
+                            stream,
+                            peer,
+                            shared.clone(),
+                            admitted.unauthenticated,
+                        ));
                     }
-                    Err(_) => {
-                        Metrics::inc(&shared.metrics.connections_rejected);
-                        tracing::warn!(%peer, cap = limits.max_connections, "connection refused: cap reached");
-                        tracker.spawn(refuse(stream, limits.max_connections));
+                    Err(refused) => {
+                        shared.log_rejection(peer, &refused);
+                        tracker.spawn(refuse(stream, refused.why));
                     }
                 }
             }
@@ -131,15 +196,50 @@ pub async fn serve(
         "stopped accepting; finishing in-flight frames"
     );
     tracker.wait().await;
+    let _ = watcher.await;
 }
 
-async fn refuse(mut stream: TcpStream, cap: usize) {
+impl Shared {
+    /// Counts and (sampled) logs a connection refused at accept or at log-in.
+    fn log_rejection(&self, peer: SocketAddr, refused: &Refused) {
+        self.metrics.reject(refused.rejection);
+        let reason = refused.rejection.label();
+        if let Some(suppressed) = self.refusal_log.admit(reason, Instant::now()) {
+            if refused.rejection == Rejection::Cap {
+                tracing::warn!(%peer, reason, suppressed, why = %refused.why, "connection refused");
+            } else {
+                tracing::info!(%peer, reason, suppressed, why = %refused.why, "connection refused");
+            }
+        }
+    }
+
+    /// Counts, remembers (for the address's back-off) and (sampled) logs a
+    /// refused hello; returns the close it calls for.
+    fn refuse_hello(&self, peer: SocketAddr, gateway: Option<&str>, why: HelloRefusal) -> Close {
+        let now = Instant::now();
+        Metrics::inc(&self.metrics.auth_failures);
+        self.metrics.refuse_hello(why);
+        self.admission.hello_failed(peer.ip(), now);
+        let reason = why.label();
+        if let Some(suppressed) = self.refusal_log.admit(reason, now) {
+            tracing::info!(%peer, gateway, reason, suppressed, "hello refused");
+        }
+        Close {
+            code: "auth",
+            why: match why {
+                HelloRefusal::Timeout => format!(
+                    "no hello within {} s of connecting",
+                    self.limits.hello_timeout.as_secs()
+                ),
+                other => other.message().to_owned(),
+            },
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, why: String) {
     let mut out = Vec::new();
-    protocol::error(
-        &mut out,
-        "busy",
-        &format!("too many connections (cap {cap})"),
-    );
+    protocol::error(&mut out, "busy", &why);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = stream.write_all(&out).await;
         let _ = stream.shutdown().await;
@@ -156,13 +256,25 @@ enum Outcome {
 
 type Pending = FuturesOrdered<Pin<Box<dyn Future<Output = Outcome> + Send>>>;
 
-struct OpenGuard(Arc<Metrics>);
+/// Counts one open thing in a gauge of [`Metrics`] while alive.
+struct Gauge {
+    metrics: Arc<Metrics>,
+    pick: fn(&Metrics) -> &AtomicU64,
+}
 
-impl Drop for OpenGuard {
+impl Gauge {
+    fn up(metrics: &Arc<Metrics>, pick: fn(&Metrics) -> &AtomicU64) -> Self {
+        Metrics::inc(pick(metrics));
+        Self {
+            metrics: metrics.clone(),
+            pick,
+        }
+    }
+}
+
+impl Drop for Gauge {
     fn drop(&mut self) {
-        self.0
-            .connections_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        (self.pick)(&self.metrics).fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -172,37 +284,66 @@ struct Close {
     why: String,
 }
 
+/// A connection that has not completed its hello.
+struct Waiting {
+    slot: Unauthenticated,
+    _gauge: Gauge,
+}
+
+/// A logged-in connection.
+struct LoggedIn {
+    gateway: Arc<GatewayId>,
+    session: SessionGuard,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// Waits for `token`'s cancellation; forever if there is none.
+async fn cancelled(token: Option<&CancellationToken>) {
+    match token {
+        Some(token) => token.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    _slot: OwnedSemaphorePermit,
+    slot: Unauthenticated,
 ) {
     let metrics = shared.metrics.clone();
     Metrics::inc(&metrics.connections_total);
-    Metrics::inc(&metrics.connections_open);
-    let _open = OpenGuard(metrics.clone());
+    let _open = Gauge::up(&metrics, |m| &m.connections_open);
+    let mut waiting = Some(Waiting {
+        slot,
+        _gauge: Gauge::up(&metrics, |m| &m.connections_unauthenticated),
+    });
     let (mut rd, mut wr) = stream.into_split();
     let limits = shared.limits;
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::new(limits.reading_times);
     let mut out: Vec<u8> = Vec::new();
     let mut pending: Pending = FuturesOrdered::new();
-    let mut gateway: Option<Arc<GatewayId>> = None;
+    let mut login: Option<LoggedIn> = None;
     let mut eof = false;
     let mut close: Option<Close> = None;
     let mut last_touch: Option<Instant> = None;
+    let hello_deadline = tokio::time::sleep(limits.hello_timeout);
+    tokio::pin!(hello_deadline);
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
 
     loop {
         // 1. decode and dispatch every complete frame already received
+        let now = Utc::now();
+        let mut framed = false;
         while close.is_none() && pending.len() < limits.max_pipeline {
-            let frame = match dec.next_frame() {
+            let frame = match dec.next_frame(now) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => {
                     Metrics::inc(&metrics.protocol_errors);
-                    tracing::info!(%peer, gateway = gateway.as_deref().map(GatewayId::as_str), error = %e, "protocol error");
+                    let gateway = login.as_ref().map(|l| l.gateway.as_str());
+                    tracing::info!(%peer, gateway, error = %e, "protocol error");
                     close = Some(Close {
                         code: "protocol",
                         why: e.to_string(),
@@ -210,23 +351,19 @@ async fn connection(
                     break;
                 }
             };
-            match (&gateway, frame) {
+            framed = true;
+            match (&login, frame) {
                 (None, Frame::Hello { gateway: id, token }) => {
-                    match authenticate(&shared, &id, &token).await {
-                        Ok(gw) => {
-                            tracing::debug!(%peer, gateway = %gw, "gateway connected");
+                    match hello(&shared, peer, waiting.take(), &id, &token).await {
+                        Ok(logged_in) => {
                             out.extend_from_slice(protocol::welcome());
-                            gateway = Some(Arc::new(gw));
+                            login = Some(logged_in);
                         }
                         Err(c) => close = Some(c),
                     }
                 }
                 (None, _) => {
-                    Metrics::inc(&metrics.auth_failures);
-                    close = Some(Close {
-                        code: "auth",
-                        why: "the first frame must be a hello".into(),
-                    });
+                    close = Some(shared.refuse_hello(peer, None, HelloRefusal::NotHello));
                 }
                 (Some(_), Frame::Hello { .. }) => {
                     pending.push_back(ready(Outcome::Nack {
@@ -237,15 +374,19 @@ async fn connection(
                 (Some(_), Frame::Bad { seq, why }) => {
                     pending.push_back(ready(Outcome::Nack { seq, why }));
                 }
-                (Some(gw), Frame::Data(frame)) => {
+                (Some(l), Frame::Data(frame)) => {
                     Metrics::inc(&metrics.frames);
                     let touch = last_touch.is_none_or(|t| t.elapsed() >= TOUCH_INTERVAL);
                     if touch {
                         last_touch = Some(Instant::now());
                     }
-                    pending.push_back(write(shared.clone(), gw.clone(), frame, touch));
+                    pending.push_back(write(shared.clone(), l.gateway.clone(), frame, touch));
                 }
             }
+        }
+        if framed {
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + limits.idle_timeout);
         }
 
         // 2. send what is ready; end once nothing is in flight
@@ -259,18 +400,28 @@ async fn connection(
             break;
         }
 
-        // 3. wait for an outcome, more bytes, idleness or shutdown
+        // 3. wait for an outcome, more bytes, a deadline, a revocation or
+        // shutdown
         let can_read = !eof && close.is_none() && pending.len() < limits.max_pipeline;
         if dec.buffer().capacity() - dec.buffer().len() < READ_CHUNK / 4 {
             dec.buffer().reserve(READ_CHUNK);
         }
         tokio::select! {
             biased;
+            _ = cancelled(login.as_ref().map(|l| l.session.revoked())), if close.is_none() => {
+                close = Some(Close {
+                    code: "auth",
+                    why: "token revoked".into(),
+                });
+                // nothing may be acked after the revocation is noticed
+                pending = FuturesOrdered::new();
+            }
             Some(outcome) = pending.next(), if !pending.is_empty() => {
                 let mut next = Some(outcome);
                 while let Some(outcome) = next.take() {
                     if let Some(c) = answer(&metrics, &mut out, outcome) {
-                        tracing::warn!(%peer, gateway = gateway.as_deref().map(GatewayId::as_str), why = %c.why, "write failed; closing connection");
+                        let gateway = login.as_ref().map(|l| l.gateway.as_str());
+                        tracing::warn!(%peer, gateway, why = %c.why, "write failed; closing connection");
                         close = Some(c);
                         // nothing after a failed frame may be acked
                         pending = FuturesOrdered::new();
@@ -282,10 +433,19 @@ async fn connection(
                 }
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
             }
+            _ = cancelled(waiting.as_ref().map(|w| w.slot.evicted())), if close.is_none() => {
+                close = Some(Close {
+                    code: "busy",
+                    why: "too many connections without a hello; reconnect and say hello at once".into(),
+                });
+            }
+            _ = &mut hello_deadline, if login.is_none() && close.is_none() => {
+                close = Some(shared.refuse_hello(peer, None, HelloRefusal::Timeout));
+            }
             read = rd.read_buf(dec.buffer()), if can_read => {
                 match read {
                     Ok(0) => eof = true,
-                    Ok(_) => idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout),
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "read failed");
                         return;
@@ -312,6 +472,61 @@ async fn connection(
         let _ = send(&mut wr, &out, Duration::from_secs(2)).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), wr.shutdown()).await;
+}
+
+/// Checks a hello and, if it is good, trades the connection's slot among
+/// those waiting for a hello for a logged-in one.
+async fn hello(
+    shared: &Shared,
+    peer: SocketAddr,
+    waiting: Option<Waiting>,
+    id: &str,
+    token: &str,
+) -> Result<LoggedIn, Close> {
+    let Some(waiting) = waiting else {
+        // only the first hello is checked; the loop stops at its outcome
+        return Err(Close {
+            code: "auth",
+            why: "hello was already checked on this connection".into(),
+        });
+    };
+    waiting.slot.hello_received();
+    match shared.auth.check(id, token).await {
+        Ok(Login {
+            gateway,
+            token_hash,
+        }) => match waiting.slot.log_in() {
+            Ok(slot) => {
+                let gateway = Arc::new(gateway);
+                let session = shared.sessions.register(gateway.clone(), token_hash);
+                if let Some(suppressed) = shared.welcome_log.admit("welcome", Instant::now()) {
+                    tracing::info!(%peer, gateway = %gateway, suppressed, "gateway connected");
+                }
+                Ok(LoggedIn {
+                    gateway,
+                    session,
+                    _slot: slot,
+                })
+            }
+            Err(refused) => {
+                shared.log_rejection(peer, &refused);
+                Err(Close {
+                    code: "busy",
+                    why: refused.why,
+                })
+            }
+        },
+        Err(HelloError::Refused(why)) => Err(shared.refuse_hello(peer, Some(id), why)),
+        Err(HelloError::Unavailable(e)) => {
+            if let Some(suppressed) = shared.refusal_log.admit("unavailable", Instant::now()) {
+                tracing::warn!(%peer, gateway = id, error = %e, suppressed, "cannot check hello");
+            }
+            Err(Close {
+                code: "unavailable",
+                why: "cannot check the token now; retry later".into(),
+            })
+        }
+    }
 }
 
 fn ready(outcome: Outcome) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
@@ -374,47 +589,5 @@ async fn send(wr: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> Resul
     match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
-    }
-}
-
-/// Checks a hello against the `gateways` table.
-async fn authenticate(shared: &Shared, id: &str, token: &str) -> Result<GatewayId, Close> {
-    let refuse = |why: &str| {
-        Metrics::inc(&shared.metrics.auth_failures);
-        tracing::info!(gateway = id, why, "hello refused");
-        Close {
-            code: "auth",
-            why: why.to_owned(),
-        }
-    };
-    let Ok(gateway) = GatewayId::parse(id) else {
-        return Err(refuse("invalid gateway id"));
-    };
-    if token.is_empty() {
-        return Err(refuse("hello has no token"));
-    }
-    let record = match shared.store.gateway(&gateway).await {
-        Ok(record) => record,
-        Err(e) => {
-            tracing::warn!(gateway = %gateway, error = %e, "cannot check hello");
-            return Err(Close {
-                code: "unavailable",
-                why: "cannot check the token now; retry later".into(),
-            });
-        }
-    };
-    match record {
-        Some(r)
-            if r.token_hash
-                .as_deref()
-                .is_some_and(|h| gateway_token_matches(token, h)) =>
-        {
-            if r.revoked {
-                Err(refuse("gateway token revoked"))
-            } else {
-                Ok(gateway)
-            }
-        }
-        _ => Err(refuse("unknown gateway or wrong token")),
     }
 }

@@ -13,10 +13,32 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `INGEST_HTTP_LISTEN` (default `0.0.0.0:9100`): `/healthz`, `/metrics`.
     pub http_listen: SocketAddr,
-    /// `INGEST_IDLE_TIMEOUT_SECS` (default 300).
+    /// `INGEST_IDLE_TIMEOUT_SECS` (default 300): a logged-in connection
+    /// with no complete frame for this long is closed (bytes that do not
+    /// complete a frame do not count).
     pub idle_timeout: Duration,
-    /// `INGEST_MAX_CONNECTIONS` (default 1000): the cap for this tenant.
+    /// `INGEST_HELLO_TIMEOUT_SECS` (default 10): how long a connection has,
+    /// from accept, to complete its hello; bytes do not extend it.
+    pub hello_timeout: Duration,
+    /// `INGEST_MAX_CONNECTIONS` (default 1000): logged-in gateway
+    /// connections at once for this tenant.
     pub max_connections: usize,
+    /// `INGEST_MAX_UNAUTHENTICATED` (default 256): connections that have not
+    /// completed their hello, at once. When full, a new connection evicts
+    /// the oldest one still waiting for its hello, so it gets its chance;
+    /// these never take the slots of logged-in gateways.
+    pub max_unauthenticated: usize,
+    /// `INGEST_MAX_UNAUTHENTICATED_PER_ADDRESS` (default 32): connections
+    /// without a completed hello from one source address (IPv4 address, or
+    /// IPv6 /64) at once; the next one gets `<error code="busy">`.
+    pub max_unauthenticated_per_address: usize,
+    /// `INGEST_MAX_READING_AGE_DAYS` (default 30): readings older than this
+    /// are refused with a nack (as are readings over 10 minutes ahead).
+    pub max_reading_age: chrono::TimeDelta,
+    /// `INGEST_REVOCATION_CHECK_SECS` (default 5): how often the gateways of
+    /// open connections are checked for a revoked or replaced token; a
+    /// revoked gateway's connection closes within about this long.
+    pub revocation_check: Duration,
     /// `INGEST_WRITE_CONCURRENCY` (default 8): write requests to Cassandra
     /// in flight at once, across all connections.
     pub write_concurrency: usize,
@@ -44,7 +66,12 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN.parse().expect("valid default"),
             http_listen: DEFAULT_HTTP_LISTEN.parse().expect("valid default"),
             idle_timeout: Duration::from_secs(300),
+            hello_timeout: Duration::from_secs(10),
             max_connections: 1000,
+            max_unauthenticated: 256,
+            max_unauthenticated_per_address: 32,
+            max_reading_age: chrono::TimeDelta::days(30),
+            revocation_check: Duration::from_secs(5),
             write_concurrency: 8,
             batch_frames: 128,
             batch_linger: Duration::from_millis(5),
@@ -62,12 +89,38 @@ impl Settings {
     /// Reads the settings through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Self::default();
-        let idle: u64 = positive(&lookup, "INGEST_IDLE_TIMEOUT_SECS", 300)?;
+        let secs = |name, default: Duration| {
+            positive(&lookup, name, default.as_secs()).map(Duration::from_secs)
+        };
+        let max_age_days = positive(
+            &lookup,
+            "INGEST_MAX_READING_AGE_DAYS",
+            d.max_reading_age.num_days(),
+        )?;
         Ok(Self {
             listen: parse(&lookup, "INGEST_LISTEN", d.listen)?,
             http_listen: parse(&lookup, "INGEST_HTTP_LISTEN", d.http_listen)?,
-            idle_timeout: Duration::from_secs(idle),
+            idle_timeout: secs("INGEST_IDLE_TIMEOUT_SECS", d.idle_timeout)?,
+            hello_timeout: secs("INGEST_HELLO_TIMEOUT_SECS", d.hello_timeout)?,
             max_connections: positive(&lookup, "INGEST_MAX_CONNECTIONS", d.max_connections)?,
+            max_unauthenticated: positive(
+                &lookup,
+                "INGEST_MAX_UNAUTHENTICATED",
+                d.max_unauthenticated,
+            )?,
+            max_unauthenticated_per_address: positive(
+                &lookup,
+                "INGEST_MAX_UNAUTHENTICATED_PER_ADDRESS",
+                d.max_unauthenticated_per_address,
+            )?,
+            max_reading_age: chrono::TimeDelta::try_days(max_age_days).ok_or_else(|| {
+                ConfigError::Invalid {
+                    name: "INGEST_MAX_READING_AGE_DAYS",
+                    value: max_age_days.to_string(),
+                    why: "too large".into(),
+                }
+            })?,
+            revocation_check: secs("INGEST_REVOCATION_CHECK_SECS", d.revocation_check)?,
             write_concurrency: positive(&lookup, "INGEST_WRITE_CONCURRENCY", d.write_concurrency)?,
             batch_frames: positive(&lookup, "INGEST_BATCH_FRAMES", d.batch_frames)?,
             batch_linger: Duration::from_millis(parse(
@@ -149,8 +202,18 @@ mod tests {
             ("INGEST_WRITE_CONCURRENCY", "5"),
             ("INGEST_BATCH_FRAMES", "1"),
             ("INGEST_BATCH_LINGER_MS", "0"),
+            ("INGEST_HELLO_TIMEOUT_SECS", "3"),
+            ("INGEST_MAX_UNAUTHENTICATED", "50"),
+            ("INGEST_MAX_UNAUTHENTICATED_PER_ADDRESS", "4"),
+            ("INGEST_MAX_READING_AGE_DAYS", "7"),
+            ("INGEST_REVOCATION_CHECK_SECS", "2"),
         ])
         .unwrap();
+        assert_eq!(s.hello_timeout, Duration::from_secs(3));
+        assert_eq!(s.max_unauthenticated, 50);
+        assert_eq!(s.max_unauthenticated_per_address, 4);
+        assert_eq!(s.max_reading_age, chrono::TimeDelta::days(7));
+        assert_eq!(s.revocation_check, Duration::from_secs(2));
         assert_eq!(s.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(s.idle_timeout, Duration::from_secs(5));
         assert_eq!(s.max_connections, 3);
@@ -169,6 +232,12 @@ mod tests {
             ("INGEST_WRITE_CONCURRENCY", "many"),
             ("INGEST_BATCH_FRAMES", "0"),
             ("INGEST_BATCH_LINGER_MS", "-1"),
+            ("INGEST_HELLO_TIMEOUT_SECS", "0"),
+            ("INGEST_MAX_UNAUTHENTICATED", "0"),
+            ("INGEST_MAX_UNAUTHENTICATED_PER_ADDRESS", "none"),
+            ("INGEST_MAX_READING_AGE_DAYS", "0"),
+            ("INGEST_MAX_READING_AGE_DAYS", "99999999999999"),
+            ("INGEST_REVOCATION_CHECK_SECS", "0"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

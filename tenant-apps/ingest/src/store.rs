@@ -75,6 +75,11 @@ pub enum StoreError {
         #[source]
         source: Box<ExecutionError>,
     },
+    #[error("cannot read the gateways table: {source}")]
+    ReadGateways {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("cassandra does not answer: {0}")]
     Ping(String),
 }
@@ -93,6 +98,7 @@ pub struct Store {
     insert_latest: PreparedStatement,
     touch_gateway: PreparedStatement,
     select_gateway: PreparedStatement,
+    select_gateways: PreparedStatement,
     ping: PreparedStatement,
 }
 
@@ -219,6 +225,13 @@ impl Store {
         )
         .await?;
         select_gateway.set_request_timeout(Some(Duration::from_secs(5)));
+        let mut select_gateways = prepare(
+            "select gateways",
+            format!("SELECT gateway_id, token_hash, revoked_at FROM {keyspace}.gateways"),
+        )
+        .await?;
+        select_gateways.set_page_size(1000);
+        select_gateways.set_request_timeout(Some(Duration::from_secs(5)));
         let mut ping = prepare(
             "ping",
             format!("SELECT name FROM {keyspace}.settings LIMIT 1"),
@@ -231,6 +244,7 @@ impl Store {
             insert_latest,
             touch_gateway,
             select_gateway,
+            select_gateways,
             ping,
         })
     }
@@ -255,6 +269,30 @@ impl Store {
             token_hash,
             revoked: revoked_at.is_some(),
         }))
+    }
+
+    /// Every commissioned gateway's token hash and whether it is revoked, by
+    /// id: one paged read of the whole (small) `gateways` table.
+    pub async fn gateway_records(&self) -> Result<HashMap<String, GatewayRecord>, StoreError> {
+        use futures::TryStreamExt;
+        let err =
+            |source: Box<dyn std::error::Error + Send + Sync>| StoreError::ReadGateways { source };
+        self.session
+            .execute_iter(self.select_gateways.clone(), ())
+            .await
+            .map_err(|e| err(Box::new(e)))?
+            .rows_stream::<(String, Option<String>, Option<DateTime<Utc>>)>()
+            .map_err(|e| err(Box::new(e)))?
+            .map_ok(|(id, token_hash, revoked_at)| {
+                let record = GatewayRecord {
+                    token_hash,
+                    revoked: revoked_at.is_some(),
+                };
+                (id, record)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| err(Box::new(e)))
     }
 
     /// Whether Cassandra answers a read on the tenant keyspace.

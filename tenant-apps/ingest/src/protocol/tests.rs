@@ -12,11 +12,30 @@ const BATCH: &str = r#"<batch seq="43">
   <reading ts="2026-11-23T06:00:05+01:00" sensor="panel-4"><value name="power">-2e3</value></reading>
 </batch>"#;
 
+/// The server's clock in these tests: a little after the readings above.
+fn now() -> DateTime<Utc> {
+    ts("2026-11-23T06:05:00Z")
+}
+
+fn ts(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 fn decode_all(input: &[u8]) -> Result<Vec<Frame>, ProtocolError> {
-    let mut dec = FrameDecoder::new();
+    decode_at(input, TimeBounds::default(), now())
+}
+
+fn decode_at(
+    input: &[u8],
+    times: TimeBounds,
+    now: DateTime<Utc>,
+) -> Result<Vec<Frame>, ProtocolError> {
+    let mut dec = FrameDecoder::new(times);
     dec.buffer().extend_from_slice(input);
     let mut frames = Vec::new();
-    while let Some(f) = dec.next_frame()? {
+    while let Some(f) = dec.next_frame(now)? {
         frames.push(f);
     }
     Ok(frames)
@@ -24,11 +43,11 @@ fn decode_all(input: &[u8]) -> Result<Vec<Frame>, ProtocolError> {
 
 /// Feeds `input` in chunks of `size` bytes, collecting frames as they come.
 fn decode_in_chunks(input: &[u8], size: usize) -> Result<Vec<Frame>, ProtocolError> {
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::default();
     let mut frames = Vec::new();
     for chunk in input.chunks(size) {
         dec.buffer().extend_from_slice(chunk);
-        while let Some(f) = dec.next_frame()? {
+        while let Some(f) = dec.next_frame(now())? {
             frames.push(f);
         }
     }
@@ -141,14 +160,14 @@ fn frames_split_at_every_possible_byte_give_the_same_result() {
     }
     // and every single split point into two reads
     for cut in 0..input.len() {
-        let mut dec = FrameDecoder::new();
+        let mut dec = FrameDecoder::default();
         let mut frames = Vec::new();
         dec.buffer().extend_from_slice(&input.as_bytes()[..cut]);
-        while let Some(f) = dec.next_frame().unwrap() {
+        while let Some(f) = dec.next_frame(now()).unwrap() {
             frames.push(f);
         }
         dec.buffer().extend_from_slice(&input.as_bytes()[cut..]);
-        while let Some(f) = dec.next_frame().unwrap() {
+        while let Some(f) = dec.next_frame(now()).unwrap() {
             frames.push(f);
         }
         assert_eq!(frames, whole, "cut at {cut}");
@@ -157,19 +176,22 @@ fn frames_split_at_every_possible_byte_give_the_same_result() {
 
 #[test]
 fn an_incomplete_frame_waits_for_more_bytes() {
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::default();
     dec.buffer()
         .extend_from_slice(&READING.as_bytes()[..READING.len() - 1]);
-    assert_eq!(dec.next_frame().unwrap(), None);
+    assert_eq!(dec.next_frame(now()).unwrap(), None);
     dec.buffer().push(b'>');
-    assert!(matches!(dec.next_frame().unwrap(), Some(Frame::Data(_))));
-    assert_eq!(dec.next_frame().unwrap(), None);
+    assert!(matches!(
+        dec.next_frame(now()).unwrap(),
+        Some(Frame::Data(_))
+    ));
+    assert_eq!(dec.next_frame(now()).unwrap(), None);
     assert_eq!(dec.pending_bytes(), 0);
 }
 
 #[test]
 fn angle_brackets_inside_quotes_cdata_and_comments_do_not_end_a_frame() {
-    let input = r#"<reading seq="1" ts="2026-01-01T00:00:00Z" sensor="a&gt;b">
+    let input = r#"<reading seq="1" ts="2026-11-23T06:00:00Z" sensor="a&gt;b">
         <!-- </reading> > -->
         <value name="x/>y" unit='<'><![CDATA[12]]></value>
     </reading>"#;
@@ -198,12 +220,12 @@ fn text_that_is_not_xml_is_a_protocol_error() {
         ProtocolError::NotXml { byte: b'{' }
     );
     // garbage after a good frame fails after the good frame is returned
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::default();
     dec.buffer().extend_from_slice(READING.as_bytes());
     dec.buffer().extend_from_slice(b"\x00\x01\x02");
-    assert!(matches!(dec.next_frame(), Ok(Some(Frame::Data(_)))));
+    assert!(matches!(dec.next_frame(now()), Ok(Some(Frame::Data(_)))));
     assert_eq!(
-        dec.next_frame().unwrap_err(),
+        dec.next_frame(now()).unwrap_err(),
         ProtocolError::NotXml { byte: 0 }
     );
 }
@@ -261,14 +283,14 @@ fn a_closing_tag_between_frames_is_a_protocol_error() {
 
 #[test]
 fn a_frame_over_64_kib_is_a_protocol_error_even_before_it_ends() {
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::default();
     dec.buffer().extend_from_slice(b"<batch seq=\"1\">");
     let mut err = None;
     for _ in 0..2000 {
         dec.buffer().extend_from_slice(
-            b"<reading ts=\"2026-01-01T00:00:00Z\" sensor=\"s\"><value name=\"v\">1</value></reading>",
+            b"<reading ts=\"2026-11-23T06:00:00Z\" sensor=\"s\"><value name=\"v\">1</value></reading>",
         );
-        match dec.next_frame() {
+        match dec.next_frame(now()) {
             Ok(None) => {}
             Ok(Some(f)) => panic!("unexpected frame {f:?}"),
             Err(e) => {
@@ -283,7 +305,7 @@ fn a_frame_over_64_kib_is_a_protocol_error_even_before_it_ends() {
 #[test]
 fn a_frame_of_exactly_64_kib_is_accepted() {
     let head =
-        "<reading seq=\"1\" ts=\"2026-01-01T00:00:00Z\" sensor=\"s\"><value name=\"v\">1</value>";
+        "<reading seq=\"1\" ts=\"2026-11-23T06:00:00Z\" sensor=\"s\"><value name=\"v\">1</value>";
     let tail = "</reading>";
     let pad = MAX_FRAME_BYTES - head.len() - tail.len();
     let input = format!("{head}{}{tail}", " ".repeat(pad));
@@ -316,7 +338,7 @@ fn an_unknown_element_is_a_bad_frame_with_its_seq() {
 #[test]
 fn an_unknown_element_inside_a_reading_is_a_bad_frame() {
     let (seq, why) = bad_why(
-        r#"<reading seq="5" ts="2026-01-01T00:00:00Z" sensor="s"><value name="v">1</value><led/></reading>"#,
+        r#"<reading seq="5" ts="2026-11-23T06:00:00Z" sensor="s"><value name="v">1</value><led/></reading>"#,
     );
     assert_eq!(seq, Some(5));
     assert!(why.contains("<led>"), "{why}");
@@ -338,7 +360,7 @@ fn a_bad_number_is_a_bad_frame() {
         "  ",
     ] {
         let input = format!(
-            r#"<reading seq="9" ts="2026-01-01T00:00:00Z" sensor="s"><value name="power">{number}</value></reading>"#
+            r#"<reading seq="9" ts="2026-11-23T06:00:00Z" sensor="s"><value name="power">{number}</value></reading>"#
         );
         let (seq, why) = bad_why(&input);
         assert_eq!(seq, Some(9), "{number}");
@@ -356,7 +378,7 @@ fn numbers_in_the_usual_forms_are_accepted() {
         (" 2.5 ", 2.5),
     ] {
         let input = format!(
-            r#"<reading seq="9" ts="2026-01-01T00:00:00Z" sensor="s"><value name="p">{text}</value></reading>"#
+            r#"<reading seq="9" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">{text}</value></reading>"#
         );
         let frames = decode_all(input.as_bytes()).unwrap();
         assert_eq!(
@@ -388,7 +410,7 @@ fn a_bad_timestamp_is_a_bad_frame() {
 
 #[test]
 fn a_reading_with_no_value_is_a_bad_frame() {
-    let (seq, why) = bad_why(r#"<reading seq="4" ts="2026-01-01T00:00:00Z" sensor="s"/>"#);
+    let (seq, why) = bad_why(r#"<reading seq="4" ts="2026-11-23T06:00:00Z" sensor="s"/>"#);
     assert_eq!(seq, Some(4));
     assert!(why.contains("no value"), "{why}");
     let (_, why) = bad_why(r#"<batch seq="4"></batch>"#);
@@ -397,7 +419,7 @@ fn a_reading_with_no_value_is_a_bad_frame() {
 
 #[test]
 fn missing_or_bad_seq_is_a_bad_frame_without_seq() {
-    let body = r#"ts="2026-01-01T00:00:00Z" sensor="s"><value name="p">1</value></reading>"#;
+    let body = r#"ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">1</value></reading>"#;
     for seq_attr in [
         "",
         r#"seq="-1""#,
@@ -413,20 +435,20 @@ fn missing_or_bad_seq_is_a_bad_frame_without_seq() {
 #[test]
 fn sensor_and_value_names_are_checked() {
     let (_, why) = bad_why(
-        r#"<reading seq="1" ts="2026-01-01T00:00:00Z"><value name="p">1</value></reading>"#,
+        r#"<reading seq="1" ts="2026-11-23T06:00:00Z"><value name="p">1</value></reading>"#,
     );
     assert!(why.contains("no sensor"), "{why}");
     let (_, why) = bad_why(
-        r#"<reading seq="1" ts="2026-01-01T00:00:00Z" sensor=""><value name="p">1</value></reading>"#,
+        r#"<reading seq="1" ts="2026-11-23T06:00:00Z" sensor=""><value name="p">1</value></reading>"#,
     );
     assert!(why.contains("sensor is empty"), "{why}");
     let (_, why) = bad_why(
-        r#"<reading seq="1" ts="2026-01-01T00:00:00Z" sensor="s"><value>1</value></reading>"#,
+        r#"<reading seq="1" ts="2026-11-23T06:00:00Z" sensor="s"><value>1</value></reading>"#,
     );
     assert!(why.contains("no name"), "{why}");
-    let long = "x".repeat(MAX_NAME_LEN + 1);
+    let long = "x".repeat(MAX_LABEL_LEN + 1);
     let (_, why) = bad_why(&format!(
-        r#"<reading seq="1" ts="2026-01-01T00:00:00Z" sensor="{long}"><value name="p">1</value></reading>"#
+        r#"<reading seq="1" ts="2026-11-23T06:00:00Z" sensor="{long}"><value name="p">1</value></reading>"#
     ));
     assert!(why.contains("longer"), "{why}");
 }
@@ -456,10 +478,177 @@ fn answers_are_escaped_xml() {
 
 #[test]
 fn the_buffer_is_compacted_after_many_frames() {
-    let mut dec = FrameDecoder::new();
+    let mut dec = FrameDecoder::default();
     for _ in 0..1000 {
         dec.buffer().extend_from_slice(READING.as_bytes());
-        assert!(dec.next_frame().unwrap().is_some());
+        assert!(dec.next_frame(now()).unwrap().is_some());
     }
     assert!(dec.buffer().len() < 32 * 1024, "{}", dec.buffer().len());
+}
+
+fn reading_at(ts: &str) -> String {
+    format!(r#"<reading seq="8" ts="{ts}" sensor="s"><value name="p">1</value></reading>"#)
+}
+
+fn reading_with_value(number: &str) -> String {
+    format!(
+        r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">{number}</value></reading>"#
+    )
+}
+
+/// Whether a frame decodes to data (true) or to a nack naming seq 8 whose
+/// reason contains `why` (false); anything else fails the test.
+fn accepted_or_nacked(frame: &str, why: &str) -> bool {
+    match decode_all(frame.as_bytes()).unwrap().as_slice() {
+        [Frame::Data(_)] => true,
+        [Frame::Bad { seq, why: got }] => {
+            assert_eq!(*seq, Some(8), "{frame}");
+            assert!(got.contains(why), "{why:?} not in {got:?}");
+            false
+        }
+        other => panic!("{frame}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_reading_more_than_ten_minutes_ahead_of_the_clock_is_a_bad_frame() {
+    let ahead = "minutes ahead";
+    // now() is 06:05:00: ten minutes ahead is the last time accepted
+    assert!(accepted_or_nacked(
+        &reading_at("2026-11-23T06:15:00Z"),
+        ahead
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("2026-11-23T06:15:01Z"),
+        ahead
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("9999-12-31T23:59:59Z"),
+        ahead
+    ));
+    // the same frame is fine once the clock has caught up
+    let later = now() + TimeDelta::hours(1);
+    let frames = decode_at(
+        reading_at("2026-11-23T06:15:01Z").as_bytes(),
+        TimeBounds::default(),
+        later,
+    )
+    .unwrap();
+    assert!(matches!(frames.as_slice(), [Frame::Data(_)]), "{frames:?}");
+}
+
+#[test]
+fn a_reading_older_than_the_age_bound_is_a_bad_frame() {
+    let old = "older than 30 days";
+    assert!(accepted_or_nacked(&reading_at("2026-10-24T06:05:00Z"), old));
+    assert!(!accepted_or_nacked(
+        &reading_at("2026-10-24T06:04:59Z"),
+        old
+    ));
+    assert!(!accepted_or_nacked(
+        &reading_at("1970-01-01T00:00:00Z"),
+        old
+    ));
+    // in a batch, one old reading refuses the frame
+    let (seq, why) = bad_why(
+        r#"<batch seq="8"><reading ts="2026-11-23T06:00:00Z" sensor="s"><value name="p">1</value></reading><reading ts="2020-01-01T00:00:00Z" sensor="s"><value name="p">1</value></reading></batch>"#,
+    );
+    assert_eq!(seq, Some(8));
+    assert!(why.contains(old), "{why}");
+    // the bound is configurable
+    let week = TimeBounds {
+        max_age: TimeDelta::days(7),
+        ..TimeBounds::default()
+    };
+    match decode_at(reading_at("2026-11-10T00:00:00Z").as_bytes(), week, now())
+        .unwrap()
+        .as_slice()
+    {
+        [Frame::Bad { why, .. }] => assert!(why.contains("older than 7 days"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_value_out_of_range_is_a_bad_frame() {
+    let range = "larger than 1e15";
+    assert!(accepted_or_nacked(&reading_with_value("1e15"), range));
+    assert!(accepted_or_nacked(&reading_with_value("-1e15"), range));
+    assert!(accepted_or_nacked(
+        &reading_with_value("123456789012.5"),
+        range
+    ));
+    for number in ["1e308", "-1.7976931348623157e308", "1.000001e15", "-2e15"] {
+        assert!(
+            !accepted_or_nacked(&reading_with_value(number), range),
+            "{number}"
+        );
+    }
+}
+
+#[test]
+fn a_reading_holds_at_most_64_values() {
+    let frame = |n: usize| {
+        let values: String = (0..n)
+            .map(|i| format!(r#"<value name="v{i}">1</value>"#))
+            .collect();
+        format!(r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s">{values}</reading>"#)
+    };
+    assert!(accepted_or_nacked(&frame(MAX_VALUES_PER_READING), "values"));
+    assert!(!accepted_or_nacked(
+        &frame(MAX_VALUES_PER_READING + 1),
+        "65 values (at most 64)"
+    ));
+    assert!(!accepted_or_nacked(&frame(1500), "1500 values"));
+}
+
+#[test]
+fn sensors_names_and_units_are_at_most_64_characters() {
+    let frame = |sensor: &str, name: &str, unit: &str| {
+        format!(
+            r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="{sensor}"><value name="{name}" unit="{unit}">1</value></reading>"#
+        )
+    };
+    let ok = "é".repeat(MAX_LABEL_LEN);
+    let long = "x".repeat(MAX_LABEL_LEN + 1);
+    assert!(accepted_or_nacked(&frame(&ok, &ok, &ok), "longer"));
+    assert!(!accepted_or_nacked(
+        &frame(&long, "p", "W"),
+        "sensor longer than 64"
+    ));
+    assert!(!accepted_or_nacked(
+        &frame("s", &long, "W"),
+        "value name longer than 64"
+    ));
+    assert!(!accepted_or_nacked(
+        &frame("s", "p", &long),
+        "longer than 64"
+    ));
+}
+
+#[test]
+fn an_element_with_too_many_attributes_is_a_bad_frame() {
+    let attrs = |n: usize| -> String { (0..n).map(|i| format!(r#" a{i}="x""#)).collect() };
+    let on_reading = |n: usize| {
+        format!(
+            r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"{}><value name="p">1</value></reading>"#,
+            attrs(n)
+        )
+    };
+    let why = "more than 16 attributes";
+    // seq, ts and sensor plus extra attributes up to the bound are fine
+    assert!(accepted_or_nacked(&on_reading(MAX_ATTRIBUTES - 3), why));
+    assert!(!accepted_or_nacked(&on_reading(MAX_ATTRIBUTES - 2), why));
+    let huge = on_reading(5000);
+    assert!(huge.len() < MAX_FRAME_BYTES, "{}", huge.len());
+    assert!(!accepted_or_nacked(
+        &huge,
+        "<reading> has more than 16 attributes"
+    ));
+    // on a nested element too
+    let nested = format!(
+        r#"<reading seq="8" ts="2026-11-23T06:00:00Z" sensor="s"><value name="p"{}>1</value></reading>"#,
+        attrs(MAX_ATTRIBUTES)
+    );
+    assert!(!accepted_or_nacked(&nested, "<value> has more than 16"));
 }
