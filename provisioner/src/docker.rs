@@ -186,13 +186,56 @@ pub async fn observe_infra(
     })
 }
 
+/// The ids of the networks named exactly `name`, the one to keep first.
+///
+/// The engine (API 1.41) lets two creates of one name both succeed, and a
+/// create still in flight when its provisioner was killed can race the
+/// next run's; every later call by name then fails as "ambiguous". The
+/// oldest network (then the smallest id) is the one every caller keeps.
+async fn networks_named(docker: &Docker, name: &str) -> Result<Vec<String>> {
+    let options = bollard::query_parameters::ListNetworksOptions {
+        filters: Some(HashMap::from([("name".to_owned(), vec![name.to_owned()])])),
+    };
+    let mut found: Vec<(String, String)> = docker
+        .list_networks(Some(options))
+        .await
+        .map_err(|e| Error::docker(format!("list networks named {name}"), e))?
+        .into_iter()
+        // the filter matches substrings
+        .filter(|n| n.name.as_deref() == Some(name))
+        .filter_map(|n| Some((n.created.unwrap_or_default(), n.id?)))
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Removes every network named `name` but the one to keep; returns its id.
+/// A duplicate that something uses already stays (its removal fails); it is
+/// tried again next time.
+async fn dedupe_network(docker: &Docker, name: &str) -> Result<Option<String>> {
+    let mut ids = networks_named(docker, name).await?.into_iter();
+    let keep = ids.next();
+    for extra in ids {
+        match docker.remove_network(&extra).await {
+            Ok(()) => tracing::info!(network = name, id = %extra, "removed a duplicate network"),
+            Err(e) => {
+                tracing::warn!(network = name, id = %extra, error = %e, "cannot remove a duplicate network")
+            }
+        }
+    }
+    Ok(keep)
+}
+
 /// Whether network `name` exists, and whether `container` is attached.
 async fn observe_network(
     docker: &Docker,
     name: &str,
     container: Option<&str>,
 ) -> Result<NetworkObserved> {
-    match docker.inspect_network(name, None).await {
+    let Some(id) = networks_named(docker, name).await?.into_iter().next() else {
+        return Ok(NetworkObserved::default());
+    };
+    match docker.inspect_network(&id, None).await {
         Ok(n) => Ok(NetworkObserved {
             exists: true,
             cassandra_attached: container.is_some_and(|c| {
@@ -256,16 +299,24 @@ pub async fn create_network(
         labels: Some(labels),
         ..Default::default()
     };
-    match docker.create_network(request).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_status(&e, 409) => Ok(()),
-        Err(e) => Err(Error::docker(format!("create network {name}"), e)),
+    if networks_named(docker, name).await?.is_empty() {
+        match docker.create_network(request).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(Error::docker(format!("create network {name}"), e)),
+        }
     }
+    dedupe_network(docker, name).await.map(|_| ())
 }
 
 /// Attaches `container` to `network` under its own name as an alias; an
 /// endpoint that exists already counts as done.
 pub async fn attach(docker: &Docker, container: &str, network: &str) -> Result<()> {
+    let Some(id) = dedupe_network(docker, network).await? else {
+        return Err(Error::Usage(format!(
+            "network {network} is gone; run start again"
+        )));
+    };
     let request = NetworkConnectRequest {
         container: container.to_owned(),
         endpoint_config: Some(EndpointSettings {
@@ -273,7 +324,7 @@ pub async fn attach(docker: &Docker, container: &str, network: &str) -> Result<(
             ..Default::default()
         }),
     };
-    match docker.connect_network(network, request).await {
+    match docker.connect_network(&id, request).await {
         Ok(()) => Ok(()),
         Err(e) if is_status(&e, 403) || is_status(&e, 409) => {
             if observe_network(docker, network, Some(container))
@@ -292,12 +343,15 @@ pub async fn attach(docker: &Docker, container: &str, network: &str) -> Result<(
 /// Detaches `container` (if given and attached) and removes `network`; a
 /// network that is gone counts as done.
 pub async fn remove_network(docker: &Docker, network: &str, container: Option<&str>) -> Result<()> {
+    let Some(id) = dedupe_network(docker, network).await? else {
+        return Ok(());
+    };
     if let Some(container) = container {
         let request = NetworkDisconnectRequest {
             container: container.to_owned(),
             force: Some(true),
         };
-        match docker.disconnect_network(network, request).await {
+        match docker.disconnect_network(&id, request).await {
             Ok(()) => {}
             // not attached, or no such network or container
             Err(e) if is_status(&e, 404) || is_status(&e, 403) || is_status(&e, 500) => {}
@@ -309,7 +363,7 @@ pub async fn remove_network(docker: &Docker, network: &str, container: Option<&s
             }
         }
     }
-    match docker.remove_network(network).await {
+    match docker.remove_network(&id).await {
         Ok(()) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
         Err(e) => Err(Error::docker(format!("remove network {network}"), e)),

@@ -100,8 +100,17 @@ pub(super) async fn commission(
     posted: CsrfForm<CommissionForm>,
 ) -> Result<Response, AppError> {
     let CsrfForm { session, form } = posted;
-    let id = match GatewayId::parse(form.gateway_id.trim()) {
-        Ok(id) => id,
+    // The display name is optional; one given follows the one rule the
+    // CLI follows too.
+    let parsed = GatewayId::parse(form.gateway_id.trim()).and_then(|id| {
+        let name = match form.display_name.trim() {
+            "" => None,
+            given => Some(DisplayName::parse(given)?),
+        };
+        Ok((id, name))
+    });
+    let (id, display_name) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             return list_page(
                 &state,
@@ -112,24 +121,6 @@ pub(super) async fn commission(
             )
             .await
         }
-    };
-    // The display name is optional; one given follows the one rule the
-    // CLI follows too.
-    let display_name = match form.display_name.trim() {
-        "" => None,
-        given => match DisplayName::parse(given) {
-            Ok(name) => Some(name),
-            Err(e) => {
-                return list_page(
-                    &state,
-                    &session,
-                    StatusCode::BAD_REQUEST,
-                    Some(e.to_string()),
-                    None,
-                )
-                .await
-            }
-        },
     };
     let token = new_gateway_token();
     let outcome = state
