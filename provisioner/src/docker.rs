@@ -154,6 +154,7 @@ pub async fn observe_infra(
     };
     let container = config.cassandra.container.clone();
     let mut cassandra_outdated = false;
+    let mut cassandra_unhardened = false;
     let cassandra = match config.cassandra.mode {
         CassandraMode::External => CassandraObserved::External,
         CassandraMode::Managed => match docker
@@ -164,6 +165,10 @@ pub async fn observe_infra(
                 cassandra_outdated =
                     built_from_other_image(docker, i.image.as_deref(), &config.cassandra.image)
                         .await?;
+                // Created before the container was hardened (a read-only
+                // root stands for the rest of it).
+                cassandra_unhardened =
+                    i.host_config.as_ref().and_then(|h| h.readonly_rootfs) != Some(true);
                 if i.state.as_ref().and_then(|s| s.running).unwrap_or(false) {
                     CassandraObserved::Running
                 } else {
@@ -180,6 +185,7 @@ pub async fn observe_infra(
         cassandra_container: container,
         cassandra,
         cassandra_outdated,
+        cassandra_unhardened,
         default_superuser_login: false,
         attach_container,
         tenant_network,

@@ -139,6 +139,10 @@ pub struct ObservedInfra {
     /// configuration. Reported, never acted on: recreating the node stops
     /// every tenant's storage, so the operator chooses when.
     pub cassandra_outdated: bool,
+    /// Managed mode: the container was created before its hardening
+    /// (read-only root, no capabilities, limits, health check). Reported
+    /// like [`ObservedInfra::cassandra_outdated`], for the same reason.
+    pub cassandra_unhardened: bool,
     /// Managed mode: the default superuser `cassandra`/`cassandra` logged
     /// in when tried (only tried while the node runs).
     pub default_superuser_login: bool,
@@ -386,6 +390,15 @@ fn infra_notices(infra: &ObservedInfra) -> Vec<String> {
              to apply the new one, recreate it when the tenants can spare storage for a \
              minute: `docker rm -f {name}`, then `provision start` (its data stays on \
              its volume)"
+        ));
+    }
+    if infra.cassandra_unhardened {
+        let name = &infra.cassandra_container;
+        notices.push(format!(
+            "{name} was created without the container hardening (read-only root, no \
+             capabilities, memory and pids limits, health check); to apply it, recreate it \
+             when the tenants can spare storage for a minute: `docker rm -f {name}`, then \
+             `provision start` (its data stays on its volume)"
         ));
     }
     notices
@@ -682,6 +695,7 @@ mod tests {
             cassandra_container: "provision-cassandra".into(),
             cassandra,
             cassandra_outdated: false,
+            cassandra_unhardened: false,
             default_superuser_login: false,
             attach_container: Some("provision-cassandra".into()),
             tenant_network: NetworkObserved {
@@ -774,6 +788,17 @@ mod tests {
         assert!(
             text.contains("`docker rm -f provision-cassandra`"),
             "{text}"
+        );
+        let unhardened = ObservedInfra {
+            cassandra_unhardened: true,
+            ..infra(true, CassandraObserved::Running)
+        };
+        let plan = plan_start(&view(true, false), (None, None), &unhardened, &observed);
+        assert!(plan.is_empty(), "nothing is recreated: {plan}");
+        assert!(
+            plan.to_string()
+                .contains("created without the container hardening"),
+            "{plan}"
         );
     }
 

@@ -74,6 +74,17 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
             CassandraMode::Managed => managed_session(config, store).await,
         };
         match attempt {
+            Ok(s) if config.cassandra.mode == CassandraMode::Managed => {
+                // Not retried: a node that answers but keeps the default
+                // superuser is a finding, not an outage.
+                retire_default_superuser(&s)
+                    .await
+                    .map_err(|e| Error::DefaultSuperuserActive {
+                        container: config.cassandra.container.clone(),
+                        why: e.to_string(),
+                    })?;
+                return Ok(s);
+            }
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
@@ -88,10 +99,10 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
 }
 
 /// The managed node: log in as `provision_admin`, or bootstrap it with the
-/// default superuser, then retire the default superuser. The retirement
-/// runs on every call, whichever way the session was had, because a node
-/// can get the default role back behind our back (a volume restored from a
-/// backup, a crash between the bootstrap and the retirement).
+/// default superuser. [`admin_session`] then retires the default superuser,
+/// whichever way the session was had, because a node can get the default
+/// role back behind our back (a volume restored from a backup, a crash
+/// between the bootstrap and the retirement).
 async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, String> {
     let stored = store
         .setting(MANAGED_ADMIN_SETTING)
@@ -101,14 +112,10 @@ async fn managed_session(config: &Config, store: &Store) -> std::result::Result<
     if let Some(password) = &stored {
         session = connect_once(config, MANAGED_ADMIN, password).await.ok();
     }
-    let session = match session {
-        Some(s) => s,
-        None => bootstrap_managed_admin(config, store).await?,
-    };
-    retire_default_superuser(&session)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(session)
+    match session {
+        Some(s) => Ok(s),
+        None => bootstrap_managed_admin(config, store).await,
+    }
 }
 
 /// Creates `provision_admin` with the default superuser (the only login a
