@@ -85,6 +85,18 @@ pub struct PortRequest {
     pub admin: Option<u16>,
 }
 
+/// Whether `e` is SQLite's "database is locked" (SQLITE_BUSY, code 5).
+fn is_busy(e: &Error) -> bool {
+    let busy = |db: &dyn sqlx::error::DatabaseError| db.code().as_deref() == Some("5");
+    match e {
+        Error::State { source, .. } => source.as_database_error().is_some_and(busy),
+        Error::Migrate(sqlx::migrate::MigrateError::Execute(source)) => {
+            source.as_database_error().is_some_and(busy)
+        }
+        _ => false,
+    }
+}
+
 /// The state store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -115,16 +127,35 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(60))
             .foreign_keys(true);
+        // Many processes opening one new file at once (twenty concurrent
+        // starts) can meet SQLITE_BUSY where SQLite does not wait out its
+        // busy timeout (switching to WAL, a migration's read turning into a
+        // write): opening is retried for as long as the busy timeout.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match Store::open_once(path, &url, options.clone()).await {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_once(path: &Path, url: &str, options: SqliteConnectOptions) -> Result<Store> {
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(options)
             .await
             .map_err(|source| Error::State {
-                url: url.clone(),
+                url: url.to_owned(),
                 source: Box::new(source),
             })?;
         restrict_permissions(path);
-        let store = Store { pool, url };
+        let store = Store {
+            pool,
+            url: url.to_owned(),
+        };
         store.migrate().await?;
         Ok(store)
     }
