@@ -73,17 +73,12 @@ fn session_secret(
     let Some(path) = file.filter(|p| !p.is_empty()) else {
         return parse_secret("ADMIN_SESSION_SECRET", value);
     };
-    let path = Path::new(path);
-    let invalid = |why: String| ConfigError::Invalid {
-        name: "ADMIN_SESSION_SECRET_FILE",
-        value: path.display().to_string(),
-        why,
-    };
-    let contents =
-        std::fs::read_to_string(path).map_err(|e| invalid(format!("cannot read it: {e}")))?;
-    parse_secret("ADMIN_SESSION_SECRET_FILE", Some(&contents))?
-        .ok_or_else(|| invalid("the file is empty".to_owned()))
-        .map(Some)
+    // The same reading (and refusals) as the tenant role's password file.
+    let contents = tenant_common::config::secret_file(
+        "ADMIN_SESSION_SECRET_FILE",
+        &Path::new(path).display().to_string(),
+    )?;
+    parse_secret("ADMIN_SESSION_SECRET_FILE", Some(&contents))
 }
 
 fn login_limits_from_env() -> Result<LoginLimits, ConfigError> {
