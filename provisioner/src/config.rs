@@ -3,13 +3,13 @@
 //! under the user's data directory, the local Docker engine, a managed
 //! Cassandra container.
 
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cassandra::Replication;
-use crate::error::{Error, Result};
+use crate::cql::Replication;
+use crate::domain::ports::{PortRange, Pools};
+use crate::domain::{ProviderId, Role};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -110,9 +110,9 @@ pub enum ReplicationConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PortsConfig {
     /// Gateway ports, "first-last".
-    pub gateway: String,
+    pub gateway: PortRange,
     /// Admin panel ports, "first-last".
-    pub admin: String,
+    pub admin: PortRange,
     /// The host address ports are published on.
     pub bind_address: String,
     /// The host name printed in the gateway endpoint and the admin URL.
@@ -199,8 +199,8 @@ impl Default for CassandraConfig {
 impl Default for PortsConfig {
     fn default() -> Self {
         PortsConfig {
-            gateway: "6001-6999".into(),
-            admin: "8081-8999".into(),
+            gateway: PortRange::parse("6001-6999").expect("a valid default"),
+            admin: PortRange::parse("8081-8999").expect("a valid default"),
             bind_address: "0.0.0.0".into(),
             public_host: "localhost".into(),
         }
@@ -235,35 +235,26 @@ impl Default for HealthConfig {
     }
 }
 
-/// A range of ports, validated: `first-last` with `1 <= first <= last`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRange(RangeInclusive<u16>);
-
-impl PortRange {
-    pub fn parse(raw: &str) -> Option<PortRange> {
-        let (a, b) = raw
-            .trim()
-            .split_once('-')
-            .unwrap_or((raw.trim(), raw.trim()));
-        let first: u16 = a.trim().parse().ok()?;
-        let last: u16 = b.trim().parse().ok()?;
-        (first >= 1 && first <= last).then_some(PortRange(first..=last))
-    }
-
-    pub fn ports(&self) -> RangeInclusive<u16> {
-        self.0.clone()
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
-        self.0.contains(&port)
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        PortRange::parse(&raw).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{raw:?} is not a port range first-last (1 <= first <= last <= 65535)"
+            ))
+        })
     }
 }
 
-impl std::fmt::Display for PortRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.0.start(), self.0.end())
-    }
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration in {path}: {why}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub why: String,
 }
+
+type Result<T> = std::result::Result<T, ConfigError>;
 
 impl Config {
     /// Reads `path`, or the defaults when `path` is `None`.
@@ -271,7 +262,7 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_owned(),
             why: e.to_string(),
         })?;
@@ -279,7 +270,7 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::Config {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
             path: path.to_owned(),
             why: e.message().to_owned(),
         })?;
@@ -288,23 +279,11 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |why: String| Error::Config {
+        let bad = |why: String| ConfigError {
             path: path.to_owned(),
             why,
         };
-        let gateway = PortRange::parse(&self.ports.gateway).ok_or_else(|| {
-            bad(format!(
-                "[ports].gateway {:?} is not first-last",
-                self.ports.gateway
-            ))
-        })?;
-        let admin = PortRange::parse(&self.ports.admin).ok_or_else(|| {
-            bad(format!(
-                "[ports].admin {:?} is not first-last",
-                self.ports.admin
-            ))
-        })?;
-        if gateway.ports().any(|p| admin.contains(p)) {
+        if self.ports.gateway.overlaps(&self.ports.admin) {
             return Err(bad("[ports].gateway and [ports].admin overlap".into()));
         }
         if self.cassandra.mode == CassandraMode::External
@@ -320,12 +299,12 @@ impl Config {
         Ok(())
     }
 
-    pub fn gateway_ports(&self) -> PortRange {
-        PortRange::parse(&self.ports.gateway).expect("validated")
-    }
-
-    pub fn admin_ports(&self) -> PortRange {
-        PortRange::parse(&self.ports.admin).expect("validated")
+    /// The two port pools.
+    pub fn pools(&self) -> Pools {
+        Pools {
+            gateway: self.ports.gateway.clone(),
+            admin: self.ports.admin.clone(),
+        }
     }
 
     /// The data directory: configured, or the user's data directory.
@@ -381,7 +360,7 @@ impl Config {
     }
 
     /// The tenant's own network.
-    pub fn tenant_network(&self, tenant: &str) -> String {
+    pub fn tenant_network(&self, tenant: &ProviderId) -> String {
         format!("{}-{tenant}", self.docker.network)
     }
 
@@ -394,15 +373,15 @@ impl Config {
     }
 
     /// The container name of one of a tenant's apps.
-    pub fn container_name(&self, tenant: &str, role: &str) -> String {
+    pub fn container_name(&self, tenant: &ProviderId, role: Role) -> String {
         format!("{}-{tenant}-{role}", self.docker.container_prefix)
     }
 
     /// The image of a role.
-    pub fn image(&self, role: crate::plan::Role) -> &str {
+    pub fn image(&self, role: Role) -> &str {
         match role {
-            crate::plan::Role::Ingest => &self.images.ingest,
-            crate::plan::Role::Admin => &self.images.admin,
+            Role::Ingest => &self.images.ingest,
+            Role::Admin => &self.images.admin,
         }
     }
 }
@@ -414,8 +393,8 @@ mod tests {
     #[test]
     fn no_config_file_gives_the_documented_defaults() {
         let c = Config::load(None).unwrap();
-        assert_eq!(c.gateway_ports().to_string(), "6001-6999");
-        assert_eq!(c.admin_ports().to_string(), "8081-8999");
+        assert_eq!(c.ports.gateway.to_string(), "6001-6999");
+        assert_eq!(c.ports.admin.to_string(), "8081-8999");
         assert_eq!(c.cassandra.mode, CassandraMode::Managed);
         assert_eq!(
             c.container_contact_points(),
@@ -450,7 +429,7 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_the_key_named() {
         for (text, needle) in [
-            ("[ports]\ngateway = \"9-1\"", "[ports].gateway"),
+            ("[ports]\ngateway = \"9-1\"", "\"9-1\" is not a port range"),
             (
                 "[ports]\ngateway = \"8000-8100\"\nadmin = \"8050-8200\"",
                 "overlap",

@@ -1,16 +1,21 @@
-//! The provisioner's typed errors. Each variant names the thing involved
-//! (tenant, port, container, address) so the CLI can print one clear line,
-//! and [`Error::kind`] sorts them into the classes the CLI maps to exit
-//! codes.
+//! The operations' error: each layer's own error (config, ports, store,
+//! backend, CQL) wrapped as it is, plus what only an operation can say (an
+//! unknown tenant, a container that never got healthy). [`Error::kind`]
+//! sorts them into [`ErrorKind`]s, and [`ErrorKind::exit_code`] is the one
+//! place a kind becomes the CLI's exit code.
 
 use std::path::PathBuf;
 
-use crate::cassandra::CassandraError;
-use crate::provider_id::InvalidProviderId;
+use crate::backend::BackendError;
+use crate::config::ConfigError;
+use crate::cql::CqlError;
+use crate::domain::ports::PortError;
+use crate::domain::{InvalidProviderId, ProviderId, Role};
+use crate::store::StoreError;
 
-/// The classes of failure a caller may want to tell apart (the CLI maps
-/// each to its own exit code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The classes of failure a caller may want to tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Usage,
     InvalidProviderId,
@@ -22,6 +27,8 @@ pub enum ErrorKind {
     Unhealthy,
     /// The managed node's default superuser still logs in.
     Insecure,
+    /// Cassandra refused the configured superuser's credentials.
+    CassandraAuth,
     Other,
 }
 
@@ -38,89 +45,60 @@ impl ErrorKind {
             ErrorKind::UnknownProvider => "unknown_provider",
             ErrorKind::Unhealthy => "unhealthy",
             ErrorKind::Insecure => "insecure",
+            ErrorKind::CassandraAuth => "cassandra_auth",
             ErrorKind::Other => "other",
+        }
+    }
+
+    /// The exit code of the `provision` CLI (README, "Exit codes").
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Other => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::InvalidProviderId => 3,
+            ErrorKind::PortPoolExhausted => 4,
+            ErrorKind::PortTaken => 5,
+            ErrorKind::EngineUnreachable => 6,
+            ErrorKind::CassandraUnreachable => 7,
+            ErrorKind::UnknownProvider => 8,
+            ErrorKind::Unhealthy => 9,
+            ErrorKind::Insecure => 10,
+            ErrorKind::CassandraAuth => 11,
         }
     }
 }
 
-/// Everything that can go wrong in the provisioner library.
+/// Everything an operation of the provisioner can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     InvalidProviderId(#[from] InvalidProviderId),
-    #[error("invalid configuration in {path}: {why}")]
-    Config { path: PathBuf, why: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("{0}")]
     Usage(String),
-    #[error("the {pool} port pool {range} is exhausted: every port is leased or held on the host; destroy unused tenants or widen [ports].{pool} in the config")]
-    PortPoolExhausted { pool: &'static str, range: String },
-    #[error("{pool} port {port} is already leased to tenant {holder}; pick another port or omit it to get one from the pool")]
-    PortLeased {
-        pool: &'static str,
-        port: u16,
-        holder: String,
-    },
-    #[error("{pool} port {port} is held by another process on this host ({why}); pick another port or free it")]
-    PortHeld {
-        pool: &'static str,
-        port: u16,
-        why: String,
-    },
-    #[error("tenant {tenant} already has {pool} port {leased}; it keeps it until destroyed (asked for {requested})")]
-    PortMismatch {
-        tenant: String,
-        pool: &'static str,
-        leased: u16,
-        requested: u16,
-    },
-    #[error("no Docker engine answers at {host} ({why}); start Docker or set [docker].host / DOCKER_HOST")]
-    EngineUnreachable { host: String, why: String },
-    #[error("docker {what} failed: {source}")]
-    Docker {
-        what: String,
-        #[source]
-        source: Box<bollard::errors::Error>,
-    },
-    #[error("docker image {image} is missing; run scripts/setup (or set [images] in the config)")]
-    ImageMissing { image: String },
-    #[error("cassandra at {contact_points} cannot be reached ({why}); check [cassandra] in the config or that the cassandra container is running")]
-    CassandraUnreachable { contact_points: String, why: String },
-    #[error("the default superuser cassandra/cassandra still logs in on the managed node {container} ({why}); nothing was started: check `docker logs {container}`, then run start again")]
-    DefaultSuperuserActive { container: String, why: String },
     #[error(transparent)]
-    Cassandra(#[from] CassandraError),
-    #[error("cassandra query for tenant {tenant} failed ({what}): {why}")]
-    CassandraQuery {
-        tenant: String,
-        what: String,
-        why: String,
-    },
+    Ports(#[from] PortError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Cql(#[from] CqlError),
     #[error("unknown provider {0}; `provision list` shows the known ones, `provision start {0}` creates it")]
-    UnknownProvider(String),
-    #[error(
-        "gateway {gateway} of tenant {tenant} already exists; revoke it first or pick another id"
-    )]
-    GatewayExists { tenant: String, gateway: String },
-    #[error("unknown gateway {gateway} of tenant {tenant}")]
-    UnknownGateway { tenant: String, gateway: String },
+    UnknownProvider(ProviderId),
+    #[error("tenant {0} has no keyspace yet; run `provision start {0}` first")]
+    NoKeyspace(ProviderId),
     #[error(transparent)]
     InvalidModel(#[from] tenant_schema::model::ModelError),
     #[error("tenant {tenant}: container {container} did not become healthy within {secs} s ({why}); see `provision logs {tenant} --role {role}`")]
     Unhealthy {
-        tenant: String,
-        role: String,
+        tenant: ProviderId,
+        role: Role,
         container: String,
         secs: u64,
         why: String,
     },
-    #[error("state store {url}: {source}")]
-    State {
-        url: String,
-        #[source]
-        source: Box<sqlx::Error>,
-    },
-    #[error("state store migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{what} {path}: {source}")]
     Io {
         what: String,
@@ -128,31 +106,35 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
+    #[error("stopped by the test hook right after step {0}")]
+    Injected(usize),
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidProviderId(_) => ErrorKind::InvalidProviderId,
-            Error::Usage(_) | Error::Config { .. } | Error::InvalidModel(_) => ErrorKind::Usage,
-            Error::PortPoolExhausted { .. } => ErrorKind::PortPoolExhausted,
-            Error::PortLeased { .. } | Error::PortHeld { .. } | Error::PortMismatch { .. } => {
-                ErrorKind::PortTaken
+            Error::Usage(_) | Error::Config(_) | Error::InvalidModel(_) | Error::NoKeyspace(_) => {
+                ErrorKind::Usage
             }
-            Error::EngineUnreachable { .. } => ErrorKind::EngineUnreachable,
-            Error::CassandraUnreachable { .. } => ErrorKind::CassandraUnreachable,
-            Error::UnknownProvider(_) | Error::UnknownGateway { .. } => ErrorKind::UnknownProvider,
+            Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
+            Error::Ports(_) => ErrorKind::PortTaken,
+            Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,
+            Error::Cql(CqlError::Unreachable { .. }) => ErrorKind::CassandraUnreachable,
+            Error::Cql(CqlError::AuthenticationFailed { .. }) => ErrorKind::CassandraAuth,
+            Error::Cql(CqlError::DefaultSuperuserActive { .. }) => ErrorKind::Insecure,
+            Error::Cql(CqlError::InvalidModel(_)) => ErrorKind::Usage,
+            Error::UnknownProvider(_) | Error::Cql(CqlError::UnknownGateway { .. }) => {
+                ErrorKind::UnknownProvider
+            }
             Error::Unhealthy { .. } => ErrorKind::Unhealthy,
-            Error::DefaultSuperuserActive { .. } => ErrorKind::Insecure,
             _ => ErrorKind::Other,
         }
     }
 
-    pub(crate) fn docker(what: impl Into<String>, source: bollard::errors::Error) -> Error {
-        Error::Docker {
-            what: what.into(),
-            source: Box::new(source),
-        }
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
     }
 
     pub(crate) fn io(

@@ -1,23 +1,34 @@
-//! The provisioner: config, state store, port pool, Docker driver, Cassandra
-//! admin, and the start/stop/destroy/reconcile logic behind the `provision`
-//! CLI. Each operation observes (store + Docker), plans with pure functions
-//! ([`plan`]), then executes ([`execute`]).
+//! The provisioner library: gives IoT service providers (tenants) their
+//! own stack on a container platform. Layers, each depending only on those
+//! listed before it:
+//!
+//! - [`config`] and [`domain`], the base, with no I/O but reading the
+//!   config file: the TOML configuration, and ids, the tenant container
+//!   spec and its hash, desired and observed state, port choice and the
+//!   pure planner (they share their types: a config holds port ranges, a
+//!   spec is made from the config).
+//! - [`store`]: the SQLite state store (tenants, leases, operations).
+//! - [`backend`]: the container platform seam, and its Docker engine and
+//!   in-memory implementations.
+//! - [`cql`]: Cassandra as a superuser: session, keyspaces, roles,
+//!   migrations, the gateway registry's calls.
+//! - [`ops`]: the operations (start, stop, destroy, reconcile, status,
+//!   gateways, history), each observe → plan → apply, and the executor.
+//!
+//! [`error`] wraps each layer's error and maps kinds to exit codes.
 
-pub mod cassandra;
+pub mod backend;
 pub mod config;
-pub mod docker;
+pub mod cql;
+pub mod domain;
 pub mod error;
-pub mod execute;
 pub mod labels;
 pub mod lock;
-pub mod plan;
-pub mod ports;
-pub mod provider_id;
+pub mod ops;
 pub mod secrets;
-pub mod session;
-pub mod state;
+pub mod store;
 
 pub use config::Config;
+pub use domain::{InvalidProviderId, ProviderId, Role};
 pub use error::{Error, ErrorKind};
-pub use execute::{Provisioner, StartOptions, StartReport};
-pub use provider_id::{InvalidProviderId, ProviderId};
+pub use ops::{Provisioner, StartOptions, StartReport};

@@ -2,7 +2,7 @@
 //! `docker inspect` shows a container's environment to anyone who may talk
 //! to the engine, while a file is shown to nobody. Each tenant container
 //! gets a folder of its own, `<data dir>/secrets/<tenant>-<role>/`, mounted
-//! read-only at [`crate::docker::SECRETS_MOUNT`].
+//! read-only at [`crate::domain::spec::SECRETS_MOUNT`].
 //!
 //! The `secrets` folder itself is mode 0700, so no other user of the host
 //! can reach the files. Inside it the files are world-readable (0444, their
@@ -12,9 +12,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::domain::state::TenantRecord;
+use crate::domain::{ProviderId, Role};
 use crate::error::{Error, Result};
-use crate::plan::Role;
-use crate::state::ProviderRecord;
 
 /// The file holding the tenant role's Cassandra password.
 pub const CASSANDRA_PASSWORD: &str = "cassandra_password";
@@ -26,7 +26,7 @@ fn root(data_dir: &Path) -> PathBuf {
 }
 
 /// The folder of one tenant container's secrets.
-pub fn dir(data_dir: &Path, tenant: &str, role: Role) -> PathBuf {
+pub fn dir(data_dir: &Path, tenant: &ProviderId, role: Role) -> PathBuf {
     root(data_dir).join(format!("{tenant}-{}", role.as_str()))
 }
 
@@ -37,7 +37,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 
 /// Writes the secrets `role` needs (replacing what was there) and returns
 /// their folder.
-pub fn write(data_dir: &Path, record: &ProviderRecord, role: Role) -> Result<PathBuf> {
+pub fn write(data_dir: &Path, record: &TenantRecord, role: Role) -> Result<PathBuf> {
     let root = root(data_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
     set_mode(&root, 0o700)?;
@@ -61,7 +61,7 @@ pub fn write(data_dir: &Path, record: &ProviderRecord, role: Role) -> Result<Pat
 }
 
 /// Removes every secrets folder of `tenant` (gone already counts as done).
-pub fn remove(data_dir: &Path, tenant: &str) -> Result<()> {
+pub fn remove(data_dir: &Path, tenant: &ProviderId) -> Result<()> {
     for role in Role::ALL {
         let dir = dir(data_dir, tenant, role);
         if dir.exists() {
@@ -76,10 +76,10 @@ pub fn remove(data_dir: &Path, tenant: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn record() -> ProviderRecord {
-        ProviderRecord {
-            id: "acme".into(),
-            desired: crate::plan::Desired::Running,
+    fn record() -> TenantRecord {
+        TenantRecord {
+            id: ProviderId::parse("acme").unwrap(),
+            desired: crate::domain::Desired::Running,
             cassandra_password: "pw".into(),
             session_secret: "ss".into(),
             schema_version: 1,
@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(mode(&admin.join(SESSION_SECRET)), 0o444);
         // a second write replaces the files in place
         write(&data, &record(), Role::Admin).unwrap();
-        remove(&data, "acme").unwrap();
+        remove(&data, &record().id).unwrap();
         assert!(!admin.exists() && !ingest.exists());
         std::fs::remove_dir_all(&data).unwrap();
     }

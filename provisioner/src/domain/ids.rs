@@ -1,4 +1,6 @@
-//! `ProviderId`: a provider (tenant) id, validated once at the edge.
+//! The identifiers of the domain: [`ProviderId`] (a provider, or tenant,
+//! validated once at the edge), the two app [`Role`]s of a tenant and the
+//! two port [`Pool`]s.
 //!
 //! The same id names the keyspace, the Cassandra role, the containers and
 //! the labels, so it is restricted to what is safe in all of them:
@@ -17,9 +19,18 @@ pub struct InvalidProviderId {
 }
 
 /// A validated provider id. Construct it with [`ProviderId::parse`] or
-/// `str::parse`; inner code never re-checks it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `str::parse`; inner code never re-checks it. It serializes as its
+/// string, and deserializing validates it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct ProviderId(String);
+
+impl<'de> serde::Deserialize<'de> for ProviderId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ProviderId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
 
 impl ProviderId {
     pub const MAX_LEN: usize = 32;
@@ -53,15 +64,16 @@ impl ProviderId {
         &self.0
     }
 
-    /// The tenant's Cassandra keyspace. Prefixed, so no provider id can
-    /// name a system keyspace.
+    /// The tenant's Cassandra keyspace: the one place its name is made.
+    /// Prefixed, so no provider id can name a system keyspace.
     pub fn keyspace(&self) -> String {
         format!("tenant_{}", self.0)
     }
 
-    /// The tenant's Cassandra role, with rights on its keyspace only.
+    /// The tenant's Cassandra role, with rights on its keyspace only. It
+    /// is named like the keyspace.
     pub fn cassandra_role(&self) -> String {
-        format!("tenant_{}", self.0)
+        self.keyspace()
     }
 }
 
@@ -75,7 +87,75 @@ impl FromStr for ProviderId {
 
 impl fmt::Display for ProviderId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
+    }
+}
+
+/// The two apps of a tenant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Ingest,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Ingest, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => crate::labels::ROLE_INGEST,
+            Role::Admin => crate::labels::ROLE_ADMIN,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The pool the role's published port comes from.
+    pub fn pool(self) -> Pool {
+        match self {
+            Role::Ingest => Pool::Gateway,
+            Role::Admin => Pool::Admin,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The two port pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pool {
+    Gateway,
+    Admin,
+}
+
+impl Pool {
+    pub const ALL: [Pool; 2] = [Pool::Gateway, Pool::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Gateway => "gateway",
+            Pool::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pool> {
+        Pool::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 

@@ -9,6 +9,14 @@ pub struct Options {
     dry_run: bool,
 }
 
+/// Some tenants failed (each is reported); the run ends with the first
+/// failure's exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("reconcile failed for some tenants")]
+pub struct Failed {
+    pub exit_code: u8,
+}
+
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let report = ctx.provisioner.reconcile(o.dry_run).await?;
     if ctx.json {
@@ -18,5 +26,14 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     } else {
         print!("{}", report.plan_text);
     }
-    Ok(())
+    match report.first_error() {
+        Some(e) => {
+            eprintln!("error: {}", e.message);
+            Err(Failed {
+                exit_code: e.exit_code,
+            }
+            .into())
+        }
+        None => Ok(()),
+    }
 }

@@ -1,16 +1,49 @@
-//! The port pools: which port a tenant gets. The choice is a pure function
-//! of the leases in the store and of what the host holds; the state store
-//! runs it inside its immediate transaction, and its primary key on the
-//! port makes a double lease impossible even across processes.
+//! Port choice: which port of a pool a tenant gets. A pure function of
+//! the leases in the store and of a probe that says whether the host holds
+//! a port (the backend's); the store's primary key on the port makes a
+//! double lease impossible even across processes.
 
-use std::net::TcpListener;
+use std::ops::RangeInclusive;
 
-use crate::config::PortRange;
-use crate::error::{Error, Result};
-use crate::plan::Pool;
+use super::ids::{Pool, ProviderId};
+
+/// A range of ports, validated once when the config is read: `first-last`
+/// with `1 <= first <= last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRange(RangeInclusive<u16>);
+
+impl PortRange {
+    pub fn parse(raw: &str) -> Option<PortRange> {
+        let (a, b) = raw
+            .trim()
+            .split_once('-')
+            .unwrap_or((raw.trim(), raw.trim()));
+        let first: u16 = a.trim().parse().ok()?;
+        let last: u16 = b.trim().parse().ok()?;
+        (first >= 1 && first <= last).then_some(PortRange(first..=last))
+    }
+
+    pub fn ports(&self) -> RangeInclusive<u16> {
+        self.0.clone()
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.contains(&port)
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.0.start() <= other.0.end() && other.0.start() <= self.0.end()
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0.start(), self.0.end())
+    }
+}
 
 /// The configured pools.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pools {
     pub gateway: PortRange,
     pub admin: PortRange,
@@ -30,7 +63,7 @@ impl Pools {
 pub struct Lease {
     pub port: u16,
     pub pool: Pool,
-    pub provider: String,
+    pub provider: ProviderId,
 }
 
 /// What to do about one pool for one provider.
@@ -42,26 +75,56 @@ pub enum Choice {
     Lease(u16),
 }
 
+impl Choice {
+    pub fn port(self) -> u16 {
+        match self {
+            Choice::Keep(p) | Choice::Lease(p) => p,
+        }
+    }
+}
+
+/// Why no port could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("the {pool} port pool {range} is exhausted: every port is leased or held on the host; destroy unused tenants or widen [ports].{pool} in the config")]
+    Exhausted { pool: Pool, range: String },
+    #[error("{pool} port {port} is already leased to tenant {holder}; pick another port or omit it to get one from the pool")]
+    Leased {
+        pool: Pool,
+        port: u16,
+        holder: ProviderId,
+    },
+    #[error("{pool} port {port} is held by another process on this host ({why}); pick another port or free it")]
+    Held { pool: Pool, port: u16, why: String },
+    #[error("tenant {tenant} already has {pool} port {leased}; it keeps it until destroyed (asked for {requested})")]
+    Mismatch {
+        tenant: ProviderId,
+        pool: Pool,
+        leased: u16,
+        requested: u16,
+    },
+}
+
 /// Chooses the port of `pool` for `provider`: the one it holds (a tenant
 /// keeps its ports until destroyed), the one it asked for if free, or the
 /// lowest free port of the range. A port is free when no lease holds it and
 /// `host_free(port)` says nothing on the host holds it.
 pub fn choose(
-    provider: &str,
+    provider: &ProviderId,
     pool: Pool,
     requested: Option<u16>,
     range: &PortRange,
     leases: &[Lease],
     host_free: &(dyn Fn(u16) -> Result<(), String> + Sync),
-) -> Result<Choice> {
+) -> Result<Choice, PortError> {
     if let Some(own) = leases
         .iter()
-        .find(|l| l.provider == provider && l.pool == pool)
+        .find(|l| &l.provider == provider && l.pool == pool)
     {
         return match requested {
-            Some(port) if port != own.port => Err(Error::PortMismatch {
-                tenant: provider.to_owned(),
-                pool: pool.as_str(),
+            Some(port) if port != own.port => Err(PortError::Mismatch {
+                tenant: provider.clone(),
+                pool,
                 leased: own.port,
                 requested: port,
             }),
@@ -70,17 +133,13 @@ pub fn choose(
     }
     if let Some(port) = requested {
         if let Some(other) = leases.iter().find(|l| l.port == port) {
-            return Err(Error::PortLeased {
-                pool: pool.as_str(),
+            return Err(PortError::Leased {
+                pool,
                 port,
                 holder: other.provider.clone(),
             });
         }
-        host_free(port).map_err(|why| Error::PortHeld {
-            pool: pool.as_str(),
-            port,
-            why,
-        })?;
+        host_free(port).map_err(|why| PortError::Held { pool, port, why })?;
         return Ok(Choice::Lease(port));
     }
     range
@@ -88,18 +147,10 @@ pub fn choose(
         .filter(|p| !leases.iter().any(|l| l.port == *p))
         .find(|p| host_free(*p).is_ok())
         .map(Choice::Lease)
-        .ok_or_else(|| Error::PortPoolExhausted {
-            pool: pool.as_str(),
+        .ok_or_else(|| PortError::Exhausted {
+            pool,
             range: range.to_string(),
         })
-}
-
-/// Whether nothing on this host holds `port` on `bind_address`: tries to
-/// bind it (and lets it go at once).
-pub fn host_port_free(bind_address: &str, port: u16) -> Result<(), String> {
-    TcpListener::bind((bind_address, port))
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -114,8 +165,12 @@ mod tests {
         Lease {
             port,
             pool,
-            provider: provider.into(),
+            provider: ProviderId::parse(provider).unwrap(),
         }
+    }
+
+    fn id(s: &str) -> ProviderId {
+        ProviderId::parse(s).unwrap()
     }
 
     fn all_free(_: u16) -> Result<(), String> {
@@ -125,7 +180,7 @@ mod tests {
     #[test]
     fn the_first_tenant_gets_the_first_port_of_each_pool() {
         let c = choose(
-            "acme",
+            &id("acme"),
             Pool::Gateway,
             None,
             &range("6001-6999"),
@@ -143,7 +198,7 @@ mod tests {
             lease(6002, Pool::Gateway, "b"),
         ];
         let c = choose(
-            "b",
+            &id("b"),
             Pool::Gateway,
             None,
             &range("6001-6999"),
@@ -153,7 +208,7 @@ mod tests {
         .unwrap();
         assert_eq!(c, Choice::Keep(6002));
         let c = choose(
-            "b",
+            &id("b"),
             Pool::Gateway,
             Some(6002),
             &range("6001-6999"),
@@ -163,7 +218,7 @@ mod tests {
         .unwrap();
         assert_eq!(c, Choice::Keep(6002));
         let e = choose(
-            "b",
+            &id("b"),
             Pool::Gateway,
             Some(6005),
             &range("6001-6999"),
@@ -188,7 +243,7 @@ mod tests {
             }
         };
         let c = choose(
-            "c",
+            &id("c"),
             Pool::Gateway,
             None,
             &range("6001-6999"),
@@ -203,7 +258,7 @@ mod tests {
     fn a_requested_port_must_be_free() {
         let leases = [lease(6001, Pool::Gateway, "a")];
         let e = choose(
-            "c",
+            &id("c"),
             Pool::Gateway,
             Some(6001),
             &range("6001-6999"),
@@ -211,11 +266,11 @@ mod tests {
             &all_free,
         )
         .unwrap_err();
-        assert!(matches!(e, Error::PortLeased { port: 6001, .. }), "{e}");
+        assert!(matches!(e, PortError::Leased { port: 6001, .. }), "{e}");
         assert!(e.to_string().contains("leased to tenant a"));
         let held = |_: u16| Err("address in use".to_owned());
         let e = choose(
-            "c",
+            &id("c"),
             Pool::Gateway,
             Some(7000),
             &range("6001-6999"),
@@ -223,7 +278,7 @@ mod tests {
             &held,
         )
         .unwrap_err();
-        assert!(matches!(e, Error::PortHeld { port: 7000, .. }), "{e}");
+        assert!(matches!(e, PortError::Held { port: 7000, .. }), "{e}");
     }
 
     #[test]
@@ -233,7 +288,7 @@ mod tests {
             lease(6002, Pool::Gateway, "b"),
         ];
         let e = choose(
-            "c",
+            &id("c"),
             Pool::Gateway,
             None,
             &range("6001-6002"),
@@ -241,16 +296,7 @@ mod tests {
             &all_free,
         )
         .unwrap_err();
-        assert!(matches!(e, Error::PortPoolExhausted { .. }));
+        assert!(matches!(e, PortError::Exhausted { .. }));
         assert!(e.to_string().contains("6001-6002"), "{e}");
-    }
-
-    #[test]
-    fn a_port_bound_on_the_host_is_not_free() {
-        let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        assert!(host_port_free("0.0.0.0", port).is_err());
-        drop(listener);
-        assert!(host_port_free("0.0.0.0", port).is_ok());
     }
 }

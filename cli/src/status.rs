@@ -1,6 +1,6 @@
 //! `provision status [<provider>]`
 
-use provisioner::execute::TenantStatus;
+use provisioner::ops::TenantStatus;
 
 use crate::{output, provider, Ctx};
 
@@ -60,10 +60,10 @@ pub fn print_table(statuses: &[TenantStatus]) {
                 port(s.gateway_port),
                 port(s.admin_port),
                 c.role,
-                if c.details.state == "running" {
-                    c.details.health.clone()
+                if c.details.state.is_running() {
+                    c.details.health.to_string()
                 } else {
-                    c.details.state.clone()
+                    c.details.state.to_string()
                 },
                 c.details
                     .uptime_secs

@@ -1,5 +1,6 @@
 //! Cassandra administration for tenants: the keyspace, the tenant schema
-//! migrations and the tenant role with rights on its own keyspace only.
+//! migrations, the tenant role with rights on its own keyspace only, the
+//! panel's first admin user, and dropping it all on purge.
 //!
 //! Every function here runs with an admin (superuser) session and is
 //! idempotent: running it again after a crash halfway converges.
@@ -7,23 +8,10 @@
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
-use scylla::errors::ExecutionError;
-pub use tenant_schema::cql::{connect_published, PublishedPortTranslator};
 use tenant_schema::{MIGRATIONS, SCHEMA_VERSION_SETTING};
 
-use crate::provider_id::ProviderId;
-
-/// What went wrong while administering a tenant in Cassandra.
-#[derive(Debug, thiserror::Error)]
-pub enum CassandraError {
-    #[error("cassandra statement for tenant {tenant} failed ({what}): {source}")]
-    Statement {
-        tenant: String,
-        what: String,
-        #[source]
-        source: Box<ExecutionError>,
-    },
-}
+use super::{statement_error, Result};
+use crate::domain::ProviderId;
 
 /// How tenant keyspaces are replicated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,41 +51,49 @@ fn cql_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-async fn run(
-    session: &Session,
-    tenant: &ProviderId,
-    what: &str,
-    cql: String,
-) -> Result<(), CassandraError> {
+async fn run(session: &Session, tenant: &ProviderId, what: &str, cql: String) -> Result<()> {
     session
         .query_unpaged(cql, ())
         .await
         .map(|_| ())
-        .map_err(|source| CassandraError::Statement {
-            tenant: tenant.to_string(),
-            what: what.to_owned(),
-            source: Box::new(source),
-        })
+        .map_err(|e| statement_error(tenant, what, e))
 }
 
-/// The schema version applied to a tenant keyspace, 0 if none.
-async fn applied_schema_version(session: &Session, tenant: &ProviderId) -> u32 {
+/// The schema version applied to a tenant keyspace: 0 while its settings
+/// table does not exist; any other failure is an error.
+async fn applied_schema_version(session: &Session, tenant: &ProviderId) -> Result<u32> {
+    let keyspace = tenant.keyspace();
+    let what = "read the schema version";
+    let tables = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'settings'",
+            (keyspace.as_str(),),
+        )
+        .await
+        .map_err(|e| statement_error(tenant, what, e))?
+        .into_rows_result()
+        .map_err(|e| statement_error(tenant, what, e))?;
+    if tables.rows_num() == 0 {
+        return Ok(0);
+    }
     let query = format!(
-        "SELECT value FROM {}.settings WHERE name = {}",
-        tenant.keyspace(),
+        "SELECT value FROM {keyspace}.settings WHERE name = {}",
         cql_string(SCHEMA_VERSION_SETTING)
     );
-    // A missing settings table means nothing was applied yet.
-    let Ok(result) = session.query_unpaged(query, ()).await else {
-        return 0;
-    };
-    result
+    let row = session
+        .query_unpaged(query, ())
+        .await
+        .map_err(|e| statement_error(tenant, what, e))?
         .into_rows_result()
-        .ok()
-        .and_then(|rows| rows.maybe_first_row::<(Option<String>,)>().ok().flatten())
-        .and_then(|(value,)| value)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .map_err(|e| statement_error(tenant, what, e))?
+        .maybe_first_row::<(Option<String>,)>()
+        .map_err(|e| statement_error(tenant, what, e))?;
+    match row.and_then(|(value,)| value) {
+        None => Ok(0),
+        Some(v) => v.parse().map_err(|_| {
+            statement_error(tenant, what, format!("the stored version {v:?} is no number"))
+        }),
+    }
 }
 
 /// Creates the tenant's keyspace, brings its schema to the newest version
@@ -106,7 +102,7 @@ pub async fn ensure_keyspace(
     session: &Session,
     tenant: &ProviderId,
     replication: &Replication,
-) -> Result<u32, CassandraError> {
+) -> Result<u32> {
     let keyspace = tenant.keyspace();
     run(
         session,
@@ -118,7 +114,7 @@ pub async fn ensure_keyspace(
         ),
     )
     .await?;
-    let applied = applied_schema_version(session, tenant).await;
+    let applied = applied_schema_version(session, tenant).await?;
     let mut version = applied;
     for migration in MIGRATIONS.iter().filter(|m| m.version > applied) {
         for statement in migration.statements_for(&keyspace) {
@@ -153,7 +149,7 @@ pub async fn ensure_role(
     session: &Session,
     tenant: &ProviderId,
     password: &str,
-) -> Result<(), CassandraError> {
+) -> Result<()> {
     let role = tenant.cassandra_role();
     let password = cql_string(password);
     // Cassandra 5 refuses a password change within 5 s of the last one, so
@@ -164,10 +160,11 @@ pub async fn ensure_role(
             (role.as_str(),),
         )
         .await
-        .ok()
-        .and_then(|r| r.into_rows_result().ok())
-        .map(|rows| rows.rows_num() > 0)
-        .unwrap_or(false);
+        .map_err(|e| statement_error(tenant, "read the role", e))?
+        .into_rows_result()
+        .map_err(|e| statement_error(tenant, "read the role", e))?
+        .rows_num()
+        > 0;
     if exists {
         set_password(session, tenant, &role, &password).await?;
     } else {
@@ -206,7 +203,7 @@ async fn set_password(
     tenant: &ProviderId,
     role: &str,
     password: &str,
-) -> Result<(), CassandraError> {
+) -> Result<()> {
     let deadline = Instant::now() + PASSWORD_CHANGE_INTERVAL;
     loop {
         let outcome = run(
@@ -228,8 +225,27 @@ async fn set_password(
     }
 }
 
+/// Inserts an admin user of the tenant's panel with an argon2 hash.
+pub async fn create_admin_user(
+    session: &Session,
+    tenant: &ProviderId,
+    username: &str,
+    password: &str,
+) -> Result<()> {
+    let hash = tenant_schema::model::hash_password(password)?;
+    let cql = format!(
+        "INSERT INTO {}.admin_users (username, password_hash, created_at) VALUES (?, ?, ?)",
+        tenant.keyspace()
+    );
+    session
+        .query_unpaged(cql, (username, hash, chrono::Utc::now()))
+        .await
+        .map_err(|e| statement_error(tenant, "create admin user", e))?;
+    Ok(())
+}
+
 /// Drops the tenant's keyspace (all its data) and its role.
-pub async fn drop_tenant(session: &Session, tenant: &ProviderId) -> Result<(), CassandraError> {
+pub async fn drop_tenant(session: &Session, tenant: &ProviderId) -> Result<()> {
     run(
         session,
         tenant,

@@ -1,10 +1,13 @@
 //! The `provision` CLI: one file per subcommand, each an options struct
-//! plus one library call. `main` is `match run(parse())`, and [`exit_code`]
-//! is the one place that turns an error into an exit code.
+//! plus one library call. `main` is `match run(parse())`; an error's exit
+//! code is its kind's ([`provisioner::ErrorKind::exit_code`]). Logs go to
+//! stderr ([`logging`]).
 
 mod destroy;
 mod gateway;
+mod history;
 mod list;
+mod logging;
 mod logs;
 mod output;
 mod plan;
@@ -31,6 +34,13 @@ pub struct Cli {
     /// The configuration file (TOML); without it the defaults work.
     #[arg(long, global = true, env = "PROVISION_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log what runs on stderr: -v per operation and step, -vv with the
+    /// calls below (or PROVISION_LOG, e.g. `info`, `provisioner=debug`).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// The format of those logs (or PROVISION_LOG_FORMAT).
+    #[arg(long, global = true, value_enum, env = "PROVISION_LOG_FORMAT", default_value = "text")]
+    log_format: logging::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +66,8 @@ enum Command {
     Reconcile(reconcile::Options),
     /// Say what `start` would do.
     Plan(plan::Options),
+    /// Show the operations log: what was asked, when, by whom, how it ended.
+    History(history::Options),
 }
 
 /// What every subcommand gets.
@@ -85,26 +97,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(c) => gateway::run(&ctx, c).await,
         Command::Reconcile(o) => reconcile::run(&ctx, o).await,
         Command::Plan(o) => plan::run(&ctx, o).await,
+        Command::History(o) => history::run(&ctx, o).await,
     }
 }
 
-/// The one mapping from an error to an exit code.
+/// An error's exit code: its kind's, or 1 for one from outside the library.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    let Some(e) = error.downcast_ref::<Error>() else {
-        return 1;
-    };
-    match e.kind() {
-        ErrorKind::Other => 1,
-        ErrorKind::Usage => 2,
-        ErrorKind::InvalidProviderId => 3,
-        ErrorKind::PortPoolExhausted => 4,
-        ErrorKind::PortTaken => 5,
-        ErrorKind::EngineUnreachable => 6,
-        ErrorKind::CassandraUnreachable => 7,
-        ErrorKind::UnknownProvider => 8,
-        ErrorKind::Unhealthy => 9,
-        ErrorKind::Insecure => 10,
+    if let Some(failed) = error.downcast_ref::<reconcile::Failed>() {
+        return failed.exit_code;
     }
+    error
+        .downcast_ref::<Error>()
+        .map_or(1, |e| e.kind().exit_code())
 }
 
 /// With `--json`, an error is a JSON document on stdout too, so a script
@@ -112,8 +116,8 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 fn json_error(error: &anyhow::Error, code: u8) {
     let kind = error
         .downcast_ref::<Error>()
-        .map(|e| e.kind().as_str())
-        .unwrap_or("other");
+        .map_or(ErrorKind::Other, Error::kind)
+        .as_str();
     output::json(&serde_json::json!({
         "error": { "kind": kind, "message": format!("{error:#}"), "exit_code": code }
     }));
@@ -121,6 +125,7 @@ fn json_error(error: &anyhow::Error, code: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.log_format);
     let json = cli.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,9 +136,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("error: {e:#}");
-            if json {
-                json_error(&e, code);
+            if e.downcast_ref::<reconcile::Failed>().is_none() {
+                eprintln!("error: {e:#}");
+                if json {
+                    json_error(&e, code);
+                }
             }
             ExitCode::from(code)
         }

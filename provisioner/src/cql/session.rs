@@ -2,9 +2,14 @@
 //! cluster with the configured credentials, or the managed node, whose
 //! default `cassandra/cassandra` superuser is replaced on first use by
 //! `provision_admin` with a random password kept in the state store, and
-//! retired (checked, idempotent: [`retire_default_superuser`]) on every
-//! session. Connecting retries until the configured timeout (a managed node
-//! starting cold takes ~15-30 s), then fails with `CassandraUnreachable`.
+//! retired ([`super::superuser`]) on every session.
+//!
+//! Connecting retries while the node does not answer, until the configured
+//! timeout (a managed node starting cold takes ~15-30 s). A refused login
+//! of an external cluster's configured user is never retried: it fails at
+//! once with [`CqlError::AuthenticationFailed`]. (The managed node refuses
+//! `cassandra/cassandra` for a few seconds after its first start, until it
+//! has created the role, so there a refusal is retried.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,9 +19,10 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use tenant_schema::cql::PublishedPortTranslator;
 
+use super::superuser::{retire_default_superuser, DEFAULT_SUPERUSER};
+use super::{CqlError, Result};
 use crate::config::{CassandraMode, Config};
-use crate::error::{Error, Result};
-use crate::state::Store;
+use crate::store::Store;
 
 /// The superuser the provisioner creates on the managed node.
 pub const MANAGED_ADMIN: &str = "provision_admin";
@@ -30,11 +36,31 @@ fn host_points(config: &Config) -> Vec<String> {
     }
 }
 
-async fn connect_once(
+/// Why one login attempt failed.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    /// The node answered, and refused the credentials.
+    pub refused: bool,
+    pub why: String,
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        // Cassandra's PasswordAuthenticator: "Provided username .. and/or
+        // password are incorrect". ("Unable to perform authentication" is
+        // a node not ready yet, and is retried.)
+        Failure {
+            refused: why.contains("are incorrect"),
+            why,
+        }
+    }
+}
+
+pub(crate) async fn connect_once(
     config: &Config,
     user: &str,
     password: &str,
-) -> std::result::Result<Session, String> {
+) -> std::result::Result<Session, Failure> {
     let points = host_points(config);
     let published = config.cassandra.mode == CassandraMode::Managed || config.cassandra.published;
     let mut builder = SessionBuilder::new().user(user, password);
@@ -52,25 +78,28 @@ async fn connect_once(
     }
     match tokio::time::timeout(ATTEMPT_TIMEOUT, builder.build()).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(e.to_string().into()),
+        Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()).into()),
     }
+}
+
+fn contact_points(config: &Config) -> String {
+    host_points(config).join(",")
 }
 
 /// A superuser session, retrying until `[cassandra].connect_timeout_secs`.
 pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
     let deadline = Instant::now() + Duration::from_secs(config.cassandra.connect_timeout_secs);
-    let mut last;
+    let mut last: Failure;
     loop {
         let attempt = match config.cassandra.mode {
-            CassandraMode::External => {
-                connect_once(
-                    config,
-                    &config.cassandra.admin_user,
-                    &config.cassandra.admin_password,
-                )
-                .await
-            }
+            CassandraMode::External => connect_once(
+                config,
+                &config.cassandra.admin_user,
+                &config.cassandra.admin_password,
+            )
+            .await
+            .map_err(Bootstrap::Login),
             CassandraMode::Managed => managed_session(config, store).await,
         };
         match attempt {
@@ -79,19 +108,37 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
                 // superuser is a finding, not an outage.
                 retire_default_superuser(&s)
                     .await
-                    .map_err(|e| Error::DefaultSuperuserActive {
+                    .map_err(|e| CqlError::DefaultSuperuserActive {
                         container: config.cassandra.container.clone(),
                         why: e.to_string(),
                     })?;
                 return Ok(s);
             }
             Ok(s) => return Ok(s),
-            Err(e) => last = e,
+            Err(Bootstrap::Store(why)) => return Err(CqlError::Store(why)),
+            Err(Bootstrap::Login(f)) if f.refused && config.cassandra.mode == CassandraMode::External => {
+                return Err(CqlError::AuthenticationFailed {
+                    user: config.cassandra.admin_user.clone(),
+                    contact_points: contact_points(config),
+                    why: f.why,
+                });
+            }
+            Err(Bootstrap::Login(f)) => last = f,
         }
         if Instant::now() >= deadline {
-            return Err(Error::CassandraUnreachable {
-                contact_points: host_points(config).join(","),
-                why: last,
+            return Err(match last.refused {
+                true => CqlError::AuthenticationFailed {
+                    user: format!("{MANAGED_ADMIN} (and the default {DEFAULT_SUPERUSER})"),
+                    contact_points: contact_points(config),
+                    why: format!(
+                        "{}; the password of {MANAGED_ADMIN} is kept in the state store: was it replaced?",
+                        last.why
+                    ),
+                },
+                false => CqlError::Unreachable {
+                    contact_points: contact_points(config),
+                    why: last.why,
+                },
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -103,11 +150,11 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
 /// whichever way the session was had, because a node can get the default
 /// role back behind our back (a volume restored from a backup, a crash
 /// between the bootstrap and the retirement).
-async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, String> {
+async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, Bootstrap> {
     let stored = store
         .setting(MANAGED_ADMIN_SETTING)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Bootstrap::Store(e.to_string()))?;
     let mut session = None;
     if let Some(password) = &stored {
         session = connect_once(config, MANAGED_ADMIN, password).await.ok();
@@ -123,13 +170,16 @@ async fn managed_session(config: &Config, store: &Store) -> std::result::Result<
 async fn bootstrap_managed_admin(
     config: &Config,
     store: &Store,
-) -> std::result::Result<Session, String> {
-    let bootstrap = connect_once(config, DEFAULT_SUPERUSER, DEFAULT_SUPERUSER).await?;
+) -> std::result::Result<Session, Bootstrap> {
+    let bootstrap = connect_once(config, DEFAULT_SUPERUSER, DEFAULT_SUPERUSER)
+        .await
+        .map_err(Bootstrap::Login)?;
     // Store first, so a crash after CREATE ROLE never loses the password.
     let password = store
         .setting_or_insert(MANAGED_ADMIN_SETTING, &tenant_schema::model::new_password())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Bootstrap::Store(e.to_string()))?;
+    let failed = |e: String| Bootstrap::Login(Failure { refused: false, why: e });
     let quoted = password.replace('\'', "''");
     // Created, or (a role left by a run that crashed, or a state store that
     // lost its password) altered: never both, because Cassandra 5 refuses
@@ -143,9 +193,9 @@ async fn bootstrap_managed_admin(
             (MANAGED_ADMIN,),
         )
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
         .into_rows_result()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(e.to_string()))?
         .rows_num()
         > 0;
     let verb = if exists {
@@ -159,90 +209,17 @@ async fn bootstrap_managed_admin(
             (),
         )
         .await
-        .map_err(|e| e.to_string())?;
-    connect_once(config, MANAGED_ADMIN, &password).await
-}
-
-/// The role Cassandra creates on a fresh node, with password `cassandra`.
-pub const DEFAULT_SUPERUSER: &str = "cassandra";
-
-/// What `system_auth.roles` says about the default superuser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DefaultRole {
-    pub is_superuser: bool,
-    pub can_login: bool,
-}
-
-/// Why the default superuser could not be retired.
-#[derive(Debug, thiserror::Error)]
-pub enum RetireError {
-    #[error("cannot {what} the default superuser {DEFAULT_SUPERUSER}: {why}")]
-    Statement { what: &'static str, why: String },
-    #[error(
-        "the default superuser {DEFAULT_SUPERUSER} still reads back as {0:?} after it was retired"
-    )]
-    NotRetired(DefaultRole),
-}
-
-/// Reads the default superuser's row (`None` when the role does not exist).
-/// The read is at QUORUM, as Cassandra reads the default role itself.
-pub async fn default_role(session: &Session) -> std::result::Result<Option<DefaultRole>, String> {
-    let mut query = scylla::statement::unprepared::Statement::new(
-        "SELECT is_superuser, can_login FROM system_auth.roles WHERE role = ?",
-    );
-    query.set_consistency(scylla::statement::Consistency::Quorum);
-    let rows = session
-        .query_unpaged(query, (DEFAULT_SUPERUSER,))
+        .map_err(|e| failed(e.to_string()))?;
+    connect_once(config, MANAGED_ADMIN, &password)
         .await
-        .map_err(|e| e.to_string())?
-        .into_rows_result()
-        .map_err(|e| e.to_string())?;
-    let row = rows
-        .maybe_first_row::<(Option<bool>, Option<bool>)>()
-        .map_err(|e| e.to_string())?;
-    Ok(row.map(|(superuser, login)| DefaultRole {
-        is_superuser: superuser.unwrap_or(false),
-        can_login: login.unwrap_or(false),
-    }))
+        .map_err(Bootstrap::Login)
 }
 
-/// Takes away the default superuser's superuser status and login and gives
-/// it a random password, then reads the role back: the step is done only
-/// when the row says so. Idempotent: a retired role is left alone.
-pub async fn retire_default_superuser(session: &Session) -> std::result::Result<(), RetireError> {
-    let read = |why| RetireError::Statement { what: "read", why };
-    match default_role(session).await.map_err(read)? {
-        None => return Ok(()),
-        Some(DefaultRole {
-            is_superuser: false,
-            can_login: false,
-        }) => return Ok(()),
-        Some(_) => {}
-    }
-    let retired = tenant_schema::model::new_password();
-    session
-        .query_unpaged(
-            format!("ALTER ROLE {DEFAULT_SUPERUSER} WITH PASSWORD = '{retired}' AND SUPERUSER = false AND LOGIN = false"),
-            (),
-        )
-        .await
-        .map_err(|e| RetireError::Statement {
-            what: "retire",
-            why: e.to_string(),
-        })?;
-    match default_role(session).await.map_err(read)? {
-        None
-        | Some(DefaultRole {
-            is_superuser: false,
-            can_login: false,
-        }) => Ok(()),
-        Some(still) => Err(RetireError::NotRetired(still)),
-    }
+/// Why an attempt at a superuser session failed.
+#[derive(Debug)]
+enum Bootstrap {
+    Login(Failure),
+    /// Not retried: the store is local.
+    Store(String),
 }
 
-/// Whether `cassandra`/`cassandra` logs in on the managed node now.
-pub async fn default_login_works(config: &Config) -> bool {
-    connect_once(config, DEFAULT_SUPERUSER, DEFAULT_SUPERUSER)
-        .await
-        .is_ok()
-}

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use bollard::container::LogOutput;
-use provisioner::plan::Role;
+use provisioner::backend::LogChunk;
+use provisioner::Role;
 
 use crate::{provider, Ctx};
 
@@ -36,8 +36,8 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     ctx.provisioner
         .logs(&id, role, o.follow, o.tail, |line| {
             let _ = match line {
-                LogOutput::StdErr { message } => std::io::stderr().write_all(&message),
-                other => std::io::stdout().write_all(other.as_ref()),
+                LogChunk::Stderr(bytes) => std::io::stderr().write_all(&bytes),
+                LogChunk::Stdout(bytes) => std::io::stdout().write_all(&bytes),
             };
         })
         .await?;

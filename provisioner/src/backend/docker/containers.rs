@@ -1,0 +1,143 @@
+//! Tenant containers on the engine: the create request made from our own
+//! [`ContainerSpec`] (the engine's encoding is never hashed), and create
+//! (409 = exists), start (304 = running), stop, remove (404 = done).
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::Docker;
+
+use super::infra::require_image;
+use super::{api, is_status};
+use crate::backend::Result;
+use crate::domain::spec::{ContainerSpec, SECRETS_MOUNT};
+
+pub(super) fn secs(s: u64) -> i64 {
+    (s * 1_000_000_000) as i64
+}
+
+/// Logs kept by the engine: 3 files of 10 MiB.
+pub(super) fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_owned()),
+        config: Some(HashMap::from([
+            ("max-size".to_owned(), "10m".to_owned()),
+            ("max-file".to_owned(), "3".to_owned()),
+        ])),
+    }
+}
+
+/// The engine's create request for a tenant container: the spec's image
+/// (by id, so a container runs exactly the build its spec names), its
+/// limits and the hardening every tenant container has: read-only root,
+/// no capabilities, no new privileges, restart unless stopped, the
+/// secrets folder mounted read-only.
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let port_key = format!("{}/tcp", spec.container_port);
+    let hardened = spec.hardened;
+    ContainerCreateBody {
+        image: Some(spec.image_id.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        user: Some(spec.user.clone()),
+        exposed_ports: Some(vec![port_key.clone()]),
+        healthcheck: Some(HealthConfig {
+            test: Some(vec!["CMD".into(), spec.binary.clone(), "healthcheck".into()]),
+            interval: Some(secs(spec.health_interval_secs)),
+            timeout: Some(secs(5)),
+            retries: Some(3),
+            start_period: Some(secs(60)),
+            start_interval: None,
+        }),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                port_key,
+                Some(vec![PortBinding {
+                    host_ip: Some(spec.host_ip.clone()),
+                    host_port: Some(spec.host_port.to_string()),
+                }]),
+            )])),
+            network_mode: Some(spec.network.clone()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            memory: Some(spec.memory_bytes),
+            memory_swap: Some(spec.memory_bytes),
+            pids_limit: Some(spec.pids),
+            nano_cpus: spec.nano_cpus,
+            readonly_rootfs: Some(hardened),
+            cap_drop: hardened.then(|| vec!["ALL".to_owned()]),
+            security_opt: hardened.then(|| vec!["no-new-privileges:true".to_owned()]),
+            log_config: Some(log_config()),
+            binds: Some(vec![format!(
+                "{}:{SECRETS_MOUNT}:ro",
+                spec.secrets_dir.display()
+            )]),
+            ..Default::default()
+        }),
+        labels: Some(spec.labels_with_hash().into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+/// Creates a container; 409 (the name exists) counts as done.
+pub(super) async fn create_container(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<()> {
+    if let Some(image) = &body.image {
+        require_image(docker, image).await?;
+    }
+    let options = CreateContainerOptions {
+        name: Some(name.to_owned()),
+        ..Default::default()
+    };
+    match docker.create_container(Some(options), body).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 409) => Ok(()),
+        Err(e) => Err(api(format!("create container {name}"), e)),
+    }
+}
+
+pub(super) async fn start_container(docker: &Docker, name: &str) -> Result<()> {
+    match docker.start_container(name, None).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 304) => Ok(()),
+        Err(e) => Err(api(format!("start container {name}"), e)),
+    }
+}
+
+pub(super) async fn stop_container(docker: &Docker, name: &str) -> Result<()> {
+    let options = StopContainerOptions {
+        t: Some(10),
+        ..Default::default()
+    };
+    match docker.stop_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
+        Err(e) => Err(api(format!("stop container {name}"), e)),
+    }
+}
+
+pub(super) async fn remove_container(docker: &Docker, name: &str) -> Result<()> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        // 409: removal already in progress (another remover).
+        Err(e) if is_status(&e, 409) => Ok(()),
+        Err(e) => Err(api(format!("remove container {name}"), e)),
+    }
+}
+

@@ -1,0 +1,213 @@
+//! Changing the engine's networks and the managed Cassandra container:
+//! create (409 = exists), attach (attached = done), detach and remove
+//! (404 = done), and the node's hardened container with its volume.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::Docker;
+
+use super::containers::{create_container, log_config, secs, start_container};
+use super::observe::{dedupe_network, networks_named, observe_network};
+use super::{api, is_status};
+use crate::backend::{BackendError, Result};
+use crate::config::Config;
+use crate::domain::ProviderId;
+use crate::labels;
+
+/// The labels of what the provisioner creates besides tenant containers:
+/// `[docker].extra_labels`, ours, and the role.
+pub(super) fn managed_labels(config: &Config, role: &str) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> =
+        config.docker.extra_labels.clone().into_iter().collect();
+    labels.insert(labels::MANAGED.to_owned(), "1".to_owned());
+    labels.insert(labels::ROLE.to_owned(), role.to_owned());
+    labels
+}
+
+/// Creates a bridge network (409 = exists); `tenant` labels a tenant's own.
+pub(super) async fn create_network(
+    docker: &Docker,
+    config: &Config,
+    name: &str,
+    tenant: Option<&ProviderId>,
+) -> Result<()> {
+    let mut labels = managed_labels(config, labels::ROLE_NETWORK);
+    if let Some(t) = tenant {
+        labels.insert(labels::TENANT.to_owned(), t.to_string());
+    }
+    let request = NetworkCreateRequest {
+        name: name.to_owned(),
+        driver: Some("bridge".to_owned()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    if networks_named(docker, name).await?.is_empty() {
+        match docker.create_network(request).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(api(format!("create network {name}"), e)),
+        }
+    }
+    dedupe_network(docker, name).await.map(|_| ())
+}
+
+/// Attaches `container` to `network` under its own name as an alias; an
+/// endpoint that exists already counts as done.
+pub(super) async fn attach(docker: &Docker, container: &str, network: &str) -> Result<()> {
+    let Some(id) = dedupe_network(docker, network).await? else {
+        return Err(BackendError::NetworkGone {
+            network: network.to_owned(),
+        });
+    };
+    let request = NetworkConnectRequest {
+        container: container.to_owned(),
+        endpoint_config: Some(EndpointSettings {
+            aliases: Some(vec![container.to_owned()]),
+            ..Default::default()
+        }),
+    };
+    match docker.connect_network(&id, request).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 403) || is_status(&e, 409) => {
+            if observe_network(docker, network, Some(container))
+                .await?
+                .cassandra_attached
+            {
+                Ok(())
+            } else {
+                Err(api(format!("attach {container} to {network}"), e))
+            }
+        }
+        Err(e) => Err(api(format!("attach {container} to {network}"), e)),
+    }
+}
+
+/// Detaches `container` (if given and attached) and removes `network`; a
+/// network that is gone counts as done.
+pub(super) async fn remove_network(docker: &Docker, network: &str, container: Option<&str>) -> Result<()> {
+    let Some(id) = dedupe_network(docker, network).await? else {
+        return Ok(());
+    };
+    if let Some(container) = container {
+        let request = NetworkDisconnectRequest {
+            container: container.to_owned(),
+            force: Some(true),
+        };
+        match docker.disconnect_network(&id, request).await {
+            Ok(()) => {}
+            // not attached, or no such network or container
+            Err(e) if is_status(&e, 404) || is_status(&e, 403) || is_status(&e, 500) => {}
+            Err(e) => {
+                return Err(api(
+                    format!("detach {container} from {network}"),
+                    e,
+                ))
+            }
+        }
+    }
+    match docker.remove_network(&id).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(api(format!("remove network {network}"), e)),
+    }
+}
+
+pub(super) async fn require_image(docker: &Docker, image: &str) -> Result<()> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 404) => Err(BackendError::ImageMissing {
+            image: image.to_owned(),
+        }),
+        Err(e) => Err(api(format!("inspect image {image}"), e)),
+    }
+}
+
+/// Creates (409 = exists) and starts (304 = running) the managed Cassandra
+/// with its data on a named volume, CQL published on loopback only, and
+/// hardened as far as Cassandra allows (README, "Security"): no
+/// capabilities, no new privileges, a read-only root filesystem with a
+/// tmpfs `/tmp` (the entrypoint renders `cassandra.yaml` there, the JVM
+/// keeps its GC log there), memory and pids limits, a health check on the
+/// CQL port.
+pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
+    let c = &config.cassandra;
+    require_image(docker, &c.image).await?;
+    let managed = managed_labels(config, labels::ROLE_CASSANDRA);
+    let volume = VolumeCreateRequest {
+        name: Some(c.volume.clone()),
+        labels: Some(managed.clone()),
+        ..Default::default()
+    };
+    docker
+        .create_volume(volume)
+        .await
+        .map_err(|e| api(format!("create volume {}", c.volume), e))?;
+    let body = ContainerCreateBody {
+        image: Some(c.image.clone()),
+        user: Some("999:999".to_owned()),
+        labels: Some(managed),
+        env: Some(vec![format!("CASSANDRA_HEAP={}", c.heap)]),
+        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{}:/var/lib/cassandra", c.volume)]),
+            port_bindings: Some(HashMap::from([(
+                "9042/tcp".to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(c.host_port.to_string()),
+                }]),
+            )])),
+            network_mode: Some(config.docker.network.clone()),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            memory: Some(c.memory_mb * 1024 * 1024),
+            memory_swap: Some(c.memory_mb * 1024 * 1024),
+            pids_limit: Some(c.pids),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_owned(),
+                "rw,noexec,nosuid,nodev,size=64m".to_owned(),
+            )])),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            log_config: Some(log_config()),
+            ..Default::default()
+        }),
+        healthcheck: Some(HealthConfig {
+            // bash's /dev/tcp: the image has no CQL client, and the native
+            // transport listens only once the node serves CQL.
+            test: Some(vec![
+                "CMD".into(),
+                "bash".into(),
+                "-c".into(),
+                "exec 3<>/dev/tcp/127.0.0.1/9042".into(),
+            ]),
+            interval: Some(secs(config.health.interval_secs.max(1))),
+            timeout: Some(secs(5)),
+            retries: Some(3),
+            start_period: Some(secs(180)),
+            start_interval: None,
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                config.docker.network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![c.container.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    create_container(docker, &c.container, body).await?;
+    start_container(docker, &c.container).await
+}
+
+

@@ -1,0 +1,249 @@
+//! Reading the engine: a container's details (state, health, address,
+//! restarts and OOM kills), one stats sample, the log stream, and a direct
+//! probe of a container's health endpoint.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{api, is_status};
+use crate::backend::{ContainerDetails, LogChunk, Probe, Result, Usage};
+use crate::domain::{ContainerState, Health};
+
+fn state_of(s: ContainerStateStatusEnum) -> ContainerState {
+    match s {
+        ContainerStateStatusEnum::CREATED => ContainerState::Created,
+        ContainerStateStatusEnum::RUNNING => ContainerState::Running,
+        ContainerStateStatusEnum::PAUSED => ContainerState::Paused,
+        ContainerStateStatusEnum::RESTARTING => ContainerState::Restarting,
+        ContainerStateStatusEnum::REMOVING => ContainerState::Removing,
+        ContainerStateStatusEnum::EXITED => ContainerState::Exited,
+        ContainerStateStatusEnum::DEAD => ContainerState::Dead,
+        _ => ContainerState::Unknown,
+    }
+}
+
+/// Inspects a container; `None` when it does not exist.
+pub(super) async fn details(
+    docker: &Docker,
+    name: &str,
+    network: &str,
+) -> Result<Option<ContainerDetails>> {
+    let inspect = match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(i) => i,
+        Err(e) if is_status(&e, 404) => return Ok(None),
+        Err(e) => return Err(api(format!("inspect container {name}"), e)),
+    };
+    let state = inspect.state.unwrap_or_default();
+    let running = state.running.unwrap_or(false);
+    let restart_count = inspect.restart_count.unwrap_or(0);
+    let oom_killed = state.oom_killed.unwrap_or(false)
+        || (restart_count > 0 && oom_events(docker, name, inspect.created.as_deref()).await > 0);
+    let health = state.health.clone().unwrap_or_default();
+    let health_of = match (running, health.status) {
+        (true, Some(HealthStatusEnum::HEALTHY)) => Health::Healthy,
+        (true, Some(HealthStatusEnum::UNHEALTHY)) => Health::Unhealthy,
+        (true, Some(HealthStatusEnum::STARTING)) => Health::Starting,
+        _ => Health::Unknown,
+    };
+    let health_log = health
+        .log
+        .and_then(|l| l.into_iter().last())
+        .and_then(|r| r.output)
+        .map(|o| o.trim().to_owned());
+    let started_at = state.started_at.clone().filter(|_| running);
+    let uptime_secs = started_at
+        .as_deref()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds());
+    let ip = inspect
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|n| n.get(network).cloned())
+        .and_then(|e| e.ip_address)
+        .filter(|ip| !ip.is_empty());
+    Ok(Some(ContainerDetails {
+        name: name.to_owned(),
+        state: state.status.map_or(ContainerState::Unknown, state_of),
+        health: health_of,
+        ip,
+        // A running container's exit code is the engine's 0, not the
+        // code of its last exit: only a stopped one has one to show.
+        exit_code: state.exit_code.filter(|_| !running),
+        started_at,
+        uptime_secs,
+        health_log,
+        restart_count,
+        oom_killed,
+    }))
+}
+
+/// How many `oom` events the engine still holds for `container` since it
+/// was created (the engine keeps its recent events in memory only).
+async fn oom_events(docker: &Docker, container: &str, created: Option<&str>) -> usize {
+    let since = created
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map(|t| t.timestamp().to_string());
+    let options = bollard::query_parameters::EventsOptions {
+        since,
+        until: Some(chrono::Utc::now().timestamp().to_string()),
+        filters: Some(HashMap::from([
+            ("container".to_owned(), vec![container.to_owned()]),
+            ("event".to_owned(), vec!["oom".to_owned()]),
+        ])),
+    };
+    let events = docker.events(Some(options));
+    tokio::time::timeout(std::time::Duration::from_secs(2), events.count())
+        .await
+        .unwrap_or(0)
+}
+
+pub(super) async fn usage(docker: &Docker, name: &str) -> Result<Option<Usage>> {
+    let options = StatsOptions {
+        stream: false,
+        one_shot: false,
+    };
+    let mut stream = docker.stats(name, Some(options));
+    let Some(sample) = stream.next().await else {
+        return Ok(None);
+    };
+    let sample = match sample {
+        Ok(s) => s,
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => return Ok(None),
+        Err(e) => return Err(api(format!("stats of {name}"), e)),
+    };
+    let cpu = sample.cpu_stats.unwrap_or_default();
+    let pre = sample.precpu_stats.unwrap_or_default();
+    let total = |c: &bollard::models::ContainerCpuStats| {
+        c.cpu_usage
+            .as_ref()
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0)
+    };
+    let cpu_delta = total(&cpu).saturating_sub(total(&pre)) as f64;
+    let sys_delta = cpu
+        .system_cpu_usage
+        .unwrap_or(0)
+        .saturating_sub(pre.system_cpu_usage.unwrap_or(0)) as f64;
+    let cpus = cpu.online_cpus.unwrap_or(1).max(1) as f64;
+    let cpu_percent = if sys_delta > 0.0 {
+        cpu_delta / sys_delta * cpus * 100.0
+    } else {
+        0.0
+    };
+    let mem = sample.memory_stats.unwrap_or_default();
+    // Like `docker stats`: usage minus the page cache.
+    let cache = mem
+        .stats
+        .as_ref()
+        .and_then(|s| {
+            s.get("inactive_file")
+                .or_else(|| s.get("total_inactive_file"))
+                .copied()
+        })
+        .unwrap_or(0);
+    Ok(Some(Usage {
+        cpu_percent: (cpu_percent * 10.0).round() / 10.0,
+        memory_bytes: mem.usage.unwrap_or(0).saturating_sub(cache),
+        memory_limit_bytes: mem.limit.unwrap_or(0),
+    }))
+}
+
+/// The log stream of a container.
+pub(super) fn logs(
+    docker: &Docker,
+    name: &str,
+    follow: bool,
+    tail: Option<u64>,
+) -> impl futures::Stream<Item = Result<LogChunk>> {
+    use bollard::container::LogOutput;
+    let options = bollard::query_parameters::LogsOptions {
+        follow,
+        stdout: true,
+        stderr: true,
+        tail: tail.map_or_else(|| "all".to_owned(), |t| t.to_string()),
+        ..Default::default()
+    };
+    let what = format!("logs of {name}");
+    docker.logs(name, Some(options)).map(move |item| match item {
+        Ok(LogOutput::StdErr { message }) => Ok(LogChunk::Stderr(message.to_vec())),
+        Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
+        Err(e) => Err(api(&what, e)),
+    })
+}
+
+/// Whether the container answers its health endpoint: a direct GET on its
+/// address on `network` (cheap, and sooner than the engine's own check),
+/// or the engine's check says healthy.
+pub(super) async fn probe_health(
+    docker: &Docker,
+    name: &str,
+    network: &str,
+    port: u16,
+) -> Result<Probe> {
+    let Some(d) = details(docker, name, network).await? else {
+        return Ok(Probe::NotYet("container is gone".into()));
+    };
+    if d.health == Health::Healthy {
+        return Ok(Probe::Healthy);
+    }
+    let mut why = match &d.ip {
+        Some(ip) => match http_ok(&format!("{ip}:{port}"), "/healthz").await {
+            Ok(()) => return Ok(Probe::Healthy),
+            Err(e) => format!("GET /healthz: {e}"),
+        },
+        None => format!(
+            "container is {} (exit code {})",
+            d.state,
+            d.exit_code.unwrap_or(0)
+        ),
+    };
+    if let Some(log) = d.health_log.filter(|l| !l.is_empty()) {
+        why = format!("{why}; healthcheck said: {log}");
+    }
+    Ok(Probe::NotYet(why))
+}
+
+/// A plain HTTP/1.0 GET that succeeds on a 200 answer.
+pub async fn http_ok(addr: &str, path: &str) -> std::result::Result<(), String> {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            let got = stream
+                .read(&mut buf[n..])
+                .await
+                .map_err(|e| e.to_string())?;
+            if got == 0 {
+                break;
+            }
+            n += got;
+        }
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        match head.split_whitespace().nth(1) {
+            Some("200") => Ok(()),
+            Some(code) => Err(format!("answered {code}")),
+            None => Err("no HTTP answer".to_owned()),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), attempt)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
+}

@@ -1,0 +1,181 @@
+//! The single-engine backend: one Docker engine through bollard, with the
+//! API version negotiated (Debian's engine is API 1.41). It connects on
+//! first use, so commands that need no engine work without one.
+//!
+//! - [`observe`]: containers by label, networks, the managed Cassandra;
+//! - [`infra`]: networks and the managed Cassandra container;
+//! - [`containers`]: tenant containers from their spec;
+//! - [`inspect`]: details, stats, logs, health probes.
+
+mod containers;
+mod infra;
+mod inspect;
+mod observe;
+
+use std::net::TcpListener;
+
+use async_trait::async_trait;
+use bollard::errors::Error as DockerError;
+use bollard::Docker;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+pub use containers::create_body;
+pub use inspect::http_ok;
+
+use super::{Backend, BackendError, ContainerDetails, LogChunk, Probe, Result, Usage};
+use crate::config::Config;
+use crate::domain::spec::ContainerSpec;
+use crate::domain::state::{ObservedContainer, ObservedInfra};
+use crate::domain::ProviderId;
+
+/// One Docker engine.
+#[derive(Debug)]
+pub struct DockerBackend {
+    config: Config,
+    docker: OnceCell<Docker>,
+}
+
+pub(crate) fn is_status(e: &DockerError, code: u16) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+pub(crate) fn api(what: impl Into<String>, e: DockerError) -> BackendError {
+    BackendError::Api {
+        what: what.into(),
+        why: e.to_string(),
+    }
+}
+
+impl DockerBackend {
+    pub fn new(config: Config) -> DockerBackend {
+        DockerBackend {
+            config,
+            docker: OnceCell::new(),
+        }
+    }
+
+    /// The engine's address: the config, `DOCKER_HOST` or the local socket.
+    pub fn host(&self) -> String {
+        self.config
+            .docker
+            .host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
+    }
+
+    /// The engine, connected and version-negotiated on first use.
+    pub async fn docker(&self) -> Result<&Docker> {
+        self.docker.get_or_try_init(|| self.connect()).await
+    }
+
+    async fn connect(&self) -> Result<Docker> {
+        let host = self.host();
+        let unreachable = |why: String| BackendError::Unreachable {
+            host: host.clone(),
+            why,
+        };
+        let docker = if host.starts_with("unix://") || host.starts_with('/') {
+            Docker::connect_with_socket(&host, 120, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_http(&host, 120, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            docker.negotiate_version(),
+        )
+        .await
+        .map_err(|_| unreachable("no answer within 10 s".into()))?
+        .map_err(|e| unreachable(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Backend for DockerBackend {
+    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
+        observe::observe_infra(self.docker().await?, &self.config, tenant).await
+    }
+
+    async fn observe_containers(
+        &self,
+        tenant: Option<&ProviderId>,
+    ) -> Result<Vec<ObservedContainer>> {
+        observe::observe_containers(self.docker().await?, tenant).await
+    }
+
+    async fn image_id(&self, image: &str) -> Result<String> {
+        match self.docker().await?.inspect_image(image).await {
+            Ok(i) => i.id.ok_or_else(|| BackendError::ImageMissing {
+                image: image.to_owned(),
+            }),
+            Err(e) if is_status(&e, 404) => Err(BackendError::ImageMissing {
+                image: image.to_owned(),
+            }),
+            Err(e) => Err(api(format!("inspect image {image}"), e)),
+        }
+    }
+
+    /// A bind test on the address tenants publish on (the engine is local).
+    fn host_port_free(&self, port: u16) -> std::result::Result<(), String> {
+        TcpListener::bind((self.config.ports.bind_address.as_str(), port))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn create_network(&self, name: &str, tenant: Option<&ProviderId>) -> Result<()> {
+        infra::create_network(self.docker().await?, &self.config, name, tenant).await
+    }
+
+    async fn attach(&self, container: &str, network: &str) -> Result<()> {
+        infra::attach(self.docker().await?, container, network).await
+    }
+
+    async fn remove_network(&self, network: &str, detach: Option<&str>) -> Result<()> {
+        infra::remove_network(self.docker().await?, network, detach).await
+    }
+
+    async fn ensure_cassandra(&self) -> Result<()> {
+        infra::ensure_cassandra(self.docker().await?, &self.config).await
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<()> {
+        let docker = self.docker().await?;
+        containers::create_container(docker, &spec.name, create_body(spec)).await
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        containers::start_container(self.docker().await?, name).await
+    }
+
+    async fn stop_container(&self, name: &str) -> Result<()> {
+        containers::stop_container(self.docker().await?, name).await
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        containers::remove_container(self.docker().await?, name).await
+    }
+
+    async fn probe_health(&self, name: &str, network: &str, port: u16) -> Result<Probe> {
+        inspect::probe_health(self.docker().await?, name, network, port).await
+    }
+
+    async fn details(&self, name: &str, network: &str) -> Result<Option<ContainerDetails>> {
+        inspect::details(self.docker().await?, name, network).await
+    }
+
+    async fn usage(&self, name: &str) -> Result<Option<Usage>> {
+        inspect::usage(self.docker().await?, name).await
+    }
+
+    async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<LogChunk>>> {
+        Ok(inspect::logs(self.docker().await?, name, follow, tail).boxed())
+    }
+}

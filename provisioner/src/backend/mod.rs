@@ -1,0 +1,118 @@
+//! The backend seam: what the operations need from a container platform,
+//! as one trait. [`docker::DockerBackend`] implements it on one Docker
+//! engine; [`memory::MemoryBackend`] in memory, for the executor's unit
+//! tests. A Swarm backend is the next implementation.
+
+pub mod docker;
+pub mod memory;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::Serialize;
+
+use crate::domain::spec::ContainerSpec;
+use crate::domain::state::{ObservedContainer, ObservedInfra};
+use crate::domain::{ContainerState, Health, ProviderId};
+
+/// What can go wrong on the container platform.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("no Docker engine answers at {host} ({why}); start Docker or set [docker].host / DOCKER_HOST")]
+    Unreachable { host: String, why: String },
+    #[error("docker image {image} is missing; run scripts/setup (or set [images] in the config)")]
+    ImageMissing { image: String },
+    #[error("network {network} is gone; run start again")]
+    NetworkGone { network: String },
+    #[error("docker {what} failed: {why}")]
+    Api { what: String, why: String },
+}
+
+pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+/// What a status line needs about one container.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContainerDetails {
+    pub name: String,
+    pub state: ContainerState,
+    pub health: Health,
+    pub ip: Option<String>,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<String>,
+    pub uptime_secs: Option<i64>,
+    /// The last healthcheck output, when failing.
+    pub health_log: Option<String>,
+    /// How often the platform restarted the container (restart policy).
+    pub restart_count: i64,
+    /// Whether the kernel's OOM killer ended the container's last run, or
+    /// any run the platform still has events of.
+    pub oom_killed: bool,
+}
+
+/// CPU (percent of one core) and memory use of a running container.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Usage {
+    pub cpu_percent: f64,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+}
+
+/// One chunk of a container's log.
+#[derive(Debug, Clone)]
+pub enum LogChunk {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+}
+
+/// Whether a container answers its health endpoint yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Healthy,
+    /// Not yet, and why (the last error, the container's state).
+    NotYet(String),
+}
+
+/// What the operations need from the container platform. Every call that
+/// changes something is idempotent: done already counts as done.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The shared infrastructure, and the network of `tenant`. Whether the
+    /// default superuser logs in is left false: that takes CQL.
+    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra>;
+    /// The tenant containers (ours, by label), of one tenant or all.
+    async fn observe_containers(
+        &self,
+        tenant: Option<&ProviderId>,
+    ) -> Result<Vec<ObservedContainer>>;
+    /// The id an image name points at now ([`BackendError::ImageMissing`]
+    /// when none).
+    async fn image_id(&self, image: &str) -> Result<String>;
+    /// Whether nothing on the host holds `port` where tenants publish.
+    fn host_port_free(&self, port: u16) -> std::result::Result<(), String>;
+
+    /// A network; `tenant` marks a tenant's own.
+    async fn create_network(&self, name: &str, tenant: Option<&ProviderId>) -> Result<()>;
+    async fn attach(&self, container: &str, network: &str) -> Result<()>;
+    /// Detaches `detach` (if given) and removes the network.
+    async fn remove_network(&self, network: &str, detach: Option<&str>) -> Result<()>;
+    /// Creates (if missing) and starts the managed Cassandra container.
+    async fn ensure_cassandra(&self) -> Result<()>;
+
+    /// Creates a container from its spec (not started).
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<()>;
+    async fn start_container(&self, name: &str) -> Result<()>;
+    async fn stop_container(&self, name: &str) -> Result<()>;
+    async fn remove_container(&self, name: &str) -> Result<()>;
+    /// Asks the container's health endpoint directly (on `port`, on
+    /// `network`), or the platform's health check.
+    async fn probe_health(&self, name: &str, network: &str, port: u16) -> Result<Probe>;
+
+    /// `None` when the container does not exist.
+    async fn details(&self, name: &str, network: &str) -> Result<Option<ContainerDetails>>;
+    async fn usage(&self, name: &str) -> Result<Option<Usage>>;
+    async fn logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: Option<u64>,
+    ) -> Result<BoxStream<'static, Result<LogChunk>>>;
+}

@@ -1,0 +1,15 @@
+//! The domain: identifiers, the tenant container spec and its hash,
+//! desired and observed state, port choice, and the pure planner that
+//! turns them into a [`plan::Plan`]. No I/O happens here; everything else
+//! depends on it, it depends on nothing of the crate but the config's data.
+
+pub mod ids;
+pub mod plan;
+pub mod planner;
+pub mod ports;
+pub mod spec;
+pub mod state;
+
+pub use ids::{InvalidProviderId, Pool, ProviderId, Role};
+pub use plan::{Plan, Step};
+pub use state::{ContainerState, Desired, Health};

@@ -1,0 +1,366 @@
+//! Golden tests of the planner: one per operation and situation, each
+//! comparing the printed plan.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::config::Config;
+use crate::domain::ids::Pool;
+use crate::domain::ports::Choice;
+use crate::domain::spec::{tenant_container, SpecInputs};
+use crate::domain::state::{ContainerState, NetworkObserved};
+
+fn acme() -> ProviderId {
+    ProviderId::parse("acme").unwrap()
+}
+
+fn record(desired: Desired) -> TenantRecord {
+    TenantRecord {
+        id: acme(),
+        desired,
+        cassandra_password: "pw".into(),
+        session_secret: "ss".into(),
+        schema_version: tenant_schema::latest_version(),
+        role_ready: true,
+        admin_user_created: true,
+        gateway_port: Some(6001),
+        admin_port: Some(8081),
+        created_at: String::new(),
+    }
+}
+
+fn view(record: Option<TenantRecord>) -> TenantView {
+    TenantView {
+        id: acme(),
+        record,
+        network: "provision-net-acme".into(),
+        names: vec![
+            (Role::Ingest, "provision-acme-ingest".into()),
+            (Role::Admin, "provision-acme-admin".into()),
+        ],
+    }
+}
+
+fn spec(role: Role, port: u16) -> ContainerSpec {
+    tenant_container(
+        &Config::default(),
+        SpecInputs {
+            tenant: &acme(),
+            role,
+            host_port: port,
+            image_id: "sha256:1",
+            secrets_dir: PathBuf::from("/data/secrets"),
+        },
+    )
+}
+
+/// The target with the ports kept (`leased`) or to lease.
+fn target(leased: bool, gateway: u16, admin: u16) -> StartTarget {
+    let choice = |p| if leased { Choice::Keep(p) } else { Choice::Lease(p) };
+    StartTarget {
+        ports: vec![(Pool::Gateway, choice(gateway)), (Pool::Admin, choice(admin))],
+        specs: vec![spec(Role::Ingest, gateway), spec(Role::Admin, admin)],
+    }
+}
+
+fn kept() -> StartTarget {
+    target(true, 6001, 8081)
+}
+
+fn infra(network: bool, cassandra: CassandraObserved) -> ObservedInfra {
+    ObservedInfra {
+        network: "provision-net".into(),
+        network_exists: network,
+        cassandra_container: "provision-cassandra".into(),
+        cassandra,
+        cassandra_outdated: false,
+        cassandra_unhardened: false,
+        default_superuser_login: false,
+        attach_container: Some("provision-cassandra".into()),
+        tenant_network: NetworkObserved {
+            exists: network,
+            cassandra_attached: network,
+        },
+    }
+}
+
+fn container(name: &str, running: bool, health: Health, hash: Option<String>) -> ObservedContainer {
+    ObservedContainer {
+        name: name.into(),
+        tenant: ProviderId::parse(name.split('-').nth(1).unwrap()).ok(),
+        role: Role::parse(name.rsplit('-').next().unwrap()),
+        state: if running {
+            ContainerState::Running
+        } else {
+            ContainerState::Exited
+        },
+        health,
+        spec_hash: hash,
+    }
+}
+
+/// acme's containers as made from [`kept`]'s specs.
+fn made(role: Role, running: bool, health: Health) -> ObservedContainer {
+    let port = if role == Role::Ingest { 6001 } else { 8081 };
+    container(
+        &format!("provision-acme-{role}"),
+        running,
+        health,
+        Some(spec(role, port).hash()),
+    )
+}
+
+/// acme's ingest and admin containers, both running and healthy.
+fn healthy_acme() -> [ObservedContainer; 2] {
+    [
+        made(Role::Ingest, true, Health::Healthy),
+        made(Role::Admin, true, Health::Healthy),
+    ]
+}
+
+#[test]
+fn a_first_start_on_a_fresh_host_does_everything_in_order() {
+    let plan = plan_start(
+        &view(None),
+        &target(false, 6100, 8081),
+        &infra(false, CassandraObserved::Missing),
+        &[],
+    );
+    assert_eq!(
+        plan.to_string(),
+        format!(
+            "plan for tenant acme:
+  create network provision-net
+  create and start cassandra container provision-cassandra
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+  register the tenant with fresh secrets (desired running)
+  create tenant network provision-net-acme
+  attach provision-cassandra to network provision-net-acme
+  lease gateway port 6100
+  lease admin port 8081
+  create keyspace tenant_acme and migrate schema v0 -> v{}
+  create cassandra role tenant_acme (select, modify on its keyspace)
+  create the first admin user in tenant_acme.admin_users
+  create and start container provision-acme-ingest from provision/ingest:dev on port 6100 (missing)
+  create and start container provision-acme-admin from provision/admin:dev on port 8081 (missing)
+  wait until provision-acme-ingest is healthy
+  wait until provision-acme-admin is healthy
+",
+            tenant_schema::latest_version()
+        )
+    );
+    assert!(plan.steps.iter().any(Step::needs_cql));
+}
+
+#[test]
+fn a_second_start_does_nothing() {
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &kept(),
+        &infra(true, CassandraObserved::Running),
+        &healthy_acme(),
+    );
+    assert_eq!(plan.to_string(), "plan for tenant acme:\n  nothing to do\n");
+}
+
+#[test]
+fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
+    let observed = healthy_acme();
+    let running = view(Some(record(Desired::Running)));
+    let outdated = ObservedInfra {
+        cassandra_outdated: true,
+        ..infra(true, CassandraObserved::Running)
+    };
+    let plan = plan_start(&running, &kept(), &outdated, &observed);
+    assert!(plan.is_empty(), "nothing is recreated: {plan}");
+    let text = plan.to_string();
+    assert!(
+        text.starts_with("plan for tenant acme:\n  nothing to do\nnote: provision-cassandra runs an older build"),
+        "{text}"
+    );
+    assert!(text.contains("`docker rm -f provision-cassandra`"), "{text}");
+    let unhardened = ObservedInfra {
+        cassandra_unhardened: true,
+        ..infra(true, CassandraObserved::Running)
+    };
+    let plan = plan_start(&running, &kept(), &unhardened, &observed);
+    assert!(plan.is_empty(), "nothing is recreated: {plan}");
+    assert!(
+        plan.to_string().contains("created without the container hardening"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_start_after_stop_restarts_and_a_changed_spec_recreates() {
+    let observed = [
+        made(Role::Ingest, false, Health::Unknown),
+        container("provision-acme-admin", true, Health::Healthy, Some("old".into())),
+    ];
+    let plan = plan_start(
+        &view(Some(record(Desired::Stopped))),
+        &kept(),
+        &infra(true, CassandraObserved::External),
+        &observed,
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  set the desired state to running
+  start container provision-acme-ingest
+  remove container provision-acme-admin (configuration changed)
+  create and start container provision-acme-admin from provision/admin:dev on port 8081 (configuration changed)
+  wait until provision-acme-ingest is healthy
+  wait until provision-acme-admin is healthy
+"
+    );
+}
+
+#[test]
+fn a_start_waits_for_a_container_still_starting() {
+    let observed = [
+        made(Role::Ingest, true, Health::Starting),
+        made(Role::Admin, true, Health::Healthy),
+    ];
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &kept(),
+        &infra(true, CassandraObserved::Stopped),
+        &observed,
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  start cassandra container provision-cassandra
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+  wait until provision-acme-ingest is healthy
+"
+    );
+}
+
+#[test]
+fn a_running_node_whose_default_superuser_logs_in_is_retired_on_any_start() {
+    let observed = healthy_acme();
+    let running = view(Some(record(Desired::Running)));
+    let exposed = ObservedInfra {
+        default_superuser_login: true,
+        ..infra(true, CassandraObserved::Running)
+    };
+    assert_eq!(
+        plan_start(&running, &kept(), &exposed, &observed).to_string(),
+        "plan for tenant acme:
+  retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
+"
+    );
+    // an external cluster's roles are its operator's business
+    let external = ObservedInfra {
+        default_superuser_login: true,
+        ..infra(true, CassandraObserved::External)
+    };
+    assert!(plan_start(&running, &kept(), &external, &observed).is_empty());
+}
+
+#[test]
+fn a_missing_tenant_network_is_created_and_cassandra_attached() {
+    let mut detached = infra(true, CassandraObserved::Running);
+    detached.tenant_network.cassandra_attached = false;
+    assert_eq!(
+        plan_start(&view(Some(record(Desired::Running))), &kept(), &detached, &healthy_acme())
+            .to_string(),
+        "plan for tenant acme:\n  attach provision-cassandra to network provision-net-acme\n"
+    );
+}
+
+#[test]
+fn stop_records_the_desired_state_and_stops_only_running_containers() {
+    let observed = [made(Role::Ingest, true, Health::Healthy)];
+    assert_eq!(
+        plan_stop(&view(Some(record(Desired::Running))), &observed).to_string(),
+        "plan for tenant acme:
+  set the desired state to stopped
+  stop container provision-acme-ingest
+"
+    );
+    // a destroyed tenant stays destroyed
+    assert!(plan_stop(&view(Some(record(Desired::Destroyed))), &[]).is_empty());
+}
+
+#[test]
+fn destroy_marks_first_and_keeps_data_unless_purged() {
+    let observed = [
+        made(Role::Ingest, false, Health::Unknown),
+        made(Role::Admin, true, Health::Healthy),
+        container("provision-other-admin", true, Health::Healthy, None),
+    ];
+    let running = view(Some(record(Desired::Running)));
+    assert_eq!(
+        plan_destroy(&running, &infra(true, CassandraObserved::Running), &observed, false)
+            .to_string(),
+        "plan for tenant acme:
+  set the desired state to destroyed
+  remove container provision-acme-ingest (destroy)
+  remove container provision-acme-admin (destroy)
+  remove tenant network provision-net-acme
+  release ports 6001, 8081
+  remove the secrets files
+"
+    );
+    assert_eq!(
+        plan_destroy(
+            &view(Some(record(Desired::Destroyed))),
+            &infra(false, CassandraObserved::Running),
+            &[],
+            true
+        )
+        .to_string(),
+        "plan for tenant acme:
+  release ports 6001, 8081
+  remove the secrets files
+  drop keyspace tenant_acme and role tenant_acme
+  forget the tenant
+"
+    );
+}
+
+#[test]
+fn reconcile_recreates_missing_and_restarts_stopped_containers_without_waiting() {
+    let observed = [made(Role::Admin, false, Health::Unknown)];
+    let plan = plan_reconcile_tenant(
+        &view(Some(record(Desired::Running))),
+        Some(&kept()),
+        &infra(true, CassandraObserved::External),
+        &observed,
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  create and start container provision-acme-ingest from provision/ingest:dev on port 6001 (missing)
+  start container provision-acme-admin
+"
+    );
+    let plan = plan_reconcile_tenant(
+        &view(Some(record(Desired::Destroyed))),
+        None,
+        &infra(true, CassandraObserved::External),
+        &observed,
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  remove container provision-acme-admin (tenant is destroyed)
+  remove tenant network provision-net-acme
+"
+    );
+}
+
+#[test]
+fn orphans_are_reported_not_removed() {
+    let observed = [
+        made(Role::Admin, true, Health::Healthy),
+        container("provision-ghost-ingest", true, Health::Healthy, None),
+    ];
+    assert_eq!(
+        orphans(&[&acme()], &observed).to_string(),
+        "plan:\n  report orphan container provision-ghost-ingest (tenant ghost is unknown; not removed)\n"
+    );
+}

@@ -1,0 +1,201 @@
+//! The tenant container spec: our own description of one tenant container
+//! (image resolved to its id, environment, limits, ports, labels, mounts),
+//! independent of any platform's API. A backend turns it into its own
+//! request; its [`ContainerSpec::hash`], put on the container as a label,
+//! is how drift is seen: a changed setting or a rebuilt image under the
+//! same tag gives another hash, and the container is recreated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::ids::{ProviderId, Role};
+use crate::config::Config;
+use crate::labels;
+
+/// The container ports the tenant apps listen on.
+pub const INGEST_PORT: u16 = 6000;
+pub const INGEST_HEALTH_PORT: u16 = 9100;
+pub const ADMIN_PORT: u16 = 8080;
+
+/// Where a tenant container finds its secrets: a read-only mount of the
+/// host folder [`crate::secrets`] writes.
+pub const SECRETS_MOUNT: &str = "/run/secrets";
+
+/// The uid and gid the tenant apps run as.
+pub const APP_USER: &str = "10001:10001";
+
+/// One tenant container, as it should be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub tenant: ProviderId,
+    pub role: Role,
+    /// The image as configured (a tag).
+    pub image: String,
+    /// What the tag pointed at when the spec was made.
+    pub image_id: String,
+    pub env: BTreeMap<String, String>,
+    pub user: String,
+    /// The binary, run with `healthcheck` as the platform's health check.
+    pub binary: String,
+    pub container_port: u16,
+    /// The port the app's `/healthz` answers on inside the container.
+    pub health_port: u16,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub network: String,
+    pub memory_bytes: i64,
+    pub pids: i64,
+    pub nano_cpus: Option<i64>,
+    pub health_interval_secs: u64,
+    /// The host folder mounted read-only at [`SECRETS_MOUNT`].
+    pub secrets_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    /// Read-only root, no capabilities, no new privileges: every tenant
+    /// container has them; in the spec so that a change is drift.
+    pub hardened: bool,
+}
+
+impl ContainerSpec {
+    /// A short, stable hash of the whole spec (serde_json of our own
+    /// struct, whose maps are ordered): no platform library's encoding is
+    /// part of it.
+    pub fn hash(&self) -> String {
+        let canonical = serde_json::to_string(self).expect("a spec serializes");
+        hex::encode(&Sha256::digest(canonical.as_bytes())[..8])
+    }
+
+    /// The labels to put on the container: the spec's, and its hash.
+    pub fn labels_with_hash(&self) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.insert(labels::CONFIG_HASH.to_owned(), self.hash());
+        labels
+    }
+}
+
+/// What a tenant container's spec is made of besides the configuration.
+#[derive(Debug, Clone)]
+pub struct SpecInputs<'a> {
+    pub tenant: &'a ProviderId,
+    pub role: Role,
+    pub host_port: u16,
+    pub image_id: &'a str,
+    pub secrets_dir: PathBuf,
+}
+
+/// The spec of one tenant container. The secrets themselves (the tenant
+/// role's password, the panel's session secret) are never in it: only the
+/// paths of their files.
+pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpec {
+    let id = inputs.tenant;
+    let role = inputs.role;
+    let keyspace = id.keyspace();
+    let mut env = BTreeMap::from([
+        ("TENANT_ID".to_owned(), id.to_string()),
+        ("TENANT_KEYSPACE".to_owned(), keyspace.clone()),
+        (
+            "CASSANDRA_CONTACT_POINTS".to_owned(),
+            config.container_contact_points().join(","),
+        ),
+        ("CASSANDRA_USERNAME".to_owned(), id.cassandra_role()),
+        (
+            "CASSANDRA_PASSWORD_FILE".to_owned(),
+            format!("{SECRETS_MOUNT}/{}", crate::secrets::CASSANDRA_PASSWORD),
+        ),
+        ("LOG_FORMAT".to_owned(), config.log_format.clone()),
+    ]);
+    if config.attached_cassandra().is_some() {
+        // The node advertises its address on its own network only.
+        env.insert(
+            "CASSANDRA_TRANSLATE_TO_CONTACT_POINT".to_owned(),
+            "true".to_owned(),
+        );
+    }
+    let (container_port, health_port, binary) = match role {
+        Role::Ingest => (INGEST_PORT, INGEST_HEALTH_PORT, "/ingest"),
+        Role::Admin => {
+            env.insert(
+                "ADMIN_SESSION_SECRET_FILE".to_owned(),
+                format!("{SECRETS_MOUNT}/{}", crate::secrets::SESSION_SECRET),
+            );
+            (ADMIN_PORT, ADMIN_PORT, "/admin")
+        }
+    };
+    let mut labels: BTreeMap<String, String> = config.docker.extra_labels.clone();
+    labels.extend([
+        (labels::TENANT.to_owned(), id.to_string()),
+        (labels::ROLE.to_owned(), role.as_str().to_owned()),
+        (labels::MANAGED.to_owned(), "1".to_owned()),
+    ]);
+    let limits = &config.limits;
+    ContainerSpec {
+        name: config.container_name(id, role),
+        tenant: id.clone(),
+        role,
+        image: config.image(role).to_owned(),
+        image_id: inputs.image_id.to_owned(),
+        env,
+        user: APP_USER.to_owned(),
+        binary: binary.to_owned(),
+        container_port,
+        health_port,
+        host_ip: config.ports.bind_address.clone(),
+        host_port: inputs.host_port,
+        network: config.tenant_network(id),
+        memory_bytes: limits.memory_mb * 1024 * 1024,
+        pids: limits.pids,
+        nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
+        health_interval_secs: config.health.interval_secs.max(1),
+        secrets_dir: inputs.secrets_dir,
+        labels,
+        hardened: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(image_id: &str, port: u16) -> ContainerSpec {
+        let id = ProviderId::parse("acme").unwrap();
+        tenant_container(
+            &Config::default(),
+            SpecInputs {
+                tenant: &id,
+                role: Role::Admin,
+                host_port: port,
+                image_id,
+                secrets_dir: PathBuf::from("/data/secrets/acme-admin"),
+            },
+        )
+    }
+
+    #[test]
+    fn the_hash_is_stable_and_sees_a_rebuilt_image_and_a_new_port() {
+        let a = spec("sha256:aaa", 8081);
+        assert_eq!(a.hash(), spec("sha256:aaa", 8081).hash());
+        assert_eq!(a.hash().len(), 16);
+        assert_ne!(a.hash(), spec("sha256:bbb", 8081).hash(), "rebuilt image");
+        assert_ne!(a.hash(), spec("sha256:aaa", 8082).hash(), "another port");
+        assert_eq!(a.labels_with_hash()[labels::CONFIG_HASH], a.hash());
+    }
+
+    #[test]
+    fn secrets_are_files_never_values() {
+        let s = spec("sha256:aaa", 8081);
+        assert_eq!(
+            s.env["CASSANDRA_PASSWORD_FILE"],
+            "/run/secrets/cassandra_password"
+        );
+        assert_eq!(
+            s.env["ADMIN_SESSION_SECRET_FILE"],
+            "/run/secrets/session_secret"
+        );
+        assert!(!s.env.keys().any(|k| k.ends_with("PASSWORD")));
+        assert_eq!(s.network, "provision-net-acme");
+        assert_eq!(s.name, "provision-acme-admin");
+    }
+}

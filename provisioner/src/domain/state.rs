@@ -1,0 +1,212 @@
+//! Desired and observed state, as types: what the store says a tenant
+//! should be ([`Desired`], [`TenantRecord`]) and what the container
+//! platform shows ([`ObservedContainer`], [`ObservedInfra`]). The planner
+//! compares the two; nothing here does I/O.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{ProviderId, Role};
+
+/// What a provider should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Running,
+    Stopped,
+    /// Containers removed and ports released; data kept.
+    Destroyed,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+            Desired::Destroyed => "destroyed",
+        }
+    }
+
+    /// `None` for anything else: the caller decides that an unknown value
+    /// is an error (it never defaults).
+    pub fn parse(s: &str) -> Option<Desired> {
+        [Desired::Running, Desired::Stopped, Desired::Destroyed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for Desired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A container's state as the platform reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    /// Anything the platform reports that is none of the above.
+    #[default]
+    Unknown,
+}
+
+impl ContainerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown => "unknown",
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        self == ContainerState::Running
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A container's health as the platform reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Starting,
+    /// No healthcheck, or not running.
+    #[default]
+    #[serde(rename = "-")]
+    Unknown,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Starting => "starting",
+            Health::Unknown => "-",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A tenant container found by our labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    pub name: String,
+    /// The tenant label, if it holds a valid provider id.
+    pub tenant: Option<ProviderId>,
+    /// The role label, if it names a role.
+    pub role: Option<Role>,
+    pub state: ContainerState,
+    pub health: Health,
+    /// The hash of the [`crate::domain::spec::ContainerSpec`] it was
+    /// created from (a label).
+    pub spec_hash: Option<String>,
+}
+
+impl ObservedContainer {
+    pub fn running(&self) -> bool {
+        self.state.is_running()
+    }
+}
+
+/// The managed Cassandra container as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CassandraObserved {
+    /// External cluster: nothing to manage.
+    External,
+    Missing,
+    Stopped,
+    Running,
+}
+
+/// A network as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetworkObserved {
+    pub exists: bool,
+    /// Whether [`ObservedInfra::attach_container`] is attached to it.
+    pub cassandra_attached: bool,
+}
+
+/// The shared infrastructure, and the network of the tenant being planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedInfra {
+    /// The shared network (the managed Cassandra's own).
+    pub network: String,
+    pub network_exists: bool,
+    pub cassandra_container: String,
+    pub cassandra: CassandraObserved,
+    /// Managed mode: the container was created from another build than the
+    /// one `cassandra.image` names now. Reported, never acted on:
+    /// recreating the node stops every tenant's storage, so the operator
+    /// chooses when.
+    pub cassandra_outdated: bool,
+    /// Managed mode: the container was created before its hardening.
+    /// Reported like [`ObservedInfra::cassandra_outdated`].
+    pub cassandra_unhardened: bool,
+    /// Managed mode: the default superuser `cassandra`/`cassandra` logged
+    /// in when tried (only tried while the node runs).
+    pub default_superuser_login: bool,
+    /// The Cassandra container to attach to every tenant network (managed
+    /// mode, or an external node that runs as a container on this engine).
+    pub attach_container: Option<String>,
+    /// The network of the tenant being planned.
+    pub tenant_network: NetworkObserved,
+}
+
+/// One tenant as the state store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRecord {
+    pub id: ProviderId,
+    pub desired: Desired,
+    pub cassandra_password: String,
+    pub session_secret: String,
+    pub schema_version: u32,
+    pub role_ready: bool,
+    pub admin_user_created: bool,
+    pub gateway_port: Option<u16>,
+    pub admin_port: Option<u16>,
+    pub created_at: String,
+}
+
+impl TenantRecord {
+    /// The port leased for `role`'s pool.
+    pub fn port(&self, role: Role) -> Option<u16> {
+        match role {
+            Role::Ingest => self.gateway_port,
+            Role::Admin => self.admin_port,
+        }
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        [self.gateway_port, self.admin_port]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}

@@ -1,0 +1,197 @@
+//! The operations: one file each (start, stop, destroy, reconcile, status
+//! and logs, gateways, history), each observe → plan → apply. Observing
+//! reads the store and the backend; planning is [`crate::domain::planner`];
+//! applying is the one [`executor`], which runs exactly the plan's steps.
+//! An operation that changes something holds its tenant's lock and is
+//! logged in the store's operations table.
+
+mod destroy;
+pub mod executor;
+mod gateways;
+mod history;
+pub mod report;
+mod reconcile;
+mod start;
+mod status;
+mod stop;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+pub use executor::Fault;
+pub use report::{ContainerStatus, PlanReport, ReconcileReport, StartReport, TenantStatus};
+pub use start::StartOptions;
+
+use crate::backend::docker::DockerBackend;
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::cql::{Connector, CqlConnector};
+use crate::domain::planner::TenantView;
+use crate::domain::state::{ObservedInfra, TenantRecord};
+use crate::domain::{ProviderId, Role};
+use crate::error::{Error, Result};
+use crate::lock;
+use crate::store::operations::Request;
+use crate::store::Store;
+
+/// The provisioner: configuration, state store, a container backend and a
+/// way to reach Cassandra. The backend and Cassandra are reached on first
+/// use, so commands that need neither work without them.
+pub struct Provisioner {
+    pub config: Config,
+    pub store: Store,
+    backend: Arc<dyn Backend>,
+    cql: Arc<dyn Connector>,
+    data_dir: PathBuf,
+    requested_by: String,
+    fault: Option<Fault>,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioner")
+            .field("state", &self.store.path())
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who runs this process (the operations log's `requested_by`).
+fn current_user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl Provisioner {
+    /// Opens the state store (creating it on first use) with the Docker
+    /// backend and the configured Cassandra.
+    pub async fn open(config: Config) -> Result<Provisioner> {
+        let store = Store::open(&config.state_path()).await?;
+        let backend = Arc::new(DockerBackend::new(config.clone()));
+        let cql = Arc::new(CqlConnector {
+            config: config.clone(),
+        });
+        Ok(Provisioner::with_parts(config, store, backend, cql))
+    }
+
+    /// A provisioner on the given backend and Cassandra connector.
+    pub fn with_parts(
+        config: Config,
+        store: Store,
+        backend: Arc<dyn Backend>,
+        cql: Arc<dyn Connector>,
+    ) -> Provisioner {
+        let data_dir = config.data_dir.clone().unwrap_or_else(|| {
+            config
+                .state_path()
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| config.data_dir())
+        });
+        Provisioner {
+            config,
+            store,
+            backend,
+            cql,
+            data_dir,
+            requested_by: current_user(),
+            fault: Fault::from_env(),
+        }
+    }
+
+    /// Who the operations log names as the requester (the CLI's user by
+    /// default).
+    pub fn requested_by(mut self, who: impl Into<String>) -> Provisioner {
+        self.requested_by = who.into();
+        self
+    }
+
+    /// Makes every operation stop right after step `n` (tests).
+    pub fn with_fault(mut self, fault: Option<Fault>) -> Provisioner {
+        self.fault = fault;
+        self
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where a tenant's panel answers, once it has a port.
+    fn admin_url(&self, port: Option<u16>) -> Option<String> {
+        port.map(|p| format!("http://{}:{p}/", self.config.ports.public_host))
+    }
+
+    async fn known(&self, id: &ProviderId) -> Result<TenantRecord> {
+        self.store
+            .tenant(id)
+            .await?
+            .ok_or_else(|| Error::UnknownProvider(id.clone()))
+    }
+
+    /// A tenant as plans see it.
+    fn view(&self, id: &ProviderId, record: Option<TenantRecord>) -> TenantView {
+        TenantView {
+            id: id.clone(),
+            record,
+            network: self.config.tenant_network(id),
+            names: Role::ALL
+                .into_iter()
+                .map(|role| (role, self.config.container_name(id, role)))
+                .collect(),
+        }
+    }
+
+    /// The shared infrastructure and `tenant`'s network, with (managed
+    /// node, running) whether the default superuser logs in.
+    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
+        let mut infra = self.backend.observe_infra(tenant).await?;
+        if infra.cassandra == crate::domain::state::CassandraObserved::Running {
+            infra.default_superuser_login = self.cql.default_login_works().await;
+        }
+        Ok(infra)
+    }
+
+    /// Runs `work` as a logged operation under `id`'s lock (when given).
+    async fn operation<T>(
+        &self,
+        id: Option<&ProviderId>,
+        action: &'static str,
+        text: String,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let _lock = match id {
+            Some(id) => Some(lock::acquire(&self.data_dir, id.as_str()).await?),
+            None => None,
+        };
+        let request = Request {
+            provider: id.cloned(),
+            action,
+            text,
+            requested_by: self.requested_by.clone(),
+        };
+        let op = self.store.begin_operation(&request).await?;
+        let span = tracing::info_span!("operation", action, provider = id.map(|i| i.as_str()));
+        let outcome = work.instrument(span).await;
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        match &error {
+            None => tracing::info!(action, "operation done"),
+            Some(e) => tracing::warn!(action, error = %e, "operation failed"),
+        }
+        // The log is informational: it never masks the real outcome.
+        if let Err(e) = self.store.finish_operation(op, error.as_deref()).await {
+            tracing::warn!(error = %e, "cannot record the end of an operation");
+        }
+        outcome
+    }
+}

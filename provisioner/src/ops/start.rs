@@ -1,0 +1,163 @@
+//! `start` (and `plan`, what start would do): observe the store and the
+//! backend, choose the ports, make the container specs, plan, apply. A
+//! port that another tenant leased between the plan and its lease makes
+//! the run plan again from what is there now (at most [`MAX_REPLANS`]
+//! times); the steps already applied are then found done.
+
+use super::executor::Execution;
+use super::{Provisioner, StartReport};
+use crate::domain::planner::{self, StartTarget};
+use crate::domain::ports::{choose, Choice};
+use crate::domain::spec::{tenant_container, SpecInputs};
+use crate::domain::state::TenantRecord;
+use crate::domain::{Plan, Pool, ProviderId, Role};
+use crate::error::{Error, Result};
+use crate::store::StoreError;
+
+/// How often a start plans again after losing a port to a concurrent one.
+const MAX_REPLANS: usize = 64;
+
+/// What `start` asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    pub gateway_port: Option<u16>,
+    pub admin_port: Option<u16>,
+    pub dry_run: bool,
+}
+
+impl StartOptions {
+    fn requested(&self, pool: Pool) -> Option<u16> {
+        match pool {
+            Pool::Gateway => self.gateway_port,
+            Pool::Admin => self.admin_port,
+        }
+    }
+
+    /// The request as the operations log shows it.
+    fn describe(&self, id: &ProviderId) -> String {
+        let mut text = format!("start {id}");
+        if let Some(p) = self.gateway_port {
+            text.push_str(&format!(" --gateway-port {p}"));
+        }
+        if let Some(p) = self.admin_port {
+            text.push_str(&format!(" --admin-port {p}"));
+        }
+        text
+    }
+}
+
+impl Provisioner {
+    /// The ports `id` gets and the specs of its containers on them.
+    pub(super) async fn start_target(
+        &self,
+        id: &ProviderId,
+        options: &StartOptions,
+    ) -> Result<StartTarget> {
+        let leases = self.store.leases().await?;
+        let pools = self.config.pools();
+        let backend = self.backend.clone();
+        let host_free = move |port: u16| backend.host_port_free(port);
+        let mut ports = Vec::new();
+        for pool in Pool::ALL {
+            let range = pools.range(pool);
+            let choice = choose(id, pool, options.requested(pool), range, &leases, &host_free)?;
+            ports.push((pool, choice));
+        }
+        let mut specs = Vec::new();
+        for role in Role::ALL {
+            let port = ports
+                .iter()
+                .find(|(pool, _)| *pool == role.pool())
+                .map(|(_, c)| Choice::port(*c))
+                .expect("a port per pool");
+            let image_id = self.backend.image_id(self.config.image(role)).await?;
+            specs.push(tenant_container(
+                &self.config,
+                SpecInputs {
+                    tenant: id,
+                    role,
+                    host_port: port,
+                    image_id: &image_id,
+                    secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
+                },
+            ));
+        }
+        Ok(StartTarget { ports, specs })
+    }
+
+    /// What `start` would do now, without doing it.
+    pub async fn plan(&self, id: &ProviderId, options: StartOptions) -> Result<Plan> {
+        let record = self.store.tenant(id).await?;
+        let infra = self.observe_infra(Some(id)).await?;
+        let observed = self.backend.observe_containers(Some(id)).await?;
+        let target = self.start_target(id, &options).await?;
+        Ok(planner::plan_start(
+            &self.view(id, record),
+            &target,
+            &infra,
+            &observed,
+        ))
+    }
+
+    /// `start`: brings the tenant to running and healthy.
+    pub async fn start(&self, id: &ProviderId, options: StartOptions) -> Result<StartReport> {
+        if options.dry_run {
+            let plan = self.plan(id, options).await?;
+            let record = self.store.tenant(id).await?;
+            return Ok(self.start_report(id, &plan, plan.lines(), record.as_ref(), None, true));
+        }
+        self.operation(Some(id), "start", options.describe(id), async {
+            let mut run = Execution::new(self, id);
+            let mut replans = 0;
+            let plan = loop {
+                let plan = self.plan(id, options).await?;
+                match run.apply(&plan).await {
+                    Err(Error::Store(StoreError::LeaseTaken { pool, port, holder }))
+                        if replans < MAX_REPLANS =>
+                    {
+                        replans += 1;
+                        tracing::info!(%pool, port, %holder, "port leased meanwhile; planning again");
+                    }
+                    outcome => break outcome.map(|()| plan)?,
+                }
+            };
+            let record = self.known(id).await?;
+            let password = run.admin_password.take();
+            let applied = std::mem::take(&mut run.applied);
+            Ok(self.start_report(id, &plan, applied, Some(&record), password, false))
+        })
+        .await
+    }
+
+    fn start_report(
+        &self,
+        id: &ProviderId,
+        plan: &Plan,
+        steps: Vec<String>,
+        record: Option<&TenantRecord>,
+        admin_password: Option<String>,
+        dry_run: bool,
+    ) -> StartReport {
+        let gateway_port = record.and_then(|r| r.gateway_port);
+        let admin_port = record.and_then(|r| r.admin_port);
+        let host = &self.config.ports.public_host;
+        StartReport {
+            provider: id.clone(),
+            state: if dry_run { "planned" } else { "running" }.into(),
+            gateway_port,
+            admin_port,
+            gateway_endpoint: gateway_port.map(|p| format!("{host}:{p}")),
+            admin_url: self.admin_url(admin_port),
+            keyspace: id.keyspace(),
+            admin_user: admin_password
+                .as_ref()
+                .map(|_| planner::FIRST_ADMIN_USER.to_owned()),
+            admin_password,
+            dry_run,
+            changed: plan.changes() || steps.len() > plan.steps.len(),
+            plan: steps,
+            notices: plan.notices.clone(),
+            plan_text: plan.to_string(),
+        }
+    }
+}

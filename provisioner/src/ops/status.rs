@@ -1,0 +1,107 @@
+//! `status`, `list` and `logs`: read-only views of tenants, from the store
+//! and the backend.
+
+use futures::future::join_all;
+use futures::StreamExt;
+
+use super::{ContainerStatus, Provisioner, TenantStatus};
+use crate::backend::LogChunk;
+use crate::domain::state::TenantRecord;
+use crate::domain::{ContainerState, Desired, Health, ProviderId, Role};
+use crate::error::{Error, Result};
+
+/// A tenant's state in one word, from its desired state and how many of
+/// its two containers run and are healthy.
+fn summarize(desired: Desired, running: usize, healthy: usize) -> &'static str {
+    match (desired, running, healthy) {
+        (Desired::Destroyed, 0, _) => "destroyed",
+        (_, 2, 2) => "running",
+        (_, 0, _) => "stopped",
+        (Desired::Running, 2, _) => "starting",
+        _ => "degraded",
+    }
+}
+
+impl Provisioner {
+    /// `status` of one tenant, or of every tenant (`list`).
+    pub async fn status(&self, id: Option<&ProviderId>) -> Result<Vec<TenantStatus>> {
+        let records = match id {
+            Some(id) => vec![self.known(id).await?],
+            None => self.store.tenants().await?,
+        };
+        join_all(records.into_iter().map(|r| self.tenant_status(r)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    async fn tenant_status(&self, record: TenantRecord) -> Result<TenantStatus> {
+        let network = self.config.tenant_network(&record.id);
+        let mut containers = Vec::new();
+        for role in Role::ALL {
+            let name = self.config.container_name(&record.id, role);
+            let Some(details) = self.backend.details(&name, &network).await? else {
+                continue;
+            };
+            let usage = match details.state {
+                ContainerState::Running => self.backend.usage(&name).await?,
+                _ => None,
+            };
+            containers.push(ContainerStatus {
+                role,
+                details,
+                usage,
+            });
+        }
+        let running = containers
+            .iter()
+            .filter(|c| c.details.state.is_running())
+            .count();
+        let healthy = containers
+            .iter()
+            .filter(|c| c.details.health == Health::Healthy)
+            .count();
+        Ok(TenantStatus {
+            keyspace: record.id.keyspace(),
+            state: summarize(record.desired, running, healthy).into(),
+            desired: record.desired,
+            gateway_port: record.gateway_port,
+            admin_port: record.admin_port,
+            admin_url: self.admin_url(record.admin_port),
+            provider: record.id,
+            containers,
+        })
+    }
+
+    /// `logs`: the log stream of a tenant's app.
+    pub async fn logs(
+        &self,
+        id: &ProviderId,
+        role: Role,
+        follow: bool,
+        tail: Option<u64>,
+        mut out: impl FnMut(LogChunk),
+    ) -> Result<()> {
+        self.known(id).await?;
+        let name = self.config.container_name(id, role);
+        let mut stream = self.backend.logs(&name, follow, tail).await?;
+        while let Some(chunk) = stream.next().await {
+            out(chunk.map_err(Error::from)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_is_running_only_when_both_apps_are_healthy() {
+        assert_eq!(summarize(Desired::Running, 2, 2), "running");
+        assert_eq!(summarize(Desired::Running, 2, 1), "starting");
+        assert_eq!(summarize(Desired::Stopped, 1, 1), "degraded");
+        assert_eq!(summarize(Desired::Stopped, 0, 0), "stopped");
+        assert_eq!(summarize(Desired::Destroyed, 0, 0), "destroyed");
+    }
+}

@@ -1,0 +1,27 @@
+//! `stop`: the desired state becomes stopped and the running containers
+//! stop; ports and data stay.
+
+use super::executor::Execution;
+use super::{PlanReport, Provisioner};
+use crate::domain::planner;
+use crate::domain::ProviderId;
+use crate::error::Result;
+
+impl Provisioner {
+    pub async fn stop(&self, id: &ProviderId, dry_run: bool) -> Result<PlanReport> {
+        let plan = async {
+            let record = self.known(id).await?;
+            let observed = self.backend.observe_containers(Some(id)).await?;
+            Ok::<_, crate::error::Error>(planner::plan_stop(&self.view(id, Some(record)), &observed))
+        };
+        if dry_run {
+            return Ok(PlanReport::new(&plan.await?, true));
+        }
+        self.operation(Some(id), "stop", format!("stop {id}"), async {
+            let plan = plan.await?;
+            Execution::new(self, id).apply(&plan).await?;
+            Ok(PlanReport::new(&plan, false))
+        })
+        .await
+    }
+}
