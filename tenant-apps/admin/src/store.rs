@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use tenant_common::{prepare_statement, PrepareFailed};
-use tenant_schema::registry;
+use tenant_schema::registry::{self, GatewayEntry, GatewayRow};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -140,20 +140,10 @@ impl Store {
                 Ok::<_, StoreError>(statement)
             }
         };
-        let gateways = prepare(
-            "list gateways",
-            format!("SELECT gateway_id, display_name, created_at, revoked_at, token_hash FROM {ks}.gateways"),
-        )
-        .await?;
-        let gateway = prepare(
-            "read gateway",
-            format!(
-                "SELECT gateway_id, display_name, created_at, revoked_at, token_hash FROM {ks}.gateways \
-                 WHERE gateway_id = ?"
-            ),
-        )
-        .await?;
-        // The registry's transactions, shared with the `provision` CLI.
+        // The registry's reads and transactions, shared with the `provision`
+        // CLI (and ingest's token check).
+        let gateways = prepare("list gateways", registry::list_gateways(ks)).await?;
+        let gateway = prepare("read gateway", registry::gateway(ks)).await?;
         let insert_gateway = prepare("commission gateway", registry::insert_gateway(ks)).await?;
         let recommission_gateway =
             prepare("recommission gateway", registry::recommission_gateway(ks)).await?;
@@ -581,15 +571,6 @@ fn ttl_seconds(ttl: Duration) -> i32 {
     i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX)
 }
 
-/// A row of `gateways` as selected.
-type GatewayRow = (
-    String,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<String>,
-);
-
 /// A row of `latest` as selected.
 type LatestRow = (
     String,
@@ -601,15 +582,14 @@ type LatestRow = (
     Option<String>,
 );
 
-fn gateway_record(
-    (gateway_id, display_name, created_at, revoked_at, token_hash): GatewayRow,
-) -> GatewayRecord {
+fn gateway_record(row: GatewayRow) -> GatewayRecord {
+    let entry = GatewayEntry::from_row(row);
     GatewayRecord {
-        gateway_id,
-        display_name,
-        created_at,
-        revoked_at,
-        has_token: token_hash.is_some_and(|h| !h.is_empty()),
+        has_token: entry.has_token_hash(),
+        gateway_id: entry.gateway_id,
+        display_name: entry.display_name,
+        created_at: entry.created_at,
+        revoked_at: entry.revoked_at,
     }
 }
 

@@ -129,23 +129,24 @@ impl Authenticator {
             return refused(HelloRefusal::UnknownGateway);
         }
         Metrics::inc(&self.metrics.token_reads);
-        let Some(record) = self.store.gateway(&gateway).await? else {
+        let Some(entry) = self.store.gateway(&gateway).await? else {
             self.remember_unknown(gateway.as_str(), Instant::now());
             return refused(HelloRefusal::UnknownGateway);
         };
-        match record.token_hash {
+        let live = entry.is_live();
+        match entry.token_hash {
             Some(hash) if gateway_token_matches(token, &hash) => {
-                if record.revoked {
-                    refused(HelloRefusal::Revoked)
-                } else {
+                if live {
                     Ok(Login {
                         gateway,
                         token_hash: hash,
                     })
+                } else {
+                    refused(HelloRefusal::Revoked)
                 }
             }
             // revoking deletes the hash: no token can match
-            None if record.revoked => refused(HelloRefusal::Revoked),
+            None if entry.revoked_at.is_some() => refused(HelloRefusal::Revoked),
             _ => refused(HelloRefusal::WrongToken),
         }
     }

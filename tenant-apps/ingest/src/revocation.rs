@@ -18,10 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tenant_schema::model::GatewayId;
+use tenant_schema::registry::GatewayEntry;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::store::{GatewayRecord, Store};
+use crate::store::Store;
 
 /// The logged-in connections of one server.
 #[derive(Debug, Default)]
@@ -93,14 +94,14 @@ impl Sessions {
 
     /// Signals every connection whose gateway `records` (the whole table)
     /// shows revoked; returns the gateways signalled now.
-    pub fn revoke_stale(&self, records: &HashMap<String, GatewayRecord>) -> Vec<Arc<GatewayId>> {
+    pub fn revoke_stale(&self, records: &HashMap<String, GatewayEntry>) -> Vec<Arc<GatewayId>> {
         let mut signalled = Vec::new();
         for session in self.lock().values() {
             if session.revoked.is_cancelled() {
                 continue;
             }
             let valid = records.get(session.gateway.as_str()).is_some_and(|r| {
-                !r.revoked && r.token_hash.as_deref() == Some(session.token_hash.as_str())
+                r.is_live() && r.token_hash.as_deref() == Some(session.token_hash.as_str())
             });
             if !valid {
                 session.revoked.cancel();
@@ -149,11 +150,15 @@ pub async fn watch(
 mod tests {
     use super::*;
 
-    fn record(hash: Option<&str>, revoked: bool) -> GatewayRecord {
-        GatewayRecord {
+    fn record(id: &str, hash: Option<&str>, revoked: bool) -> (String, GatewayEntry) {
+        let entry = GatewayEntry {
+            gateway_id: id.to_owned(),
+            display_name: None,
+            created_at: None,
+            revoked_at: revoked.then(chrono::Utc::now),
             token_hash: hash.map(str::to_owned),
-            revoked,
-        }
+        };
+        (id.to_owned(), entry)
     }
 
     #[test]
@@ -165,14 +170,13 @@ mod tests {
         let nulled = sessions.register(gw("gw-nulled"), "h3".into());
         let replaced = sessions.register(gw("gw-replaced"), "h4".into());
         let deleted = sessions.register(gw("gw-deleted"), "h5".into());
-        let records: HashMap<String, GatewayRecord> = [
-            ("gw-ok", record(Some("h1"), false)),
-            ("gw-revoked", record(Some("h2"), true)),
-            ("gw-nulled", record(None, true)),
-            ("gw-replaced", record(Some("new"), false)),
+        let records: HashMap<String, GatewayEntry> = [
+            record("gw-ok", Some("h1"), false),
+            record("gw-revoked", Some("h2"), true),
+            record("gw-nulled", None, true),
+            record("gw-replaced", Some("new"), false),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let mut signalled: Vec<String> = sessions
             .revoke_stale(&records)

@@ -32,6 +32,7 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::MaybeUnset;
 use tenant_common::{prepare_statement, PrepareFailed};
 use tenant_schema::model::GatewayId;
+use tenant_schema::registry::{self, GatewayEntry, GatewayRow};
 
 use crate::protocol::{DataFrame, Reading, Value};
 
@@ -82,13 +83,6 @@ pub enum StoreError {
     },
     #[error("cassandra does not answer: {0}")]
     Ping(String),
-}
-
-/// A gateway's row in `gateways`, as far as authentication needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayRecord {
-    pub token_hash: Option<String>,
-    pub revoked: bool,
 }
 
 /// The tenant keyspace, seen by ingest.
@@ -219,17 +213,10 @@ impl Store {
             format!("UPDATE {keyspace}.latest SET last_seen = ? WHERE gateway_id = ?"),
         )
         .await?;
-        let mut select_gateway = prepare(
-            "select gateway",
-            format!("SELECT token_hash, revoked_at FROM {keyspace}.gateways WHERE gateway_id = ?"),
-        )
-        .await?;
+        let mut select_gateway = prepare("select gateway", registry::gateway(keyspace)).await?;
         select_gateway.set_request_timeout(Some(Duration::from_secs(5)));
-        let mut select_gateways = prepare(
-            "select gateways",
-            format!("SELECT gateway_id, token_hash, revoked_at FROM {keyspace}.gateways"),
-        )
-        .await?;
+        let mut select_gateways =
+            prepare("select gateways", registry::list_gateways(keyspace)).await?;
         select_gateways.set_page_size(1000);
         select_gateways.set_request_timeout(Some(Duration::from_secs(5)));
         let mut ping = prepare(
@@ -249,9 +236,9 @@ impl Store {
         })
     }
 
-    /// The gateway's stored token hash and whether it is revoked; `None` if
-    /// no such gateway was commissioned.
-    pub async fn gateway(&self, id: &GatewayId) -> Result<Option<GatewayRecord>, StoreError> {
+    /// The gateway's row in the registry; `None` if no such gateway was
+    /// commissioned.
+    pub async fn gateway(&self, id: &GatewayId) -> Result<Option<GatewayEntry>, StoreError> {
         let err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::ReadGateway {
             gateway: id.to_string(),
             source,
@@ -263,17 +250,14 @@ impl Store {
             .map_err(|e| err(Box::new(e)))?;
         let rows = result.into_rows_result().map_err(|e| err(Box::new(e)))?;
         let row = rows
-            .maybe_first_row::<(Option<String>, Option<DateTime<Utc>>)>()
+            .maybe_first_row::<GatewayRow>()
             .map_err(|e| err(Box::new(e)))?;
-        Ok(row.map(|(token_hash, revoked_at)| GatewayRecord {
-            token_hash,
-            revoked: revoked_at.is_some(),
-        }))
+        Ok(row.map(GatewayEntry::from_row))
     }
 
-    /// Every commissioned gateway's token hash and whether it is revoked, by
-    /// id: one paged read of the whole (small) `gateways` table.
-    pub async fn gateway_records(&self) -> Result<HashMap<String, GatewayRecord>, StoreError> {
+    /// Every commissioned gateway's row, by id: one paged read of the whole
+    /// (small) `gateways` table.
+    pub async fn gateway_records(&self) -> Result<HashMap<String, GatewayEntry>, StoreError> {
         use futures::TryStreamExt;
         let err =
             |source: Box<dyn std::error::Error + Send + Sync>| StoreError::ReadGateways { source };
@@ -281,14 +265,11 @@ impl Store {
             .execute_iter(self.select_gateways.clone(), ())
             .await
             .map_err(|e| err(Box::new(e)))?
-            .rows_stream::<(String, Option<String>, Option<DateTime<Utc>>)>()
+            .rows_stream::<GatewayRow>()
             .map_err(|e| err(Box::new(e)))?
-            .map_ok(|(id, token_hash, revoked_at)| {
-                let record = GatewayRecord {
-                    token_hash,
-                    revoked: revoked_at.is_some(),
-                };
-                (id, record)
+            .map_ok(|row| {
+                let entry = GatewayEntry::from_row(row);
+                (entry.gateway_id.clone(), entry)
             })
             .try_collect()
             .await

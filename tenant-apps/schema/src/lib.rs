@@ -5,8 +5,9 @@
 //! roles cannot alter schema). Each statement names the keyspace through the
 //! `{keyspace}` placeholder, which [`Migration::statements_for`] fills in.
 //! The provisioner, ingest and the admin panel all read and write gateway
-//! tokens and admin passwords through [`model`], so the stored formats have
-//! one definition.
+//! tokens and admin passwords through [`model`], and the `gateways` table
+//! through [`registry`], so the stored formats and the registry's
+//! statements have one definition.
 
 pub mod cql;
 pub mod model;

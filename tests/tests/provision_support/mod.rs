@@ -96,7 +96,8 @@ pub struct Env {
 impl Env {
     /// A state file and config of its own, port pools `gateway` and `admin`
     /// (first, last), containers named `<scope>-<tenant>-<role>` and
-    /// labelled with the test's scope.
+    /// labelled with the test's scope, run from the harness's tenant images
+    /// (`PROVISION_INGEST_IMAGE`, `PROVISION_ADMIN_IMAGE`).
     pub async fn new(name: &str, gateway: (u16, u16), admin: (u16, u16)) -> Env {
         Env::with_extra(name, gateway, admin, "").await
     }
@@ -187,6 +188,10 @@ public_host = "127.0.0.1"
 
 [health]
 timeout_secs = 90
+
+[images]
+ingest = "{ingest}"
+admin = "{admin}"
 "#,
             state = dir.join("state.db").display(),
             scope = scope.id,
@@ -194,6 +199,8 @@ timeout_secs = 90
             g1 = gateway.1,
             a0 = admin.0,
             a1 = admin.1,
+            ingest = containers::ingest_image(),
+            admin = containers::admin_image(),
         );
         std::fs::write(&config, text).unwrap();
         Env {
@@ -274,6 +281,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn connect(port: u16, gateway: &str, token: &str) -> Gateway {
+        Gateway::hello(port, gateway, token)
+            .await
+            .unwrap_or_else(|answer| panic!("hello answered {answer}"))
+    }
+
+    /// Connects and says hello: the gateway, welcomed, or the answer that
+    /// refused it.
+    pub async fn hello(port: u16, gateway: &str, token: &str) -> Result<Gateway, String> {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("gateway port accepts");
@@ -285,8 +300,11 @@ impl Gateway {
         gw.send(&format!(r#"<hello gateway="{gateway}" token="{token}"/>"#))
             .await;
         let answer = gw.read_element().await;
-        assert!(answer.starts_with("<welcome"), "hello answered {answer}");
-        gw
+        if answer.starts_with("<welcome") {
+            Ok(gw)
+        } else {
+            Err(answer)
+        }
     }
 
     pub async fn send(&mut self, xml: &str) {
