@@ -39,7 +39,13 @@ pub struct Cli {
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// The format of those logs (or PROVISION_LOG_FORMAT).
-    #[arg(long, global = true, value_enum, env = "PROVISION_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PROVISION_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: logging::Format,
     #[command(subcommand)]
     command: Command,

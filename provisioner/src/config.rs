@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cql::Replication;
-use crate::domain::ports::{PortRange, Pools};
+use crate::domain::ports::{Pools, PortRange};
 use crate::domain::{ProviderId, Role};
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,9 +33,8 @@ use bollard::query_parameters::{
     RemoveVolumeOptionsBuilder,
 };
 use bollard::Docker;
-use provisioner::cassandra::{
-    connect_published, drop_tenant, ensure_keyspace, ensure_role, Replication,
-};
+use provisioner::cql::tenant::{drop_tenant, ensure_keyspace, ensure_role};
+use provisioner::cql::{connect_published, Replication};
 use provisioner::ProviderId;
 use rand::Rng;
 use scylla::client::session::Session;

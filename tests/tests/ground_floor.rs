@@ -6,103 +6,77 @@ use std::time::Duration;
 use provision_testkit::containers::{
     container_logs, ingest_image, labelled_containers, wait_for_exit, TestContainer,
 };
-use provision_testkit::{cassandra, docker, unique_id, Scope};
+use provision_testkit::{cassandra, docker, Scope, TestTenant};
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
+/// Whether `result` is Cassandra's refusal for lack of a permission.
+fn is_unauthorized<T: std::fmt::Debug>(result: &Result<T, ExecutionError>) -> bool {
+    matches!(
+        result,
+        Err(ExecutionError::LastAttemptError(
+            RequestAttemptError::DbError(DbError::Unauthorized, _)
+        ))
+    )
+}
+
+/// The isolation the provisioner's own GRANTs give: two tenants made by
+/// `ensure_keyspace` and `ensure_role`, as `provision start` makes them.
+/// A regression in those grants (a wider GRANT, a superuser role) fails
+/// here.
 #[tokio::test]
-async fn a_role_granted_one_keyspace_is_refused_on_another() {
+async fn a_tenant_role_made_by_the_provisioner_reaches_its_keyspace_and_nothing_else() {
     let node = cassandra().await;
-    let admin = node.admin_session().await;
-    let own = unique_id("ground_own");
-    let other = unique_id("ground_other");
-    let role = unique_id("ground_role");
-    let password = "s3cret-for-the-test";
+    let own = TestTenant::create(node, "iso_own").await;
+    let other = TestTenant::create(node, "iso_other").await;
+    let tenant = own.session(node).await;
 
-    for keyspace in [&own, &other] {
-        admin
-            .query_unpaged(
-                format!(
-                    "CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-                ),
-                (),
-            )
-            .await
-            .unwrap();
-        admin
-            .query_unpaged(
-                format!("CREATE TABLE {keyspace}.notes (id int PRIMARY KEY, body text)"),
-                (),
-            )
-            .await
-            .unwrap();
-    }
-    admin
-        .query_unpaged(
-            format!("CREATE ROLE {role} WITH PASSWORD = '{password}' AND LOGIN = true"),
-            (),
-        )
-        .await
-        .unwrap();
-    admin
-        .query_unpaged(format!("GRANT SELECT ON KEYSPACE {own} TO {role}"), ())
-        .await
-        .unwrap();
-    admin
-        .query_unpaged(format!("GRANT MODIFY ON KEYSPACE {own} TO {role}"), ())
-        .await
-        .unwrap();
-
-    let tenant = node
-        .session_as(&role, password)
-        .await
-        .expect("the role logs in");
+    let (ks, theirs) = (&own.keyspace, &other.keyspace);
     tenant
         .query_unpaged(
-            format!("INSERT INTO {own}.notes (id, body) VALUES (1, 'mine')"),
+            format!("INSERT INTO {ks}.settings (name, value) VALUES ('probe', 'mine')"),
             (),
         )
         .await
         .expect("the role writes its own keyspace");
     let rows = tenant
-        .query_unpaged(format!("SELECT body FROM {own}.notes WHERE id = 1"), ())
+        .query_unpaged(
+            format!("SELECT value FROM {ks}.settings WHERE name = 'probe'"),
+            (),
+        )
         .await
-        .unwrap()
+        .expect("the role reads its own keyspace")
         .into_rows_result()
         .unwrap();
     assert_eq!(rows.first_row::<(String,)>().unwrap().0, "mine");
 
-    for statement in [
-        format!("SELECT body FROM {other}.notes"),
-        format!("INSERT INTO {other}.notes (id, body) VALUES (1, 'theirs')"),
-    ] {
-        let refused = tenant
-            .query_unpaged(statement.clone(), ())
-            .await
-            .unwrap_err();
+    let refused = [
+        // another tenant's data
+        format!("SELECT * FROM {theirs}.gateways"),
+        format!("SELECT * FROM {theirs}.admin_users"),
+        format!("INSERT INTO {theirs}.settings (name, value) VALUES ('x', 'theirs')"),
+        // schema changes, even in its own keyspace
+        format!("CREATE TABLE {ks}.extra (id int PRIMARY KEY)"),
+        format!("DROP TABLE {ks}.readings"),
+        format!("ALTER KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
+        format!("CREATE KEYSPACE {ks}_2 WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"),
+        // roles and grants
+        format!("CREATE ROLE {}_x WITH PASSWORD = 'x' AND LOGIN = true", own.role),
+        format!("GRANT SELECT ON KEYSPACE {theirs} TO {}", own.role),
+        format!("ALTER ROLE {} WITH SUPERUSER = true", own.role),
+        "SELECT * FROM system_auth.roles".to_owned(),
+    ];
+    for statement in refused {
+        let result = tenant.query_unpaged(statement.clone(), ()).await;
         assert!(
-            matches!(
-                refused,
-                ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-                    DbError::Unauthorized,
-                    _
-                ))
-            ),
-            "{statement} must be refused as Unauthorized, got: {refused}"
+            is_unauthorized(&result),
+            "{statement} must be refused as Unauthorized, got: {result:?}"
         );
     }
-    let wrong_password = node.session_as(&role, "not-the-password").await;
+    let wrong_password = node.session_as(&own.role, "not-the-password").await;
     assert!(wrong_password.is_err(), "a wrong password must be refused");
 
-    for keyspace in [&own, &other] {
-        admin
-            .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-            .await
-            .unwrap();
-    }
-    admin
-        .query_unpaged(format!("DROP ROLE {role}"), ())
-        .await
-        .unwrap();
+    own.drop(node).await;
+    other.drop(node).await;
 }
 
 #[tokio::test]
@@ -145,7 +119,7 @@ async fn ensure_role_right_after_the_role_was_created_converges() {
     let node = cassandra().await;
     let tenant = provision_testkit::TestTenant::create(node, "role_again").await;
     let admin = node.admin_session().await;
-    provisioner::cassandra::ensure_role(&admin, &tenant.id, &tenant.password)
+    provisioner::cql::tenant::ensure_role(&admin, &tenant.id, &tenant.password)
         .await
         .expect("a second ensure_role at once converges");
     node.session_as(&tenant.role, &tenant.password)

@@ -119,6 +119,34 @@ async fn an_unreachable_cassandra_is_named_and_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn a_wrong_superuser_password_fails_at_once_naming_the_user_and_the_contact_point() {
+    let env = Env::new("pverr", (27521, 27522), (27531, 27532)).await;
+    let host = env.node.host_addr.to_string();
+    env.edit_config(
+        &format!("admin_password = \"{}\"", env.node.admin_password),
+        "admin_password = \"not-the-password\"",
+    );
+    let id = unique_id("badpw");
+    let started = std::time::Instant::now();
+    let run = env.run(&["start", &id]).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "an authentication failure is not retried: {:?}",
+        started.elapsed()
+    );
+    assert_error(
+        &run,
+        11,
+        &format!(
+            "cassandra at {host} refused the login of {}",
+            env.node.admin_user
+        ),
+    );
+    assert_error(&env.run(&["status", &id]).await, 8, "unknown provider");
+    assert!(tenant_containers(&id).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_unknown_provider_is_an_error_for_every_command_that_needs_one() {
     let env = Env::new("pverr", (27501, 27502), (27511, 27512)).await;
     let id = unique_id("nobody");

@@ -105,7 +105,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     assert_eq!(second.field("admin_password"), None);
     let plan = env.run(&["plan", &id]).await.ok();
     assert!(
-        plan.stdout.contains("nothing to do") || plan.stdout.contains("wait until healthy"),
+        plan.stdout.contains("nothing to do") || plan.stdout.contains(" is healthy"),
         "{}",
         plan.stdout
     );
@@ -266,7 +266,10 @@ async fn reconcile_recreates_a_container_removed_by_hand_and_reports_orphans() {
     let dry = env.run(&["reconcile", "--dry-run"]).await.ok();
     assert_eq!(
         dry.stdout,
-        format!("plan for tenant {id}:\n  create and start container {ingest} (missing)\n  start container {admin}\n"),
+        format!(
+            "plan for tenant {id}:\n  create and start container {ingest} from {} on port {gateway_port} (missing)\n  start container {admin}\n",
+            provision_testkit::containers::ingest_image()
+        ),
         "only this environment's containers count"
     );
     assert!(!is_running(&admin).await, "--dry-run changed something");
@@ -374,4 +377,91 @@ async fn a_managed_cassandra_from_another_build_is_noted_and_left_alone() {
         json.stdout
     );
     assert!(is_running(CASSANDRA_CONTAINER).await);
+}
+
+/// Builds `tag` from the ingest image with one label more: a new image id
+/// for the same binary, as `scripts/setup` makes after a rebuild.
+fn build_ingest_variant(tag: &str, build: u32) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build runs");
+    let dockerfile = format!(
+        "FROM {}\nLABEL io.provision.test-build=\"{build}\"\n",
+        ingest_image()
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(dockerfile.as_bytes())
+        .expect("write the Dockerfile");
+    assert!(child.wait().expect("docker build ends").success());
+}
+
+/// An image rebuilt under the same tag is drift: `plan` shows the container
+/// recreated, `reconcile` rolls the tenant onto the new build.
+#[tokio::test]
+async fn reconcile_rolls_a_tenant_onto_an_image_rebuilt_under_its_tag() {
+    let env = Env::new("pvroll", (27051, 27052), (27151, 27152)).await;
+    let tag = format!("provision/ingest:{}", env.prefix);
+    build_ingest_variant(&tag, 1);
+    env.edit_config(
+        &format!("ingest = \"{}\"", ingest_image()),
+        &format!("ingest = \"{tag}\""),
+    );
+    let id = unique_id("roll");
+    env.run(&["start", &id]).await.ok();
+    let ingest = env.container(&id, "ingest");
+    let image_of = |name: String| async move {
+        docker()
+            .await
+            .inspect_container(&name, None)
+            .await
+            .expect("the container exists")
+            .image
+            .expect("an image id")
+    };
+    let before = image_of(ingest.clone()).await;
+
+    build_ingest_variant(&tag, 2);
+    let rebuilt = docker()
+        .await
+        .inspect_image(&tag)
+        .await
+        .expect("the rebuilt image")
+        .id
+        .expect("an id");
+    assert_ne!(before, rebuilt);
+    let plan = env.run(&["plan", &id]).await.ok();
+    assert!(
+        plan.stdout.contains(&format!(
+            "remove container {ingest} (configuration changed)"
+        )),
+        "{}",
+        plan.stdout
+    );
+    env.run(&["reconcile"]).await.ok();
+    assert_eq!(image_of(ingest.clone()).await, rebuilt);
+    let again = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(again.field("state").as_deref(), Some("running"));
+
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    let _ = docker()
+        .await
+        .remove_image(
+            &tag,
+            Some(bollard::query_parameters::RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            }),
+            None,
+        )
+        .await;
 }

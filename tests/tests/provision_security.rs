@@ -165,7 +165,7 @@ async fn a_tenants_containers_cannot_reach_another_tenants_and_hold_no_secrets_i
         .provisioner()
         .await
         .store
-        .provider(&a)
+        .tenant(&provisioner::ProviderId::parse(&a).unwrap())
         .await
         .unwrap()
         .expect("a is known");

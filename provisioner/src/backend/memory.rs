@@ -25,6 +25,16 @@ pub struct MemoryContainer {
     pub running: bool,
 }
 
+impl MemoryContainer {
+    /// A started container is healthy at once.
+    fn state(&self) -> (ContainerState, Health) {
+        match self.running {
+            true => (ContainerState::Running, Health::Healthy),
+            false => (ContainerState::Exited, Health::Unknown),
+        }
+    }
+}
+
 /// Everything the memory backend holds.
 #[derive(Debug, Default, Clone)]
 pub struct World {
@@ -123,16 +133,8 @@ impl Backend for MemoryBackend {
                     name: c.spec.name.clone(),
                     tenant: Some(c.spec.tenant.clone()),
                     role: Some(c.spec.role),
-                    state: if c.running {
-                        ContainerState::Running
-                    } else {
-                        ContainerState::Exited
-                    },
-                    health: if c.running {
-                        Health::Healthy
-                    } else {
-                        Health::Unknown
-                    },
+                    state: c.state().0,
+                    health: c.state().1,
                     spec_hash: Some(c.spec.hash()),
                 })
                 .collect()
@@ -263,16 +265,8 @@ impl Backend for MemoryBackend {
         Ok(self.with(|w| {
             w.containers.get(name).map(|c| ContainerDetails {
                 name: name.to_owned(),
-                state: if c.running {
-                    ContainerState::Running
-                } else {
-                    ContainerState::Exited
-                },
-                health: if c.running {
-                    Health::Healthy
-                } else {
-                    Health::Unknown
-                },
+                state: c.state().0,
+                health: c.state().1,
                 ..ContainerDetails::default()
             })
         }))

@@ -20,6 +20,8 @@ pub struct GatewayInfo {
     pub display_name: Option<String>,
     pub created_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Whether its token works (a token hash, not revoked).
+    pub live: bool,
 }
 
 /// Commissions `gateway` and returns its token (shown once; only its hash
@@ -83,38 +85,31 @@ pub async fn revoke(session: &Session, id: &ProviderId, gateway: &GatewayId) -> 
     }
 }
 
-/// Every gateway of the tenant, by id.
+/// Every gateway of the tenant, by id (all pages; a row that cannot be
+/// read is an error, not skipped).
 pub async fn list(session: &Session, id: &ProviderId) -> Result<Vec<GatewayInfo>> {
-    type Row = (
-        String,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    );
+    use futures::TryStreamExt;
     let failed = |e: &dyn std::fmt::Display| statement_error(id, "list gateways", e);
-    let cql = format!(
-        "SELECT gateway_id, display_name, created_at, revoked_at FROM {}.gateways",
-        id.keyspace()
-    );
-    let rows = session
-        .query_unpaged(cql, ())
+    let rows: Vec<registry::GatewayRow> = session
+        .query_iter(registry::list_gateways(&id.keyspace()), ())
         .await
         .map_err(|e| failed(&e))?
-        .into_rows_result()
-        .map_err(|e| failed(&e))?;
-    let mut out = rows
-        .rows::<Row>()
+        .rows_stream::<registry::GatewayRow>()
         .map_err(|e| failed(&e))?
-        .map(|row| {
-            let (gateway, display_name, created, revoked) = row.map_err(|e| failed(&e))?;
-            Ok(GatewayInfo {
-                gateway,
-                display_name,
-                created_at: created.map(|t| t.to_rfc3339()),
-                revoked_at: revoked.map(|t| t.to_rfc3339()),
-            })
+        .try_collect()
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut out: Vec<GatewayInfo> = rows
+        .into_iter()
+        .map(registry::GatewayEntry::from_row)
+        .map(|g| GatewayInfo {
+            live: g.is_live(),
+            gateway: g.gateway_id,
+            display_name: g.display_name,
+            created_at: g.created_at.map(|t| t.to_rfc3339()),
+            revoked_at: g.revoked_at.map(|t| t.to_rfc3339()),
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     out.sort_by(|a, b| a.gateway.cmp(&b.gateway));
     Ok(out)
 }

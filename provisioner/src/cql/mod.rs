@@ -45,7 +45,9 @@ pub enum CqlError {
         what: String,
         why: String,
     },
-    #[error("gateway {gateway} of tenant {tenant} already exists; revoke it first or pick another id")]
+    #[error(
+        "gateway {gateway} of tenant {tenant} already exists; revoke it first or pick another id"
+    )]
     GatewayExists { tenant: String, gateway: String },
     #[error("unknown gateway {gateway} of tenant {tenant}")]
     UnknownGateway { tenant: String, gateway: String },
@@ -79,8 +81,12 @@ pub trait TenantStorage: Send + Sync {
     /// applied.
     async fn ensure_keyspace(&self, id: &ProviderId) -> Result<u32>;
     async fn ensure_role(&self, id: &ProviderId, password: &str) -> Result<()>;
-    async fn create_admin_user(&self, id: &ProviderId, username: &str, password: &str)
-        -> Result<()>;
+    async fn create_admin_user(
+        &self,
+        id: &ProviderId,
+        username: &str,
+        password: &str,
+    ) -> Result<()>;
     /// Drops the keyspace (all its data) and the role.
     async fn drop_tenant(&self, id: &ProviderId) -> Result<()>;
 }

@@ -106,17 +106,19 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
             Ok(s) if config.cassandra.mode == CassandraMode::Managed => {
                 // Not retried: a node that answers but keeps the default
                 // superuser is a finding, not an outage.
-                retire_default_superuser(&s)
-                    .await
-                    .map_err(|e| CqlError::DefaultSuperuserActive {
+                retire_default_superuser(&s).await.map_err(|e| {
+                    CqlError::DefaultSuperuserActive {
                         container: config.cassandra.container.clone(),
                         why: e.to_string(),
-                    })?;
+                    }
+                })?;
                 return Ok(s);
             }
             Ok(s) => return Ok(s),
             Err(Bootstrap::Store(why)) => return Err(CqlError::Store(why)),
-            Err(Bootstrap::Login(f)) if f.refused && config.cassandra.mode == CassandraMode::External => {
+            Err(Bootstrap::Login(f))
+                if f.refused && config.cassandra.mode == CassandraMode::External =>
+            {
                 return Err(CqlError::AuthenticationFailed {
                     user: config.cassandra.admin_user.clone(),
                     contact_points: contact_points(config),
@@ -150,7 +152,10 @@ pub async fn admin_session(config: &Config, store: &Store) -> Result<Session> {
 /// whichever way the session was had, because a node can get the default
 /// role back behind our back (a volume restored from a backup, a crash
 /// between the bootstrap and the retirement).
-async fn managed_session(config: &Config, store: &Store) -> std::result::Result<Session, Bootstrap> {
+async fn managed_session(
+    config: &Config,
+    store: &Store,
+) -> std::result::Result<Session, Bootstrap> {
     let stored = store
         .setting(MANAGED_ADMIN_SETTING)
         .await
@@ -179,7 +184,12 @@ async fn bootstrap_managed_admin(
         .setting_or_insert(MANAGED_ADMIN_SETTING, &tenant_schema::model::new_password())
         .await
         .map_err(|e| Bootstrap::Store(e.to_string()))?;
-    let failed = |e: String| Bootstrap::Login(Failure { refused: false, why: e });
+    let failed = |e: String| {
+        Bootstrap::Login(Failure {
+            refused: false,
+            why: e,
+        })
+    };
     let quoted = password.replace('\'', "''");
     // Created, or (a role left by a run that crashed, or a state store that
     // lost its password) altered: never both, because Cassandra 5 refuses
@@ -222,4 +232,3 @@ enum Bootstrap {
     /// Not retried: the store is local.
     Store(String),
 }
-

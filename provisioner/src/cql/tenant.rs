@@ -91,7 +91,11 @@ async fn applied_schema_version(session: &Session, tenant: &ProviderId) -> Resul
     match row.and_then(|(value,)| value) {
         None => Ok(0),
         Some(v) => v.parse().map_err(|_| {
-            statement_error(tenant, what, format!("the stored version {v:?} is no number"))
+            statement_error(
+                tenant,
+                what,
+                format!("the stored version {v:?} is no number"),
+            )
         }),
     }
 }
@@ -145,11 +149,7 @@ pub async fn ensure_keyspace(
 /// Creates (or updates the password of) the tenant's role, and grants it
 /// reading and writing on its own keyspace only: no schema changes, no
 /// other keyspace, no role management.
-pub async fn ensure_role(
-    session: &Session,
-    tenant: &ProviderId,
-    password: &str,
-) -> Result<()> {
+pub async fn ensure_role(session: &Session, tenant: &ProviderId, password: &str) -> Result<()> {
     let role = tenant.cassandra_role();
     let password = cql_string(password);
     // Cassandra 5 refuses a password change within 5 s of the last one, so

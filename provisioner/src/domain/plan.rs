@@ -14,38 +14,90 @@ use super::state::Desired;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// The shared network.
-    CreateNetwork { name: String },
-    CreateCassandra { container: String },
-    StartCassandra { container: String },
+    CreateNetwork {
+        name: String,
+    },
+    CreateCassandra {
+        container: String,
+    },
+    StartCassandra {
+        container: String,
+    },
     /// Managed mode: take away the default superuser's login and superuser
     /// status, read the role back, and check that `cassandra`/`cassandra`
     /// is refused.
-    RetireDefaultSuperuser { container: String },
+    RetireDefaultSuperuser {
+        container: String,
+    },
     /// A tenant the store does not know yet: its record with fresh secrets.
-    RegisterTenant { desired: Desired },
-    SetDesired { desired: Desired },
-    CreateTenantNetwork { name: String },
-    AttachToNetwork { container: String, network: String },
-    RemoveTenantNetwork { name: String, detach: Option<String> },
-    LeasePort { pool: Pool, port: u16 },
-    ApplySchema { keyspace: String, from: u32, to: u32 },
-    EnsureRole { role: String, keyspace: String },
-    CreateAdminUser { keyspace: String, username: String },
-    RemoveContainer { name: String, why: &'static str },
+    RegisterTenant {
+        desired: Desired,
+    },
+    SetDesired {
+        desired: Desired,
+    },
+    CreateTenantNetwork {
+        name: String,
+    },
+    AttachToNetwork {
+        container: String,
+        network: String,
+    },
+    RemoveTenantNetwork {
+        name: String,
+        detach: Option<String>,
+    },
+    LeasePort {
+        pool: Pool,
+        port: u16,
+    },
+    ApplySchema {
+        keyspace: String,
+        from: u32,
+        to: u32,
+    },
+    EnsureRole {
+        role: String,
+        keyspace: String,
+    },
+    CreateAdminUser {
+        keyspace: String,
+        username: String,
+    },
+    RemoveContainer {
+        name: String,
+        why: &'static str,
+    },
     /// Writes the container's secrets, creates it from `spec`, starts it.
     CreateContainer {
         spec: Box<ContainerSpec>,
         why: &'static str,
     },
     /// Writes the container's secrets again (a wiped data dir), starts it.
-    StartContainer { name: String, role: Role },
-    StopContainer { name: String },
-    WaitHealthy { role: Role, name: String },
-    ReleasePorts { ports: Vec<u16> },
+    StartContainer {
+        name: String,
+        role: Role,
+    },
+    StopContainer {
+        name: String,
+    },
+    WaitHealthy {
+        role: Role,
+        name: String,
+    },
+    ReleasePorts {
+        ports: Vec<u16>,
+    },
     RemoveSecrets,
-    DropData { keyspace: String, role: String },
+    DropData {
+        keyspace: String,
+        role: String,
+    },
     Forget,
-    ReportOrphan { name: String, tenant: String },
+    ReportOrphan {
+        name: String,
+        tenant: String,
+    },
 }
 
 impl Step {
@@ -92,7 +144,10 @@ impl fmt::Display for Step {
                 "retire the default superuser of {container} (cassandra/cassandra must be refused)"
             ),
             Step::RegisterTenant { desired } => {
-                write!(f, "register the tenant with fresh secrets (desired {desired})")
+                write!(
+                    f,
+                    "register the tenant with fresh secrets (desired {desired})"
+                )
             }
             Step::SetDesired { desired } => write!(f, "set the desired state to {desired}"),
             Step::CreateTenantNetwork { name } => write!(f, "create tenant network {name}"),

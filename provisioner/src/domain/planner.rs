@@ -152,7 +152,11 @@ fn storage_steps(tenant: &TenantView, steps: &mut Vec<Step>) {
 
 /// The container steps that make the tenant's apps run from their specs;
 /// with `wait`, a wait for each container not yet healthy.
-fn container_steps(specs: &[ContainerSpec], observed: &[ObservedContainer], wait: bool) -> Vec<Step> {
+fn container_steps(
+    specs: &[ContainerSpec],
+    observed: &[ObservedContainer],
+    wait: bool,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut waits = Vec::new();
     for spec in specs {
@@ -281,7 +285,11 @@ pub fn plan_destroy(
     let mut steps = Vec::new();
     desired_step(tenant, Desired::Destroyed, &mut steps);
     steps.extend(removal_steps(tenant, infra, observed, "destroy"));
-    let ports = tenant.record.as_ref().map(TenantRecord::ports).unwrap_or_default();
+    let ports = tenant
+        .record
+        .as_ref()
+        .map(TenantRecord::ports)
+        .unwrap_or_default();
     if !ports.is_empty() {
         steps.push(Step::ReleasePorts { ports });
     }

@@ -56,9 +56,18 @@ fn spec(role: Role, port: u16) -> ContainerSpec {
 
 /// The target with the ports kept (`leased`) or to lease.
 fn target(leased: bool, gateway: u16, admin: u16) -> StartTarget {
-    let choice = |p| if leased { Choice::Keep(p) } else { Choice::Lease(p) };
+    let choice = |p| {
+        if leased {
+            Choice::Keep(p)
+        } else {
+            Choice::Lease(p)
+        }
+    };
     StartTarget {
-        ports: vec![(Pool::Gateway, choice(gateway)), (Pool::Admin, choice(admin))],
+        ports: vec![
+            (Pool::Gateway, choice(gateway)),
+            (Pool::Admin, choice(admin)),
+        ],
         specs: vec![spec(Role::Ingest, gateway), spec(Role::Admin, admin)],
     }
 }
@@ -175,10 +184,15 @@ fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
     assert!(plan.is_empty(), "nothing is recreated: {plan}");
     let text = plan.to_string();
     assert!(
-        text.starts_with("plan for tenant acme:\n  nothing to do\nnote: provision-cassandra runs an older build"),
+        text.starts_with(
+            "plan for tenant acme:\n  nothing to do\nnote: provision-cassandra runs an older build"
+        ),
         "{text}"
     );
-    assert!(text.contains("`docker rm -f provision-cassandra`"), "{text}");
+    assert!(
+        text.contains("`docker rm -f provision-cassandra`"),
+        "{text}"
+    );
     let unhardened = ObservedInfra {
         cassandra_unhardened: true,
         ..infra(true, CassandraObserved::Running)
@@ -186,7 +200,8 @@ fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
     let plan = plan_start(&running, &kept(), &unhardened, &observed);
     assert!(plan.is_empty(), "nothing is recreated: {plan}");
     assert!(
-        plan.to_string().contains("created without the container hardening"),
+        plan.to_string()
+            .contains("created without the container hardening"),
         "{plan}"
     );
 }
@@ -195,7 +210,12 @@ fn a_cassandra_built_from_an_older_image_is_noted_and_left_running() {
 fn a_start_after_stop_restarts_and_a_changed_spec_recreates() {
     let observed = [
         made(Role::Ingest, false, Health::Unknown),
-        container("provision-acme-admin", true, Health::Healthy, Some("old".into())),
+        container(
+            "provision-acme-admin",
+            true,
+            Health::Healthy,
+            Some("old".into()),
+        ),
     ];
     let plan = plan_start(
         &view(Some(record(Desired::Stopped))),
@@ -265,8 +285,13 @@ fn a_missing_tenant_network_is_created_and_cassandra_attached() {
     let mut detached = infra(true, CassandraObserved::Running);
     detached.tenant_network.cassandra_attached = false;
     assert_eq!(
-        plan_start(&view(Some(record(Desired::Running))), &kept(), &detached, &healthy_acme())
-            .to_string(),
+        plan_start(
+            &view(Some(record(Desired::Running))),
+            &kept(),
+            &detached,
+            &healthy_acme()
+        )
+        .to_string(),
         "plan for tenant acme:\n  attach provision-cassandra to network provision-net-acme\n"
     );
 }
@@ -294,8 +319,13 @@ fn destroy_marks_first_and_keeps_data_unless_purged() {
     ];
     let running = view(Some(record(Desired::Running)));
     assert_eq!(
-        plan_destroy(&running, &infra(true, CassandraObserved::Running), &observed, false)
-            .to_string(),
+        plan_destroy(
+            &running,
+            &infra(true, CassandraObserved::Running),
+            &observed,
+            false
+        )
+        .to_string(),
         "plan for tenant acme:
   set the desired state to destroyed
   remove container provision-acme-ingest (destroy)

@@ -70,14 +70,23 @@ impl<'a> Execution<'a> {
         }
     }
 
-    /// Applies every step of `plan`, in order.
+    /// Applies every step of `plan`, in order. A plan that needs
+    /// Cassandra connects once the shared infrastructure is up (the plan's
+    /// first steps), before anything of the tenant is written: an
+    /// unreachable or refusing cluster leaves nothing behind.
     pub async fn apply(&mut self, plan: &Plan) -> Result<()> {
+        let needs_cql = plan.steps.iter().any(Step::needs_cql);
         for step in &plan.steps {
+            if needs_cql && !step.is_infrastructure() {
+                self.storage().await?;
+            }
             let n = self.applied.len() + 1;
             let span = tracing::info_span!("step", n, step = %step);
             let started = Instant::now();
             self.apply_step(step).instrument(span.clone()).await?;
-            span.in_scope(|| tracing::info!(ms = started.elapsed().as_millis() as u64, "step done"));
+            span.in_scope(|| {
+                tracing::info!(ms = started.elapsed().as_millis() as u64, "step done")
+            });
             self.applied.push(step.to_string());
             if let Some(fault) = self.prov.fault.filter(|f| f.after == n) {
                 if fault.exit {

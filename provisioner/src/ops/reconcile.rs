@@ -51,7 +51,9 @@ impl Provisioner {
                 }
                 Err(e) => (Plan::default(), Err(e)),
             };
-            report.plan.extend(plan.lines().iter().map(|s| format!("{id}: {s}")));
+            report
+                .plan
+                .extend(plan.lines().iter().map(|s| format!("{id}: {s}")));
             report.plan_text.push_str(&plan.to_string());
             let result = match (&outcome, dry_run, plan.changes()) {
                 (Err(_), _, _) => TenantResult::Failed,

@@ -11,8 +11,7 @@ use crate::error::{Error, ErrorKind};
 #[derive(Debug, Clone, Serialize)]
 pub struct StartReport {
     pub provider: ProviderId,
-    /// `running`, or `planned` for a dry run.
-    pub state: String,
+    pub state: StartState,
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
     pub gateway_endpoint: Option<String>,
@@ -114,12 +113,42 @@ impl ReconcileReport {
     }
 }
 
+/// A tenant's state as `status` sums it up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantState {
+    /// Both apps run and are healthy.
+    Running,
+    /// Both run, not both healthy yet.
+    Starting,
+    Stopped,
+    Destroyed,
+    /// Anything else (one app down).
+    Degraded,
+}
+
+impl std::fmt::Display for TenantState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_value(self).expect("a state serializes");
+        f.pad(text.as_str().unwrap_or_default())
+    }
+}
+
+/// What a `start` left the tenant in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartState {
+    Running,
+    /// A dry run: nothing was done.
+    Planned,
+}
+
 /// One tenant as `status` and `list` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantStatus {
     pub provider: ProviderId,
     pub desired: Desired,
-    pub state: String,
+    pub state: TenantState,
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
     pub admin_url: Option<String>,

@@ -5,6 +5,7 @@
 //! times); the steps already applied are then found done.
 
 use super::executor::Execution;
+use super::report::StartState;
 use super::{Provisioner, StartReport};
 use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
@@ -60,7 +61,14 @@ impl Provisioner {
         let mut ports = Vec::new();
         for pool in Pool::ALL {
             let range = pools.range(pool);
-            let choice = choose(id, pool, options.requested(pool), range, &leases, &host_free)?;
+            let choice = choose(
+                id,
+                pool,
+                options.requested(pool),
+                range,
+                &leases,
+                &host_free,
+            )?;
             ports.push((pool, choice));
         }
         let mut specs = Vec::new();
@@ -143,7 +151,10 @@ impl Provisioner {
         let host = &self.config.ports.public_host;
         StartReport {
             provider: id.clone(),
-            state: if dry_run { "planned" } else { "running" }.into(),
+            state: match dry_run {
+                true => StartState::Planned,
+                false => StartState::Running,
+            },
             gateway_port,
             admin_port,
             gateway_endpoint: gateway_port.map(|p| format!("{host}:{p}")),

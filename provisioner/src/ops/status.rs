@@ -4,6 +4,7 @@
 use futures::future::join_all;
 use futures::StreamExt;
 
+use super::report::TenantState;
 use super::{ContainerStatus, Provisioner, TenantStatus};
 use crate::backend::LogChunk;
 use crate::domain::state::TenantRecord;
@@ -12,13 +13,13 @@ use crate::error::{Error, Result};
 
 /// A tenant's state in one word, from its desired state and how many of
 /// its two containers run and are healthy.
-fn summarize(desired: Desired, running: usize, healthy: usize) -> &'static str {
+fn summarize(desired: Desired, running: usize, healthy: usize) -> TenantState {
     match (desired, running, healthy) {
-        (Desired::Destroyed, 0, _) => "destroyed",
-        (_, 2, 2) => "running",
-        (_, 0, _) => "stopped",
-        (Desired::Running, 2, _) => "starting",
-        _ => "degraded",
+        (Desired::Destroyed, 0, _) => TenantState::Destroyed,
+        (_, 2, 2) => TenantState::Running,
+        (_, 0, _) => TenantState::Stopped,
+        (Desired::Running, 2, _) => TenantState::Starting,
+        _ => TenantState::Degraded,
     }
 }
 
@@ -63,7 +64,7 @@ impl Provisioner {
             .count();
         Ok(TenantStatus {
             keyspace: record.id.keyspace(),
-            state: summarize(record.desired, running, healthy).into(),
+            state: summarize(record.desired, running, healthy),
             desired: record.desired,
             gateway_port: record.gateway_port,
             admin_port: record.admin_port,
@@ -98,10 +99,10 @@ mod tests {
 
     #[test]
     fn a_tenant_is_running_only_when_both_apps_are_healthy() {
-        assert_eq!(summarize(Desired::Running, 2, 2), "running");
-        assert_eq!(summarize(Desired::Running, 2, 1), "starting");
-        assert_eq!(summarize(Desired::Stopped, 1, 1), "degraded");
-        assert_eq!(summarize(Desired::Stopped, 0, 0), "stopped");
-        assert_eq!(summarize(Desired::Destroyed, 0, 0), "destroyed");
+        assert_eq!(summarize(Desired::Running, 2, 2), TenantState::Running);
+        assert_eq!(summarize(Desired::Running, 2, 1), TenantState::Starting);
+        assert_eq!(summarize(Desired::Stopped, 1, 1), TenantState::Degraded);
+        assert_eq!(summarize(Desired::Stopped, 0, 0), TenantState::Stopped);
+        assert_eq!(summarize(Desired::Destroyed, 0, 0), TenantState::Destroyed);
     }
 }

@@ -12,7 +12,10 @@ impl Provisioner {
         let plan = async {
             let record = self.known(id).await?;
             let observed = self.backend.observe_containers(Some(id)).await?;
-            Ok::<_, crate::error::Error>(planner::plan_stop(&self.view(id, Some(record)), &observed))
+            Ok::<_, crate::error::Error>(planner::plan_stop(
+                &self.view(id, Some(record)),
+                &observed,
+            ))
         };
         if dry_run {
             return Ok(PlanReport::new(&plan.await?, true));

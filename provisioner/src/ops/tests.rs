@@ -37,7 +37,11 @@ impl TenantStorage for MemoryCql {
 
     async fn ensure_keyspace(&self, id: &ProviderId) -> CqlResult<u32> {
         let latest = tenant_schema::latest_version();
-        self.0.lock().unwrap().keyspaces.insert(id.keyspace(), latest);
+        self.0
+            .lock()
+            .unwrap()
+            .keyspaces
+            .insert(id.keyspace(), latest);
         Ok(latest)
     }
 
@@ -184,14 +188,16 @@ async fn a_start_stopped_right_after_any_step_converges_when_run_again() {
     let steps = {
         let host = Host::new("count");
         let p = host.provisioner(None).await;
-        p.plan(&acme(), StartOptions::default()).await.unwrap().steps.len()
+        p.plan(&acme(), StartOptions::default())
+            .await
+            .unwrap()
+            .steps
+            .len()
     };
     assert!(steps > 10, "a fresh start has every step: {steps}");
     for after in 1..=steps {
         let host = Host::new("fault");
-        let faulty = host
-            .provisioner(Some(Fault { after, exit: false }))
-            .await;
+        let faulty = host.provisioner(Some(Fault { after, exit: false })).await;
         let stopped = faulty.start(&acme(), StartOptions::default()).await;
         assert!(
             matches!(stopped, Err(Error::Injected(n)) if n == after),
@@ -229,7 +235,10 @@ async fn a_rebuilt_image_is_drift_and_reconcile_recreates_the_container() {
         ]
     );
     let world = host.backend.snapshot();
-    assert_eq!(world.containers["provision-acme-ingest"].spec.image_id, "sha256:rebuilt");
+    assert_eq!(
+        world.containers["provision-acme-ingest"].spec.image_id,
+        "sha256:rebuilt"
+    );
     assert!(p.reconcile(false).await.unwrap().plan.is_empty());
 }
 
@@ -247,7 +256,11 @@ async fn reconcile_reports_a_failing_tenant_and_goes_on() {
     }
     let report = p.reconcile(false).await.unwrap();
     let errors: Vec<_> = report.tenants.iter().map(|t| t.error.is_some()).collect();
-    assert_eq!(errors, [true, false], "acme fails, beta goes on: {report:#?}");
+    assert_eq!(
+        errors,
+        [true, false],
+        "acme fails, beta goes on: {report:#?}"
+    );
     assert_eq!(host.backend.snapshot().containers.len(), 3);
     host.backend.world.lock().unwrap().fail_create.clear();
     let report = p.reconcile(false).await.unwrap();
@@ -270,9 +283,16 @@ async fn stop_then_destroy_with_purge_leaves_nothing() {
         ]
     );
     let destroy = p.destroy(&acme(), true, false).await.unwrap();
-    assert_eq!(destroy.plan.first().unwrap(), "set the desired state to destroyed");
+    assert_eq!(
+        destroy.plan.first().unwrap(),
+        "set the desired state to destroyed"
+    );
     assert!(host.backend.snapshot().containers.is_empty());
-    assert!(!host.backend.snapshot().networks.contains_key("provision-net-acme"));
+    assert!(!host
+        .backend
+        .snapshot()
+        .networks
+        .contains_key("provision-net-acme"));
     assert!(p.store.tenants().await.unwrap().is_empty());
     assert!(p.store.leases().await.unwrap().is_empty());
     assert!(host.cql.0.lock().unwrap().keyspaces.is_empty());
@@ -283,5 +303,8 @@ async fn stop_then_destroy_with_purge_leaves_nothing() {
         .into_iter()
         .map(|op| op.request.unwrap_or_default())
         .collect();
-    assert_eq!(history, ["start acme", "stop acme", "destroy acme --purge-data"]);
+    assert_eq!(
+        history,
+        ["start acme", "stop acme", "destroy acme --purge-data"]
+    );
 }

@@ -111,7 +111,6 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-
 /// Whether `e` is SQLite's "database is locked" (SQLITE_BUSY, code 5).
 fn is_busy(e: &StoreError) -> bool {
     match e {
@@ -138,12 +137,11 @@ impl Store {
     /// `path`, and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::Directory {
-                    url: path.display().to_string(),
-                    dir: dir.to_owned(),
-                    source,
-                })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                url: path.display().to_string(),
+                dir: dir.to_owned(),
+                source,
+            })?;
         }
         let url = path.display().to_string();
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{url}"))

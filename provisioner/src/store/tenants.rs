@@ -149,14 +149,8 @@ impl Store {
     }
 
     pub async fn set_desired(&self, id: &ProviderId, desired: Desired) -> Result<()> {
-        sqlx::query("UPDATE providers SET desired = ?, updated_at = ? WHERE id = ?")
-            .bind(desired.as_str())
-            .bind(now())
-            .bind(id.as_str())
-            .execute(&self.pool)
+        self.set_column(id, "desired", desired.as_str().to_owned())
             .await
-            .map_err(self.err())?;
-        Ok(())
     }
 
     pub async fn set_schema_version(&self, id: &ProviderId, version: u32) -> Result<()> {
@@ -171,7 +165,10 @@ impl Store {
         self.set_column(id, "admin_user_created", 1).await
     }
 
-    async fn set_column(&self, id: &ProviderId, column: &'static str, value: i64) -> Result<()> {
+    async fn set_column<V>(&self, id: &ProviderId, column: &'static str, value: V) -> Result<()>
+    where
+        V: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+    {
         sqlx::query(&format!(
             "UPDATE providers SET {column} = ?, updated_at = ? WHERE id = ?"
         ))
@@ -221,7 +218,8 @@ mod tests {
     use super::*;
 
     async fn store(name: &str) -> (Store, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("provision-store-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("provision-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         (Store::open(&dir.join("state.db")).await.unwrap(), dir)
     }
@@ -236,10 +234,16 @@ mod tests {
         store.lease(&a, Pool::Gateway, 6001).await.unwrap();
         store.lease(&a, Pool::Gateway, 6001).await.unwrap();
         let taken = store.lease(&b, Pool::Gateway, 6001).await.unwrap_err();
-        assert!(matches!(taken, StoreError::LeaseTaken { port: 6001, .. }), "{taken}");
+        assert!(
+            matches!(taken, StoreError::LeaseTaken { port: 6001, .. }),
+            "{taken}"
+        );
         let other = store.lease(&a, Pool::Gateway, 6002).await.unwrap_err();
         assert!(matches!(other, StoreError::LeaseTaken { .. }), "{other}");
-        assert_eq!(store.tenant(&a).await.unwrap().unwrap().gateway_port, Some(6001));
+        assert_eq!(
+            store.tenant(&a).await.unwrap().unwrap().gateway_port,
+            Some(6001)
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -50,11 +50,14 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOp
 use bollard::Docker;
 use futures::future::join_all;
 use provision_testkit::{cassandra_image, docker, is_conflict, is_not_found};
-use provisioner::cassandra::{drop_tenant, ensure_keyspace, ensure_role};
-use provisioner::execute::{create_admin_user, http_ok, FIRST_ADMIN_USER};
-use provisioner::plan::{Desired, Role};
-use provisioner::state::ProviderRecord;
-use provisioner::{Config, ProviderId};
+use provisioner::backend::docker::{create_body, http_ok, DockerBackend};
+use provisioner::backend::Backend;
+use provisioner::cql::tenant::{create_admin_user, drop_tenant, ensure_keyspace, ensure_role};
+use provisioner::domain::planner::FIRST_ADMIN_USER;
+use provisioner::domain::spec::{tenant_container, ContainerSpec, SpecInputs};
+use provisioner::domain::state::TenantRecord as ProviderRecord;
+use provisioner::domain::Desired;
+use provisioner::{Config, ProviderId, Role};
 use rand::Rng;
 use scylla::client::session::Session;
 use serde_json::{json, Value};
@@ -163,6 +166,8 @@ struct Batch {
 struct Bench {
     args: Args,
     docker: Docker,
+    /// The provisioner's own backend on the same engine (route F).
+    backend: DockerBackend,
     node_addr: SocketAddr,
     dir: PathBuf,
     config_path: PathBuf,
@@ -220,6 +225,7 @@ async fn main() {
         .expect("a superuser session on the bench node");
     let mut bench = Bench {
         args: args.clone(),
+        backend: DockerBackend::new(config.clone()),
         docker,
         node_addr,
         dir,
@@ -433,11 +439,15 @@ async fn remove_node(docker: &Docker) {
     let _ = docker.remove_network(NETWORK).await;
 }
 
+fn pid(id: &str) -> ProviderId {
+    ProviderId::parse(id).expect("a valid id")
+}
+
 /// A provider record as the store would hand it out (fresh secrets).
 fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
     let mut rng = rand::thread_rng();
     ProviderRecord {
-        id: id.to_owned(),
+        id: pid(id),
         desired: Desired::Running,
         cassandra_password: new_password(),
         session_secret: (0..32)
@@ -545,11 +555,11 @@ async fn container_ip(docker: &Docker, name: &str) -> Option<String> {
 /// container address: what `provision start` waits for.
 async fn wait_ready(docker: &Docker, config: &Config, id: &str, poll: Duration) {
     let checks = [
-        (Role::Ingest, provisioner::docker::INGEST_HEALTH_PORT),
-        (Role::Admin, provisioner::docker::ADMIN_PORT),
+        (Role::Ingest, provisioner::domain::spec::INGEST_HEALTH_PORT),
+        (Role::Admin, provisioner::domain::spec::ADMIN_PORT),
     ]
     .map(|(role, port)| {
-        let name = config.container_name(id, role.as_str());
+        let name = config.container_name(&pid(id), role);
         async move {
             let deadline = Instant::now() + READY_TIMEOUT;
             let mut ip = None;
@@ -808,9 +818,8 @@ impl Bench {
 
     async fn floor(&self, ids: &[String]) -> Batch {
         let started = Instant::now();
-        let docker = provisioner::docker::connect(&self.config)
-            .await
-            .expect("docker");
+        let backend = &self.backend;
+        backend.docker().await.expect("docker");
         let session = connect_published(self.node_addr, SUPERUSER.0, SUPERUSER.1)
             .await
             .expect("cql session");
@@ -818,7 +827,7 @@ impl Bench {
         let runs = join_all(
             ids.iter()
                 .enumerate()
-                .map(|(i, id)| self.floor_one(&docker, &session, id, i as u16, started)),
+                .map(|(i, id)| self.floor_one(backend, &session, id, i as u16, started)),
         )
         .await;
         let wall = started.elapsed();
@@ -840,21 +849,47 @@ impl Bench {
 
     /// The tenant's own network with the node attached: the calls `provision
     /// start` makes for it.
-    async fn tenant_network(&self, docker: &Docker, id: &str) {
-        let network = self.config.tenant_network(id);
-        provisioner::docker::create_network(docker, &self.config, &network, Some(id))
+    async fn tenant_network(&self, backend: &DockerBackend, id: &str) {
+        let network = self.config.tenant_network(&pid(id));
+        backend
+            .create_network(&network, Some(&pid(id)))
             .await
             .expect("create the tenant network");
-        provisioner::docker::attach(docker, NODE, &network)
+        backend
+            .attach(NODE, &network)
             .await
             .expect("attach the node to the tenant network");
+    }
+
+    /// A tenant container's spec, as `provision start` makes it.
+    async fn spec(
+        &self,
+        backend: &DockerBackend,
+        record: &ProviderRecord,
+        role: Role,
+    ) -> ContainerSpec {
+        let secrets = provisioner::secrets::write(&self.dir, record, role).expect("secrets");
+        let image_id = backend
+            .image_id(self.config.image(role))
+            .await
+            .expect("the tenant image");
+        tenant_container(
+            &self.config,
+            SpecInputs {
+                tenant: &record.id,
+                role,
+                host_port: record.port(role).expect("a port"),
+                image_id: &image_id,
+                secrets_dir: secrets,
+            },
+        )
     }
 
     /// The floor for one tenant; returns when its CQL, its containers and
     /// its readiness were done (since `started`).
     async fn floor_one(
         &self,
-        docker: &Docker,
+        backend: &DockerBackend,
         session: &Session,
         id: &str,
         i: u16,
@@ -873,59 +908,46 @@ impl Bench {
             .await
             .expect("admin user");
         let cql = started.elapsed();
-        self.tenant_network(docker, id).await;
-        for (role, port) in [(Role::Ingest, gateway), (Role::Admin, admin)] {
-            let name = self.config.container_name(id, role.as_str());
-            let secrets = provisioner::secrets::write(&self.dir, &record, role).expect("secrets");
-            let (body, _) =
-                provisioner::docker::tenant_container(&self.config, &record, role, port, &secrets);
-            let options = CreateContainerOptionsBuilder::default().name(&name).build();
-            docker
-                .create_container(Some(options), body)
+        self.tenant_network(backend, id).await;
+        for role in Role::ALL {
+            let spec = self.spec(backend, &record, role).await;
+            backend
+                .create_container(&spec)
                 .await
-                .unwrap_or_else(|e| panic!("create {name}: {e}"));
-            docker
-                .start_container(&name, None)
+                .unwrap_or_else(|e| panic!("create {}: {e}", spec.name));
+            backend
+                .start_container(&spec.name)
                 .await
-                .unwrap_or_else(|e| panic!("start {name}: {e}"));
+                .unwrap_or_else(|e| panic!("start {}: {e}", spec.name));
         }
         let containers = started.elapsed();
+        let docker = backend.docker().await.expect("docker");
         wait_ready(docker, &self.config, id, self.args.poll).await;
         [cql, containers, started.elapsed()]
     }
 
     async fn compose(&self, ids: &[String]) -> Batch {
         // The compose files exist before the user starts: not timed.
-        let prepared: Vec<(String, PathBuf, ProviderRecord)> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let record = record(id, C_BASE.0 + i as u16, C_BASE.1 + i as u16);
+        let mut prepared: Vec<(String, PathBuf, ProviderRecord)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let record = record(id, C_BASE.0 + i as u16, C_BASE.1 + i as u16);
+            let mut specs = Vec::new();
+            for role in Role::ALL {
+                specs.push(self.spec(&self.backend, &record, role).await);
+            }
+            prepared.push({
                 let dir = self.dir.join(id);
                 std::fs::create_dir_all(&dir).expect("compose dir");
                 let mut services = serde_json::Map::new();
-                for role in Role::ALL {
-                    let port = match role {
-                        Role::Ingest => record.gateway_port,
-                        Role::Admin => record.admin_port,
-                    }
-                    .expect("port");
-                    let secrets =
-                        provisioner::secrets::write(&self.dir, &record, role).expect("secrets");
-                    let (body, _) = provisioner::docker::tenant_container(
-                        &self.config,
-                        &record,
-                        role,
-                        port,
-                        &secrets,
-                    );
-                    let name = self.config.container_name(id, role.as_str());
+                for (role, spec) in Role::ALL.into_iter().zip(&specs) {
+                    let body = create_body(spec);
+                    let name = spec.name.clone();
                     services.insert(role.as_str().to_owned(), compose_service(&name, &body));
                 }
                 let file = json!({
                     "version": "2.4",
                     "services": services,
-                    "networks": { self.config.tenant_network(id): { "external": true } },
+                    "networks": { self.config.tenant_network(&pid(id)): { "external": true } },
                 });
                 // JSON is YAML.
                 std::fs::write(
@@ -934,8 +956,8 @@ impl Bench {
                 )
                 .expect("write the compose file");
                 (id.clone(), dir, record)
-            })
-            .collect();
+            });
+        }
         let started = Instant::now();
         join_all(
             prepared
@@ -971,7 +993,7 @@ impl Bench {
             .arg(&script);
         run_ok(cqlsh, &format!("cqlsh for {id}")).await;
         // The tenant's network, with the node attached, as provision makes it.
-        self.tenant_network(&self.docker, id).await;
+        self.tenant_network(&self.backend, id).await;
         let mut compose = tokio::process::Command::new("docker-compose");
         compose
             .args(["-p", id, "-f", "docker-compose.yml", "up", "-d"])
@@ -1006,7 +1028,7 @@ impl Bench {
                 .force(true)
                 .v(true)
                 .build();
-            let name = self.config.container_name(id, role.as_str());
+            let name = self.config.container_name(&pid(id), role);
             match self.docker.remove_container(&name, Some(options)).await {
                 Ok(()) => {}
                 Err(e) if is_not_found(&e) => {}
@@ -1050,14 +1072,9 @@ impl Bench {
         };
         let names: Vec<(Role, String)> = ids
             .iter()
-            .flat_map(|id| Role::ALL.map(|r| (r, self.config.container_name(id, r.as_str()))))
+            .flat_map(|id| Role::ALL.map(|r| (r, self.config.container_name(&pid(id), r))))
             .collect();
-        let usages = join_all(
-            names
-                .iter()
-                .map(|(_, n)| provisioner::docker::usage(&self.docker, n)),
-        )
-        .await;
+        let usages = join_all(names.iter().map(|(_, n)| self.backend.usage(n))).await;
         for ((role, name), usage) in names.iter().zip(usages) {
             let bytes = usage
                 .ok()

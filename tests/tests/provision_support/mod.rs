@@ -33,7 +33,7 @@ pub fn provision_bin() -> PathBuf {
                 "build",
                 "--release",
                 "-p",
-                "provisioner",
+                "provision-cli",
                 "--bin",
                 "provision",
             ])

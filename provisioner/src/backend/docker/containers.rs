@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
@@ -47,7 +47,11 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         user: Some(spec.user.clone()),
         exposed_ports: Some(vec![port_key.clone()]),
         healthcheck: Some(HealthConfig {
-            test: Some(vec!["CMD".into(), spec.binary.clone(), "healthcheck".into()]),
+            test: Some(vec![
+                "CMD".into(),
+                spec.binary.clone(),
+                "healthcheck".into(),
+            ]),
             interval: Some(secs(spec.health_interval_secs)),
             timeout: Some(secs(5)),
             retries: Some(3),
@@ -140,4 +144,3 @@ pub(super) async fn remove_container(docker: &Docker, name: &str) -> Result<()> 
         Err(e) => Err(api(format!("remove container {name}"), e)),
     }
 }
-

@@ -89,7 +89,11 @@ pub(super) async fn attach(docker: &Docker, container: &str, network: &str) -> R
 
 /// Detaches `container` (if given and attached) and removes `network`; a
 /// network that is gone counts as done.
-pub(super) async fn remove_network(docker: &Docker, network: &str, container: Option<&str>) -> Result<()> {
+pub(super) async fn remove_network(
+    docker: &Docker,
+    network: &str,
+    container: Option<&str>,
+) -> Result<()> {
     let Some(id) = dedupe_network(docker, network).await? else {
         return Ok(());
     };
@@ -102,12 +106,7 @@ pub(super) async fn remove_network(docker: &Docker, network: &str, container: Op
             Ok(()) => {}
             // not attached, or no such network or container
             Err(e) if is_status(&e, 404) || is_status(&e, 403) || is_status(&e, 500) => {}
-            Err(e) => {
-                return Err(api(
-                    format!("detach {container} from {network}"),
-                    e,
-                ))
-            }
+            Err(e) => return Err(api(format!("detach {container} from {network}"), e)),
         }
     }
     match docker.remove_network(&id).await {
@@ -209,5 +208,3 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
     create_container(docker, &c.container, body).await?;
     start_container(docker, &c.container).await
 }
-
-

@@ -172,11 +172,13 @@ pub(super) fn logs(
         ..Default::default()
     };
     let what = format!("logs of {name}");
-    docker.logs(name, Some(options)).map(move |item| match item {
-        Ok(LogOutput::StdErr { message }) => Ok(LogChunk::Stderr(message.to_vec())),
-        Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
-        Err(e) => Err(api(&what, e)),
-    })
+    docker
+        .logs(name, Some(options))
+        .map(move |item| match item {
+            Ok(LogOutput::StdErr { message }) => Ok(LogChunk::Stderr(message.to_vec())),
+            Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
+            Err(e) => Err(api(&what, e)),
+        })
 }
 
 /// Whether the container answers its health endpoint: a direct GET on its

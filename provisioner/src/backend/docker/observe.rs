@@ -235,4 +235,3 @@ async fn built_from_other_image(
         Err(e) => Err(api(format!("inspect image {image}"), e)),
     }
 }
-
