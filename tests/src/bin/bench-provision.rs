@@ -11,11 +11,11 @@
 //!   are sampled from /proc every 10 ms.
 //! - **F** (floor): in this process, no state store, no lock, no plan: one
 //!   Docker client and one CQL session, then per tenant the same CQL the
-//!   provisioner issues (`provisioner::cassandra::ensure_keyspace`,
-//!   `ensure_role`, `provisioner::execute::create_admin_user`) and the same
-//!   Docker create + start calls with the same bodies
-//!   (`provisioner::docker::tenant_container`), in the same order, then a
-//!   tight poll of both health endpoints.
+//!   provisioner issues (`provisioner::cql::tenant::ensure_keyspace`,
+//!   `ensure_role`, `create_admin_user`) and the same backend calls
+//!   (`provisioner::backend::docker::DockerBackend`: network, attach,
+//!   create + start from the same `ContainerSpec`s), in the same order,
+//!   then a tight poll of both health endpoints.
 //! - **C** (compose): an equivalent compose file per tenant (generated from
 //!   the same container bodies), `cqlsh -f` with the same CQL statements,
 //!   then `docker-compose -p <tenant> up -d`, then the same readiness poll.

@@ -1,0 +1,141 @@
+//! `provisiond` serves the provisioner's read operations on its Unix
+//! socket: the same JSON as the CLI's `--json`, and errors as problem
+//! documents with the CLI's error kinds.
+
+mod provision_support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use provision_support::Env;
+use provision_testkit::unique_id;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// The `provisiond` binary of this build, next to `provision`.
+fn provisiond_bin() -> PathBuf {
+    let bin = provision_support::provision_bin().with_file_name("provisiond");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "provisiond"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cannot build provisiond");
+    }
+    bin
+}
+
+/// One HTTP/1.0 GET over the socket: the status, the content type, the body.
+async fn get(socket: &Path, path: &str) -> (u16, String, String) {
+    let mut stream = UnixStream::connect(socket)
+        .await
+        .expect("the socket accepts");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: provisiond\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, body.to_owned())
+}
+
+#[tokio::test]
+async fn the_daemon_answers_what_the_cli_answers_and_errors_as_problems() {
+    let env = Env::new("pvapi", (28601, 28609), (28701, 28709)).await;
+    let socket = env.dir.join("provisiond.sock");
+    let mut daemon = tokio::process::Command::new(provisiond_bin())
+        .arg("--config")
+        .arg(&env.config)
+        .arg("--socket")
+        .arg(&socket)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("provisiond starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(&socket).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "provisiond did not listen within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660);
+    assert_eq!(get(&socket, "/healthz").await.0, 200);
+
+    let id = unique_id("api");
+    env.run(&["start", &id]).await.ok();
+    let (status, _, body) = get(&socket, &format!("/v1/tenants/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let tenant: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cli: serde_json::Value =
+        serde_json::from_str(&env.run(&["--json", "status", &id]).await.ok().stdout).unwrap();
+    for key in [
+        "provider",
+        "desired",
+        "gateway_port",
+        "admin_port",
+        "keyspace",
+    ] {
+        assert_eq!(tenant[key], cli[key], "{key}: {body}");
+    }
+    // (`starting` until the engine's own health check has run once)
+    assert!(
+        tenant["state"] == "running" || tenant["state"] == "starting",
+        "{body}"
+    );
+
+    let (status, _, body) = get(&socket, "/v1/tenants").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&format!("\"provider\":\"{id}\"")), "{body}");
+    let (status, _, body) = get(&socket, &format!("/v1/tenants/{id}/plan")).await;
+    assert_eq!(
+        (status, body.contains("\"plan\":[]")),
+        (200, true),
+        "{body}"
+    );
+    let (status, _, body) = get(&socket, "/v1/operations").await;
+    assert!(
+        status == 200 && body.contains(&format!("\"request\":\"start {id}\"")),
+        "{body}"
+    );
+
+    for (path, code, kind) in [
+        (
+            format!("/v1/tenants/{}", unique_id("nobody")),
+            404,
+            "unknown_provider",
+        ),
+        (
+            "/v1/tenants/Not-An-Id".to_owned(),
+            400,
+            "invalid_provider_id",
+        ),
+    ] {
+        let (status, content_type, body) = get(&socket, &path).await;
+        assert_eq!(status, code, "{path}: {body}");
+        assert_eq!(content_type, "application/problem+json", "{path}");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["kind"], kind, "{body}");
+        assert_eq!(problem["status"], code, "{body}");
+    }
+
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    env.scope.cleanup().await;
+}
