@@ -1035,6 +1035,12 @@ impl Bench {
                 Err(e) => panic!("remove {name}: {e}"),
             }
         }
+        // The tenant's network too, as `provision destroy` removes it: the
+        // engine's address pools hold about 30 networks.
+        self.backend
+            .remove_network(&self.config.tenant_network(&pid(id)), Some(NODE))
+            .await
+            .unwrap_or_else(|e| panic!("remove the network of {id}: {e}"));
         if let Ok(pid) = ProviderId::parse(id) {
             drop_tenant(&self.admin, &pid)
                 .await
