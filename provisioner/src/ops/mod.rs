@@ -61,12 +61,31 @@ impl std::fmt::Debug for Provisioner {
     }
 }
 
-/// Who runs this process (the operations log's `requested_by`).
+/// Who runs this process (the operations log's `requested_by`): the
+/// login behind `sudo`, the user's name, or the name of the process's uid
+/// in `/etc/passwd` (or `uid <n>`).
 fn current_user() -> String {
-    ["SUDO_USER", "USER", "LOGNAME"]
+    if let Some(user) = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
+    {
+        return user;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let Some(uid) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        return "unknown".to_owned();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map(|f| f[0].to_owned())
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 impl Provisioner {
