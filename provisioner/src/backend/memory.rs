@@ -132,7 +132,6 @@ impl Backend for MemoryBackend {
                 .map(|c| ObservedContainer {
                     name: c.spec.name.clone(),
                     tenant: Some(c.spec.tenant.clone()),
-                    role: Some(c.spec.role),
                     state: c.state().0,
                     health: c.state().1,
                     spec_hash: Some(c.spec.hash()),

@@ -97,7 +97,6 @@ fn container(name: &str, running: bool, health: Health, hash: Option<String>) ->
     ObservedContainer {
         name: name.into(),
         tenant: ProviderId::parse(name.split('-').nth(1).unwrap()).ok(),
-        role: Role::parse(name.rsplit('-').next().unwrap()),
         state: if running {
             ContainerState::Running
         } else {

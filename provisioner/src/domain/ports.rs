@@ -27,10 +27,6 @@ impl PortRange {
         self.0.clone()
     }
 
-    pub fn contains(&self, port: u16) -> bool {
-        self.0.contains(&port)
-    }
-
     pub fn overlaps(&self, other: &PortRange) -> bool {
         self.0.start() <= other.0.end() && other.0.start() <= self.0.end()
     }

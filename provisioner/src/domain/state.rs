@@ -120,8 +120,6 @@ pub struct ObservedContainer {
     pub name: String,
     /// The tenant label, if it holds a valid provider id.
     pub tenant: Option<ProviderId>,
-    /// The role label, if it names a role.
-    pub role: Option<Role>,
     pub state: ContainerState,
     pub health: Health,
     /// The hash of the [`crate::domain::spec::ContainerSpec`] it was

@@ -138,10 +138,6 @@ impl Provisioner {
         self
     }
 
-    pub fn backend(&self) -> &dyn Backend {
-        self.backend.as_ref()
-    }
-
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -193,6 +189,18 @@ impl Provisioner {
             Some(id) => Some(lock::acquire(&self.data_dir, id.as_str()).await?),
             None => None,
         };
+        self.logged(id, action, text, work).await
+    }
+
+    /// Runs `work` as a logged operation; the caller holds what locks it
+    /// needs.
+    async fn logged<T>(
+        &self,
+        id: Option<&ProviderId>,
+        action: &'static str,
+        text: String,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let request = Request {
             provider: id.cloned(),
             action,

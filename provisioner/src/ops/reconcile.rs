@@ -28,28 +28,26 @@ impl Provisioner {
         };
         for record in &records {
             let id = &record.id;
-            let planned = async {
-                let _lock = lock::acquire(self.data_dir(), id.as_str()).await?;
-                self.plan_reconcile(id, default_login).await
-            };
-            let (plan, outcome) = match planned.await {
-                Ok(plan) if dry_run || !plan.changes() => (plan, Ok(())),
-                Ok(plan) => {
-                    let applied = self
-                        .operation(Some(id), "reconcile", format!("reconcile ({id})"), async {
-                            // Planned again under the operation's lock.
-                            let plan = self.plan_reconcile(id, default_login).await?;
-                            Execution::new(self, id).apply(&plan).await?;
-                            Ok(plan)
-                        })
-                        .await;
-                    default_login = false;
-                    match applied {
-                        Ok(plan) => (plan, Ok(())),
-                        Err(e) => (plan, Err(e)),
-                    }
-                }
+            // Observed, planned and applied under the tenant's lock; an
+            // operation is logged only for a plan that changes something.
+            let (plan, outcome) = match lock::acquire(self.data_dir(), id.as_str()).await {
                 Err(e) => (Plan::default(), Err(e)),
+                Ok(_lock) => match self.plan_reconcile(id, default_login).await {
+                    Ok(plan) if dry_run || !plan.changes() => (plan, Ok(())),
+                    Ok(plan) => {
+                        let applied = self
+                            .logged(
+                                Some(id),
+                                "reconcile",
+                                format!("reconcile ({id})"),
+                                Execution::new(self, id).apply(&plan),
+                            )
+                            .await;
+                        default_login = false;
+                        (plan, applied)
+                    }
+                    Err(e) => (Plan::default(), Err(e)),
+                },
             };
             report
                 .plan

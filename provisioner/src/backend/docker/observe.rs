@@ -12,7 +12,7 @@ use super::{api, is_status};
 use crate::backend::Result;
 use crate::config::{CassandraMode, Config};
 use crate::domain::state::{CassandraObserved, NetworkObserved, ObservedContainer, ObservedInfra};
-use crate::domain::{ContainerState, Health, ProviderId, Role};
+use crate::domain::{ContainerState, Health, ProviderId};
 use crate::labels;
 
 fn label_filter(pairs: &[String]) -> HashMap<String, Vec<String>> {
@@ -78,7 +78,6 @@ pub(super) async fn observe_containers(
                 tenant: labels
                     .get(labels::TENANT)
                     .and_then(|t| ProviderId::parse(t).ok()),
-                role: labels.get(labels::ROLE).and_then(|r| Role::parse(r)),
                 state,
                 health,
                 spec_hash: labels.get(labels::CONFIG_HASH).cloned(),
