@@ -3,68 +3,118 @@
 //! its JSON bodies are the objects the CLI prints with `--json`, and its
 //! errors are problem documents ([`problem`]) with the CLI's error kinds.
 //!
-//! Served so far (read-only, on the Unix socket whose file permissions
-//! are the authentication): `GET /healthz`, `GET /v1/tenants`,
-//! `GET /v1/tenants/{id}`, `GET /v1/tenants/{id}/plan`, `GET /v1/operations`.
+//! - [`routes`]: the `/v1` contract, one handler per route;
+//! - [`jobs`]: the queue that runs accepted operations, one at a time per
+//!   tenant, and the long polls that wait for them;
+//! - [`watcher`]: keeps every tenant at its desired state;
+//! - [`cache`]: the tenants' status as the list and the metrics serve it;
+//! - [`metrics`]: `/metrics`, in Prometheus' text format;
+//! - [`openapi`]: the OpenAPI 3.1 document, from the handlers' annotations;
+//! - [`auth`]: who asks (the Unix socket's peer, or an operator token on
+//!   TCP); [`tls`]: rustls on the TCP listener.
 
+pub mod auth;
+pub mod cache;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
 pub mod problem;
+pub mod routes;
+pub mod tls;
+pub mod watcher;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use provisioner::ops::TenantStatus;
-use provisioner::store::operations::OperationRecord;
-use provisioner::{ProviderId, Provisioner, StartOptions};
-use serde_json::{json, Value};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use provisioner::Provisioner;
 
-use problem::ApiError;
+use cache::StatusCache;
+use jobs::Jobs;
+use metrics::Metrics;
+use watcher::Watcher;
 
 /// What every handler gets.
 #[derive(Clone)]
 pub struct AppState {
-    pub provisioner: Arc<Provisioner>,
+    /// The library, with the daemon's change hook.
+    pub provisioner: Provisioner,
+    pub jobs: Arc<Jobs>,
+    pub cache: Arc<StatusCache>,
+    pub metrics: Arc<Metrics>,
+    pub watcher: Arc<Watcher>,
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
-
-fn provider(raw: &str) -> Result<ProviderId, ApiError> {
-    Ok(ProviderId::parse(raw)?)
+impl AppState {
+    /// The daemon's parts over `provisioner`: a change to an operation
+    /// wakes the long polls and makes the status cache stale.
+    pub fn new(provisioner: Provisioner) -> AppState {
+        let (changes, _) = tokio::sync::watch::channel(0u64);
+        let changes = Arc::new(changes);
+        let cache = Arc::new(StatusCache::default());
+        let metrics = Arc::new(Metrics::default());
+        let hook = (changes.clone(), cache.clone());
+        let provisioner = provisioner.on_change(move || {
+            hook.0.send_modify(|n| *n = n.wrapping_add(1));
+            hook.1.invalidate();
+        });
+        let jobs = Arc::new(Jobs::new(provisioner.clone(), changes, metrics.clone()));
+        let watcher = Arc::new(Watcher::new(
+            provisioner.clone(),
+            jobs.clone(),
+            cache.clone(),
+            metrics.clone(),
+        ));
+        AppState {
+            provisioner,
+            jobs,
+            cache,
+            metrics,
+            watcher,
+        }
+    }
 }
 
-async fn tenants(State(s): State<AppState>) -> ApiResult<Vec<TenantStatus>> {
-    Ok(Json(s.provisioner.status(None).await?))
-}
-
-async fn tenant(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<TenantStatus> {
-    let id = provider(&id)?;
-    let mut statuses = s.provisioner.status(Some(&id)).await?;
-    Ok(Json(statuses.remove(0)))
-}
-
-/// The same document as `provision plan --json`.
-async fn plan(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Value> {
-    let id = provider(&id)?;
-    let plan = s.provisioner.plan(&id, StartOptions::default()).await?;
-    Ok(Json(json!({
-        "provider": id,
-        "plan": plan.lines(),
-        "notices": plan.notices,
-    })))
-}
-
-async fn operations(State(s): State<AppState>) -> ApiResult<Vec<OperationRecord>> {
-    Ok(Json(s.provisioner.history(None).await?))
-}
-
-/// The daemon's routes.
-pub fn router(state: AppState) -> Router {
+/// The daemon's routes, before a listener names the caller.
+pub fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/v1/tenants", get(tenants))
-        .route("/v1/tenants/{id}", get(tenant))
-        .route("/v1/tenants/{id}/plan", get(plan))
-        .route("/v1/operations", get(operations))
+        .route("/healthz", get(openapi::healthz))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/tenants", get(routes::tenants))
+        .route("/v1/tenants/{id}", get(routes::tenant))
+        .route("/v1/tenants/{id}/start", post(routes::start))
+        .route("/v1/tenants/{id}/stop", post(routes::stop))
+        .route("/v1/tenants/{id}/destroy", post(routes::destroy))
+        .route("/v1/tenants/{id}/plan", get(routes::plan))
+        .route("/v1/tenants/{id}/logs", get(routes::logs))
+        .route(
+            "/v1/tenants/{id}/gateways",
+            post(routes::gateway_add).get(routes::gateway_list),
+        )
+        .route(
+            "/v1/tenants/{id}/gateways/{gateway}",
+            delete(routes::gateway_revoke),
+        )
+        .route("/v1/reconcile", post(routes::reconcile))
+        .route("/v1/operations", get(routes::operations))
+        .route("/v1/operations/{op}", get(routes::operation))
+        .fallback(|| async {
+            problem::ApiError::invalid(axum::http::StatusCode::NOT_FOUND, "no such route")
+        })
         .with_state(state)
+}
+
+/// The routes as the Unix socket serves them: the caller is the socket's
+/// peer.
+pub fn unix_router(state: AppState) -> Router {
+    routes(state).layer(axum::middleware::from_fn(auth::unix_caller))
+}
+
+/// The routes as TCP serves them: every request needs an operator token.
+pub fn tcp_router(state: AppState) -> Router {
+    routes(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        auth::require_token,
+    ))
 }

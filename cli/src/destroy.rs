@@ -43,10 +43,7 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     if !o.dry_run && !o.yes && !confirmed(id.as_str(), o.purge_data)? {
         return Err(Error::Usage("destroy cancelled".into()).into());
     }
-    let report = ctx
-        .provisioner
-        .destroy(&id, o.purge_data, o.dry_run)
-        .await?;
+    let report = ctx.driver.destroy(&id, o.purge_data, o.dry_run).await?;
     if ctx.json {
         output::json(&report);
     } else if o.dry_run {

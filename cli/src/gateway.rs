@@ -30,7 +30,7 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
         } => {
             let id = provider(&p)?;
             let token = ctx
-                .provisioner
+                .driver
                 .gateway_add(&id, &gateway, name.as_deref())
                 .await?;
             if ctx.json {
@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
         }
         Command::List { provider: p } => {
             let id = provider(&p)?;
-            let gateways = ctx.provisioner.gateway_list(&id).await?;
+            let gateways = ctx.driver.gateway_list(&id).await?;
             if ctx.json {
                 output::json(&gateways);
             } else {
@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
             gateway,
         } => {
             let id = provider(&p)?;
-            ctx.provisioner.gateway_revoke(&id, &gateway).await?;
+            ctx.driver.gateway_revoke(&id, &gateway).await?;
             if ctx.json {
                 output::json(&json!({ "gateway": gateway, "revoked": true }));
             } else {

@@ -10,27 +10,30 @@ pub struct Options {
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let id = o.provider.as_deref().map(provider).transpose()?;
-    let history = ctx.provisioner.history(id.as_ref()).await?;
+    let history = ctx.driver.history(id.as_ref()).await?;
     if ctx.json {
         output::json(&history);
         return Ok(());
     }
     println!(
         "{:>5}  {:<24} {:<12} {:<24} {:<12} REQUEST",
-        "ID", "STARTED", "OUTCOME", "PROVIDER", "BY"
+        "ID", "STARTED", "STATE", "PROVIDER", "BY"
     );
     for op in history {
         println!(
             "{:>5}  {:<24} {:<12} {:<24} {:<12} {}",
             op.id,
-            op.started_at,
-            serde_json::to_value(op.outcome)?.as_str().unwrap_or("-"),
-            op.provider.as_deref().unwrap_or("-"),
+            op.started_at
+                .as_deref()
+                .or(op.queued_at.as_deref())
+                .unwrap_or("-"),
+            op.state,
+            op.tenant.as_deref().unwrap_or("-"),
             op.requested_by.as_deref().unwrap_or("-"),
-            op.request.as_deref().unwrap_or(&op.action),
+            op.request.as_deref().unwrap_or(&op.kind),
         );
         if let Some(error) = &op.error {
-            println!("       error: {error}");
+            println!("       error: {}", error.message);
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use crate::{output, status, Ctx};
 pub struct Options {}
 
 pub async fn run(ctx: &Ctx, _o: Options) -> anyhow::Result<()> {
-    let statuses = ctx.provisioner.status(None).await?;
+    let statuses = ctx.driver.status(None).await?;
     if ctx.json {
         output::json(&statuses);
     } else {

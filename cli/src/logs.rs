@@ -1,8 +1,5 @@
 //! `provision logs <provider> [--role ingest|admin] [--follow] [--tail N]`
 
-use std::io::Write;
-
-use provisioner::backend::LogChunk;
 use provisioner::Role;
 
 use crate::{provider, Ctx};
@@ -33,13 +30,5 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
         RoleArg::Ingest => Role::Ingest,
         RoleArg::Admin => Role::Admin,
     };
-    ctx.provisioner
-        .logs(&id, role, o.follow, o.tail, |line| {
-            let _ = match line {
-                LogChunk::Stderr(bytes) => std::io::stderr().write_all(&bytes),
-                LogChunk::Stdout(bytes) => std::io::stdout().write_all(&bytes),
-            };
-        })
-        .await?;
-    Ok(())
+    ctx.driver.logs(&id, role, o.follow, o.tail).await
 }

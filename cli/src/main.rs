@@ -1,9 +1,13 @@
 //! The `provision` CLI: one file per subcommand, each an options struct
-//! plus one library call. `main` is `match run(parse())`; an error's exit
-//! code is its kind's ([`provisioner::ErrorKind::exit_code`]). Logs go to
-//! stderr ([`logging`]).
+//! plus one call of its [`driver::Driver`]: the library on this machine,
+//! or the daemon with `--server` ([`client`]), which answer the same
+//! reports. `main` is `match run(parse())`; an error's exit code is its
+//! kind's ([`provisioner::ErrorKind::exit_code`]), the daemon's errors
+//! included. Logs go to stderr ([`logging`]).
 
+mod client;
 mod destroy;
+mod driver;
 mod gateway;
 mod history;
 mod list;
@@ -15,6 +19,7 @@ mod reconcile;
 mod start;
 mod status;
 mod stop;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +52,10 @@ pub struct Cli {
         default_value = "text"
     )]
     log_format: logging::Format,
+    /// Send every command through provisiond: unix:///run/provision/provisiond.sock,
+    /// http://host:7070 or https://host:7070 (with PROVISION_TOKEN on TCP).
+    #[arg(long, global = true, env = "PROVISION_SERVER", value_name = "URL")]
+    server: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,12 +83,27 @@ enum Command {
     Plan(plan::Options),
     /// Show the operations log: what was asked, when, by whom, how it ended.
     History(history::Options),
+    /// Make, list and revoke the operator tokens of provisiond's TCP listener.
+    #[command(subcommand)]
+    Token(token::Command),
 }
 
 /// What every subcommand gets.
 pub struct Ctx {
     pub json: bool,
-    pub provisioner: Provisioner,
+    pub driver: driver::Driver,
+}
+
+impl Ctx {
+    /// The library on this machine, for what only runs here.
+    pub fn local(&self, command: &str) -> Result<&Provisioner, Error> {
+        match &self.driver {
+            driver::Driver::Local(p) => Ok(p),
+            driver::Driver::Remote(_) => Err(Error::Usage(format!(
+                "`provision {command}` runs on the daemon's machine, without --server"
+            ))),
+        }
+    }
 }
 
 /// Parses a provider id at the edge.
@@ -88,10 +112,19 @@ pub fn provider(raw: &str) -> Result<ProviderId, Error> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref())?;
+    let driver = match cli.server.as_deref().filter(|s| !s.is_empty()) {
+        Some(server) => {
+            let token = std::env::var("PROVISION_TOKEN").ok();
+            driver::Driver::Remote(client::Client::new(server, token)?)
+        }
+        None => {
+            let config = Config::load(cli.config.as_deref())?;
+            driver::Driver::Local(Box::new(Provisioner::open(config).await?))
+        }
+    };
     let ctx = Ctx {
         json: cli.json,
-        provisioner: Provisioner::open(config).await?,
+        driver,
     };
     match cli.command {
         Command::Start(o) => start::run(&ctx, o).await,
@@ -104,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(o) => reconcile::run(&ctx, o).await,
         Command::Plan(o) => plan::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,
+        Command::Token(c) => token::run(&ctx, c).await,
     }
 }
 
@@ -112,18 +146,28 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     if let Some(failed) = error.downcast_ref::<reconcile::Failed>() {
         return failed.exit_code;
     }
+    if let Some(remote) = error.downcast_ref::<client::RemoteError>() {
+        return remote.exit_code;
+    }
     error
         .downcast_ref::<Error>()
         .map_or(1, |e| e.kind().exit_code())
 }
 
+/// An error's kind: its own, the daemon's, or other.
+fn kind_of(error: &anyhow::Error) -> ErrorKind {
+    if let Some(remote) = error.downcast_ref::<client::RemoteError>() {
+        return remote.kind;
+    }
+    error
+        .downcast_ref::<Error>()
+        .map_or(ErrorKind::Other, Error::kind)
+}
+
 /// With `--json`, an error is a JSON document on stdout too, so a script
 /// that parses stdout gets an answer it can read rather than nothing.
 fn json_error(error: &anyhow::Error, code: u8) {
-    let kind = error
-        .downcast_ref::<Error>()
-        .map_or(ErrorKind::Other, Error::kind)
-        .as_str();
+    let kind = kind_of(error).as_str();
     output::json(&serde_json::json!({
         "error": { "kind": kind, "message": format!("{error:#}"), "exit_code": code }
     }));

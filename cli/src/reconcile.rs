@@ -18,7 +18,7 @@ pub struct Failed {
 }
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
-    let report = ctx.provisioner.reconcile(o.dry_run).await?;
+    let report = ctx.driver.reconcile(o.dry_run).await?;
     if ctx.json {
         output::json(&report);
     } else if report.plan_text.is_empty() {

@@ -40,7 +40,7 @@ pub struct Options {
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let (id, options) = o.target.parse(o.dry_run)?;
-    let report = ctx.provisioner.start(&id, options).await?;
+    let report = ctx.driver.start(&id, options).await?;
     if ctx.json {
         output::json(&report);
         return Ok(());

@@ -12,7 +12,7 @@ pub struct Options {
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let id = o.provider.as_deref().map(provider).transpose()?;
-    let statuses = ctx.provisioner.status(id.as_ref()).await?;
+    let statuses = ctx.driver.status(id.as_ref()).await?;
     match (ctx.json, id) {
         (true, Some(_)) => output::json(&statuses[0]),
         (true, None) => output::json(&statuses),

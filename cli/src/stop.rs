@@ -12,7 +12,7 @@ pub struct Options {
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let id = provider(&o.provider)?;
-    let report = ctx.provisioner.stop(&id, o.dry_run).await?;
+    let report = ctx.driver.stop(&id, o.dry_run).await?;
     if ctx.json {
         output::json(&report);
     } else if o.dry_run {

@@ -26,8 +26,44 @@ pub struct Config {
     pub images: ImagesConfig,
     pub limits: LimitsConfig,
     pub health: HealthConfig,
+    /// `provisiond`, the daemon.
+    pub daemon: DaemonConfig,
     /// `LOG_FORMAT` given to the tenant apps: `json` or `text`.
     pub log_format: String,
+}
+
+/// The daemon's listeners and its watcher.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The Unix socket (mode 0660). Default: `/run/provision/provisiond.sock`.
+    pub socket: PathBuf,
+    /// A TCP address to listen on too (`127.0.0.1:7070`); every request
+    /// there needs an operator token. Default: none.
+    pub listen: Option<String>,
+    /// TLS on the TCP listener: the certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// TLS on the TCP listener: the private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// How often the watcher compares every tenant with its desired state,
+    /// besides following the engine's events (seconds).
+    pub resync_secs: u64,
+    /// The longest the watcher waits before repairing a tenant that keeps
+    /// failing (seconds); the wait doubles from one second up to it.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket: PathBuf::from("/run/provision/provisiond.sock"),
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            resync_secs: 30,
+            max_backoff_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +191,7 @@ impl Default for Config {
             images: ImagesConfig::default(),
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
+            daemon: DaemonConfig::default(),
             log_format: "json".into(),
         }
     }

@@ -13,60 +13,7 @@ use crate::domain::ports::PortError;
 use crate::domain::{InvalidProviderId, ProviderId, Role};
 use crate::store::StoreError;
 
-/// The classes of failure a caller may want to tell apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Usage,
-    InvalidProviderId,
-    PortPoolExhausted,
-    PortTaken,
-    EngineUnreachable,
-    CassandraUnreachable,
-    UnknownProvider,
-    Unhealthy,
-    /// The managed node's default superuser still logs in.
-    Insecure,
-    /// Cassandra refused the configured superuser's credentials.
-    CassandraAuth,
-    Other,
-}
-
-impl ErrorKind {
-    /// The kind's stable name (the `kind` of the CLI's JSON errors).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Usage => "usage",
-            ErrorKind::InvalidProviderId => "invalid_provider_id",
-            ErrorKind::PortPoolExhausted => "port_pool_exhausted",
-            ErrorKind::PortTaken => "port_taken",
-            ErrorKind::EngineUnreachable => "engine_unreachable",
-            ErrorKind::CassandraUnreachable => "cassandra_unreachable",
-            ErrorKind::UnknownProvider => "unknown_provider",
-            ErrorKind::Unhealthy => "unhealthy",
-            ErrorKind::Insecure => "insecure",
-            ErrorKind::CassandraAuth => "cassandra_auth",
-            ErrorKind::Other => "other",
-        }
-    }
-
-    /// The exit code of the `provision` CLI (README, "Exit codes").
-    pub fn exit_code(self) -> u8 {
-        match self {
-            ErrorKind::Other => 1,
-            ErrorKind::Usage => 2,
-            ErrorKind::InvalidProviderId => 3,
-            ErrorKind::PortPoolExhausted => 4,
-            ErrorKind::PortTaken => 5,
-            ErrorKind::EngineUnreachable => 6,
-            ErrorKind::CassandraUnreachable => 7,
-            ErrorKind::UnknownProvider => 8,
-            ErrorKind::Unhealthy => 9,
-            ErrorKind::Insecure => 10,
-            ErrorKind::CassandraAuth => 11,
-        }
-    }
-}
+pub use crate::domain::failure::{ErrorInfo, ErrorKind};
 
 /// Everything an operation of the provisioner can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +53,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("an operator token named {0:?} exists; revoke it first or choose another name")]
+    TokenExists(String),
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
     #[error("stopped by the test hook right after step {0}")]
     Injected(usize),
@@ -129,12 +78,28 @@ impl Error {
                 ErrorKind::UnknownProvider
             }
             Error::Unhealthy { .. } => ErrorKind::Unhealthy,
+            Error::Cql(CqlError::GatewayExists { .. }) | Error::TokenExists(_) => {
+                ErrorKind::Conflict
+            }
             _ => ErrorKind::Other,
         }
     }
 
     pub fn exit_code(&self) -> u8 {
         self.kind().exit_code()
+    }
+
+    /// The message with its causes, each after a colon (as the CLI prints
+    /// an error).
+    pub fn full_message(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
 
     pub(crate) fn io(
@@ -146,6 +111,17 @@ impl Error {
             what: what.into(),
             path: path.into(),
             source,
+        }
+    }
+}
+
+impl From<&Error> for ErrorInfo {
+    fn from(e: &Error) -> ErrorInfo {
+        let kind = e.kind();
+        ErrorInfo {
+            kind,
+            message: e.full_message(),
+            exit_code: kind.exit_code(),
         }
     }
 }

@@ -30,5 +30,5 @@ pub mod store;
 
 pub use config::Config;
 pub use domain::{InvalidProviderId, ProviderId, Role};
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorInfo, ErrorKind};
 pub use ops::{Provisioner, StartOptions, StartReport};

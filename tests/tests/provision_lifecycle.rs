@@ -1,8 +1,10 @@
 //! The whole life cycle of a tenant through the real `provision` binary,
 //! against the real Docker engine and the harness's Cassandra node: start,
 //! gateway readings through the leased port, the admin panel, stop/start,
-//! destroy, purge; reconcile after a container is removed by hand; and the
-//! note on a managed Cassandra built from an older image.
+//! destroy, purge — once locally and once with the CLI as the client of
+//! `provisiond` over TCP with a token, with the same assertions; reconcile
+//! after a container is removed by hand; and the note on a managed
+//! Cassandra built from an older image.
 
 mod provision_support;
 
@@ -70,6 +72,37 @@ fn chrono_day(day: &str) -> scylla::value::CqlDate {
 #[tokio::test]
 async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     let env = Env::new("pvlife", (27001, 27009), (27101, 27109)).await;
+    life_cycle(&env, 27001..=27009, 27101..=27109).await;
+}
+
+#[tokio::test]
+async fn a_tenant_lives_the_same_life_through_the_daemon_over_tcp() {
+    let mut env = Env::new("pvlifed", (29001, 29009), (29101, 29109)).await;
+    let daemon = env.daemon(&[], None).await;
+    env.through(&daemon);
+    life_cycle(&env, 29001..=29009, 29101..=29109).await;
+    // Every operation was asked with the token, and the log says so.
+    let history = env.run(&["--json", "history"]).await.ok();
+    let ops: Vec<serde_json::Value> = serde_json::from_str(&history.stdout).unwrap();
+    let starts: Vec<_> = ops.iter().filter(|o| o["kind"] == "start").collect();
+    assert!(!starts.is_empty(), "{}", history.stdout);
+    for op in starts {
+        assert!(
+            op["requested_by"]
+                .as_str()
+                .is_some_and(|by| by.starts_with("token:ci-")),
+            "{op}"
+        );
+        assert_eq!(op["state"], "succeeded", "{op}");
+        assert!(op["result"].get("admin_password").is_none(), "{op}");
+    }
+}
+
+async fn life_cycle(
+    env: &Env,
+    gateway_range: std::ops::RangeInclusive<u16>,
+    admin_range: std::ops::RangeInclusive<u16>,
+) {
     let id = unique_id("life");
     let keyspace = format!("tenant_{id}");
 
@@ -80,8 +113,8 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     assert_eq!(first.field("keyspace").as_deref(), Some(keyspace.as_str()));
     let gateway_port = first.port("gateway_port");
     let admin_port = first.port("admin_port");
-    assert!((27001..=27009).contains(&gateway_port), "{gateway_port}");
-    assert!((27101..=27109).contains(&admin_port), "{admin_port}");
+    assert!(gateway_range.contains(&gateway_port), "{gateway_port}");
+    assert!(admin_range.contains(&admin_port), "{admin_port}");
     assert_eq!(
         first.field("admin_url"),
         Some(format!("http://127.0.0.1:{admin_port}/"))
@@ -138,7 +171,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
         .await;
     }
     drop(gw);
-    assert_eq!(readings_of(&env, &keyspace, "gw-life-1", &day).await, 3);
+    assert_eq!(readings_of(env, &keyspace, "gw-life-1", &day).await, 3);
 
     // ... and they show on the admin panel, behind the first admin's login.
     let admin_addr = format!("127.0.0.1:{admin_port}");
@@ -178,7 +211,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     )
     .await;
     drop(gw);
-    assert_eq!(readings_of(&env, &keyspace, "gw-life-1", &day).await, 4);
+    assert_eq!(readings_of(env, &keyspace, "gw-life-1", &day).await, 4);
     admin_login(&admin_addr, "admin", &password).await;
 
     // status and list show health, uptime and resource use.
@@ -206,7 +239,7 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
         "{}",
         destroyed.stdout
     );
-    assert!(keyspace_exists(&env, &keyspace).await);
+    assert!(keyspace_exists(env, &keyspace).await);
     let other = unique_id("life");
     let taker = env
         .run(&[
@@ -236,8 +269,8 @@ async fn a_tenant_lives_from_start_to_purge_with_its_ports_and_data() {
     env.run(&["destroy", &id, "--yes", "--purge-data"])
         .await
         .ok();
-    assert!(!keyspace_exists(&env, &keyspace).await);
-    assert!(!role_exists(&env, &keyspace).await);
+    assert!(!keyspace_exists(env, &keyspace).await);
+    assert!(!role_exists(env, &keyspace).await);
     let gone = env.run(&["status", &id]).await;
     assert_eq!(gone.code, 8, "{}", gone.stderr);
 }

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use super::{Backend, BackendError, ContainerDetails, LogChunk, Probe, Result, Usage};
+use super::{
+    Backend, BackendError, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,
+};
 use crate::config::{CassandraMode, Config};
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{CassandraObserved, NetworkObserved, ObservedContainer, ObservedInfra};
@@ -282,5 +284,10 @@ impl Backend for MemoryBackend {
         _tail: Option<u64>,
     ) -> Result<BoxStream<'static, Result<LogChunk>>> {
         Ok(futures::stream::empty().boxed())
+    }
+
+    /// Nothing happens in memory that the caller did not do.
+    async fn events(&self) -> Result<BoxStream<'static, Result<ContainerEvent>>> {
+        Ok(futures::stream::pending().boxed())
     }
 }

@@ -8,7 +8,7 @@ pub mod memory;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{ObservedContainer, ObservedInfra};
@@ -30,7 +30,8 @@ pub enum BackendError {
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 
 /// What a status line needs about one container.
-#[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerDetails {
     pub name: String,
     pub state: ContainerState,
@@ -48,8 +49,11 @@ pub struct ContainerDetails {
     pub oom_killed: bool,
 }
 
-/// CPU (percent of one core) and memory use of a running container.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// CPU (percent of one core) and memory use of a running container
+/// (absent, field by field, for one that does not run).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     pub cpu_percent: f64,
     pub memory_bytes: u64,
@@ -61,6 +65,16 @@ pub struct Usage {
 pub enum LogChunk {
     Stdout(Vec<u8>),
     Stderr(Vec<u8>),
+}
+
+/// Something that happened to one of our containers (the watcher's input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    pub container: String,
+    /// The tenant it belongs to (none for the managed Cassandra).
+    pub tenant: Option<ProviderId>,
+    /// What happened: `die`, `destroy`, `health_status: unhealthy`, ...
+    pub action: String,
 }
 
 /// Whether a container answers its health endpoint yet.
@@ -115,4 +129,7 @@ pub trait Backend: Send + Sync {
         follow: bool,
         tail: Option<u64>,
     ) -> Result<BoxStream<'static, Result<LogChunk>>>;
+    /// The platform's events about our containers, from now on. The stream
+    /// ends (or fails) when the platform goes away.
+    async fn events(&self) -> Result<BoxStream<'static, Result<ContainerEvent>>>;
 }

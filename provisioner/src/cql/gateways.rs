@@ -14,7 +14,8 @@ use super::{statement_error, CqlError, Result};
 use crate::domain::ProviderId;
 
 /// One commissioned gateway.
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GatewayInfo {
     pub gateway: String,
     pub display_name: Option<String>,

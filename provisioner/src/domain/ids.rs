@@ -21,6 +21,7 @@ pub struct InvalidProviderId {
 /// A validated provider id. Construct it with [`ProviderId::parse`] or
 /// `str::parse`; inner code never re-checks it. It serializes as its
 /// string, and deserializing validates it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
 pub struct ProviderId(String);
@@ -92,6 +93,7 @@ impl fmt::Display for ProviderId {
 }
 
 /// The two apps of a tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]

@@ -3,6 +3,7 @@
 //! turns them into a [`plan::Plan`]. No I/O happens here; everything else
 //! depends on it, it depends on nothing of the crate but the config's data.
 
+pub mod failure;
 pub mod ids;
 pub mod plan;
 pub mod planner;
@@ -10,6 +11,7 @@ pub mod ports;
 pub mod spec;
 pub mod state;
 
+pub use failure::{ErrorInfo, ErrorKind};
 pub use ids::{InvalidProviderId, Pool, ProviderId, Role};
 pub use plan::{Plan, Step};
 pub use state::{ContainerState, Desired, Health};

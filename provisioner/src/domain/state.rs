@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::ids::{ProviderId, Role};
 
 /// What a provider should be.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Desired {
@@ -44,6 +45,7 @@ impl fmt::Display for Desired {
 }
 
 /// A container's state as the platform reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerState {
@@ -85,6 +87,7 @@ impl fmt::Display for ContainerState {
 }
 
 /// A container's health as the platform reports it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {

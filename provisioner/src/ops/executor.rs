@@ -88,6 +88,7 @@ impl<'a> Execution<'a> {
                 tracing::info!(ms = started.elapsed().as_millis() as u64, "step done")
             });
             self.applied.push(step.to_string());
+            self.prov.progress(&step.to_string()).await;
             if let Some(fault) = self.prov.fault.filter(|f| f.after == n) {
                 if fault.exit {
                     eprintln!("provision: test hook: exiting right after step {n} ({step})");

@@ -3,7 +3,11 @@
 //! reads the store and the backend; planning is [`crate::domain::planner`];
 //! applying is the one [`executor`], which runs exactly the plan's steps.
 //! An operation that changes something holds its tenant's lock and is
-//! logged in the store's operations table.
+//! logged in the store's operations table, with what it answered. The
+//! daemon queues an operation first and hands the library a handle that
+//! runs it ([`Provisioner::for_operation`]): the first logged operation
+//! of that handle is the queued one, and its steps are recorded as they
+//! are done.
 
 mod destroy;
 pub mod executor;
@@ -14,6 +18,7 @@ pub mod report;
 mod start;
 mod status;
 mod stop;
+mod tokens;
 
 #[cfg(test)]
 mod tests;
@@ -24,8 +29,9 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 pub use executor::Fault;
-pub use report::{ContainerStatus, PlanReport, ReconcileReport, StartReport, TenantStatus};
+pub use report::{Answer, ContainerStatus, PlanReport, ReconcileReport, StartReport, TenantStatus};
 pub use start::StartOptions;
+pub use tokens::TokenCreated;
 
 use crate::backend::docker::DockerBackend;
 use crate::backend::Backend;
@@ -34,14 +40,16 @@ use crate::cql::{Connector, CqlConnector};
 use crate::domain::planner::TenantView;
 use crate::domain::state::{ObservedInfra, TenantRecord};
 use crate::domain::{ProviderId, Role};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorInfo, Result};
 use crate::lock;
 use crate::store::operations::Request;
 use crate::store::Store;
 
 /// The provisioner: configuration, state store, a container backend and a
 /// way to reach Cassandra. The backend and Cassandra are reached on first
-/// use, so commands that need neither work without them.
+/// use, so commands that need neither work without them. A clone shares
+/// them all (the daemon makes one per request).
+#[derive(Clone)]
 pub struct Provisioner {
     pub config: Config,
     pub store: Store,
@@ -50,6 +58,20 @@ pub struct Provisioner {
     data_dir: PathBuf,
     requested_by: String,
     fault: Option<Fault>,
+    /// The queued operation this handle runs, if any.
+    queued: Arc<std::sync::Mutex<Queued>>,
+    /// Called whenever an operation of this handle changes (a step done,
+    /// its end): the daemon's long polls wake on it.
+    on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+/// A handle's queued operation: waiting for the first logged operation,
+/// being run by it, or over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Queued {
+    None,
+    Waiting(i64),
+    Running(i64),
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -122,7 +144,78 @@ impl Provisioner {
             data_dir,
             requested_by: current_user(),
             fault: Fault::from_env(),
+            queued: Arc::new(std::sync::Mutex::new(Queued::None)),
+            on_change: None,
         }
+    }
+
+    /// The backend this provisioner runs on (the daemon's watcher follows
+    /// its events).
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Calls `hook` whenever an operation changes (a step done, its end).
+    pub fn on_change(mut self, hook: impl Fn() + Send + Sync + 'static) -> Provisioner {
+        self.on_change = Some(Arc::new(hook));
+        self
+    }
+
+    /// A handle that runs the queued operation `op` for `requested_by`:
+    /// its first logged operation is `op`.
+    pub fn for_operation(&self, requested_by: &str, op: i64) -> Provisioner {
+        let mut handle = self.clone().requested_by(requested_by);
+        handle.queued = Arc::new(std::sync::Mutex::new(Queued::Waiting(op)));
+        handle
+    }
+
+    /// Ends the queued operation of this handle if no logged operation ran
+    /// it (it failed before its turn began, e.g. on its lock).
+    pub async fn settle_queued(&self, error: Option<&Error>) {
+        let waiting = match *self.queued.lock().expect("not poisoned") {
+            Queued::Waiting(op) => op,
+            _ => return,
+        };
+        let error = error.map(ErrorInfo::from).unwrap_or_else(|| {
+            ErrorInfo::new(
+                crate::ErrorKind::Other,
+                "the operation ended before it began",
+            )
+        });
+        if let Err(e) = self
+            .store
+            .finish_operation(waiting, None, Some(&error))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the end of an operation");
+        }
+        *self.queued.lock().expect("not poisoned") = Queued::None;
+        self.changed();
+    }
+
+    fn changed(&self) {
+        if let Some(hook) = &self.on_change {
+            hook();
+        }
+    }
+
+    /// Whether this handle's queued operation has yet to begin.
+    fn queued_waiting(&self) -> bool {
+        matches!(
+            *self.queued.lock().expect("not poisoned"),
+            Queued::Waiting(_)
+        )
+    }
+
+    /// Records a step done in the queued operation this handle runs.
+    pub(crate) async fn progress(&self, step: &str) {
+        let Queued::Running(op) = *self.queued.lock().expect("not poisoned") else {
+            return;
+        };
+        if let Err(e) = self.store.record_progress(op, step).await {
+            tracing::warn!(error = %e, "cannot record an operation's progress");
+        }
+        self.changed();
     }
 
     /// Who the operations log names as the requester (the CLI's user by
@@ -178,7 +271,7 @@ impl Provisioner {
     }
 
     /// Runs `work` as a logged operation under `id`'s lock (when given).
-    async fn operation<T>(
+    async fn operation<T: Answer>(
         &self,
         id: Option<&ProviderId>,
         action: &'static str,
@@ -192,9 +285,12 @@ impl Provisioner {
         self.logged(id, action, text, work).await
     }
 
-    /// Runs `work` as a logged operation; the caller holds what locks it
-    /// needs.
-    async fn logged<T>(
+    /// Runs `work` as a logged operation (this handle's queued one, if it
+    /// waits); the caller holds what locks it needs. The log keeps what
+    /// the operation answered; what is shown once (the first admin
+    /// password) only for a queued operation, whose requester has yet to
+    /// read it ([`Provisioner::take_operation`]).
+    async fn logged<T: Answer>(
         &self,
         id: Option<&ProviderId>,
         action: &'static str,
@@ -207,18 +303,63 @@ impl Provisioner {
             text,
             requested_by: self.requested_by.clone(),
         };
-        let op = self.store.begin_operation(&request).await?;
+        let queued = {
+            let mut queued = self.queued.lock().expect("not poisoned");
+            match *queued {
+                Queued::Waiting(op) => {
+                    *queued = Queued::Running(op);
+                    Some(op)
+                }
+                _ => None,
+            }
+        };
+        let op = match queued {
+            Some(op) => self.store.run_operation(op, &request).await.map(|()| op),
+            None => self.store.begin_operation(&request).await,
+        };
+        let op = match op {
+            Ok(op) => op,
+            Err(e) => {
+                self.settle_running(queued).await;
+                return Err(e.into());
+            }
+        };
+        self.changed();
         let span = tracing::info_span!("operation", action, provider = id.map(|i| i.as_str()));
         let outcome = work.instrument(span).await;
-        let error = outcome.as_ref().err().map(|e| e.to_string());
+        let (result, error) = match &outcome {
+            Ok(answer) => {
+                let mut result = serde_json::to_value(answer).ok();
+                if queued.is_none() {
+                    result.iter_mut().for_each(report::forget_shown_once);
+                }
+                (result, answer.failure())
+            }
+            Err(e) => (None, Some(ErrorInfo::from(e))),
+        };
         match &error {
             None => tracing::info!(action, "operation done"),
-            Some(e) => tracing::warn!(action, error = %e, "operation failed"),
+            Some(e) => tracing::warn!(action, error = %e.message, "operation failed"),
         }
         // The log is informational: it never masks the real outcome.
-        if let Err(e) = self.store.finish_operation(op, error.as_deref()).await {
+        if let Err(e) = self
+            .store
+            .finish_operation(op, result.as_ref(), error.as_ref())
+            .await
+        {
             tracing::warn!(error = %e, "cannot record the end of an operation");
         }
+        if queued.is_some() {
+            *self.queued.lock().expect("not poisoned") = Queued::None;
+        }
+        self.changed();
         outcome
+    }
+
+    /// A queued operation that could not be marked running is over.
+    async fn settle_running(&self, queued: Option<i64>) {
+        if let Some(op) = queued {
+            *self.queued.lock().expect("not poisoned") = Queued::Waiting(op);
+        }
     }
 }

@@ -5,16 +5,34 @@
 //! go on. Containers with our labels that no tenant owns are reported.
 
 use super::executor::Execution;
-use super::report::{ErrorInfo, ReconcileReport, TenantReconcile, TenantResult};
+use super::report::{ReconcileReport, TenantReconcile, TenantResult};
 use super::{Provisioner, StartOptions};
 use crate::domain::planner;
 use crate::domain::state::TenantRecord;
 use crate::domain::{Desired, Plan, ProviderId};
+use crate::error::ErrorInfo;
 use crate::error::Result;
 use crate::lock;
 
 impl Provisioner {
+    /// Every known tenant to its desired state, and the orphans. Run as the
+    /// daemon's queued operation, the whole run is that operation (each
+    /// tenant's changes are logged as their own operations too).
     pub async fn reconcile(&self, dry_run: bool) -> Result<ReconcileReport> {
+        match self.queued_waiting() {
+            true => {
+                let text = match dry_run {
+                    true => "reconcile --dry-run".to_owned(),
+                    false => "reconcile".to_owned(),
+                };
+                self.logged(None, "reconcile", text, self.reconcile_all(dry_run))
+                    .await
+            }
+            false => self.reconcile_all(dry_run).await,
+        }
+    }
+
+    async fn reconcile_all(&self, dry_run: bool) -> Result<ReconcileReport> {
         let records = self.store.tenants().await?;
         // Asked once per run: a CQL login attempt per tenant would cost the
         // node for nothing.
@@ -27,49 +45,18 @@ impl Provisioner {
             plan_text: String::new(),
         };
         for record in &records {
-            let id = &record.id;
-            // Observed, planned and applied under the tenant's lock; an
-            // operation is logged only for a plan that changes something.
-            let (plan, outcome) = match lock::acquire(self.data_dir(), id.as_str()).await {
-                Err(e) => (Plan::default(), Err(e)),
-                Ok(_lock) => match self.plan_reconcile(id, default_login).await {
-                    Ok(plan) if dry_run || !plan.changes() => (plan, Ok(())),
-                    Ok(plan) => {
-                        let applied = self
-                            .logged(
-                                Some(id),
-                                "reconcile",
-                                format!("reconcile ({id})"),
-                                Execution::new(self, id).apply(&plan),
-                            )
-                            .await;
-                        default_login = false;
-                        (plan, applied)
-                    }
-                    Err(e) => (Plan::default(), Err(e)),
-                },
-            };
-            report
-                .plan
-                .extend(plan.lines().iter().map(|s| format!("{id}: {s}")));
-            report.plan_text.push_str(&plan.to_string());
-            let result = match (&outcome, dry_run, plan.changes()) {
-                (Err(_), _, _) => TenantResult::Failed,
-                (Ok(()), _, false) => TenantResult::Unchanged,
-                (Ok(()), true, true) => TenantResult::Planned,
-                (Ok(()), false, true) => TenantResult::Ok,
-            };
-            if let Err(e) = &outcome {
-                report
-                    .plan_text
-                    .push_str(&format!("error: tenant {id}: {e}\n"));
+            let (tenant, text) = self.reconcile_one(&record.id, dry_run, default_login).await;
+            if tenant.result == TenantResult::Ok {
+                default_login = false;
             }
-            report.tenants.push(TenantReconcile {
-                provider: id.clone(),
-                result,
-                plan: plan.lines(),
-                error: outcome.as_ref().err().map(ErrorInfo::from),
-            });
+            report.plan.extend(
+                tenant
+                    .plan
+                    .iter()
+                    .map(|s| format!("{}: {s}", tenant.provider)),
+            );
+            report.plan_text.push_str(&text);
+            report.tenants.push(tenant);
         }
         let orphans = self.orphans(&records).await?;
         if !orphans.is_empty() {
@@ -78,6 +65,59 @@ impl Provisioner {
             report.plan_text.push_str(&orphans.to_string());
         }
         Ok(report)
+    }
+
+    /// One tenant to its desired state (the daemon's watcher, on an event
+    /// about it).
+    pub async fn reconcile_tenant(&self, id: &ProviderId) -> Result<TenantReconcile> {
+        let default_login = self.observe_infra(None).await?.default_superuser_login;
+        Ok(self.reconcile_one(id, false, default_login).await.0)
+    }
+
+    /// Observes, plans and applies one tenant under its lock; an operation
+    /// is logged only for a plan that changes something. Returns the
+    /// tenant's result and what `reconcile` prints of it.
+    async fn reconcile_one(
+        &self,
+        id: &ProviderId,
+        dry_run: bool,
+        default_login: bool,
+    ) -> (TenantReconcile, String) {
+        let (plan, outcome) = match lock::acquire(self.data_dir(), id.as_str()).await {
+            Err(e) => (Plan::default(), Err(e)),
+            Ok(_lock) => match self.plan_reconcile(id, default_login).await {
+                Ok(plan) if dry_run || !plan.changes() => (plan, Ok(())),
+                Ok(plan) => {
+                    let applied = self
+                        .logged(
+                            Some(id),
+                            "reconcile",
+                            format!("reconcile ({id})"),
+                            Execution::new(self, id).apply(&plan),
+                        )
+                        .await;
+                    (plan, applied)
+                }
+                Err(e) => (Plan::default(), Err(e)),
+            },
+        };
+        let mut text = plan.to_string();
+        let result = match (&outcome, dry_run, plan.changes()) {
+            (Err(_), _, _) => TenantResult::Failed,
+            (Ok(()), _, false) => TenantResult::Unchanged,
+            (Ok(()), true, true) => TenantResult::Planned,
+            (Ok(()), false, true) => TenantResult::Ok,
+        };
+        if let Err(e) = &outcome {
+            text.push_str(&format!("error: tenant {id}: {e}\n"));
+        }
+        let tenant = TenantReconcile {
+            provider: id.clone(),
+            result,
+            plan: plan.lines(),
+            error: outcome.as_ref().err().map(ErrorInfo::from),
+        };
+        (tenant, text)
     }
 
     /// One tenant's reconcile plan, observed now.

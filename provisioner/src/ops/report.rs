@@ -1,14 +1,15 @@
 //! What the operations answer: serializable reports (the CLI prints them
 //! as text, or as one JSON document with `--json`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::{ContainerDetails, Usage};
 use crate::domain::{Desired, Plan, ProviderId, Role};
-use crate::error::{Error, ErrorKind};
+use crate::error::ErrorInfo;
 
 /// What `start` did (or would do), and where the tenant answers.
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StartReport {
     pub provider: ProviderId,
     pub state: StartState,
@@ -17,28 +18,34 @@ pub struct StartReport {
     pub gateway_endpoint: Option<String>,
     pub admin_url: Option<String>,
     pub keyspace: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The first admin user's password: only in the answer of the start
+    /// that created it, and only once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password: Option<String>,
     pub dry_run: bool,
     pub changed: bool,
     /// The steps run (or, for a dry run, planned), as printed.
     pub plan: Vec<String>,
     /// What the operator should know and `start` does not change.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
-    #[serde(skip)]
+    /// The plan as `--dry-run` prints it.
     pub plan_text: String,
 }
 
 /// What `stop` or `destroy` did (or would do).
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanReport {
     pub provider: Option<ProviderId>,
     pub dry_run: bool,
     pub plan: Vec<String>,
-    #[serde(skip)]
+    /// What the operator should know and the plan does not change.
+    #[serde(default)]
+    pub notices: Vec<String>,
+    /// The plan as `--dry-run` and `provision plan` print it.
     pub plan_text: String,
 }
 
@@ -48,31 +55,46 @@ impl PlanReport {
             provider: plan.tenant.clone(),
             dry_run,
             plan: plan.lines(),
+            notices: plan.notices.clone(),
             plan_text: plan.to_string(),
         }
     }
 }
 
-/// An error as a report carries it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorInfo {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub exit_code: u8,
+/// What an operation answers, as its log keeps it.
+pub trait Answer: Serialize {
+    /// The error of an answer that reports a failure (a reconcile whose
+    /// tenant failed); the operation is then logged as failed.
+    fn failure(&self) -> Option<ErrorInfo> {
+        None
+    }
 }
 
-impl From<&Error> for ErrorInfo {
-    fn from(e: &Error) -> ErrorInfo {
-        ErrorInfo {
-            kind: e.kind(),
-            message: e.to_string(),
-            exit_code: e.exit_code(),
+impl Answer for StartReport {}
+impl Answer for PlanReport {}
+impl Answer for () {}
+
+impl Answer for ReconcileReport {
+    fn failure(&self) -> Option<ErrorInfo> {
+        self.first_error().cloned()
+    }
+}
+
+/// The keys of an answer shown to its requester once and then forgotten.
+pub const SHOWN_ONCE: &[&str] = &["admin_password"];
+
+/// Removes what is shown once from an answer.
+pub fn forget_shown_once(answer: &mut serde_json::Value) {
+    if let Some(object) = answer.as_object_mut() {
+        for key in SHOWN_ONCE {
+            object.remove(*key);
         }
     }
 }
 
 /// How one tenant's reconcile ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantResult {
     /// Nothing to do.
@@ -84,25 +106,27 @@ pub enum TenantResult {
 }
 
 /// One tenant of a `reconcile`.
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantReconcile {
     pub provider: ProviderId,
     pub result: TenantResult,
     pub plan: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
 }
 
 /// What `reconcile` did (or would do): a result per tenant (one failing
 /// tenant does not stop the others) and the orphans.
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReconcileReport {
     pub dry_run: bool,
     /// Every tenant's steps, `<tenant>: <step>`, then the orphans.
     pub plan: Vec<String>,
     pub tenants: Vec<TenantReconcile>,
     pub orphans: Vec<String>,
-    #[serde(skip)]
+    /// What `reconcile` prints.
     pub plan_text: String,
 }
 
@@ -114,7 +138,8 @@ impl ReconcileReport {
 }
 
 /// A tenant's state as `status` sums it up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantState {
     /// Both apps run and are healthy.
@@ -135,7 +160,8 @@ impl std::fmt::Display for TenantState {
 }
 
 /// What a `start` left the tenant in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartState {
     Running,
@@ -144,7 +170,8 @@ pub enum StartState {
 }
 
 /// One tenant as `status` and `list` show it.
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TenantStatus {
     pub provider: ProviderId,
     pub desired: Desired,
@@ -154,13 +181,29 @@ pub struct TenantStatus {
     pub admin_url: Option<String>,
     pub keyspace: String,
     pub containers: Vec<ContainerStatus>,
+    /// Set by the daemon's watcher while it backs off repairing the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerStatus {
     pub role: Role,
     #[serde(flatten)]
     pub details: ContainerDetails,
     #[serde(flatten)]
     pub usage: Option<Usage>,
+}
+
+/// What the daemon's watcher is doing about a tenant that keeps failing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Repairs in a row that did not last.
+    pub repairs: u32,
+    /// When the watcher tries again (RFC 3339).
+    pub retry_at: String,
+    /// Why the last repair was needed or failed.
+    pub reason: String,
 }

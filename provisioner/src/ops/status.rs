@@ -71,6 +71,7 @@ impl Provisioner {
             admin_url: self.admin_url(record.admin_port),
             provider: record.id,
             containers,
+            backoff: None,
         })
     }
 

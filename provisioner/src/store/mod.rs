@@ -1,7 +1,8 @@
 //! The state store: a SQLite file (sqlx) holding the tenants and their
 //! desired state ([`tenants`]), their port leases, the log of operations
 //! ([`operations`], what `provision history` shows) and a few settings
-//! (the managed Cassandra's superuser password).
+//! (the managed Cassandra's superuser password), and the daemon's operator
+//! tokens ([`tokens`]).
 //!
 //! Concurrency: every write that must be atomic across processes (a new
 //! provider plus its port leases) runs in a `BEGIN IMMEDIATE` transaction,
@@ -18,6 +19,7 @@ use sqlx::SqlitePool;
 
 pub mod operations;
 pub mod tenants;
+pub mod tokens;
 
 use crate::domain::Pool;
 
@@ -74,6 +76,24 @@ DROP TABLE IF EXISTS containers;
 ALTER TABLE operations ADD COLUMN request TEXT;
 ALTER TABLE operations ADD COLUMN requested_by TEXT;
 ALTER TABLE operations ADD COLUMN process TEXT;
+"#,
+    // v3: operations queue in the daemon before they run, keep what they
+    // answered (a report) or their error (kind and message), and the steps
+    // done so far; operator tokens for the daemon's TCP listener (only
+    // their SHA-256 is kept).
+    r#"
+ALTER TABLE operations ADD COLUMN state TEXT;
+ALTER TABLE operations ADD COLUMN queued_at TEXT;
+ALTER TABLE operations ADD COLUMN result TEXT;
+ALTER TABLE operations ADD COLUMN error TEXT;
+ALTER TABLE operations ADD COLUMN progress TEXT;
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    created_by TEXT,
+    revoked_at TEXT
+);
 "#,
 ];
 

@@ -91,6 +91,51 @@ pub struct Env {
     pub scope: Scope,
     pub node: &'static CassandraNode,
     pub prefix: String,
+    /// `PROVISION_SERVER` and `PROVISION_TOKEN` for every run: the CLI as
+    /// the daemon's client ([`Env::through`]).
+    pub server: Option<(String, String)>,
+}
+
+/// The `provisiond` binary of this build, next to `provision`.
+pub fn provisiond_bin() -> PathBuf {
+    let bin = provision_bin().with_file_name("provisiond");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "provisiond"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cannot build provisiond");
+    }
+    bin
+}
+
+/// A `provisiond` of an environment: its Unix socket, its TCP address and
+/// an operator token for it.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub socket: PathBuf,
+    /// `127.0.0.1:<port>`.
+    pub addr: String,
+    pub token: String,
+}
+
+impl Daemon {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Kills the daemon (SIGKILL) and waits for it to end.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
 }
 
 impl Env {
@@ -209,7 +254,66 @@ admin = "{admin}"
             scope,
             node,
             prefix,
+            server: None,
         }
+    }
+
+    /// Starts `provisiond` on this environment's config, on a socket in its
+    /// directory and on a free loopback port, with `env` in its
+    /// environment; once it answers, makes an operator token for it (the
+    /// first daemon of an environment; later ones reuse `token`).
+    pub async fn daemon(&self, env: &[(&str, &str)], token: Option<&str>) -> Daemon {
+        let socket = self.dir.join("provisiond.sock");
+        let addr = format!("127.0.0.1:{}", containers::free_port());
+        let log = std::fs::File::create(self.dir.join("provisiond.log")).unwrap();
+        let child = tokio::process::Command::new(provisiond_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--listen", &addr])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("provisiond starts");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(&addr).await.is_err()
+            || tokio::net::UnixStream::connect(&socket).await.is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "provisiond did not listen within 30 s: {}",
+                self.daemon_log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let token = match token {
+            Some(token) => token.to_owned(),
+            None => {
+                let name = format!("ci-{}", containers::free_port());
+                let made = self.run(&["--json", "token", "create", &name]).await.ok();
+                made.field("token").expect("a token")
+            }
+        };
+        Daemon {
+            child,
+            socket,
+            addr,
+            token,
+        }
+    }
+
+    /// What the environment's daemon logged.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("provisiond.log")).unwrap_or_default()
+    }
+
+    /// Every later run is the CLI as `daemon`'s client over TCP.
+    pub fn through(&mut self, daemon: &Daemon) {
+        self.server = Some((daemon.url(), daemon.token.clone()));
     }
 
     /// Runs `provision --config <ours> <args>`.
@@ -229,9 +333,15 @@ admin = "{admin}"
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(provision_bin());
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
+        cmd.arg("--config").arg(&self.config);
+        if let Some((server, token)) = &self.server {
+            // Token commands manage this machine's store: never remote.
+            if args.iter().find(|a| !a.starts_with('-')) != Some(&"token") {
+                cmd.env("PROVISION_SERVER", server)
+                    .env("PROVISION_TOKEN", token);
+            }
+        }
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -353,4 +463,80 @@ impl Gateway {
             "reading {seq} answered {answer}"
         );
     }
+}
+
+/// One HTTP/1.0 request to the daemon over TCP (`addr`) or its Unix socket
+/// (`unix:<path>`), with a bearer `token` and a JSON `body`: the status,
+/// the content type and the body.
+pub async fn api(
+    target: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: provisiond\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let mut raw = Vec::new();
+    match target.strip_prefix("unix:") {
+        Some(path) => {
+            let mut s = tokio::net::UnixStream::connect(path)
+                .await
+                .expect("the socket accepts");
+            s.write_all(request.as_bytes()).await.unwrap();
+            s.read_to_end(&mut raw).await.unwrap();
+        }
+        None => {
+            let mut s = TcpStream::connect(target)
+                .await
+                .expect("the daemon accepts");
+            s.write_all(request.as_bytes()).await.unwrap();
+            s.read_to_end(&mut raw).await.unwrap();
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+/// Polls `container`'s engine health until it is `healthy` or `within`
+/// passes; answers how long it took.
+pub async fn healthy_within(container: &str, within: Duration) -> Option<Duration> {
+    let docker = docker().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        if let Ok(c) = docker.inspect_container(container, None).await {
+            let health = c
+                .state
+                .and_then(|s| s.health)
+                .and_then(|h| h.status)
+                .map(|s| s.to_string());
+            if health.as_deref() == Some("healthy") {
+                return Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }

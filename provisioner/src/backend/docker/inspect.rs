@@ -1,6 +1,7 @@
 //! Reading the engine: a container's details (state, health, address,
-//! restarts and OOM kills), one stats sample, the log stream, and a direct
-//! probe of a container's health endpoint.
+//! restarts and OOM kills), one stats sample, the log stream, the events
+//! about our containers, and a direct probe of a container's health
+//! endpoint.
 
 use std::collections::HashMap;
 
@@ -11,8 +12,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{api, is_status};
-use crate::backend::{ContainerDetails, LogChunk, Probe, Result, Usage};
-use crate::domain::{ContainerState, Health};
+use crate::backend::{ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage};
+use crate::domain::{ContainerState, Health, ProviderId};
+use crate::labels;
 
 fn state_of(s: ContainerStateStatusEnum) -> ContainerState {
     match s {
@@ -179,6 +181,29 @@ pub(super) fn logs(
             Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
             Err(e) => Err(api(&what, e)),
         })
+}
+
+/// The engine's events about containers with our label, from now on.
+pub(super) fn events(docker: &Docker) -> impl futures::Stream<Item = Result<ContainerEvent>> {
+    let filters = HashMap::from([
+        ("type".to_owned(), vec!["container".to_owned()]),
+        ("label".to_owned(), vec![format!("{}=1", labels::MANAGED)]),
+    ]);
+    let options = bollard::query_parameters::EventsOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    docker.events(Some(options)).map(|item| {
+        let event = item.map_err(|e| api("events", e))?;
+        let attributes = event.actor.and_then(|a| a.attributes).unwrap_or_default();
+        Ok(ContainerEvent {
+            container: attributes.get("name").cloned().unwrap_or_default(),
+            tenant: attributes
+                .get(labels::TENANT)
+                .and_then(|t| ProviderId::parse(t).ok()),
+            action: event.action.unwrap_or_default(),
+        })
+    })
 }
 
 /// Whether the container answers its health endpoint: a direct GET on its

@@ -24,7 +24,9 @@ use tokio::sync::OnceCell;
 pub use containers::create_body;
 pub use inspect::http_ok;
 
-use super::{Backend, BackendError, ContainerDetails, LogChunk, Probe, Result, Usage};
+use super::{
+    Backend, BackendError, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,
+};
 use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{ObservedContainer, ObservedInfra};
@@ -177,5 +179,9 @@ impl Backend for DockerBackend {
         tail: Option<u64>,
     ) -> Result<BoxStream<'static, Result<LogChunk>>> {
         Ok(inspect::logs(self.docker().await?, name, follow, tail).boxed())
+    }
+
+    async fn events(&self) -> Result<BoxStream<'static, Result<ContainerEvent>>> {
+        Ok(inspect::events(self.docker().await?).boxed())
     }
 }
