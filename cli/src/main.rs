@@ -6,6 +6,7 @@
 //! included. Logs go to stderr ([`logging`]).
 
 mod client;
+mod completions;
 mod destroy;
 mod driver;
 mod gateway;
@@ -86,6 +87,10 @@ enum Command {
     /// Make, list and revoke the operator tokens of provisiond's TCP listener.
     #[command(subcommand)]
     Token(token::Command),
+    /// Print the shell completion script.
+    Completions(completions::Options),
+    /// Print the man page (roff).
+    Man(completions::ManOptions),
 }
 
 /// What every subcommand gets.
@@ -112,6 +117,11 @@ pub fn provider(raw: &str) -> Result<ProviderId, Error> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Completions(o) => return completions::completions(o),
+        Command::Man(o) => return completions::man(o),
+        _ => {}
+    }
     let driver = match cli.server.as_deref().filter(|s| !s.is_empty()) {
         Some(server) => {
             let token = std::env::var("PROVISION_TOKEN").ok();
@@ -138,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(o) => plan::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,
         Command::Token(c) => token::run(&ctx, c).await,
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     }
 }
 
