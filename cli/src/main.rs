@@ -9,6 +9,7 @@ mod client;
 mod completions;
 mod destroy;
 mod driver;
+mod export;
 mod gateway;
 mod history;
 mod list;
@@ -87,6 +88,8 @@ enum Command {
     /// Make, list and revoke the operator tokens of provisiond's TCP listener.
     #[command(subcommand)]
     Token(token::Command),
+    /// Write a tenant's containers as a docker-compose file.
+    Export(export::Options),
     /// Print the shell completion script.
     Completions(completions::Options),
     /// Print the man page (roff).
@@ -148,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(o) => plan::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,
         Command::Token(c) => token::run(&ctx, c).await,
+        Command::Export(o) => export::run(&ctx, o).await,
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     }
 }

@@ -11,6 +11,7 @@
 
 mod destroy;
 pub mod executor;
+pub mod export;
 mod gateways;
 mod history;
 mod reconcile;

@@ -9,7 +9,7 @@ use super::report::StartState;
 use super::{Provisioner, StartReport};
 use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
-use crate::domain::spec::{tenant_container, SpecInputs};
+use crate::domain::spec::{tenant_container, ContainerSpec, SpecInputs};
 use crate::domain::state::TenantRecord;
 use crate::domain::{Plan, Pool, ProviderId, Role};
 use crate::error::{Error, Result};
@@ -78,19 +78,30 @@ impl Provisioner {
                 .find(|(pool, _)| *pool == role.pool())
                 .map(|(_, c)| Choice::port(*c))
                 .expect("a port per pool");
-            let image_id = self.backend.image_id(self.config.image(role)).await?;
-            specs.push(tenant_container(
-                &self.config,
-                SpecInputs {
-                    tenant: id,
-                    role,
-                    host_port: port,
-                    image_id: &image_id,
-                    secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
-                },
-            ));
+            specs.push(self.container_spec(id, role, port).await?);
         }
         Ok(StartTarget { ports, specs })
+    }
+
+    /// The spec of `id`'s `role` container on `host_port`, with its image
+    /// resolved now (also what `export` writes out).
+    pub(super) async fn container_spec(
+        &self,
+        id: &ProviderId,
+        role: Role,
+        host_port: u16,
+    ) -> Result<ContainerSpec> {
+        let image_id = self.backend.image_id(self.config.image(role)).await?;
+        Ok(tenant_container(
+            &self.config,
+            SpecInputs {
+                tenant: id,
+                role,
+                host_port,
+                image_id: &image_id,
+                secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
+            },
+        ))
     }
 
     /// What `start` would do now, without doing it.

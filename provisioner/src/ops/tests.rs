@@ -308,3 +308,30 @@ async fn stop_then_destroy_with_purge_leaves_nothing() {
         ["start acme", "stop acme", "destroy acme --purge-data"]
     );
 }
+
+#[tokio::test]
+async fn export_writes_out_the_specs_start_created_and_knows_no_stranger() {
+    use super::export::compose_service;
+    let host = Host::new("export");
+    let p = host.provisioner(None).await;
+    let unknown = p.export(&acme()).await.unwrap_err();
+    assert_eq!(unknown.exit_code(), 8, "{unknown}");
+    p.start(&acme(), StartOptions::default()).await.unwrap();
+    p.stop(&acme(), false).await.unwrap();
+    let file = p.export(&acme()).await.unwrap();
+    let world = host.backend.snapshot();
+    for (role, name) in [
+        ("ingest", "provision-acme-ingest"),
+        ("admin", "provision-acme-admin"),
+    ] {
+        let created = &world.containers[name].spec;
+        assert_eq!(file.services[role], compose_service(created), "{role}");
+        assert_eq!(file.provenance.image_ids[role], created.image_id);
+    }
+    assert_eq!(file.services["ingest"].ports, ["0.0.0.0:6001:6000/tcp"]);
+    assert_eq!(file.services["admin"].ports, ["0.0.0.0:8081:8080/tcp"]);
+    assert!(file.networks["provision-net-acme"].external);
+    p.destroy(&acme(), false, false).await.unwrap();
+    let destroyed = p.export(&acme()).await.unwrap_err();
+    assert_eq!(destroyed.exit_code(), 2, "{destroyed}");
+}
