@@ -210,7 +210,10 @@ async fn an_exported_tenant_runs_under_docker_compose_as_it_ran_under_provision(
         let ports = str_list(&service["ports"]);
         assert_eq!(ports, published(&docker, &name).await, "{role}");
         assert_eq!(ports, [format!("0.0.0.0:{port}:{container_port}/tcp")]);
-        assert_eq!(str_list(&service["networks"]), [network.clone()]);
+        assert_eq!(
+            str_list(&service["networks"]),
+            std::slice::from_ref(&network)
+        );
         by_provision.push(fingerprint(&docker, &name).await);
     }
 
