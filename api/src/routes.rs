@@ -135,7 +135,7 @@ pub async fn tenants(State(s): State<AppState>) -> ApiResult<Json<Vec<TenantStat
     ))
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     responses((status = 200, description = "The tenant, as `provision --json status <id>` prints it", body = TenantStatus)))]
 pub async fn tenant(
     State(s): State<AppState>,
@@ -158,7 +158,7 @@ pub struct StartBody {
     pub dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{id}/start", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(post, path = "/v1/tenants/{id}/start", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     request_body(content = Option<StartBody>, description = "The ports to lease (default: the next free ones)"),
     responses(
         (status = 202, description = "Queued: follow the operation", body = Accepted,
@@ -197,7 +197,7 @@ pub struct StopBody {
     pub dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{id}/stop", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(post, path = "/v1/tenants/{id}/stop", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     request_body(content = Option<StopBody>),
     responses(
         (status = 202, description = "Queued: follow the operation", body = Accepted,
@@ -235,7 +235,7 @@ pub struct DestroyBody {
     pub dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{id}/destroy", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(post, path = "/v1/tenants/{id}/destroy", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     request_body(content = Option<DestroyBody>),
     responses(
         (status = 202, description = "Queued: follow the operation", body = Accepted,
@@ -272,7 +272,7 @@ pub struct PlanQuery {
     pub admin_port: Option<u16>,
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{id}/plan", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id"), PlanQuery),
+#[utoipa::path(get, path = "/v1/tenants/{id}/plan", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), PlanQuery),
     responses((status = 200, description = "What start would do, as `provision --json plan <id>` prints it", body = PlanReport)))]
 pub async fn plan(
     State(s): State<AppState>,
@@ -335,7 +335,7 @@ pub struct GatewayBody {
     pub name: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{id}/gateways", tag = "gateways", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(post, path = "/v1/tenants/{id}/gateways", tag = "gateways", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     request_body(content = GatewayBody),
     responses((status = 201, description = "Commissioned: its token, shown once", body = Commissioned)))]
 pub async fn gateway_add(
@@ -355,7 +355,7 @@ pub async fn gateway_add(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{id}/gateways", tag = "gateways", params(("id" = String, Path, description = "The provider (tenant) id")),
+#[utoipa::path(get, path = "/v1/tenants/{id}/gateways", tag = "gateways", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
     responses((status = 200, description = "The tenant's gateways", body = Vec<GatewayInfo>)))]
 pub async fn gateway_list(
     State(s): State<AppState>,
@@ -366,7 +366,7 @@ pub async fn gateway_list(
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{id}/gateways/{gateway}", tag = "gateways",
-    params(("id" = String, Path, description = "The provider (tenant) id"), ("gateway" = String, Path, description = "The gateway id")),
+    params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), ("gateway" = String, Path, description = "The gateway id")),
     responses((status = 200, description = "Revoked: its token no longer works", body = Revoked)))]
 pub async fn gateway_revoke(
     State(s): State<AppState>,
@@ -450,7 +450,7 @@ pub struct LogsQuery {
 /// stderr), a big-endian u32 length, and that many bytes.
 pub const LOG_STREAM: &str = "application/vnd.provision.log-stream";
 
-#[utoipa::path(get, path = "/v1/tenants/{id}/logs", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id"), LogsQuery),
+#[utoipa::path(get, path = "/v1/tenants/{id}/logs", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), LogsQuery),
     responses((status = 200, description = "The app's log: frames of one byte (1 stdout, 2 stderr), a big-endian u32 length and that many bytes",
         content_type = "application/vnd.provision.log-stream", body = Vec<u8>)))]
 pub async fn logs(

@@ -160,6 +160,12 @@ impl Watcher {
                 }
             };
             if lost {
+                // A stream is made without asking the engine: it is back
+                // once it answers a call.
+                if backend.observe_containers(None).await.is_err() {
+                    tokio::time::sleep(ENGINE_POLL).await;
+                    continue;
+                }
                 tracing::info!("the engine answers again");
                 self.metrics.engine_reconnected();
                 let _ = tx.send(Trigger::All("engine back"));

@@ -303,7 +303,7 @@ mod tests {
     fn servers_parse_by_scheme_and_a_bad_one_is_a_usage_error() {
         assert!(matches!(
             Client::new("unix:///run/p.sock", None).unwrap().target,
-            Target::Unix(p) if p == PathBuf::from("/run/p.sock")
+            Target::Unix(p) if p == std::path::Path::new("/run/p.sock")
         ));
         match Client::new("http://127.0.0.1:7070", Some("t".into()))
             .unwrap()

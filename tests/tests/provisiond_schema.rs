@@ -118,6 +118,12 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let p = env.provisioner().await;
+    // Its requests got past the token and reached the operations.
+    let logged = p.history(None).await.unwrap();
+    assert!(
+        logged.iter().any(|op| op.kind == "start"),
+        "schemathesis queued no start: {text}"
+    );
     for tenant in p.store.tenants().await.unwrap() {
         let id = tenant.id.to_string();
         let run = env.run(&["destroy", &id, "--yes", "--purge-data"]).await;
