@@ -37,6 +37,15 @@ enum Trigger {
     Tenant(ProviderId, String),
 }
 
+/// How long the `n`-th repair in a row that did not last waits: the first
+/// none, then 1 s, doubling up to `max`.
+fn backoff(n: u32, max: Duration) -> Duration {
+    match n {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_secs(1u64 << (n - 2).min(20)).min(max),
+    }
+}
+
 /// When a tenant's repair may run.
 enum Turn {
     Now,
@@ -303,10 +312,7 @@ impl Watcher {
         entry.last = now;
         // The first repair is immediate; each one after it that did not
         // last waits twice as long as the one before.
-        let wait = match entry.count {
-            1 => Duration::ZERO,
-            n => Duration::from_secs(1u64 << (n - 2).min(20)).min(self.max_backoff),
-        };
+        let wait = backoff(entry.count, self.max_backoff);
         entry.retry_at = now + wait;
         entry.retry_at_wall =
             chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
@@ -328,5 +334,18 @@ impl Watcher {
 
     fn forget(&self, id: &ProviderId) {
         self.repairs.lock().expect("not poisoned").remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repairs_that_do_not_last_wait_twice_as_long_each_time_up_to_the_maximum() {
+        let max = Duration::from_secs(300);
+        let waits: Vec<u64> = (1..=12).map(|n| backoff(n, max).as_secs()).collect();
+        assert_eq!(waits, [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(1000, max), max);
     }
 }

@@ -384,3 +384,118 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
         .unwrap();
     assert_eq!(roles.rows_num(), 0, "the tenant's role leaked");
 }
+
+/// A CA and a certificate it signed for `localhost` and 127.0.0.1 (openssl).
+fn certificates(dir: &std::path::Path) {
+    let ext = dir.join("san.ext");
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=provision test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "tls.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[tokio::test]
+async fn the_tcp_listener_speaks_tls_with_the_configured_certificate() {
+    let env = Env::new("pvtls", (29206, 29207), (29306, 29307)).await;
+    certificates(&env.dir);
+    let mut config = std::fs::read_to_string(&env.config).unwrap();
+    config.push_str(&format!(
+        "\n[daemon]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        env.dir.join("tls.crt").display(),
+        env.dir.join("tls.key").display()
+    ));
+    std::fs::write(&env.config, config).unwrap();
+    let daemon = env.daemon(&[], None).await;
+    let port = daemon.addr.rsplit_once(':').unwrap().1;
+    let client = |server: String, ca: Option<std::path::PathBuf>| {
+        let mut cmd = env.command(&["--json", "list"]);
+        cmd.env("PROVISION_SERVER", server)
+            .env("PROVISION_TOKEN", &daemon.token)
+            .env_remove("PROVISION_CACERT");
+        if let Some(ca) = ca {
+            cmd.env("PROVISION_CACERT", ca);
+        }
+        async move { cmd.output().await.expect("provision runs") }
+    };
+    let ok = client(
+        format!("https://localhost:{port}"),
+        Some(env.dir.join("ca.pem")),
+    )
+    .await;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        json(&String::from_utf8_lossy(&ok.stdout)),
+        Value::Array(vec![])
+    );
+    // A certificate no root vouches for, and plain HTTP to a TLS port: the
+    // daemon is not reachable (exit 14), with one line saying why.
+    for (server, ca) in [
+        (format!("https://localhost:{port}"), None),
+        (
+            format!("http://127.0.0.1:{port}"),
+            Some(env.dir.join("ca.pem")),
+        ),
+    ] {
+        let refused = client(server.clone(), ca).await;
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(14), "{server}: {stderr}");
+        assert!(stderr.contains("is not reachable"), "{server}: {stderr}");
+    }
+}
