@@ -196,7 +196,13 @@ async fn the_watcher_brings_back_a_container_removed_by_hand_within_15_s() {
     let daemon = env.daemon(&[], None).await;
     env.through(&daemon);
     let id = unique_id("watch");
-    env.run(&["start", &id]).await.ok();
+    let started = env.run(&["start", &id]).await.ok();
+    // Through the daemon, start shows each step as it is done.
+    assert!(
+        started.stderr.contains("] create and start container"),
+        "{}",
+        started.stderr
+    );
     let ingest = env.container(&id, "ingest");
     let removed = Instant::now();
     docker()
@@ -498,4 +504,84 @@ async fn the_tcp_listener_speaks_tls_with_the_configured_certificate() {
         assert_eq!(refused.status.code(), Some(14), "{server}: {stderr}");
         assert!(stderr.contains("is not reachable"), "{server}: {stderr}");
     }
+}
+
+/// Polls the daemon's status of `id` until its state is `want`.
+async fn state_within(
+    daemon: &provision_support::Daemon,
+    id: &str,
+    want: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, _, body) = api(
+            &daemon.addr,
+            "GET",
+            &format!("/v1/tenants/{id}"),
+            Some(&daemon.token),
+            None,
+        )
+        .await;
+        let tenant = json(&body);
+        if tenant["state"] == want {
+            return tenant;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} was not {want} within {within:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn container_ids(env: &Env, id: &str) -> Vec<String> {
+    let docker = docker().await;
+    let mut ids = Vec::new();
+    for role in ["ingest", "admin"] {
+        let c = docker
+            .inspect_container(&env.container(id, role), None)
+            .await
+            .unwrap();
+        ids.push(c.id.unwrap());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_cassandra_that_is_down_leaves_the_tenants_running_and_degraded() {
+    let scope = provision_testkit::Scope::new("pvcqldown");
+    let node = provision_testkit::private_cassandra(&docker().await, &scope).await;
+    let env = Env::on_node(scope, (29208, 29209), (29308, 29309), &node, "").await;
+    // The engine checks health every second, so a failing check shows soon.
+    env.edit_config("timeout_secs = 90", "timeout_secs = 90\ninterval_secs = 1");
+    let daemon = env.daemon(&[], None).await;
+    let id = unique_id("cqldown");
+    env.run(&["start", &id]).await.ok();
+    state_within(&daemon, &id, "running", Duration::from_secs(30)).await;
+    let before = container_ids(&env, &id).await;
+
+    docker()
+        .await
+        .stop_container(&node.container, None)
+        .await
+        .unwrap();
+    state_within(&daemon, &id, "degraded", Duration::from_secs(60)).await;
+    // The watcher left the tenant alone: the same containers, still running.
+    assert_eq!(container_ids(&env, &id).await, before);
+    assert!(provision_support::is_running(&env.container(&id, "ingest")).await);
+    assert!(provision_support::is_running(&env.container(&id, "admin")).await);
+
+    docker()
+        .await
+        .start_container(&node.container, None)
+        .await
+        .unwrap();
+    node.wait_for_cql(Duration::from_secs(180)).await;
+    state_within(&daemon, &id, "running", Duration::from_secs(120)).await;
+    assert_eq!(container_ids(&env, &id).await, before);
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    env.scope.cleanup().await;
 }

@@ -12,13 +12,14 @@ use crate::domain::{ContainerState, Desired, Health, ProviderId, Role};
 use crate::error::{Error, Result};
 
 /// A tenant's state in one word, from its desired state and how many of
-/// its two containers run and are healthy.
-fn summarize(desired: Desired, running: usize, healthy: usize) -> TenantState {
-    match (desired, running, healthy) {
-        (Desired::Destroyed, 0, _) => TenantState::Destroyed,
-        (_, 2, 2) => TenantState::Running,
-        (_, 0, _) => TenantState::Stopped,
-        (Desired::Running, 2, _) => TenantState::Starting,
+/// its two containers run, are healthy, and fail their health check (a
+/// tenant whose Cassandra is down runs, and is degraded).
+fn summarize(desired: Desired, running: usize, healthy: usize, unhealthy: usize) -> TenantState {
+    match (desired, running, healthy, unhealthy) {
+        (Desired::Destroyed, 0, _, _) => TenantState::Destroyed,
+        (_, 2, 2, _) => TenantState::Running,
+        (_, 0, _, _) => TenantState::Stopped,
+        (Desired::Running, 2, _, 0) => TenantState::Starting,
         _ => TenantState::Degraded,
     }
 }
@@ -58,13 +59,11 @@ impl Provisioner {
             .iter()
             .filter(|c| c.details.state.is_running())
             .count();
-        let healthy = containers
-            .iter()
-            .filter(|c| c.details.health == Health::Healthy)
-            .count();
+        let health = |h: Health| containers.iter().filter(|c| c.details.health == h).count();
+        let (healthy, unhealthy) = (health(Health::Healthy), health(Health::Unhealthy));
         Ok(TenantStatus {
             keyspace: record.id.keyspace(),
-            state: summarize(record.desired, running, healthy),
+            state: summarize(record.desired, running, healthy, unhealthy),
             desired: record.desired,
             gateway_port: record.gateway_port,
             admin_port: record.admin_port,
@@ -100,10 +99,14 @@ mod tests {
 
     #[test]
     fn a_tenant_is_running_only_when_both_apps_are_healthy() {
-        assert_eq!(summarize(Desired::Running, 2, 2), TenantState::Running);
-        assert_eq!(summarize(Desired::Running, 2, 1), TenantState::Starting);
-        assert_eq!(summarize(Desired::Stopped, 1, 1), TenantState::Degraded);
-        assert_eq!(summarize(Desired::Stopped, 0, 0), TenantState::Stopped);
-        assert_eq!(summarize(Desired::Destroyed, 0, 0), TenantState::Destroyed);
+        assert_eq!(summarize(Desired::Running, 2, 2, 0), TenantState::Running);
+        assert_eq!(summarize(Desired::Running, 2, 1, 0), TenantState::Starting);
+        assert_eq!(summarize(Desired::Running, 2, 1, 1), TenantState::Degraded);
+        assert_eq!(summarize(Desired::Stopped, 1, 1, 0), TenantState::Degraded);
+        assert_eq!(summarize(Desired::Stopped, 0, 0, 0), TenantState::Stopped);
+        assert_eq!(
+            summarize(Desired::Destroyed, 0, 0, 0),
+            TenantState::Destroyed
+        );
     }
 }

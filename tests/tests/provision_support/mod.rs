@@ -154,7 +154,18 @@ impl Env {
         admin: (u16, u16),
         extra: &str,
     ) -> Env {
-        let node = cassandra().await;
+        Env::on_node(Scope::new(name), gateway, admin, cassandra().await, extra).await
+    }
+
+    /// Like [`Env::with_extra`], with `node` as its external Cassandra (a
+    /// private one of `scope`, to stop and start).
+    pub async fn on_node(
+        scope: Scope,
+        gateway: (u16, u16),
+        admin: (u16, u16),
+        node: &CassandraNode,
+        extra: &str,
+    ) -> Env {
         let cassandra = format!(
             r#"mode = "external"
 contact_points = ["{host}"]
@@ -170,15 +181,7 @@ connect_timeout_secs = 30"#,
             user = node.admin_user,
             password = node.admin_password,
         );
-        Env::build(
-            Scope::new(name),
-            gateway,
-            admin,
-            extra,
-            &node.network,
-            &cassandra,
-        )
-        .await
+        Env::build(scope, gateway, admin, extra, &node.network, &cassandra).await
     }
 
     /// An environment whose Cassandra is a managed node of its own (a
