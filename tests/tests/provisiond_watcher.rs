@@ -70,6 +70,8 @@ async fn restart_dockerd() {
         .append(true)
         .open("/var/log/provision-dockerd.log")
         .unwrap();
+    // dockerd outlives the test, as the engine it was: never waited on.
+    #[allow(clippy::zombie_processes)]
     std::process::Command::new("setsid")
         .args(&args)
         .stdin(std::process::Stdio::null())
