@@ -8,15 +8,19 @@
 //! 33000-33199 (gateway) and 34000-34199 (admin), takes an operator token
 //! (`provision token create bench --json`, locally on the same config) and
 //! starts the N tenants through the daemon (`provision --server unix://…
-//! start`, all at once). Then:
+//! start`: the first alone, its memory noted, then the others at once).
+//! Then:
 //!
-//! 1. **Idle RSS**: after the starts, a few requests (`GET /v1/tenants`
-//!    and every `GET /v1/tenants/{id}` over TCP) and 10 s without any,
+//! 1. **Idle RSS**: after the starts, a few requests (3 `GET /v1/tenants`
+//!    and 3 `GET /v1/tenants/{id}` over TCP, each timed) and 10 s without any,
 //!    `VmRSS` and `VmHWM` of the daemon from /proc/<pid>/status (sampled
 //!    every second; the last sample, and the largest RSS seen).
-//! 2. **`GET /v1/tenants` under load**: `wrk -t T -c C -d D --latency`
-//!    with the bearer token over the TCP listener (the engine's view is
-//!    cached 2 s and served stale while it refreshes), next to the same
+//! 2. **`GET /v1/tenants` under load**: `wrk -t T -c C -d D --latency
+//!    --timeout 60s` with the bearer token over the TCP listener, after
+//!    one timed request (the engine's view is cached 2 s and served stale
+//!    while it refreshes; after a change, or a minute without a list, a
+//!    request waits for a fresh copy: one is timed after the watcher's
+//!    repairs), with a probe beside wrk, next to the same
 //!    load on `GET /healthz` (the same listener, token check and HTTP
 //!    stack, no tenant data): p50/p90/p99, requests/s, and the daemon's
 //!    CPU over each run.
@@ -61,6 +65,8 @@ const LISTEN: &str = "127.0.0.1:34900";
 /// How long a removed container may take to be healthy again.
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(100);
+/// How many `GET /v1/tenants/{id}` before the idle RSS.
+const FEW: usize = 3;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -161,9 +167,14 @@ struct Memory {
 struct Outcome {
     /// As soon as the daemon answered, no tenant known.
     fresh: Memory,
+    /// After the first tenant's start.
+    one_tenant: Memory,
+    /// The other tenants, started at once.
     start_wall: Duration,
     /// After the starts and a few requests, 10 s idle.
     idle: Memory,
+    /// The requests before the idle time, and how long each took.
+    first_requests: Vec<(String, Duration)>,
     /// The largest VmRSS sampled during those 10 s.
     idle_largest: u64,
     after_load: Memory,
@@ -171,6 +182,10 @@ struct Outcome {
     repairs: Vec<Repair>,
     /// After the watcher samples.
     end: Memory,
+    /// `GET /v1/tenants` alone, just before wrk on it, and after the
+    /// watcher's repairs.
+    warm_up: Duration,
+    after_changes: Duration,
     load: String,
 }
 
@@ -396,9 +411,19 @@ impl Bench {
                 .expect("token create prints JSON");
         let token = token["token"].as_str().expect("a token").to_owned();
 
-        eprintln!("starting {} tenants through the daemon", self.ids.len());
+        // The first tenant alone, to tell what the daemon holds for its
+        // first tenant (a CQL session, the pools) from what grows per tenant.
+        let mut first = self.through_daemon();
+        first.args(["--json", "start", &self.ids[0]]);
+        output(first, "provision --server … start").await;
+        outcome.one_tenant = self.memory();
+        eprintln!("1 tenant: {:?}", outcome.one_tenant);
+        eprintln!(
+            "starting {} more tenants through the daemon",
+            self.ids.len() - 1
+        );
         let started = Instant::now();
-        join_all(self.ids.iter().map(|id| {
+        join_all(self.ids[1..].iter().map(|id| {
             let mut command = self.through_daemon();
             command.args(["--json", "start", id]);
             output(command, "provision --server … start")
@@ -407,13 +432,14 @@ impl Bench {
         outcome.start_wall = started.elapsed();
         eprintln!(
             "{} tenants started in {:.1} s (load {})",
-            self.ids.len(),
+            self.ids.len() - 1,
             outcome.start_wall.as_secs_f64(),
             loadavg()
         );
 
-        // A few requests, each checked.
+        // A few requests, each checked and timed.
         for _ in 0..3 {
+            let asked = Instant::now();
             let (status, body) = tcp_get(LISTEN, "/v1/tenants", &token)
                 .await
                 .expect("the daemon answers on TCP");
@@ -421,12 +447,18 @@ impl Bench {
             let list: Vec<serde_json::Value> =
                 serde_json::from_str(&body).expect("GET /v1/tenants is a JSON array");
             assert_eq!(list.len(), self.ids.len(), "every tenant is listed");
+            outcome
+                .first_requests
+                .push(("/v1/tenants".to_owned(), asked.elapsed()));
         }
-        for id in &self.ids {
-            let (status, body) = tcp_get(LISTEN, &format!("/v1/tenants/{id}"), &token)
+        for id in self.ids.iter().take(FEW) {
+            let path = format!("/v1/tenants/{id}");
+            let asked = Instant::now();
+            let (status, body) = tcp_get(LISTEN, &path, &token)
                 .await
                 .expect("the daemon answers on TCP");
-            assert_eq!(status, 200, "GET /v1/tenants/{id}: {body}");
+            assert_eq!(status, 200, "GET {path}: {body}");
+            outcome.first_requests.push((path, asked.elapsed()));
         }
         let mut largest = 0;
         for _ in 0..10 {
@@ -438,6 +470,15 @@ impl Bench {
         eprintln!("idle: {:?}", outcome.idle);
 
         for path in ["/healthz", "/v1/tenants"] {
+            if path == "/v1/tenants" {
+                // The steady state: a copy of the engine's view exists (a
+                // list after a change, or after a minute without one,
+                // waits for a fresh copy; measured at the end).
+                let asked = Instant::now();
+                let (status, _) = tcp_get(LISTEN, path, &token).await.expect("answers");
+                assert_eq!(status, 200);
+                outcome.warm_up = asked.elapsed();
+            }
             let load = self.wrk(path, &token).await;
             eprintln!(
                 "wrk {path}: p50 {:.2} ms, p99 {:.2} ms, {:.0} req/s (load {})",
@@ -462,6 +503,14 @@ impl Bench {
             outcome.repairs.push(repair);
         }
         outcome.end = self.memory();
+        // After the watcher's repairs (changes): this one waits for a fresh
+        // copy of the engine's view.
+        let asked = Instant::now();
+        let (status, _) = tcp_get(LISTEN, "/v1/tenants", &token)
+            .await
+            .expect("answers");
+        assert_eq!(status, 200);
+        outcome.after_changes = asked.elapsed();
         outcome.load = format!(
             "load average before {load_before}, after {}; bench took {:.0} s",
             loadavg(),
@@ -730,10 +779,11 @@ fn print_report(args: &Args, o: &Outcome) {
         );
     };
     row("just started (answers /healthz, no tenant)", &o.fresh);
+    row("after the first tenant's start", &o.one_tenant);
     row(
         &format!(
             "**idle**: {n} tenants started through it, {} requests, then 10 s idle (largest VmRSS in those 10 s: {})",
-            3 + n,
+            o.first_requests.len(),
             mib(o.idle_largest)
         ),
         &o.idle,
@@ -744,7 +794,20 @@ fn print_report(args: &Args, o: &Outcome) {
     println!("| measure | value |");
     println!("|---|---|");
     println!(
-        "| {n} tenants started at once through the daemon | {:.1} s |",
+        "| `GET /v1/tenants` alone just before wrk on it / after the watcher's repairs (a fresh copy) | {:.3} s / {:.3} s |",
+        o.warm_up.as_secs_f64(),
+        o.after_changes.as_secs_f64()
+    );
+    for (i, (path, took)) in o.first_requests.iter().enumerate() {
+        println!(
+            "| request {} before the idle time, alone: `GET {path}` | {:.3} s |",
+            i + 1,
+            took.as_secs_f64()
+        );
+    }
+    println!(
+        "| {} tenants started at once through the daemon (after the first alone) | {:.1} s |",
+        n - 1,
         o.start_wall.as_secs_f64()
     );
     println!("| machine | {} |", o.load);
