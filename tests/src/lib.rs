@@ -17,8 +17,11 @@
 //! - [`containers`] starts the tenant app images and asks the engine about
 //!   them; [`http`] talks HTTP to them; [`apps`] runs ingest in-process and
 //!   commissions gateways.
+//! - [`bench`] is what the benchmarks share: their own Cassandra node,
+//!   their config, a `provisiond` they start and stop.
 
 pub mod apps;
+pub mod bench;
 pub mod containers;
 pub mod http;
 

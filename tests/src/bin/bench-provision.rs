@@ -2,9 +2,9 @@
 //! floor) and against what a user would otherwise do (docker-compose plus
 //! cqlsh), in one run, so the result is a ratio. Prints markdown tables.
 //!
-//! Three routes, each ending when the tenant is usable (both apps answer
+//! Four routes, each ending when the tenant is usable (both apps answer
 //! `GET /healthz` on their container address, the criterion `provision
-//! start` itself waits for):
+//! start` itself waits for); `--routes` picks them (default `P,F,C`):
 //!
 //! - **P**: the real `provision --config <bench config> --json start <id>`
 //!   binary, one process per tenant. Its peak RSS (`VmHWM`) and CPU time
@@ -19,6 +19,11 @@
 //! - **C** (compose): an equivalent compose file per tenant (generated from
 //!   the same container bodies), `cqlsh -f` with the same CQL statements,
 //!   then `docker-compose -p <tenant> up -d`, then the same readiness poll.
+//! - **D** (daemon): the same `provision --json start <id>` as P, with
+//!   `--server unix://<socket>`: the CLI asks a `provisiond --config <bench
+//!   config> --socket <dir>/provisiond.sock` that the bench starts (when D
+//!   is among the routes) before the first batch and ends after the last;
+//!   D's tenants are destroyed through it too. D / P is its cost.
 //!
 //! Each route runs for 1 tenant and for N tenants at once (default 20), the
 //! routes interleaved (and rotated) round after round so machine noise hits
@@ -32,7 +37,7 @@
 //! of the Cassandra JVM's RSS.
 //!
 //! `cargo run --release -p provision-testkit --bin bench-provision -- \
-//!    [--rounds N] [--rounds-many N] [--tenants N] [--poll-ms MS] [--keep-node] [--keep-files]`
+//!    [--rounds N] [--rounds-many N] [--tenants N] [--routes P,F,C,D] [--poll-ms MS] [--keep-node] [--keep-files]`
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,14 +47,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
-};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 use futures::future::join_all;
-use provision_testkit::{cassandra_image, docker, is_conflict, is_not_found};
+use provision_testkit::bench::{
+    config_text, ensure_node, kib_field, loadavg, median, min, random_suffix, remove_node,
+    sibling_binary, Daemon, BENCH_LABEL, NODE, SUPERUSER,
+};
+use provision_testkit::{docker, is_not_found};
 use provisioner::backend::docker::{create_body, http_ok, DockerBackend};
 use provisioner::backend::Backend;
 use provisioner::cql::tenant::{create_admin_user, drop_tenant, ensure_keyspace, ensure_role};
@@ -65,11 +71,7 @@ use tenant_schema::cql::connect_published;
 use tenant_schema::model::{hash_password, new_password};
 use tenant_schema::{MIGRATIONS, SCHEMA_VERSION_SETTING};
 
-const NODE: &str = "provision-bench-cassandra";
-const NETWORK: &str = "provision-bench-net";
-const BENCH_LABEL: &str = "io.provision.bench";
-const SUPERUSER: (&str, &str) = ("cassandra", "cassandra");
-/// Port pools of route P (the provisioner leases from these), and the
+/// Port pools of routes P and D (the provisioner leases from these), and the
 /// fixed ports of routes F and C (`base + tenant index`).
 const P_GATEWAY: (u16, u16) = (31000, 31199);
 const P_ADMIN: (u16, u16) = (32000, 32199);
@@ -85,6 +87,7 @@ struct Args {
     poll: Duration,
     keep_node: bool,
     keep_files: bool,
+    routes: Vec<Route>,
 }
 
 fn parse_args() -> Args {
@@ -95,6 +98,7 @@ fn parse_args() -> Args {
         poll: Duration::from_millis(20),
         keep_node: false,
         keep_files: false,
+        routes: Route::DEFAULT.to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -110,8 +114,20 @@ fn parse_args() -> Args {
             "--poll-ms" => args.poll = Duration::from_millis(value("--poll-ms")),
             "--keep-node" => args.keep_node = true,
             "--keep-files" => args.keep_files = true,
+            "--routes" => {
+                let list = it.next().expect("--routes needs a list, e.g. P,D");
+                args.routes = list
+                    .split(',')
+                    .map(|r| {
+                        Route::parse(r.trim())
+                            .unwrap_or_else(|| panic!("unknown route {r:?} (P, F, C or D)"))
+                    })
+                    .collect();
+                args.routes.dedup();
+                assert!(!args.routes.is_empty(), "--routes needs one route at least");
+            }
             "-h" | "--help" => {
-                println!("usage: bench-provision [--rounds N] [--rounds-many N] [--tenants N] [--poll-ms MS] [--keep-node] [--keep-files]");
+                println!("usage: bench-provision [--rounds N] [--rounds-many N] [--tenants N] [--routes P,F,C,D] [--poll-ms MS] [--keep-node] [--keep-files]");
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other} (see --help)"),
@@ -129,17 +145,32 @@ enum Route {
     Provision,
     Floor,
     Compose,
+    Daemon,
 }
 
 impl Route {
-    const ALL: [Route; 3] = [Route::Provision, Route::Floor, Route::Compose];
+    const ALL: [Route; 4] = [
+        Route::Provision,
+        Route::Floor,
+        Route::Compose,
+        Route::Daemon,
+    ];
+    /// Without `--routes`.
+    const DEFAULT: [Route; 3] = [Route::Provision, Route::Floor, Route::Compose];
 
     fn letter(self) -> char {
         match self {
             Route::Provision => 'p',
             Route::Floor => 'f',
             Route::Compose => 'c',
+            Route::Daemon => 'd',
         }
+    }
+
+    fn parse(name: &str) -> Option<Route> {
+        Route::ALL
+            .into_iter()
+            .find(|r| name.eq_ignore_ascii_case(&r.letter().to_string()))
     }
 
     fn title(self) -> &'static str {
@@ -147,6 +178,7 @@ impl Route {
             Route::Provision => "P: `provision start`",
             Route::Floor => "F: floor (same calls, direct)",
             Route::Compose => "C: `docker-compose up -d` + cqlsh",
+            Route::Daemon => "D: `provision --server unix://… start`",
         }
     }
 }
@@ -161,6 +193,10 @@ struct Batch {
     /// Route F: where the time went (connect, CQL, Docker, health), for the
     /// slowest tenant.
     phases: Option<[Duration; 4]>,
+    /// Routes P and D, per process, from the operations log: before the
+    /// operation (process start until queued, or until started when run
+    /// locally), queued, running, and from its end until the process exited.
+    op_phases: Vec<[f64; 4]>,
 }
 
 struct Bench {
@@ -179,6 +215,8 @@ struct Bench {
     batches: usize,
     /// Tenants created and not yet removed.
     pending: Vec<String>,
+    /// Route D's daemon.
+    daemon: Option<Daemon>,
 }
 
 /// Everything measured, for the report.
@@ -203,19 +241,20 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("provision-bench-{run}"));
     std::fs::create_dir_all(&dir).expect("create the bench directory");
     let config_path = dir.join("provision.toml");
-    std::fs::write(&config_path, config_text(&dir, &run, node_addr)).expect("write the config");
+    std::fs::write(
+        &config_path,
+        config_text(&dir, &run, node_addr, P_GATEWAY, P_ADMIN),
+    )
+    .expect("write the config");
     let config = Config::load(Some(&config_path)).expect("the bench config parses");
-    let provision = std::env::var_os("PROVISION_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent().expect("release dir").join("provision")
-        });
-    assert!(
-        provision.exists(),
-        "no provision binary at {} (cargo build --release -p provisioner)",
-        provision.display()
-    );
+    let provision = sibling_binary("provision", "PROVISION_BIN");
+    let daemon = match args.routes.contains(&Route::Daemon) {
+        true => {
+            let provisiond = sibling_binary("provisiond", "PROVISIOND_BIN");
+            Some(Daemon::start(&provisiond, &config_path, &dir, None).await)
+        }
+        false => None,
+    };
     let cqlsh = std::env::var_os("CQLSH")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cqlsh"));
@@ -237,11 +276,25 @@ async fn main() {
         admin,
         batches: 0,
         pending: Vec::new(),
+        daemon,
     };
     let outcome = std::panic::AssertUnwindSafe(bench.measure())
         .catch_unwind()
         .await;
     bench.cleanup_all().await;
+    if let Some(daemon) = bench.daemon.take() {
+        let log = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+        for line in log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            eprintln!("provisiond: {line}");
+        }
+        if args.keep_files {
+            eprintln!("provisiond's log: {}", daemon.log.display());
+        }
+        daemon.stop().await;
+    }
     if args.keep_files {
         eprintln!(
             "the bench's config and compose files: {}",
@@ -257,53 +310,6 @@ async fn main() {
         Ok(outcome) => print_report(&args, &outcome),
         Err(panic) => std::panic::resume_unwind(panic),
     }
-}
-
-fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-fn config_text(dir: &Path, run: &str, node: SocketAddr) -> String {
-    format!(
-        r#"data_dir = "{dir}"
-state = "{state}"
-
-[docker]
-network = "{NETWORK}"
-container_prefix = "bench-{run}"
-extra_labels = {{ "{BENCH_LABEL}" = "{run}" }}
-
-[cassandra]
-mode = "external"
-contact_points = ["{node}"]
-container_contact_points = ["{NODE}:9042"]
-published = true
-attach_container = "{NODE}"
-admin_user = "{user}"
-admin_password = "{password}"
-connect_timeout_secs = 60
-
-[ports]
-gateway = "{g0}-{g1}"
-admin = "{a0}-{a1}"
-public_host = "127.0.0.1"
-
-[health]
-timeout_secs = 240
-"#,
-        dir = dir.display(),
-        state = dir.join("state.db").display(),
-        user = SUPERUSER.0,
-        password = SUPERUSER.1,
-        g0 = P_GATEWAY.0,
-        g1 = P_GATEWAY.1,
-        a0 = P_ADMIN.0,
-        a1 = P_ADMIN.1,
-    )
 }
 
 /// Every port the bench publishes must be free on the host.
@@ -323,120 +329,6 @@ fn check_ports_free(tenants: usize) {
         busy.is_empty(),
         "ports the bench needs are taken: {busy:?} (a leftover bench run? docker ps --filter label={BENCH_LABEL})"
     );
-}
-
-/// The bench's own Cassandra node: reused when running, else created and
-/// started. Returns where the host reaches CQL, and whether we started it.
-async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
-    let labels = HashMap::from([(BENCH_LABEL.to_owned(), "node".to_owned())]);
-    let network = NetworkCreateRequest {
-        name: NETWORK.to_owned(),
-        driver: Some("bridge".to_owned()),
-        labels: Some(labels.clone()),
-        ..Default::default()
-    };
-    // The engine allows two networks of one name: create only when missing.
-    match docker.inspect_network(NETWORK, None).await {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => match docker.create_network(network).await {
-            Ok(_) => {}
-            Err(e) if is_conflict(&e) => {}
-            Err(e) => panic!("cannot create the network {NETWORK}: {e}"),
-        },
-        Err(e) => panic!("cannot inspect the network {NETWORK}: {e}"),
-    }
-    let running = match docker.inspect_container(NODE, None).await {
-        Ok(i) => i.state.and_then(|s| s.running).unwrap_or(false),
-        Err(e) if is_not_found(&e) => {
-            let body = ContainerCreateBody {
-                image: Some(cassandra_image()),
-                labels: Some(labels),
-                env: Some(vec!["CASSANDRA_HEAP=1G".to_owned()]),
-                exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-                host_config: Some(HostConfig {
-                    port_bindings: Some(HashMap::from([(
-                        "9042/tcp".to_owned(),
-                        Some(vec![PortBinding {
-                            host_ip: Some("127.0.0.1".to_owned()),
-                            host_port: Some(String::new()),
-                        }]),
-                    )])),
-                    network_mode: Some(NETWORK.to_owned()),
-                    ..Default::default()
-                }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        NETWORK.to_owned(),
-                        EndpointSettings {
-                            aliases: Some(vec![NODE.to_owned()]),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
-                ..Default::default()
-            };
-            let options = CreateContainerOptionsBuilder::default().name(NODE).build();
-            docker
-                .create_container(Some(options), body)
-                .await
-                .unwrap_or_else(|e| panic!("cannot create {NODE}: {e}"));
-            false
-        }
-        Err(e) => panic!("cannot inspect {NODE}: {e}"),
-    };
-    let started = Instant::now();
-    if !running {
-        eprintln!("starting the bench's Cassandra node {NODE}");
-        docker
-            .start_container(NODE, None)
-            .await
-            .unwrap_or_else(|e| panic!("cannot start {NODE}: {e}"));
-    }
-    let port: u16 = loop {
-        let port = docker
-            .inspect_container(NODE, None)
-            .await
-            .ok()
-            .and_then(|i| i.network_settings?.ports)
-            .and_then(|p| p.get("9042/tcp")?.as_ref()?.first()?.host_port.clone())
-            .and_then(|p| p.parse().ok());
-        if let Some(port) = port {
-            break port;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{NODE} published no port"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    loop {
-        let attempt = connect_published(addr, SUPERUSER.0, SUPERUSER.1);
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), attempt).await {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(240),
-            "{NODE} did not answer CQL within 240 s (docker logs {NODE})"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    if !running {
-        eprintln!(
-            "{NODE} answered CQL after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    (addr, !running)
-}
-
-async fn remove_node(docker: &Docker) {
-    let options = RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .v(true)
-        .build();
-    let _ = docker.remove_container(NODE, Some(options)).await;
-    let _ = docker.remove_network(NETWORK).await;
 }
 
 fn pid(id: &str) -> ProviderId {
@@ -462,24 +354,6 @@ fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[v.len() / 2]
-}
-
-fn min(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
 /// `VmHWM` (KiB) and user+system CPU ticks of a process, while it lives.
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -490,15 +364,6 @@ fn proc_sample(pid: u32) -> Option<(u64, u64)> {
     // Fields 14 and 15 of stat; `rest` starts at field 3.
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some((hwm, ticks))
-}
-
-fn kib_field(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(name))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 fn rss_kib(pid: i64) -> Option<u64> {
@@ -699,22 +564,24 @@ impl Bench {
         let load_before = loadavg();
         let started = Instant::now();
         eprintln!("warm-up: one tenant per route (not recorded)");
-        for route in Route::ALL {
+        let routes = self.args.routes.clone();
+        let k_routes = routes.len();
+        for &route in &routes {
             self.batch(route, 1, false).await;
         }
         let mut one: HashMap<&'static str, Vec<Batch>> = HashMap::new();
         let mut many: HashMap<&'static str, Vec<Batch>> = HashMap::new();
         let mut memory = None;
         for round in 0..self.args.rounds {
-            for k in 0..3 {
-                let route = Route::ALL[(round + k) % 3];
+            for k in 0..k_routes {
+                let route = routes[(round + k) % k_routes];
                 let (b, _) = self.batch(route, 1, false).await;
                 one.entry(route.title()).or_default().push(b);
             }
         }
         for round in 0..self.args.rounds_many {
-            for k in 0..3 {
-                let route = Route::ALL[(round + k) % 3];
+            for k in 0..k_routes {
+                let route = routes[(round + k) % k_routes];
                 let measure = route == Route::Provision && memory.is_none();
                 let (b, m) = self.batch(route, self.args.tenants, measure).await;
                 many.entry(route.title()).or_default().push(b);
@@ -743,7 +610,7 @@ impl Bench {
         self.pending.extend(ids.iter().cloned());
         let cassandra_before = self.cassandra_rss().await;
         let batch = match route {
-            Route::Provision => self.provision(&ids).await,
+            Route::Provision | Route::Daemon => self.provision(route, &ids).await,
             Route::Floor => self.floor(&ids).await,
             Route::Compose => self.compose(&ids).await,
         };
@@ -764,28 +631,90 @@ impl Bench {
         (batch, memory)
     }
 
-    async fn provision(&self, ids: &[String]) -> Batch {
+    async fn provision(&self, route: Route, ids: &[String]) -> Batch {
         let started = Instant::now();
-        let runs = join_all(ids.iter().map(|id| self.provision_start(id))).await;
+        let runs = join_all(ids.iter().map(|id| self.provision_start(route, id))).await;
+        let wall = started.elapsed();
+        let mut op_phases = Vec::new();
+        for (id, run) in ids.iter().zip(&runs) {
+            op_phases.extend(self.op_phases(id, run.2, run.3).await);
+        }
         Batch {
-            wall: started.elapsed(),
+            wall,
             peak_rss_kib: runs.iter().map(|r| r.0).collect(),
             cpu_ms: runs.iter().map(|r| r.1).collect(),
             phases: None,
+            op_phases,
         }
     }
 
-    /// One `provision start`: its peak RSS (KiB) and CPU time (ms).
-    async fn provision_start(&self, id: &str) -> (u64, u64) {
+    /// Where a start's time went, from its row in the operations log
+    /// (`provision --json history <id>`, read locally).
+    async fn op_phases(
+        &self,
+        id: &str,
+        spawned: chrono::DateTime<chrono::Utc>,
+        exited: chrono::DateTime<chrono::Utc>,
+    ) -> Option<[f64; 4]> {
         let mut command = tokio::process::Command::new(&self.provision);
         command
             .arg("--config")
             .arg(&self.config_path)
+            .args(["--json", "history", id]);
+        let out = command.output().await.ok()?;
+        let rows: Vec<Value> = serde_json::from_slice(&out.stdout).ok()?;
+        let start = rows.iter().find(|r| r["kind"] == "start")?;
+        let at = |field: &str| {
+            start[field]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let (started, finished) = (at("started_at")?, at("finished_at")?);
+        let queued = at("queued_at").unwrap_or(started);
+        let secs = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
+            (b - a).num_microseconds().unwrap_or(0) as f64 / 1e6
+        };
+        Some([
+            secs(spawned, queued),
+            secs(queued, started),
+            secs(started, finished),
+            secs(finished, exited),
+        ])
+    }
+
+    /// `provision` on the bench config: locally (route P) or through the
+    /// daemon (route D).
+    fn provision_command(&self, route: Route) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.provision);
+        command.arg("--config").arg(&self.config_path);
+        if route == Route::Daemon {
+            let daemon = self.daemon.as_ref().expect("route D has its daemon");
+            command.arg("--server").arg(daemon.server());
+        }
+        command
+    }
+
+    /// One `provision start` (the client's process with route D): its
+    /// peak RSS (KiB), CPU time (ms), and when it was spawned and ended.
+    async fn provision_start(
+        &self,
+        route: Route,
+        id: &str,
+    ) -> (
+        u64,
+        u64,
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+    ) {
+        let mut command = self.provision_command(route);
+        command
             .args(["--json", "start", id])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let spawned = chrono::Utc::now();
         let child = command.spawn().expect("provision runs");
         let pid = child.id().expect("a pid");
         let done = Arc::new(AtomicBool::new(false));
@@ -804,6 +733,7 @@ impl Bench {
             }
         });
         let out = child.wait_with_output().await.expect("provision ends");
+        let exited = chrono::Utc::now();
         done.store(true, Ordering::Relaxed);
         let (peak, ticks) = sampler.await.expect("sampler");
         assert!(
@@ -813,7 +743,7 @@ impl Bench {
             String::from_utf8_lossy(&out.stderr)
         );
         // Linux's USER_HZ is 100.
-        (peak, ticks * 10)
+        (peak, ticks * 10, spawned, exited)
     }
 
     async fn floor(&self, ids: &[String]) -> Batch {
@@ -1003,17 +933,12 @@ impl Bench {
     }
 
     /// Removes a batch's tenants: `provision destroy --purge-data` for
-    /// route P, containers and keyspace/role directly for the others.
+    /// routes P and D (through the daemon), containers and keyspace/role directly for the others.
     async fn remove(&self, route: Route, ids: &[String]) {
-        if route == Route::Provision {
+        if matches!(route, Route::Provision | Route::Daemon) {
             join_all(ids.iter().map(|id| {
-                let mut command = tokio::process::Command::new(&self.provision);
-                command.arg("--config").arg(&self.config_path).args([
-                    "destroy",
-                    id,
-                    "--yes",
-                    "--purge-data",
-                ]);
+                let mut command = self.provision_command(route);
+                command.args(["destroy", id, "--yes", "--purge-data"]);
                 run_ok(command, "provision destroy")
             }))
             .await;
@@ -1150,7 +1075,7 @@ fn print_report(args: &Args, o: &Outcome) {
     );
     println!("|---|---|---|---|---|");
     let mut stats = HashMap::new();
-    for route in Route::ALL {
+    for &route in &args.routes {
         let a = secs(o.one.get(key(route)));
         let b = secs(o.many.get(key(route)));
         let s = [min(&a), median(a), min(&b), median(b)];
@@ -1164,8 +1089,14 @@ fn print_report(args: &Args, o: &Outcome) {
         );
         stats.insert(route.letter(), s);
     }
-    for (label, other) in [("P / F", 'f'), ("P / C", 'c')] {
-        let (p, x) = (stats[&'p'], stats[&other]);
+    for (label, this, other) in [
+        ("P / F", 'p', 'f'),
+        ("P / C", 'p', 'c'),
+        ("D / P", 'd', 'p'),
+    ] {
+        let (Some(p), Some(x)) = (stats.get(&this), stats.get(&other)) else {
+            continue;
+        };
         println!(
             "| ratio {label} | {:.2} | {:.2} | {:.2} | {:.2} |",
             p[0] / x[0],
@@ -1210,6 +1141,41 @@ fn print_report(args: &Args, o: &Outcome) {
         median(all(&p1, |b| &b.cpu_ms)),
         median(all(&pn, |b| &b.cpu_ms))
     );
+    if let (Some(d1), Some(dn)) = (
+        o.one.get(key(Route::Daemon)),
+        o.many.get(key(Route::Daemon)),
+    ) {
+        println!(
+            "| D: the client `provision --server … start`, peak RSS / CPU time, 1 tenant | median {} / {:.0} ms |",
+            mib(median(all(d1, |b| &b.peak_rss_kib)) * 1024.0),
+            median(all(d1, |b| &b.cpu_ms))
+        );
+        println!(
+            "| D: the same, each of {n} at once | median {} / {:.0} ms |",
+            mib(median(all(dn, |b| &b.peak_rss_kib)) * 1024.0),
+            median(all(dn, |b| &b.cpu_ms))
+        );
+    }
+    for route in [Route::Provision, Route::Daemon] {
+        for (label, batches) in [("1 tenant", &o.one), (&*format!("{n} at once"), &o.many)] {
+            let phases: Vec<[f64; 4]> = batches
+                .get(key(route))
+                .map(|b| b.iter().flat_map(|b| b.op_phases.clone()).collect())
+                .unwrap_or_default();
+            if phases.is_empty() || !args.routes.contains(&route) {
+                continue;
+            }
+            let ph = |i: usize| median(phases.iter().map(|p| p[i]).collect());
+            println!(
+                "| {}, {label}, medians from the operations log: process start → queued / queued → running / running / finished → process exit | {:.3} s / {:.3} s / {:.3} s / {:.3} s |",
+                route.title(),
+                ph(0),
+                ph(1),
+                ph(2),
+                ph(3)
+            );
+        }
+    }
     if let Some(m) = &o.memory {
         let t = m.tenants as f64;
         let total = (m.ingest + m.admin + m.shims.1 + m.proxies.1) as f64;

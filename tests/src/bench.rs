@@ -1,0 +1,401 @@
+//! What the benchmarks (`src/bin/bench-*.rs`) share: their own Cassandra
+//! node, a config for it, a `provisiond` they start and stop, and small
+//! statistics and /proc readers.
+//!
+//! - [`ensure_node`] starts (or reuses) `provision-bench-cassandra` on
+//!   `provision-bench-net`, apart from the test suite's node, and waits
+//!   until CQL answers; [`remove_node`] removes both.
+//! - [`config_text`] is a provision config on that node with the given
+//!   port pools; every container it makes carries [`BENCH_LABEL`].
+//! - [`Daemon`] runs `provisiond --config … --socket …` (and `--listen`),
+//!   polls its `/healthz` until it answers, and ends it with SIGTERM.
+//! - [`median`], [`min`], [`loadavg`], [`kib_field`], [`proc_kib`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use rand::Rng;
+use tenant_schema::cql::connect_published;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{cassandra_image, is_conflict, is_not_found};
+
+/// The benchmarks' Cassandra node and its network.
+pub const NODE: &str = "provision-bench-cassandra";
+pub const NETWORK: &str = "provision-bench-net";
+/// The label on everything a benchmark creates (value: the run's suffix,
+/// or `node`).
+pub const BENCH_LABEL: &str = "io.provision.bench";
+/// The node's superuser (the image's default; the node is on loopback).
+pub const SUPERUSER: (&str, &str) = ("cassandra", "cassandra");
+
+/// A provision config for a bench run: state and data under `dir`,
+/// containers named `bench-<run>-…` and labelled with the run, the bench
+/// node as an external Cassandra, and the given port pools (inclusive).
+pub fn config_text(
+    dir: &Path,
+    run: &str,
+    node: SocketAddr,
+    gateway: (u16, u16),
+    admin: (u16, u16),
+) -> String {
+    format!(
+        r#"data_dir = "{dir}"
+state = "{state}"
+
+[docker]
+network = "{NETWORK}"
+container_prefix = "bench-{run}"
+extra_labels = {{ "{BENCH_LABEL}" = "{run}" }}
+
+[cassandra]
+mode = "external"
+contact_points = ["{node}"]
+container_contact_points = ["{NODE}:9042"]
+published = true
+attach_container = "{NODE}"
+admin_user = "{user}"
+admin_password = "{password}"
+connect_timeout_secs = 60
+
+[ports]
+gateway = "{g0}-{g1}"
+admin = "{a0}-{a1}"
+public_host = "127.0.0.1"
+
+[health]
+timeout_secs = 240
+"#,
+        dir = dir.display(),
+        state = dir.join("state.db").display(),
+        user = SUPERUSER.0,
+        password = SUPERUSER.1,
+        g0 = gateway.0,
+        g1 = gateway.1,
+        a0 = admin.0,
+        a1 = admin.1,
+    )
+}
+
+/// A binary next to the running one (the release directory), unless the
+/// environment variable `env` names another.
+pub fn sibling_binary(name: &str, env: &str) -> PathBuf {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().expect("own path");
+        exe.parent().expect("release dir").join(name)
+    });
+    assert!(
+        path.exists(),
+        "no {name} binary at {} (cargo build --release -p provision-cli -p provisiond; or set {env})",
+        path.display()
+    );
+    path
+}
+
+/// A `provisiond` this process started.
+pub struct Daemon {
+    child: tokio::process::Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `provisiond --config <config> --socket <dir>/provisiond.sock`
+    /// (and `--listen <listen>`), its log in `<dir>/provisiond.log`, and
+    /// returns once `GET /healthz` on the socket answers 200.
+    pub async fn start(
+        provisiond: &Path,
+        config: &Path,
+        dir: &Path,
+        listen: Option<&str>,
+    ) -> Daemon {
+        let socket = dir.join("provisiond.sock");
+        let log = dir.join("provisiond.log");
+        let mut command = tokio::process::Command::new(provisiond);
+        command
+            .arg("--config")
+            .arg(config)
+            .arg("--socket")
+            .arg(&socket);
+        if let Some(addr) = listen {
+            command.args(["--listen", addr]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the daemon's log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("provisiond runs");
+        let mut daemon = Daemon { child, socket, log };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!(
+                    "provisiond exited ({status}):\n{}",
+                    std::fs::read_to_string(&daemon.log).unwrap_or_default()
+                );
+            }
+            if let Some((200, _)) = unix_get(&daemon.socket, "/healthz").await {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "provisiond did not answer on {} within 60 s",
+                daemon.socket.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        eprintln!(
+            "provisiond (pid {}) answered after {:.2} s",
+            daemon.pid(),
+            started.elapsed().as_secs_f64()
+        );
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("provisiond runs")
+    }
+
+    /// `unix://<socket>`, for `provision --server`.
+    pub fn server(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// SIGTERM, then waits (10 s at most, then SIGKILL).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!("provisiond did not end within 10 s of SIGTERM: killed");
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// `GET path` over a Unix socket (HTTP/1.1, connection closed): the status
+/// and the body.
+pub async fn unix_get(socket: &Path, path: &str) -> Option<(u16, String)> {
+    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+    http_get(stream, path, None).await
+}
+
+/// `GET path` on a TCP address with a bearer token: the status and the body.
+pub async fn tcp_get(addr: &str, path: &str, token: &str) -> Option<(u16, String)> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    http_get(stream, path, Some(token)).await
+}
+
+async fn http_get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    path: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: d\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A field of /proc/<pid>/status in KiB (`VmRSS:`, `VmHWM:`).
+pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    kib_field(
+        &std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        field,
+    )
+}
+
+pub fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// The bench's own Cassandra node: reused when running, else created and
+/// started. Returns where the host reaches CQL, and whether we started it.
+pub async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
+    let labels = HashMap::from([(BENCH_LABEL.to_owned(), "node".to_owned())]);
+    let network = NetworkCreateRequest {
+        name: NETWORK.to_owned(),
+        driver: Some("bridge".to_owned()),
+        labels: Some(labels.clone()),
+        ..Default::default()
+    };
+    // The engine allows two networks of one name: create only when missing.
+    match docker.inspect_network(NETWORK, None).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => match docker.create_network(network).await {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => panic!("cannot create the network {NETWORK}: {e}"),
+        },
+        Err(e) => panic!("cannot inspect the network {NETWORK}: {e}"),
+    }
+    let running = match docker.inspect_container(NODE, None).await {
+        Ok(i) => i.state.and_then(|s| s.running).unwrap_or(false),
+        Err(e) if is_not_found(&e) => {
+            let body = ContainerCreateBody {
+                image: Some(cassandra_image()),
+                labels: Some(labels),
+                env: Some(vec!["CASSANDRA_HEAP=1G".to_owned()]),
+                exposed_ports: Some(vec!["9042/tcp".to_owned()]),
+                host_config: Some(HostConfig {
+                    port_bindings: Some(HashMap::from([(
+                        "9042/tcp".to_owned(),
+                        Some(vec![PortBinding {
+                            host_ip: Some("127.0.0.1".to_owned()),
+                            host_port: Some(String::new()),
+                        }]),
+                    )])),
+                    network_mode: Some(NETWORK.to_owned()),
+                    ..Default::default()
+                }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        NETWORK.to_owned(),
+                        EndpointSettings {
+                            aliases: Some(vec![NODE.to_owned()]),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
+                ..Default::default()
+            };
+            let options = CreateContainerOptionsBuilder::default().name(NODE).build();
+            docker
+                .create_container(Some(options), body)
+                .await
+                .unwrap_or_else(|e| panic!("cannot create {NODE}: {e}"));
+            false
+        }
+        Err(e) => panic!("cannot inspect {NODE}: {e}"),
+    };
+    let started = Instant::now();
+    if !running {
+        eprintln!("starting the bench's Cassandra node {NODE}");
+        docker
+            .start_container(NODE, None)
+            .await
+            .unwrap_or_else(|e| panic!("cannot start {NODE}: {e}"));
+    }
+    let port: u16 = loop {
+        let port = docker
+            .inspect_container(NODE, None)
+            .await
+            .ok()
+            .and_then(|i| i.network_settings?.ports)
+            .and_then(|p| p.get("9042/tcp")?.as_ref()?.first()?.host_port.clone())
+            .and_then(|p| p.parse().ok());
+        if let Some(port) = port {
+            break port;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{NODE} published no port"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        let attempt = connect_published(addr, SUPERUSER.0, SUPERUSER.1);
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "{NODE} did not answer CQL within 240 s (docker logs {NODE})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if !running {
+        eprintln!(
+            "{NODE} answered CQL after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    (addr, !running)
+}
+
+pub async fn remove_node(docker: &Docker) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    let _ = docker.remove_container(NODE, Some(options)).await;
+    let _ = docker.remove_network(NETWORK).await;
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+pub fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(name))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
