@@ -144,7 +144,7 @@ impl Watcher {
                 Trigger::Tenant(id, why) => {
                     let watcher = self.clone();
                     let tx = tx.clone();
-                    tokio::spawn(async move { watcher.repair(id, why, &tx).await });
+                    tokio::spawn(async move { watcher.repair(id, why, None, &tx).await });
                 }
             }
         }
@@ -215,9 +215,19 @@ impl Watcher {
                 return;
             }
         };
-        let repairs = tenants
-            .into_iter()
-            .map(|t| self.clone().repair(t.id, why.to_owned(), tx));
+        // Asked once for the pass: a CQL login attempt per tenant would
+        // cost the node for nothing.
+        let default_login = match self.provisioner.default_superuser_logs_in().await {
+            Ok(login) => login,
+            Err(e) => {
+                tracing::warn!(error = %e, "watcher: cannot observe the infrastructure");
+                return;
+            }
+        };
+        let repairs = tenants.into_iter().map(|t| {
+            self.clone()
+                .repair(t.id, why.to_owned(), Some(default_login), tx)
+        });
         futures::future::join_all(repairs).await;
         self.metrics.reconcile_pass(started.elapsed());
     }
@@ -227,6 +237,7 @@ impl Watcher {
         self: Arc<Self>,
         id: ProviderId,
         why: String,
+        default_login: Option<bool>,
         tx: &mpsc::UnboundedSender<Trigger>,
     ) {
         match self.turn(&id) {
@@ -245,24 +256,30 @@ impl Watcher {
         let tenant = id.clone();
         let outcome = self
             .jobs
-            .in_turn(&id, async move { p.reconcile_tenant(&tenant).await })
+            .in_turn(&id, async move {
+                let default_login = match default_login {
+                    Some(login) => login,
+                    None => p.default_superuser_logs_in().await?,
+                };
+                Ok::<_, provisioner::Error>(p.reconcile_tenant(&tenant, default_login).await)
+            })
             .await;
         let failure = match outcome {
             None => return,
-            Some(Err(e)) if e.kind() == ErrorKind::UnknownProvider => {
-                self.forget(&id);
-                return;
-            }
             Some(Err(e)) => Some(e.full_message()),
-            Some(Ok(t)) => match t.result {
-                TenantResult::Unchanged | TenantResult::Planned => {
+            Some(Ok(t)) => match (t.result, t.error) {
+                (TenantResult::Unchanged | TenantResult::Planned, _) => {
                     self.held(&id);
                     return;
                 }
-                TenantResult::Ok => None,
-                TenantResult::Failed => Some(
-                    t.error
-                        .map(|e| e.message)
+                (TenantResult::Ok, _) => None,
+                (TenantResult::Failed, Some(e)) if e.kind == ErrorKind::UnknownProvider => {
+                    // Destroyed and purged meanwhile.
+                    self.forget(&id);
+                    return;
+                }
+                (TenantResult::Failed, e) => Some(
+                    e.map(|e| e.message)
                         .unwrap_or_else(|| "the repair failed".into()),
                 ),
             },

@@ -305,8 +305,8 @@ async fn the_cli_validates_names_like_the_panel_prints_no_control_characters_and
     let token = first.field("token").expect("a token");
     let again = env.run(&["gateway", "add", &id, "gw-1"]).await;
     assert_eq!(
-        again.code, 1,
-        "a live gateway is not commissioned twice: {}",
+        again.code, 12,
+        "a live gateway is not commissioned twice (a conflict): {}",
         again.stderr
     );
 

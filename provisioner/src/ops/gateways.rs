@@ -1,6 +1,7 @@
 //! `gateway add`, `gateway list`, `gateway revoke`: the tenant's registry
 //! through a superuser session, with the statements the panel uses
-//! ([`crate::cql::gateways`]).
+//! ([`crate::cql::gateways`]), under the tenant's lock, so a destroy that
+//! drops the keyspace never runs in the middle of one.
 
 use scylla::client::session::Session;
 use tenant_schema::model::{DisplayName, GatewayId};
@@ -9,13 +10,16 @@ use super::Provisioner;
 use crate::cql::gateways::{self, GatewayInfo};
 use crate::domain::ProviderId;
 use crate::error::{Error, Result};
+use crate::lock::{self, FileLock};
 
 impl Provisioner {
-    async fn registry_session(&self, id: &ProviderId) -> Result<Session> {
+    async fn registry_session(&self, id: &ProviderId) -> Result<(FileLock, Session)> {
+        let lock = lock::acquire(self.data_dir(), id.as_str()).await?;
         if self.known(id).await?.schema_version == 0 {
             return Err(Error::NoKeyspace(id.clone()));
         }
-        Ok(crate::cql::session::admin_session(&self.config, &self.store).await?)
+        let session = crate::cql::session::admin_session(&self.config, &self.store).await?;
+        Ok((lock, session))
     }
 
     /// Commissions a gateway; returns its token (shown once).
@@ -27,19 +31,19 @@ impl Provisioner {
     ) -> Result<String> {
         let gateway = GatewayId::parse(gateway)?;
         let name = DisplayName::parse(display_name.unwrap_or(gateway.as_str()))?;
-        let session = self.registry_session(id).await?;
+        let (_lock, session) = self.registry_session(id).await?;
         Ok(gateways::add(&session, id, &gateway, &name).await?)
     }
 
     pub async fn gateway_list(&self, id: &ProviderId) -> Result<Vec<GatewayInfo>> {
-        let session = self.registry_session(id).await?;
+        let (_lock, session) = self.registry_session(id).await?;
         Ok(gateways::list(&session, id).await?)
     }
 
     /// Revokes a gateway: its token hash is cleared.
     pub async fn gateway_revoke(&self, id: &ProviderId, gateway: &str) -> Result<()> {
         let gateway = GatewayId::parse(gateway)?;
-        let session = self.registry_session(id).await?;
+        let (_lock, session) = self.registry_session(id).await?;
         Ok(gateways::revoke(&session, id, &gateway).await?)
     }
 }

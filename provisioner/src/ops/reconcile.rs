@@ -67,11 +67,16 @@ impl Provisioner {
         Ok(report)
     }
 
-    /// One tenant to its desired state (the daemon's watcher, on an event
-    /// about it).
-    pub async fn reconcile_tenant(&self, id: &ProviderId) -> Result<TenantReconcile> {
-        let default_login = self.observe_infra(None).await?.default_superuser_login;
-        Ok(self.reconcile_one(id, false, default_login).await.0)
+    /// Whether the managed node's default superuser still logs in (asked
+    /// once per watcher pass, not once per tenant).
+    pub async fn default_superuser_logs_in(&self) -> Result<bool> {
+        Ok(self.observe_infra(None).await?.default_superuser_login)
+    }
+
+    /// One tenant to its desired state (the daemon's watcher), given what
+    /// [`Provisioner::default_superuser_logs_in`] answered.
+    pub async fn reconcile_tenant(&self, id: &ProviderId, default_login: bool) -> TenantReconcile {
+        self.reconcile_one(id, false, default_login).await.0
     }
 
     /// Observes, plans and applies one tenant under its lock; an operation
