@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
+use provisioner::ops::user_name;
 use tokio::net::UnixListener;
 
 use crate::problem::ApiError;
@@ -33,24 +34,15 @@ impl Connected<IncomingStream<'_, UnixListener>> for UnixPeer {
     }
 }
 
-/// The user name of `uid` in `/etc/passwd` (or the number).
-fn user_name(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid.to_string())
-        .map(|f| f[0].to_owned())
-        .unwrap_or_else(|| uid.to_string())
-}
-
 /// Names the caller on the Unix socket.
 pub async fn unix_caller(
     ConnectInfo(peer): ConnectInfo<UnixPeer>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let who = peer.uid.map_or_else(|| "unknown".to_owned(), user_name);
+    let who = peer
+        .uid
+        .map_or_else(|| "unknown".to_owned(), |uid| user_name(&uid.to_string()));
     request
         .extensions_mut()
         .insert(Requester(format!("unix:{who}")));

@@ -102,6 +102,12 @@ fn current_user() -> String {
     else {
         return "unknown".to_owned();
     };
+    user_name(uid)
+}
+
+/// The name of the user `uid` in `/etc/passwd` (or `uid <n>`): the
+/// requester of an operation, for the CLI and the daemon's socket peers.
+pub fn user_name(uid: &str) -> String {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     passwd
         .lines()
