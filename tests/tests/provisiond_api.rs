@@ -4,50 +4,23 @@
 
 mod provision_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use provision_support::Env;
+use provision_support::{api, provisiond_bin, Env};
 use provision_testkit::unique_id;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// The `provisiond` binary of this build, next to `provision`.
-fn provisiond_bin() -> PathBuf {
-    let bin = provision_support::provision_bin().with_file_name("provisiond");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--release", "-p", "provisiond"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cannot build provisiond");
-    }
-    bin
-}
-
-/// One HTTP/1.0 GET over the socket: the status, the content type, the body.
+/// One GET over the socket: the status, the content type, the body.
 async fn get(socket: &Path, path: &str) -> (u16, String, String) {
-    let mut stream = UnixStream::connect(socket)
-        .await
-        .expect("the socket accepts");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: provisiond\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (status, content_type, body.to_owned())
+    api(
+        &format!("unix:{}", socket.display()),
+        "GET",
+        path,
+        None,
+        None,
+    )
+    .await
 }
 
 #[tokio::test]

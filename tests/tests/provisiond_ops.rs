@@ -18,30 +18,6 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// Follows operation `op` (long polls) until it is over.
-async fn finished(target: &str, token: Option<&str>, op: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (status, _, body) = api(
-            target,
-            "GET",
-            &format!("/v1/operations/{op}?wait=30"),
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        let record = json(&body);
-        if !matches!(record["state"].as_str(), Some("queued" | "running")) {
-            return record;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "operation {op} did not end: {body}"
-        );
-    }
-}
-
 #[tokio::test]
 async fn the_tcp_listener_wants_a_live_token_and_refuses_without_changing_anything() {
     let env = Env::new("pvtok", (29201, 29203), (29301, 29303)).await;
@@ -80,14 +56,7 @@ async fn the_tcp_listener_wants_a_live_token_and_refuses_without_changing_anythi
         }
     }
     // Nothing changed: the tenant is unknown, and no operation was logged.
-    let (status, _, _) = api(
-        &daemon.addr,
-        "GET",
-        &format!("/v1/tenants/{id}"),
-        Some(&daemon.token),
-        None,
-    )
-    .await;
+    let (status, _, _) = daemon.call("GET", &format!("/v1/tenants/{id}"), None).await;
     assert_eq!(status, 404);
     let history = env.run(&["--json", "history"]).await.ok();
     assert_eq!(
@@ -104,14 +73,7 @@ async fn the_tcp_listener_wants_a_live_token_and_refuses_without_changing_anythi
     assert!(refused.stderr.contains("not valid"), "{}", refused.stderr);
     // A bad body is a 400 or 422 problem, and nothing is queued.
     for (body, code) in [("{not json", 400), (r#"{"gateway_port": "six"}"#, 422)] {
-        let (status, _, answer) = api(
-            &daemon.addr,
-            "POST",
-            &start,
-            Some(&daemon.token),
-            Some(body),
-        )
-        .await;
+        let (status, _, answer) = daemon.call("POST", &start, Some(body)).await;
         assert_eq!(status, code, "{body}: {answer}");
     }
     let history = env.run(&["--json", "history"]).await.ok();
@@ -138,20 +100,15 @@ async fn twenty_starts_through_the_api_at_once_get_forty_distinct_ports() {
     }
     let mut ports = BTreeSet::new();
     for op in &ops {
-        let record = finished(&daemon.addr, Some(&daemon.token), op).await;
+        let record = daemon.follow(op).await;
         assert_eq!(record["state"], "succeeded", "{record}");
         ports.insert(record["result"]["gateway_port"].as_u64().unwrap());
         ports.insert(record["result"]["admin_port"].as_u64().unwrap());
         // The first admin password is in the answer, once.
         assert!(record["result"]["admin_password"].is_string(), "{record}");
-        let (_, _, again) = api(
-            &daemon.addr,
-            "GET",
-            &format!("/v1/operations/{op}"),
-            Some(&daemon.token),
-            None,
-        )
-        .await;
+        let (_, _, again) = daemon
+            .call("GET", &format!("/v1/operations/{op}"), None)
+            .await;
         assert!(
             json(&again)["result"].get("admin_password").is_none(),
             "{again}"
@@ -180,12 +137,9 @@ async fn twenty_starts_through_the_api_at_once_get_forty_distinct_ports() {
     .await;
     for (status, _, body) in destroys {
         assert_eq!(status, 202, "{body}");
-        let record = finished(
-            &daemon.addr,
-            Some(&daemon.token),
-            json(&body)["operation"].as_str().unwrap(),
-        )
-        .await;
+        let record = daemon
+            .follow(json(&body)["operation"].as_str().unwrap())
+            .await;
         assert_eq!(record["state"], "succeeded", "{record}");
     }
 }
@@ -239,21 +193,7 @@ async fn the_watcher_brings_back_a_container_removed_by_hand_within_15_s() {
     );
     // A tenant stopped through provision stays stopped.
     env.run(&["stop", &id]).await.ok();
-    let (status, _, body) = api(
-        &daemon.addr,
-        "POST",
-        "/v1/reconcile",
-        Some(&daemon.token),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let record = finished(
-        &daemon.addr,
-        Some(&daemon.token),
-        json(&body)["operation"].as_str().unwrap(),
-    )
-    .await;
+    let record = daemon.operation("POST", "/v1/reconcile", None).await;
     assert_eq!(record["state"], "succeeded", "{record}");
     let status = env.run(&["--json", "status", &id]).await.ok();
     assert_eq!(
@@ -276,14 +216,9 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
     let mut daemon = env
         .daemon(&[("PROVISION_TEST_EXIT_AFTER_STEP", "5")], None)
         .await;
-    let (status, _, body) = api(
-        &daemon.addr,
-        "POST",
-        &format!("/v1/tenants/{id}/start"),
-        Some(&daemon.token),
-        None,
-    )
-    .await;
+    let (status, _, body) = daemon
+        .call("POST", &format!("/v1/tenants/{id}/start"), None)
+        .await;
     assert_eq!(status, 202, "{body}");
     let op = json(&body)["operation"].as_str().unwrap().to_owned();
     let code = tokio::time::timeout(Duration::from_secs(120), daemon.child.wait())
@@ -293,14 +228,9 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
     assert_eq!(code.code(), Some(86), "{}", env.daemon_log());
 
     let daemon = env.daemon(&[], Some(&daemon.token)).await;
-    let (_, _, body) = api(
-        &daemon.addr,
-        "GET",
-        &format!("/v1/operations/{op}"),
-        Some(&daemon.token),
-        None,
-    )
-    .await;
+    let (_, _, body) = daemon
+        .call("GET", &format!("/v1/operations/{op}"), None)
+        .await;
     let record = json(&body);
     assert_eq!(record["state"], "interrupted", "{body}");
     assert_eq!(
@@ -309,29 +239,9 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
         "{body}"
     );
 
-    let (_, _, body) = api(
-        &daemon.addr,
-        "POST",
-        "/v1/reconcile",
-        Some(&daemon.token),
-        None,
-    )
-    .await;
-    let reconcile = finished(
-        &daemon.addr,
-        Some(&daemon.token),
-        json(&body)["operation"].as_str().unwrap(),
-    )
-    .await;
+    let reconcile = daemon.operation("POST", "/v1/reconcile", None).await;
     assert_eq!(reconcile["state"], "succeeded", "{reconcile}");
-    let (_, _, body) = api(
-        &daemon.addr,
-        "GET",
-        &format!("/v1/tenants/{id}"),
-        Some(&daemon.token),
-        None,
-    )
-    .await;
+    let (_, _, body) = daemon.call("GET", &format!("/v1/tenants/{id}"), None).await;
     let tenant = json(&body);
     assert!(
         matches!(tenant["state"].as_str(), Some("running" | "starting")),
@@ -355,20 +265,16 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
         .collect();
     assert_eq!(leases.len(), 2, "{leases:?}");
     // Destroyed with its data, nothing of it is left: no container, port or role.
-    let (_, _, body) = api(
-        &daemon.addr,
-        "POST",
-        &format!("/v1/tenants/{id}/destroy"),
-        Some(&daemon.token),
-        Some(r#"{"purge_data": true}"#),
-    )
-    .await;
-    let destroyed = finished(
-        &daemon.addr,
-        Some(&daemon.token),
-        json(&body)["operation"].as_str().unwrap(),
-    )
-    .await;
+    let (_, _, body) = daemon
+        .call(
+            "POST",
+            &format!("/v1/tenants/{id}/destroy"),
+            Some(r#"{"purge_data": true}"#),
+        )
+        .await;
+    let destroyed = daemon
+        .follow(json(&body)["operation"].as_str().unwrap())
+        .await;
     assert_eq!(destroyed["state"], "succeeded", "{destroyed}");
     assert!(tenant_containers(&id).await.is_empty());
     assert!(p
@@ -515,14 +421,7 @@ async fn state_within(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let (_, _, body) = api(
-            &daemon.addr,
-            "GET",
-            &format!("/v1/tenants/{id}"),
-            Some(&daemon.token),
-            None,
-        )
-        .await;
+        let (_, _, body) = daemon.call("GET", &format!("/v1/tenants/{id}"), None).await;
         let tenant = json(&body);
         if tenant["state"] == want {
             return tenant;

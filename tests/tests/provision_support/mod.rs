@@ -125,6 +125,49 @@ impl Daemon {
         format!("http://{}", self.addr)
     }
 
+    /// One request over TCP with the daemon's token: the status, the
+    /// content type and the body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String, String) {
+        api(&self.addr, method, path, Some(&self.token), body).await
+    }
+
+    /// Follows operation `op` (long polls) until it is over.
+    pub async fn follow(&self, op: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            let path = format!("/v1/operations/{op}?wait=30");
+            let (status, _, body) = self.call("GET", &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            let record: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if !matches!(record["state"].as_str(), Some("queued" | "running")) {
+                return record;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "operation {op} did not end: {body}"
+            );
+        }
+    }
+
+    /// Queues an operation (202) and follows it to its end.
+    pub async fn operation(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> serde_json::Value {
+        let (status, _, answer) = self.call(method, path, body).await;
+        assert_eq!(status, 202, "{method} {path}: {answer}");
+        let accepted: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        self.follow(accepted["operation"].as_str().expect("an operation id"))
+            .await
+    }
+
     /// Kills the daemon (SIGKILL) and waits for it to end.
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
