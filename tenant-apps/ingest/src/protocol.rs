@@ -20,6 +20,8 @@
 //! most [`MAX_VALUES_PER_READING`] values, sensors, value names and units
 //! are at most [`MAX_LABEL_LEN`] characters, and an element carries at most
 //! [`MAX_ATTRIBUTES`] attributes. Each is a nack, not a close.
+//!
+//! `fuzz_check` holds what the fuzz targets of `fuzz/` run on each input.
 
 use std::borrow::Cow;
 
@@ -766,6 +768,9 @@ pub fn error(out: &mut Vec<u8>, code: &str, why: &str) {
         format!("<error code=\"{}\">{}</error>\n", escape(code), escape(why)).as_bytes(),
     );
 }
+
+#[doc(hidden)]
+pub mod fuzz_check;
 
 #[cfg(test)]
 mod tests;

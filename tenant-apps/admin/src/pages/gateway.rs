@@ -24,7 +24,7 @@ const MAX_CHARTS: usize = 24;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct DayQuery {
-    day: Option<String>,
+    pub(super) day: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

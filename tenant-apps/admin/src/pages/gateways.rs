@@ -24,7 +24,7 @@ use super::{html, load_settings, Chrome, Nav};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
-    revoked: Option<String>,
+    pub(super) revoked: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,9 +84,9 @@ pub(super) struct CommissionForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    gateway_id: String,
+    pub(super) gateway_id: String,
     #[serde(default)]
-    display_name: String,
+    pub(super) display_name: String,
 }
 
 impl CsrfField for CommissionForm {

@@ -77,11 +77,11 @@ async fn login_page(
 #[derive(Debug, Deserialize)]
 pub(super) struct LoginForm {
     #[serde(default)]
-    username: String,
+    pub(super) username: String,
     #[serde(default)]
-    password: String,
+    pub(super) password: String,
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 pub(super) async fn submit(

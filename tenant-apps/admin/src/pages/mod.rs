@@ -1,6 +1,7 @@
 //! The HTTP handlers, one module per page, and what they share: the
 //! router, the page chrome (header, navigation, logout form), HTML
 //! responses with their security headers, and value formatting.
+//! `fuzz_check` is what the `admin_forms` fuzz target runs on each input.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,8 @@ use crate::store::{GatewayRecord, LatestRecord};
 use crate::AppState;
 
 mod dashboard;
+#[doc(hidden)]
+pub mod fuzz_check;
 mod gateway;
 mod gateways;
 mod health;

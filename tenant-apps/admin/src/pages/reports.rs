@@ -30,11 +30,14 @@ const PARALLEL: usize = 8;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
+    pub(super) from: Option<String>,
+    pub(super) to: Option<String>,
 }
 
-fn range(query: &RangeQuery, settings: &Settings) -> Result<(NaiveDate, NaiveDate), AppError> {
+pub(super) fn range(
+    query: &RangeQuery,
+    settings: &Settings,
+) -> Result<(NaiveDate, NaiveDate), AppError> {
     let today = settings.timezone.local_day(Utc::now());
     let to = parse_day(query.to.as_deref(), today)?;
     let from = parse_day(

@@ -15,7 +15,7 @@ use super::{html, load_settings, Chrome, Nav};
 
 #[derive(Debug, Deserialize)]
 pub(super) struct SavedQuery {
-    saved: Option<String>,
+    pub(super) saved: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,13 +23,13 @@ pub(super) struct SettingsForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    display_name: String,
+    pub(super) display_name: String,
     #[serde(default)]
-    timezone: String,
+    pub(super) timezone: String,
     #[serde(default)]
-    offline_after_minutes: String,
+    pub(super) offline_after_minutes: String,
     #[serde(default)]
-    power_alert_w: String,
+    pub(super) power_alert_w: String,
 }
 
 impl CsrfField for SettingsForm {
