@@ -141,6 +141,13 @@ impl Keys {
             return None;
         }
         let expires = DateTime::from_timestamp(expiry.parse().ok()?, 0)?;
+        // Only the spelling this panel issues: a logout revokes the cookie
+        // by the SHA-256 of its exact bytes, so another spelling of the
+        // same signed session (upper-case hex, a `+` or leading zero in the
+        // expiry) would pass the MAC and not be found revoked.
+        if value != self.sign_session(&username, expires) {
+            return None;
+        }
         (expires > now).then(|| Session {
             username,
             expires,
@@ -270,6 +277,31 @@ mod tests {
         assert!(k.verify_session(&fields.join("."), now).is_none());
         assert!(k.verify_session("garbage", now).is_none());
         assert!(k.verify_session("v1.zz.1.00", now).is_none());
+    }
+
+    #[test]
+    fn a_session_is_accepted_only_as_it_was_issued() {
+        // found by the admin_forms fuzz target: the tag with one hex digit
+        // in upper case passed the MAC check, and its fingerprint (the key
+        // of the logout's revocation record) was another
+        let k = keys("acme", b"secret");
+        let now = Utc::now();
+        let value = k.sign_session("alice", now + chrono::Duration::hours(1));
+        assert!(k.verify_session(&value, now).is_some());
+        let fields: Vec<&str> = value.split('.').collect();
+        let [_, user, expiry, tag] = fields[..] else {
+            panic!("four fields in {value}");
+        };
+        let respelled = [
+            format!("v1.{user}.{expiry}.{}", tag.to_uppercase()),
+            format!("v1.{}.{expiry}.{tag}", user.to_uppercase()),
+            format!("v1.{user}.0{expiry}.{tag}"),
+            format!("v1.{user}.+{expiry}.{tag}"),
+        ];
+        for other in respelled {
+            assert_ne!(fingerprint(&other), fingerprint(&value));
+            assert!(k.verify_session(&other, now).is_none(), "{other} accepted");
+        }
     }
 
     #[test]
