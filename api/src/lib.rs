@@ -92,6 +92,7 @@ pub fn routes(state: AppState) -> Router {
             "/v1/tenants/{id}/gateways",
             post(routes::gateway_add).get(routes::gateway_list),
         )
+        .route("/v1/tenants/{id}/gateway-ca", get(routes::gateway_ca))
         .route(
             "/v1/tenants/{id}/gateways/{gateway}",
             delete(routes::gateway_revoke),

@@ -17,6 +17,14 @@ use provisiond::{tcp_router, tls, unix_router, AppState};
 use provisioner::{Config, Provisioner};
 use tokio::sync::watch;
 
+/// jemalloc rather than glibc's malloc. The daemon lives long and its load
+/// comes in bursts (twenty starts at once, a status sweep of every
+/// container); glibc's arenas kept most of a burst's heap for good
+/// (BENCHMARKS.md, "The daemon's RSS"). jemalloc, with its background
+/// thread on, hands freed pages back to the system some seconds later.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "provisiond", version)]
 struct Args {
@@ -157,6 +165,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns only as the daemon allocates");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

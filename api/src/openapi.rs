@@ -39,6 +39,7 @@ use crate::routes;
         routes::gateway_add,
         routes::gateway_list,
         routes::gateway_revoke,
+        routes::gateway_ca,
         routes::operations,
         routes::operation,
     ),

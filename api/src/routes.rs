@@ -15,6 +15,7 @@ use axum::{Extension, Json};
 use futures::StreamExt;
 use provisioner::backend::LogChunk;
 use provisioner::cql::gateways::GatewayInfo;
+use provisioner::domain::GatewayTls;
 use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
 use provisioner::store::operations::OperationRecord;
 use provisioner::{ProviderId, Role, StartOptions};
@@ -152,6 +153,9 @@ pub async fn tenant(
 pub struct StartBody {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
+    /// TLS on the gateway port (default: as the tenant has it; `optional`
+    /// for a new one).
+    pub gateway_tls: Option<GatewayTls>,
     /// Answer the plan (a start report in state `planned`) and change
     /// nothing.
     #[serde(default)]
@@ -174,6 +178,7 @@ pub async fn start(
     let options = StartOptions {
         gateway_port: body.gateway_port,
         admin_port: body.admin_port,
+        gateway_tls: body.gateway_tls,
         dry_run: body.dry_run,
     };
     if body.dry_run {
@@ -270,6 +275,7 @@ pub async fn destroy(
 pub struct PlanQuery {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
+    pub gateway_tls: Option<GatewayTls>,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{id}/plan", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), PlanQuery),
@@ -283,6 +289,7 @@ pub async fn plan(
     let options = StartOptions {
         gateway_port: q.gateway_port,
         admin_port: q.admin_port,
+        gateway_tls: q.gateway_tls,
         dry_run: true,
     };
     let plan = s.provisioner.plan(&id, options).await?;
@@ -363,6 +370,14 @@ pub async fn gateway_list(
 ) -> ApiResult<Response> {
     let id = provider(&id)?;
     Ok(Json(s.provisioner.gateway_list(&id).await?).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{id}/gateway-ca", tag = "gateways", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    responses((status = 200, description = "The certificate (PEM) the tenant's gateways must trust for TLS, as `provision gateway ca <id>` prints it", body = String, content_type = "application/x-pem-file")))]
+pub async fn gateway_ca(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    let pem = s.provisioner.gateway_ca(&id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/tenants/{id}/gateways/{gateway}", tag = "gateways",

@@ -258,6 +258,15 @@ impl Client {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RemoteError> {
         self.json(Method::GET, path, None::<&()>).await
     }
+
+    /// A GET whose answer is text (a PEM file).
+    pub async fn text(&self, path: &str) -> Result<String, RemoteError> {
+        let (_, response) = self.call(Method::GET, path, None::<&()>).await?;
+        let bytes = read(response, &self.server).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| {
+            RemoteError::unreachable(&self.server, format!("an answer that is not text: {e}"))
+        })
+    }
 }
 
 /// The whole body of a response.

@@ -51,6 +51,7 @@ impl Driver {
                 let body = json!({
                     "gateway_port": options.gateway_port,
                     "admin_port": options.admin_port,
+                    "gateway_tls": options.gateway_tls,
                     "dry_run": options.dry_run,
                 });
                 let path = format!("/v1/tenants/{id}/start");
@@ -119,6 +120,9 @@ impl Driver {
                 if let Some(port) = options.admin_port {
                     query.push(format!("admin_port={port}"));
                 }
+                if let Some(mode) = options.gateway_tls {
+                    query.push(format!("gateway_tls={mode}"));
+                }
                 let query = match query.is_empty() {
                     true => String::new(),
                     false => format!("?{}", query.join("&")),
@@ -161,6 +165,14 @@ impl Driver {
                 let made: Commissioned = c.json(Method::POST, &path, Some(&body)).await?;
                 Ok(made.token)
             }
+        }
+    }
+
+    /// The PEM gateways of `id` must trust.
+    pub async fn gateway_ca(&self, id: &ProviderId) -> anyhow::Result<String> {
+        match self {
+            Driver::Local(p) => Ok(p.gateway_ca(id).await?),
+            Driver::Remote(c) => Ok(c.text(&format!("/v1/tenants/{id}/gateway-ca")).await?),
         }
     }
 

@@ -1,4 +1,4 @@
-//! `provision gateway add|list|revoke <provider> ...`
+//! `provision gateway add|list|revoke|ca <provider> ...`
 
 use serde_json::json;
 use tenant_schema::model::printable;
@@ -19,6 +19,9 @@ pub enum Command {
     List { provider: String },
     /// Revoke a gateway's token.
     Revoke { provider: String, gateway: String },
+    /// Print the certificate (PEM) the tenant's gateways must trust to
+    /// reach it over TLS.
+    Ca { provider: String },
 }
 
 pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
@@ -57,6 +60,15 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
                         g.revoked_at.unwrap_or_else(|| "-".into())
                     );
                 }
+            }
+        }
+        Command::Ca { provider: p } => {
+            let id = provider(&p)?;
+            let pem = ctx.driver.gateway_ca(&id).await?;
+            if ctx.json {
+                output::json(&json!({ "provider": id, "ca": pem }));
+            } else {
+                print!("{pem}");
             }
         }
         Command::Revoke {

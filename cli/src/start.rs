@@ -1,5 +1,7 @@
-//! `provision start <provider> [--gateway-port P] [--admin-port P] [--dry-run]`
+//! `provision start <provider> [--gateway-port P] [--admin-port P]
+//! [--gateway-tls off|optional|required] [--dry-run]`
 
+use provisioner::domain::GatewayTls;
 use provisioner::{ProviderId, StartOptions};
 
 use crate::{output, provider, Ctx};
@@ -15,6 +17,15 @@ pub struct Target {
     /// The host port of the admin panel (default: the next free one of the pool).
     #[arg(long, value_name = "P")]
     pub admin_port: Option<u16>,
+    /// TLS on the gateway port: `off`, `optional` (plain and TLS on the one
+    /// port) or `required`. Kept until a later start changes it; a new
+    /// tenant gets `optional`.
+    #[arg(long, value_name = "MODE", value_parser = parse_gateway_tls)]
+    pub gateway_tls: Option<GatewayTls>,
+}
+
+fn parse_gateway_tls(s: &str) -> Result<GatewayTls, String> {
+    GatewayTls::parse(s).ok_or_else(|| format!("`{s}` is not off, optional or required"))
 }
 
 impl Target {
@@ -23,6 +34,7 @@ impl Target {
         let options = StartOptions {
             gateway_port: self.gateway_port,
             admin_port: self.admin_port,
+            gateway_tls: self.gateway_tls,
             dry_run,
         };
         Ok((provider(&self.provider)?, options))

@@ -23,10 +23,11 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
 
 pub fn print_table(statuses: &[TenantStatus]) {
     println!(
-        "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
+        "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
         "TENANT",
         "STATE",
         "GATEWAY",
+        "TLS",
         "ADMIN",
         "ROLE",
         "HEALTH",
@@ -39,10 +40,11 @@ pub fn print_table(statuses: &[TenantStatus]) {
         let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         if s.containers.is_empty() {
             println!(
-                "{:<24} {:<10} {:>7} {:>6}  {:<7}",
+                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7}",
                 s.provider,
                 s.state,
                 port(s.gateway_port),
+                s.gateway_tls,
                 port(s.admin_port),
                 "-"
             );
@@ -54,10 +56,11 @@ pub fn print_table(statuses: &[TenantStatus]) {
                 (n, false) => n.to_string(),
             };
             println!(
-                "{:<24} {:<10} {:>7} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
+                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
                 s.provider,
                 s.state,
                 port(s.gateway_port),
+                s.gateway_tls,
                 port(s.admin_port),
                 c.role,
                 if c.details.state.is_running() {

@@ -28,8 +28,30 @@ pub struct Config {
     pub health: HealthConfig,
     /// `provisiond`, the daemon.
     pub daemon: DaemonConfig,
+    /// TLS on the tenants' gateway ports.
+    pub gateway_tls: GatewayTlsConfig,
     /// `LOG_FORMAT` given to the tenant apps: `json` or `text`.
     pub log_format: String,
+}
+
+/// The gateway ports' certificates. By default the provisioner's own CA
+/// (in `<data_dir>/pki`) issues one per tenant for `[ports] public_host`;
+/// with `cert_file` and `key_file`, every tenant's ingest serves that
+/// certificate instead (one for the host name the gateways dial).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayTlsConfig {
+    /// The operator's certificate chain (PEM).
+    pub cert_file: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key_file: Option<PathBuf>,
+}
+
+impl GatewayTlsConfig {
+    /// The operator's chain and key, when both are set.
+    pub fn operator_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
 }
 
 /// The daemon's listeners and its watcher.
@@ -192,6 +214,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             daemon: DaemonConfig::default(),
+            gateway_tls: GatewayTlsConfig::default(),
             log_format: "json".into(),
         }
     }
@@ -332,6 +355,12 @@ impl Config {
         }
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("log_format must be json or text".into()));
+        }
+        let tls = &self.gateway_tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            return Err(bad(
+                "[gateway_tls] needs both cert_file and key_file, or neither".into(),
+            ));
         }
         Ok(())
     }

@@ -53,6 +53,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
     #[error("an operator token named {0:?} exists; revoke it first or choose another name")]
     TokenExists(String),
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.

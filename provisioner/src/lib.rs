@@ -25,6 +25,7 @@ pub mod error;
 pub mod labels;
 pub mod lock;
 pub mod ops;
+pub mod pki;
 pub mod secrets;
 pub mod store;
 

@@ -15,11 +15,15 @@ use std::path::{Path, PathBuf};
 use crate::domain::state::TenantRecord;
 use crate::domain::{ProviderId, Role};
 use crate::error::{Error, Result};
+use crate::pki::CertificatePair;
 
 /// The file holding the tenant role's Cassandra password.
 pub const CASSANDRA_PASSWORD: &str = "cassandra_password";
 /// The file holding the admin panel's session secret.
 pub const SESSION_SECRET: &str = "session_secret";
+/// Ingest's gateway certificate chain and key (PEM), when it has one.
+pub const GATEWAY_CERT: &str = "gateway.crt";
+pub const GATEWAY_KEY: &str = "gateway.key";
 
 fn root(data_dir: &Path) -> PathBuf {
     data_dir.join("secrets")
@@ -35,9 +39,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io("set the mode of", path, e))
 }
 
-/// Writes the secrets `role` needs (replacing what was there) and returns
-/// their folder.
-pub fn write(data_dir: &Path, record: &TenantRecord, role: Role) -> Result<PathBuf> {
+/// Writes the secrets `role` needs (replacing what was there), with
+/// ingest's gateway certificate if it has one, and returns their folder.
+pub fn write(
+    data_dir: &Path,
+    record: &TenantRecord,
+    role: Role,
+    gateway_certificate: Option<&CertificatePair>,
+) -> Result<PathBuf> {
     let root = root(data_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
     set_mode(&root, 0o700)?;
@@ -48,16 +57,42 @@ pub fn write(data_dir: &Path, record: &TenantRecord, role: Role) -> Result<PathB
     if role == Role::Admin {
         files.push((SESSION_SECRET, record.session_secret.as_str()));
     }
-    for (name, secret) in files {
-        let path = dir.join(name);
-        // Written beside, then renamed: a reader never sees half a secret.
-        let fresh = dir.join(format!(".{name}.new"));
-        std::fs::write(&fresh, secret).map_err(|e| Error::io("write", &fresh, e))?;
-        set_mode(&fresh, 0o444)?;
-        std::fs::rename(&fresh, &path).map_err(|e| Error::io("write", &path, e))?;
+    if let (Role::Ingest, Some(pair)) = (role, gateway_certificate) {
+        files.push((GATEWAY_CERT, pair.cert_pem.as_str()));
+        files.push((GATEWAY_KEY, pair.key_pem.as_str()));
     }
-    set_mode(&dir, 0o555)?;
+    put(&dir, &files)?;
     Ok(dir)
+}
+
+/// Writes each file into `dir` (0444; written beside, then renamed: a
+/// reader never sees half a secret), then closes the folder (0555).
+fn put(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    for (name, secret) in files {
+        crate::pki::write_atomically(&dir.join(name), secret.as_bytes(), 0o444)?;
+    }
+    set_mode(dir, 0o555)
+}
+
+/// Puts a renewed gateway certificate into `tenant`'s ingest folder, if
+/// that exists (a running ingest reads it again by itself).
+pub fn renew_gateway_certificate(
+    data_dir: &Path,
+    tenant: &ProviderId,
+    pair: &CertificatePair,
+) -> Result<()> {
+    let dir = dir(data_dir, tenant, Role::Ingest);
+    if !dir.exists() {
+        return Ok(());
+    }
+    set_mode(&dir, 0o755)?;
+    put(
+        &dir,
+        &[
+            (GATEWAY_CERT, pair.cert_pem.as_str()),
+            (GATEWAY_KEY, pair.key_pem.as_str()),
+        ],
+    )
 }
 
 /// Removes every secrets folder of `tenant` (gone already counts as done).
@@ -88,14 +123,15 @@ mod tests {
             gateway_port: Some(6001),
             admin_port: Some(8081),
             created_at: String::new(),
+            gateway_tls: Default::default(),
         }
     }
 
     #[test]
     fn each_role_gets_only_its_secrets_in_a_folder_only_the_owner_can_reach() {
         let data = std::env::temp_dir().join(format!("provision-secrets-{}", std::process::id()));
-        let ingest = write(&data, &record(), Role::Ingest).unwrap();
-        let admin = write(&data, &record(), Role::Admin).unwrap();
+        let ingest = write(&data, &record(), Role::Ingest, None).unwrap();
+        let admin = write(&data, &record(), Role::Admin, None).unwrap();
         assert_eq!(
             std::fs::read_to_string(ingest.join(CASSANDRA_PASSWORD)).unwrap(),
             "pw"
@@ -109,7 +145,7 @@ mod tests {
         assert_eq!(mode(&data.join("secrets")), 0o700);
         assert_eq!(mode(&admin.join(SESSION_SECRET)), 0o444);
         // a second write replaces the files in place
-        write(&data, &record(), Role::Admin).unwrap();
+        write(&data, &record(), Role::Admin, None).unwrap();
         remove(&data, &record().id).unwrap();
         assert!(!admin.exists() && !ingest.exists());
         std::fs::remove_dir_all(&data).unwrap();

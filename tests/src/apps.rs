@@ -8,6 +8,7 @@ use chrono::Utc;
 use ingest::metrics::Metrics;
 use ingest::server::{serve, Limits};
 use ingest::store::Store;
+use ingest::tls::GatewayTls;
 use scylla::client::session::Session;
 use tenant_schema::model::{hash_gateway_token, new_gateway_token};
 use tokio::net::TcpListener;
@@ -22,6 +23,17 @@ pub async fn spawn_ingest(
     limits: Limits,
     shutdown: &CancellationToken,
 ) -> (String, JoinHandle<()>) {
+    spawn_ingest_with_tls(store, metrics, limits, GatewayTls::off(), shutdown).await
+}
+
+/// [`spawn_ingest`] with TLS on the gateway port as `tls` says.
+pub async fn spawn_ingest_with_tls(
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+    limits: Limits,
+    tls: GatewayTls,
+    shutdown: &CancellationToken,
+) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a port on loopback");
@@ -34,6 +46,7 @@ pub async fn spawn_ingest(
         store.clone(),
         metrics.clone(),
         limits,
+        tls,
         shutdown.clone(),
     ));
     (addr, server)

@@ -63,7 +63,12 @@ pub(crate) async fn connect_once(
 ) -> std::result::Result<Session, Failure> {
     let points = host_points(config);
     let published = config.cassandra.mode == CassandraMode::Managed || config.cassandra.published;
-    let mut builder = SessionBuilder::new().user(user, password);
+    // The provisioner reads no driver metadata (it asks `system_schema`
+    // itself where it must), and every operation opens a session: without
+    // this each one would fetch every tenant keyspace's schema.
+    let mut builder = SessionBuilder::new()
+        .user(user, password)
+        .fetch_schema_metadata(false);
     if published && points.len() == 1 {
         let addr: SocketAddr = tokio::net::lookup_host(&points[0])
             .await

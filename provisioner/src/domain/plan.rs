@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::ids::{Pool, ProviderId, Role};
 use super::spec::ContainerSpec;
-use super::state::Desired;
+use super::state::{Desired, GatewayTls};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,16 @@ pub enum Step {
     },
     SetDesired {
         desired: Desired,
+    },
+    /// The gateway port's TLS mode, as `start --gateway-tls` asked.
+    SetGatewayTls {
+        mode: GatewayTls,
+    },
+    /// Issues the tenant's gateway certificate from the provisioner's CA
+    /// and puts it where the ingest container reads it (it reloads it).
+    IssueGatewayCertificate {
+        host: String,
+        why: String,
     },
     CreateTenantNetwork {
         name: String,
@@ -150,6 +160,10 @@ impl fmt::Display for Step {
                 )
             }
             Step::SetDesired { desired } => write!(f, "set the desired state to {desired}"),
+            Step::SetGatewayTls { mode } => write!(f, "set gateway TLS to {mode}"),
+            Step::IssueGatewayCertificate { host, why } => {
+                write!(f, "issue the gateway certificate for {host} ({why})")
+            }
             Step::CreateTenantNetwork { name } => write!(f, "create tenant network {name}"),
             Step::AttachToNetwork { container, network } => {
                 write!(f, "attach {container} to network {network}")

@@ -9,7 +9,8 @@ use super::plan::{Plan, Step};
 use super::ports::Choice;
 use super::spec::ContainerSpec;
 use super::state::{
-    CassandraObserved, Desired, Health, ObservedContainer, ObservedInfra, TenantRecord,
+    CassandraObserved, CertificateObserved, Desired, GatewayTls, Health, ObservedContainer,
+    ObservedInfra, TenantRecord,
 };
 
 /// The first admin user's name.
@@ -34,6 +35,57 @@ pub struct TenantView {
 pub struct StartTarget {
     pub ports: Vec<(Pool, Choice)>,
     pub specs: Vec<ContainerSpec>,
+    /// TLS on the gateway port: as asked, else as before.
+    pub gateway_tls: GatewayTls,
+    /// The gateway certificate as found (`None` with TLS off: none needed).
+    pub certificate: Option<CertificateObserved>,
+    /// The host the certificate must name.
+    pub public_host: String,
+}
+
+/// Certificates with fewer days left are issued again.
+pub const RENEW_CERTIFICATE_DAYS: i64 = crate::pki::RENEW_DAYS;
+
+/// Why the tenant's gateway certificate must be issued (again), if it must.
+fn certificate_why(certificate: &CertificateObserved, host: &str) -> Option<String> {
+    match certificate {
+        CertificateObserved::Operator => None,
+        CertificateObserved::Missing => Some("missing".into()),
+        CertificateObserved::Issued { by_current_ca, .. } if !by_current_ca => {
+            Some("issued by another CA".into())
+        }
+        CertificateObserved::Issued { host_matches, .. } if !host_matches => {
+            Some(format!("issued for another host than {host}"))
+        }
+        CertificateObserved::Issued { days_left, .. } if *days_left < 0 => Some("expired".into()),
+        CertificateObserved::Issued { days_left, .. } if *days_left < RENEW_CERTIFICATE_DAYS => {
+            Some(format!("expires in {days_left} days"))
+        }
+        CertificateObserved::Issued { .. } => None,
+    }
+}
+
+/// The TLS mode as asked, and the certificate it needs.
+fn gateway_tls_steps(tenant: &TenantView, target: &StartTarget, steps: &mut Vec<Step>) {
+    let now = tenant
+        .record
+        .as_ref()
+        .map_or(GatewayTls::default(), |r| r.gateway_tls);
+    if now != target.gateway_tls {
+        steps.push(Step::SetGatewayTls {
+            mode: target.gateway_tls,
+        });
+    }
+    if let Some(why) = target
+        .certificate
+        .as_ref()
+        .and_then(|c| certificate_why(c, &target.public_host))
+    {
+        steps.push(Step::IssueGatewayCertificate {
+            host: target.public_host.clone(),
+            why,
+        });
+    }
 }
 
 fn find<'a>(observed: &'a [ObservedContainer], name: &str) -> Option<&'a ObservedContainer> {
@@ -214,6 +266,7 @@ pub fn plan_start(
     let mut steps = Vec::new();
     infra_steps(infra, &mut steps);
     desired_step(tenant, Desired::Running, &mut steps);
+    gateway_tls_steps(tenant, target, &mut steps);
     network_steps(tenant, infra, &mut steps);
     for (pool, choice) in &target.ports {
         if let Choice::Lease(port) = choice {

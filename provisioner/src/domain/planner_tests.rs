@@ -9,6 +9,7 @@ use crate::domain::ids::Pool;
 use crate::domain::ports::Choice;
 use crate::domain::spec::{tenant_container, SpecInputs};
 use crate::domain::state::{ContainerState, NetworkObserved};
+use crate::domain::GatewayTls;
 
 fn acme() -> ProviderId {
     ProviderId::parse("acme").unwrap()
@@ -26,6 +27,7 @@ fn record(desired: Desired) -> TenantRecord {
         gateway_port: Some(6001),
         admin_port: Some(8081),
         created_at: String::new(),
+        gateway_tls: GatewayTls::Optional,
     }
 }
 
@@ -42,6 +44,10 @@ fn view(record: Option<TenantRecord>) -> TenantView {
 }
 
 fn spec(role: Role, port: u16) -> ContainerSpec {
+    spec_with_tls(role, port, GatewayTls::Optional)
+}
+
+fn spec_with_tls(role: Role, port: u16, gateway_tls: GatewayTls) -> ContainerSpec {
     tenant_container(
         &Config::default(),
         SpecInputs {
@@ -50,6 +56,7 @@ fn spec(role: Role, port: u16) -> ContainerSpec {
             host_port: port,
             image_id: "sha256:1",
             secrets_dir: PathBuf::from("/data/secrets"),
+            gateway_tls,
         },
     )
 }
@@ -69,6 +76,17 @@ fn target(leased: bool, gateway: u16, admin: u16) -> StartTarget {
             (Pool::Admin, choice(admin)),
         ],
         specs: vec![spec(Role::Ingest, gateway), spec(Role::Admin, admin)],
+        gateway_tls: GatewayTls::Optional,
+        certificate: Some(fresh_certificate()),
+        public_host: "localhost".into(),
+    }
+}
+
+fn fresh_certificate() -> CertificateObserved {
+    CertificateObserved::Issued {
+        days_left: 89,
+        host_matches: true,
+        by_current_ca: true,
     }
 }
 
@@ -128,9 +146,13 @@ fn healthy_acme() -> [ObservedContainer; 2] {
 
 #[test]
 fn a_first_start_on_a_fresh_host_does_everything_in_order() {
+    let target = StartTarget {
+        certificate: Some(CertificateObserved::Missing),
+        ..target(false, 6100, 8081)
+    };
     let plan = plan_start(
         &view(None),
-        &target(false, 6100, 8081),
+        &target,
         &infra(false, CassandraObserved::Missing),
         &[],
     );
@@ -142,6 +164,7 @@ fn a_first_start_on_a_fresh_host_does_everything_in_order() {
   create and start cassandra container provision-cassandra
   retire the default superuser of provision-cassandra (cassandra/cassandra must be refused)
   register the tenant with fresh secrets (desired running)
+  issue the gateway certificate for localhost (missing)
   create tenant network provision-net-acme
   attach provision-cassandra to network provision-net-acme
   lease gateway port 6100
@@ -169,6 +192,74 @@ fn a_second_start_does_nothing() {
         &healthy_acme(),
     );
     assert_eq!(plan.to_string(), "plan for tenant acme:\n  nothing to do\n");
+}
+
+#[test]
+fn a_gateway_certificate_is_issued_again_before_it_expires() {
+    let issued = |days_left, host_matches, by_current_ca| {
+        Some(CertificateObserved::Issued {
+            days_left,
+            host_matches,
+            by_current_ca,
+        })
+    };
+    for (certificate, expected) in [
+        (issued(10, true, true), Some("expires in 10 days")),
+        (issued(-3, true, true), Some("expired")),
+        (
+            issued(80, false, true),
+            Some("issued for another host than localhost"),
+        ),
+        (issued(80, true, false), Some("issued by another CA")),
+        (issued(30, true, true), None),
+        (Some(CertificateObserved::Operator), None),
+        (None, None),
+    ] {
+        let target = StartTarget {
+            certificate: certificate.clone(),
+            ..kept()
+        };
+        let plan = plan_reconcile_tenant(
+            &view(Some(record(Desired::Running))),
+            Some(&target),
+            &infra(true, CassandraObserved::Running),
+            &healthy_acme(),
+        );
+        let text = match expected {
+            Some(why) => format!(
+                "plan for tenant acme:\n  issue the gateway certificate for localhost ({why})\n"
+            ),
+            None => "plan for tenant acme:\n  nothing to do\n".to_owned(),
+        };
+        assert_eq!(plan.to_string(), text, "{certificate:?}");
+    }
+}
+
+#[test]
+fn a_new_gateway_tls_mode_is_recorded_and_recreates_ingest() {
+    let target = StartTarget {
+        specs: vec![
+            spec_with_tls(Role::Ingest, 6001, GatewayTls::Required),
+            spec(Role::Admin, 8081),
+        ],
+        gateway_tls: GatewayTls::Required,
+        ..kept()
+    };
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &target,
+        &infra(true, CassandraObserved::Running),
+        &healthy_acme(),
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  set gateway TLS to required
+  remove container provision-acme-ingest (configuration changed)
+  create and start container provision-acme-ingest from provision/ingest:dev on port 6001 (configuration changed)
+  wait until provision-acme-ingest is healthy
+"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::ids::{ProviderId, Role};
+use super::state::GatewayTls;
 use crate::config::Config;
 use crate::labels;
 
@@ -84,6 +85,8 @@ pub struct SpecInputs<'a> {
     pub host_port: u16,
     pub image_id: &'a str,
     pub secrets_dir: PathBuf,
+    /// TLS on the gateway port (ingest only).
+    pub gateway_tls: GatewayTls,
 }
 
 /// The spec of one tenant container. The secrets themselves (the tenant
@@ -115,7 +118,19 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         );
     }
     let (container_port, health_port, binary) = match role {
-        Role::Ingest => (INGEST_PORT, INGEST_HEALTH_PORT, "/ingest"),
+        Role::Ingest => {
+            let mode = inputs.gateway_tls;
+            env.insert("INGEST_TLS".to_owned(), mode.as_str().to_owned());
+            if mode != GatewayTls::Off {
+                for (name, file) in [
+                    ("INGEST_TLS_CERT_FILE", crate::secrets::GATEWAY_CERT),
+                    ("INGEST_TLS_KEY_FILE", crate::secrets::GATEWAY_KEY),
+                ] {
+                    env.insert(name.to_owned(), format!("{SECRETS_MOUNT}/{file}"));
+                }
+            }
+            (INGEST_PORT, INGEST_HEALTH_PORT, "/ingest")
+        }
         Role::Admin => {
             env.insert(
                 "ADMIN_SESSION_SECRET_FILE".to_owned(),
@@ -160,17 +175,34 @@ mod tests {
     use super::*;
 
     fn spec(image_id: &str, port: u16) -> ContainerSpec {
+        spec_of(Role::Admin, image_id, port, GatewayTls::Optional)
+    }
+
+    fn spec_of(role: Role, image_id: &str, port: u16, gateway_tls: GatewayTls) -> ContainerSpec {
         let id = ProviderId::parse("acme").unwrap();
         tenant_container(
             &Config::default(),
             SpecInputs {
                 tenant: &id,
-                role: Role::Admin,
+                role,
                 host_port: port,
                 image_id,
-                secrets_dir: PathBuf::from("/data/secrets/acme-admin"),
+                secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
+                gateway_tls,
             },
         )
+    }
+
+    #[test]
+    fn ingest_reads_its_gateway_certificate_from_the_secrets_unless_tls_is_off() {
+        let on = spec_of(Role::Ingest, "sha256:aaa", 6001, GatewayTls::Required);
+        assert_eq!(on.env["INGEST_TLS"], "required");
+        assert_eq!(on.env["INGEST_TLS_CERT_FILE"], "/run/secrets/gateway.crt");
+        assert_eq!(on.env["INGEST_TLS_KEY_FILE"], "/run/secrets/gateway.key");
+        let off = spec_of(Role::Ingest, "sha256:aaa", 6001, GatewayTls::Off);
+        assert_eq!(off.env["INGEST_TLS"], "off");
+        assert!(!off.env.contains_key("INGEST_TLS_CERT_FILE"));
+        assert_ne!(on.hash(), off.hash(), "a new mode recreates ingest");
     }
 
     #[test]

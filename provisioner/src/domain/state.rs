@@ -44,6 +44,60 @@ impl fmt::Display for Desired {
     }
 }
 
+/// Which transports a tenant's gateway port takes (`--gateway-tls`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayTls {
+    /// Plain TCP only.
+    Off,
+    /// Plain and TLS on the one port (told apart by the first byte).
+    #[default]
+    Optional,
+    /// TLS only; a plain connection gets `<error code="tls">`.
+    Required,
+}
+
+impl GatewayTls {
+    pub const ALL: [GatewayTls; 3] = [GatewayTls::Off, GatewayTls::Optional, GatewayTls::Required];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayTls::Off => "off",
+            GatewayTls::Optional => "optional",
+            GatewayTls::Required => "required",
+        }
+    }
+
+    /// `None` for anything else.
+    pub fn parse(s: &str) -> Option<GatewayTls> {
+        GatewayTls::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for GatewayTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A tenant's gateway certificate as found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateObserved {
+    /// The operator's own certificate (`[gateway_tls]`): nothing to issue.
+    Operator,
+    Missing,
+    /// Issued by a CA of the provisioner's.
+    Issued {
+        /// Whole days until it expires (negative: expired).
+        days_left: i64,
+        /// It names `[ports] public_host`.
+        host_matches: bool,
+        /// The CA in the data directory now issued it.
+        by_current_ca: bool,
+    },
+}
+
 /// A container's state as the platform reports it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -193,6 +247,8 @@ pub struct TenantRecord {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
     pub created_at: String,
+    /// TLS on the gateway port, as last asked by `start`.
+    pub gateway_tls: GatewayTls,
 }
 
 impl TenantRecord {

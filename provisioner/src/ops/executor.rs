@@ -131,6 +131,11 @@ impl<'a> Execution<'a> {
             }
             Step::RegisterTenant { desired } => store.register(id, *desired).await?,
             Step::SetDesired { desired } => store.set_desired(id, *desired).await?,
+            Step::SetGatewayTls { mode } => store.set_gateway_tls(id, *mode).await?,
+            Step::IssueGatewayCertificate { host, .. } => {
+                let pair = prov.pki().issue(id, host)?;
+                secrets::renew_gateway_certificate(prov.data_dir(), id, &pair)?;
+            }
             Step::CreateTenantNetwork { name } => backend.create_network(name, Some(id)).await?,
             Step::AttachToNetwork { container, network } => {
                 backend.attach(container, network).await?
@@ -157,23 +162,38 @@ impl<'a> Execution<'a> {
             }
             Step::RemoveContainer { name, .. } => backend.remove_container(name).await?,
             Step::CreateContainer { spec, .. } => {
-                secrets::write(prov.data_dir(), &self.record().await?, spec.role)?;
+                self.write_secrets(spec.role).await?;
                 backend.create_container(spec).await?;
                 backend.start_container(&spec.name).await?;
             }
             Step::StartContainer { name, role } => {
                 // The mounted secrets must exist (a wiped data dir).
-                secrets::write(prov.data_dir(), &self.record().await?, *role)?;
+                self.write_secrets(*role).await?;
                 backend.start_container(name).await?;
             }
             Step::StopContainer { name } => backend.stop_container(name).await?,
             Step::WaitHealthy { role, name } => self.wait_healthy(*role, name).await?,
             Step::ReleasePorts { .. } => store.release_ports(id).await?,
-            Step::RemoveSecrets => secrets::remove(prov.data_dir(), id)?,
+            Step::RemoveSecrets => {
+                secrets::remove(prov.data_dir(), id)?;
+                prov.pki().remove(id)?;
+            }
             Step::DropData { .. } => self.storage().await?.drop_tenant(id).await?,
             Step::Forget => store.forget(id).await?,
             Step::ReportOrphan { .. } => {}
         }
+        Ok(())
+    }
+
+    /// The secrets folder of `role`'s container, with ingest's gateway
+    /// certificate when it has one.
+    async fn write_secrets(&self, role: Role) -> Result<()> {
+        let record = self.record().await?;
+        let certificate = match role {
+            Role::Ingest => self.prov.pki().tenant_pair(self.id)?,
+            Role::Admin => None,
+        };
+        secrets::write(self.prov.data_dir(), &record, role, certificate.as_ref())?;
         Ok(())
     }
 

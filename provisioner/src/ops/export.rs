@@ -272,7 +272,10 @@ impl Provisioner {
                 crate::domain::Pool::Admin => record.admin_port,
             }
             .ok_or_else(|| no_ports(id))?;
-            specs.push(self.container_spec(id, role, port).await?);
+            specs.push(
+                self.container_spec(id, role, port, record.gateway_tls)
+                    .await?,
+            );
         }
         Ok(compose_file(id, &specs))
     }
@@ -296,6 +299,7 @@ mod tests {
                 host_port: port,
                 image_id: "sha256:abc",
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
+                gateway_tls: Default::default(),
             },
         )
     }

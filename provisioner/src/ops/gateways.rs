@@ -1,4 +1,5 @@
-//! `gateway add`, `gateway list`, `gateway revoke`: the tenant's registry
+//! `gateway add`, `gateway list`, `gateway revoke`, `gateway ca`: the
+//! tenant's registry
 //! through a superuser session, with the statements the panel uses
 //! ([`crate::cql::gateways`]), under the tenant's lock, so a destroy that
 //! drops the keyspace never runs in the middle of one.
@@ -38,6 +39,14 @@ impl Provisioner {
     pub async fn gateway_list(&self, id: &ProviderId) -> Result<Vec<GatewayInfo>> {
         let (_lock, session) = self.registry_session(id).await?;
         Ok(gateways::list(&session, id).await?)
+    }
+
+    /// The certificate (PEM) `id`'s gateways must trust for TLS: the
+    /// provisioner's CA (created on first use), or the top of the
+    /// operator's chain.
+    pub async fn gateway_ca(&self, id: &ProviderId) -> Result<String> {
+        self.known(id).await?;
+        Ok(self.pki().trust_pem()?)
     }
 
     /// Revokes a gateway: its token hash is cleared.

@@ -255,6 +255,11 @@ impl Provisioner {
     }
 
     /// A tenant as plans see it.
+    /// The gateway certificates of this data directory and configuration.
+    pub fn pki(&self) -> crate::pki::Pki {
+        crate::pki::Pki::new(&self.data_dir, &self.config.gateway_tls)
+    }
+
     fn view(&self, id: &ProviderId, record: Option<TenantRecord>) -> TenantView {
         TenantView {
             id: id.clone(),

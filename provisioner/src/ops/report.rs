@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{ContainerDetails, Usage};
-use crate::domain::{Desired, Plan, ProviderId, Role};
+use crate::domain::{Desired, GatewayTls, Plan, ProviderId, Role};
 use crate::error::ErrorInfo;
 
 /// What `start` did (or would do), and where the tenant answers.
@@ -177,6 +177,9 @@ pub struct TenantStatus {
     pub desired: Desired,
     pub state: TenantState,
     pub gateway_port: Option<u16>,
+    /// TLS on the gateway port: off, optional or required.
+    #[serde(default)]
+    pub gateway_tls: GatewayTls,
     pub admin_port: Option<u16>,
     pub admin_url: Option<String>,
     pub keyspace: String,

@@ -11,7 +11,7 @@ use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
 use crate::domain::spec::{tenant_container, ContainerSpec, SpecInputs};
 use crate::domain::state::TenantRecord;
-use crate::domain::{Plan, Pool, ProviderId, Role};
+use crate::domain::{GatewayTls, Plan, Pool, ProviderId, Role};
 use crate::error::{Error, Result};
 use crate::store::StoreError;
 
@@ -23,6 +23,9 @@ const MAX_REPLANS: usize = 64;
 pub struct StartOptions {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
+    /// TLS on the gateway port; `None` keeps what the tenant has
+    /// (`optional` for a new one).
+    pub gateway_tls: Option<GatewayTls>,
     pub dry_run: bool,
 }
 
@@ -42,6 +45,9 @@ impl StartOptions {
         }
         if let Some(p) = self.admin_port {
             text.push_str(&format!(" --admin-port {p}"));
+        }
+        if let Some(mode) = self.gateway_tls {
+            text.push_str(&format!(" --gateway-tls {mode}"));
         }
         text
     }
@@ -71,6 +77,11 @@ impl Provisioner {
             )?;
             ports.push((pool, choice));
         }
+        let record = self.store.tenant(id).await?;
+        let gateway_tls = options
+            .gateway_tls
+            .or(record.map(|r| r.gateway_tls))
+            .unwrap_or_default();
         let mut specs = Vec::new();
         for role in Role::ALL {
             let port = ports
@@ -78,9 +89,20 @@ impl Provisioner {
                 .find(|(pool, _)| *pool == role.pool())
                 .map(|(_, c)| Choice::port(*c))
                 .expect("a port per pool");
-            specs.push(self.container_spec(id, role, port).await?);
+            specs.push(self.container_spec(id, role, port, gateway_tls).await?);
         }
-        Ok(StartTarget { ports, specs })
+        let public_host = self.config.ports.public_host.clone();
+        let certificate = match gateway_tls {
+            GatewayTls::Off => None,
+            _ => Some(self.pki().observe(id, &public_host)?),
+        };
+        Ok(StartTarget {
+            ports,
+            specs,
+            gateway_tls,
+            certificate,
+            public_host,
+        })
     }
 
     /// The spec of `id`'s `role` container on `host_port`, with its image
@@ -90,6 +112,7 @@ impl Provisioner {
         id: &ProviderId,
         role: Role,
         host_port: u16,
+        gateway_tls: GatewayTls,
     ) -> Result<ContainerSpec> {
         let image_id = self.backend.image_id(self.config.image(role)).await?;
         Ok(tenant_container(
@@ -100,6 +123,7 @@ impl Provisioner {
                 host_port,
                 image_id: &image_id,
                 secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
+                gateway_tls,
             },
         ))
     }

@@ -66,6 +66,7 @@ impl Provisioner {
             state: summarize(record.desired, running, healthy, unhealthy),
             desired: record.desired,
             gateway_port: record.gateway_port,
+            gateway_tls: record.gateway_tls,
             admin_port: record.admin_port,
             admin_url: self.admin_url(record.admin_port),
             provider: record.id,

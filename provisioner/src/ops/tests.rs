@@ -176,7 +176,14 @@ async fn a_dry_run_prints_the_steps_that_then_run() {
         .unwrap();
     let ran = p.start(&acme(), StartOptions::default()).await.unwrap();
     assert_eq!(planned.plan, ran.plan);
-    assert_eq!(ran.plan.len(), 15, "{:#?}", ran.plan);
+    assert_eq!(ran.plan.len(), 16, "{:#?}", ran.plan);
+    assert!(
+        ran.plan
+            .iter()
+            .any(|s| s == "issue the gateway certificate for localhost (missing)"),
+        "{:#?}",
+        ran.plan
+    );
     assert!(ran.changed && ran.admin_password.is_some());
     host.assert_converged(&acme(), "after one start").await;
     let again = p.start(&acme(), StartOptions::default()).await.unwrap();

@@ -95,6 +95,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     revoked_at TEXT
 );
 "#,
+    r#"
+ALTER TABLE providers ADD COLUMN gateway_tls TEXT NOT NULL DEFAULT 'optional';
+"#,
 ];
 
 /// What can go wrong in the state store.

@@ -9,10 +9,10 @@ use sqlx::Row;
 use super::{new_secret, now, Result, Store, StoreError};
 use crate::domain::ports::Lease;
 use crate::domain::state::TenantRecord;
-use crate::domain::{Desired, Pool, ProviderId};
+use crate::domain::{Desired, GatewayTls, Pool, ProviderId};
 
 const SELECT_TENANT: &str = "SELECT p.id, p.desired, p.cassandra_password, p.session_secret, \
-     p.schema_version, p.role_ready, p.admin_user_created, p.created_at, \
+     p.schema_version, p.role_ready, p.admin_user_created, p.created_at, p.gateway_tls, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'gateway') AS gw, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'admin') AS ad \
      FROM providers p";
@@ -32,7 +32,10 @@ impl Store {
 
     fn record_from_row(&self, r: &sqlx::sqlite::SqliteRow) -> Result<TenantRecord> {
         let desired: String = r.get("desired");
+        let gateway_tls: String = r.get("gateway_tls");
         Ok(TenantRecord {
+            gateway_tls: GatewayTls::parse(&gateway_tls)
+                .ok_or_else(|| self.unknown("the gateway TLS mode", gateway_tls))?,
             id: self.id_from(r.get("id"))?,
             desired: Desired::parse(&desired)
                 .ok_or_else(|| self.unknown("the desired state", desired))?,
@@ -150,6 +153,11 @@ impl Store {
 
     pub async fn set_desired(&self, id: &ProviderId, desired: Desired) -> Result<()> {
         self.set_column(id, "desired", desired.as_str().to_owned())
+            .await
+    }
+
+    pub async fn set_gateway_tls(&self, id: &ProviderId, mode: GatewayTls) -> Result<()> {
+        self.set_column(id, "gateway_tls", mode.as_str().to_owned())
             .await
     }
 

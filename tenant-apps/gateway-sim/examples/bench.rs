@@ -250,6 +250,7 @@ impl From<&Report> for Run {
 
 fn sim_config(addr: &str, n: usize, token: &str, rate: f64, a: &Args) -> SimConfig {
     SimConfig {
+        connector: Default::default(),
         addr: addr.to_owned(),
         gateways: (0..n)
             .map(|i| (format!("gw-{i}"), token.to_owned()))

@@ -1,10 +1,15 @@
-//! One gateway connection: connect, say hello, send frames, read answers.
+//! One gateway connection: connect (plain TCP, or TLS with a [`Connector`]
+//! that trusts one CA), say hello, send frames, read answers.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::answer::{Answer, AnswerError};
 use crate::frames;
@@ -28,11 +33,101 @@ pub enum ClientError {
     Refused(Answer),
     #[error("ingest closed the connection")]
     Closed,
+    #[error("TLS to {addr}: {source}")]
+    Tls {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {path}: {why}")]
+    Ca { path: String, why: String },
 }
+
+/// How a gateway reaches ingest: plain TCP, or TLS.
+#[derive(Clone, Default)]
+pub enum Connector {
+    #[default]
+    Plain,
+    Tls {
+        connector: TlsConnector,
+        /// The name the server's certificate must carry.
+        server_name: ServerName<'static>,
+    },
+}
+
+impl Connector {
+    /// TLS trusting only the CA certificates in `ca_file` (PEM), checking
+    /// that the server's certificate names `server_name`.
+    pub fn tls(ca_file: &Path, server_name: &str) -> Result<Connector, ClientError> {
+        let bad = |why: String| ClientError::Ca {
+            path: ca_file.display().to_string(),
+            why,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate in it".into()));
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let server_name = ServerName::try_from(server_name.to_owned())
+            .map_err(|e| bad(format!("{server_name:?} is not a server name: {e}")))?;
+        Ok(Connector::Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+
+    /// The gateway connection over `stream`, after the handshake if TLS.
+    async fn over(&self, stream: TcpStream, addr: &str) -> Result<Gateway, ClientError> {
+        let _ = stream.set_nodelay(true);
+        match self {
+            Connector::Plain => {
+                let (rd, wr) = stream.into_split();
+                Ok(Gateway::from_halves(Box::new(rd), Box::new(wr)))
+            }
+            Connector::Tls {
+                connector,
+                server_name,
+            } => {
+                let tls = connector
+                    .connect(server_name.clone(), stream)
+                    .await
+                    .map_err(|source| ClientError::Tls {
+                        addr: addr.to_owned(),
+                        source,
+                    })?;
+                let (rd, wr) = tokio::io::split(tls);
+                Ok(Gateway::from_halves(Box::new(rd), Box::new(wr)))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Connector::Plain => f.write_str("Plain"),
+            Connector::Tls { server_name, .. } => write!(f, "Tls({server_name:?})"),
+        }
+    }
+}
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Reads the server's answers, one per line.
 pub struct AnswerReader {
-    inner: BufReader<OwnedReadHalf>,
+    inner: BufReader<Reader>,
     line: String,
 }
 
@@ -60,7 +155,7 @@ impl AnswerReader {
 
 /// Sends frames.
 pub struct FrameWriter {
-    inner: OwnedWriteHalf,
+    inner: Writer,
 }
 
 impl FrameWriter {
@@ -83,15 +178,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens a TCP connection (no hello yet).
+    /// Opens a plain TCP connection (no hello yet).
     pub async fn connect(addr: &str) -> Result<Self, ClientError> {
+        Self::connect_with(addr, &Connector::Plain).await
+    }
+
+    /// Opens a connection as `connector` says (no hello yet).
+    pub async fn connect_with(addr: &str, connector: &Connector) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.to_owned(),
                 source,
             })?;
-        Ok(Self::from_stream(stream))
+        connector.over(stream, addr).await
     }
 
     /// Opens a TCP connection from the local address `source` (e.g. one of
@@ -116,12 +216,10 @@ impl Gateway {
             .bind(std::net::SocketAddr::new(source, 0))
             .map_err(connect_err)?;
         let stream = socket.connect(target).await.map_err(connect_err)?;
-        Ok(Self::from_stream(stream))
+        Connector::Plain.over(stream, addr).await
     }
 
-    fn from_stream(stream: TcpStream) -> Self {
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+    fn from_halves(rd: Reader, wr: Writer) -> Self {
         Self {
             answers: AnswerReader {
                 inner: BufReader::new(rd),
@@ -131,9 +229,19 @@ impl Gateway {
         }
     }
 
-    /// Connects and says hello; Ok only on `<welcome/>`.
+    /// Connects in plain TCP and says hello; Ok only on `<welcome/>`.
     pub async fn login(addr: &str, gateway: &str, token: &str) -> Result<Self, ClientError> {
-        let mut gw = Self::connect(addr).await?;
+        Self::login_with(addr, &Connector::Plain, gateway, token).await
+    }
+
+    /// Connects as `connector` says and says hello; Ok only on `<welcome/>`.
+    pub async fn login_with(
+        addr: &str,
+        connector: &Connector,
+        gateway: &str,
+        token: &str,
+    ) -> Result<Self, ClientError> {
+        let mut gw = Self::connect_with(addr, connector).await?;
         match gw.hello(gateway, token).await? {
             Answer::Welcome => Ok(gw),
             other => Err(ClientError::Refused(other)),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use gateway_sim::client::Connector;
 use gateway_sim::sim::{run, SimConfig, Stop};
 
 #[derive(Parser)]
@@ -56,6 +57,15 @@ struct Args {
     /// times of 100 ms slices, to line up with the server's logs)
     #[arg(long, value_name = "MS")]
     stalls_over: Option<u64>,
+    /// Connect with TLS (trusting the CA of --ca)
+    #[arg(long, requires = "ca")]
+    tls: bool,
+    /// The CA certificate(s) to trust, PEM (`provision gateway ca <provider>`)
+    #[arg(long, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --addr)
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
 }
 
 #[tokio::main]
@@ -74,7 +84,25 @@ async fn main() -> ExitCode {
         eprintln!("error: --gateways and --window must be at least 1, --rate at least 0");
         return ExitCode::from(2);
     }
+    let connector = match (&args.ca, args.tls) {
+        (Some(ca), true) => {
+            let host = args
+                .addr
+                .rsplit_once(':')
+                .map_or(args.addr.as_str(), |(h, _)| h);
+            let name = args.tls_name.as_deref().unwrap_or(host);
+            match Connector::tls(ca, name) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => Connector::Plain,
+    };
     let cfg = SimConfig {
+        connector,
         addr: args.addr,
         gateways: (args.first..args.first + args.gateways)
             .map(|i| (format!("{}{i}", args.prefix), args.token.clone()))

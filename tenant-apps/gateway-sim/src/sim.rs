@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::answer::Answer;
-use crate::client::Gateway;
+use crate::client::{Connector, Gateway};
 use crate::frames::{self, SimValue};
 use crate::timeline::{Timeline, SLICE};
 
@@ -31,6 +31,8 @@ pub enum Stop {
 pub struct SimConfig {
     /// The ingest gateway port, `host:port`.
     pub addr: String,
+    /// Plain TCP or TLS.
+    pub connector: Connector,
     /// `(gateway id, token)` of every simulated gateway.
     pub gateways: Vec<(String, String)>,
     /// Frames per second per gateway; 0 sends as fast as the window allows.
@@ -136,13 +138,14 @@ struct GatewayResult {
 /// to about 10 s; any other refusal is final.
 async fn login_retrying_busy(
     addr: &str,
+    connector: &Connector,
     id: &str,
     token: &str,
 ) -> Result<Gateway, crate::client::ClientError> {
     let mut pause = Duration::from_millis(50);
     let give_up = Instant::now() + Duration::from_secs(10);
     loop {
-        match Gateway::login(addr, id, token).await {
+        match Gateway::login_with(addr, connector, id, token).await {
             Err(crate::client::ClientError::Refused(Answer::Error { code, .. }))
                 if code == "busy" && Instant::now() + pause < give_up =>
             {
@@ -165,8 +168,9 @@ pub async fn run(cfg: SimConfig) -> Report {
         .iter()
         .map(|(id, token)| {
             let (addr, id, token) = (cfg.addr.clone(), id.clone(), token.clone());
+            let connector = cfg.connector.clone();
             tokio::spawn(async move {
-                login_retrying_busy(&addr, &id, &token)
+                login_retrying_busy(&addr, &connector, &id, &token)
                     .await
                     .map_err(|e| format!("{id}: {e}"))
             })
@@ -429,6 +433,7 @@ mod tests {
     #[test]
     fn frames_hold_the_configured_readings_and_values() {
         let cfg = SimConfig {
+            connector: Default::default(),
             addr: String::new(),
             gateways: vec![],
             rate: 0.0,

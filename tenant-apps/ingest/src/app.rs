@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::server::{self, Limits};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
+use crate::tls::{CertificateFiles, GatewayTls, TlsError};
 
 /// How long in-flight frames get after SIGTERM (Docker waits 10 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -25,6 +26,8 @@ pub enum StartError {
     Cassandra(#[from] CassandraError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -40,6 +43,9 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
+    // A certificate that cannot be read fails the start at once, before
+    // the wait for Cassandra.
+    let tls = gateway_tls(&settings)?;
     let deadline = Instant::now() + cfg.connect_timeout;
     let store = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -61,6 +67,7 @@ pub async fn run(
         max_reading_age_days = settings.max_reading_age.num_days(),
         write_concurrency = settings.write_concurrency,
         batch_frames = settings.batch_frames,
+        tls = settings.tls.as_str(),
         "ingest ready"
     );
     let http = tokio::spawn(crate::http::serve_http(
@@ -74,6 +81,7 @@ pub async fn run(
         store,
         metrics,
         Limits::from(&settings),
+        tls,
         shutdown.clone(),
     ));
     shutdown.cancelled().await;
@@ -85,6 +93,16 @@ pub async fn run(
     }
     http.abort();
     Ok(())
+}
+
+fn gateway_tls(settings: &Settings) -> Result<GatewayTls, TlsError> {
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) if settings.tls != crate::tls::TlsMode::Off => {
+            let files = CertificateFiles::open(cert.clone(), key.clone())?;
+            Ok(GatewayTls::new(settings.tls, files)?)
+        }
+        _ => Ok(GatewayTls::off()),
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {

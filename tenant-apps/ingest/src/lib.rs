@@ -8,6 +8,8 @@
 //! - [`write_queue`]: frames of every connection grouped into requests,
 //!   with bounded write concurrency
 //! - [`server`]: the TCP accept loop and one task per connection
+//! - [`tls`]: TLS on the gateway port (off, optional, required) and its
+//!   certificate, reloaded when renewed
 //! - [`admission`]: the connection caps (logged in, without a hello, per
 //!   address) and the back-off of addresses whose hellos fail
 //! - [`auth`]: checking a hello, with a short negative cache
@@ -29,4 +31,5 @@ pub mod sampled_log;
 pub mod server;
 pub mod settings;
 pub mod store;
+pub mod tls;
 pub mod write_queue;

@@ -23,6 +23,13 @@ pub struct Metrics {
     connections_rejected: [AtomicU64; Rejection::ALL.len()],
     /// Connections closed to make room for a newer one waiting for its hello.
     pub connections_evicted: AtomicU64,
+    /// Connections served in plain TCP, and over TLS (after the handshake).
+    pub connections_plain: AtomicU64,
+    pub connections_tls: AtomicU64,
+    /// TLS handshakes that failed or did not finish within the hello deadline.
+    pub tls_handshake_failures: AtomicU64,
+    /// Plain connections closed because TLS is required.
+    pub plain_refused: AtomicU64,
     pub auth_failures: AtomicU64,
     hello_refusals: [AtomicU64; HelloRefusal::ALL.len()],
     /// Reads of a gateway's row to check a hello.
@@ -125,6 +132,30 @@ impl Metrics {
             "counter",
             "Gateway connections accepted.",
             get(&self.connections_total),
+        );
+        one(
+            "ingest_connections_plain_total",
+            "counter",
+            "Gateway connections served in plain TCP.",
+            get(&self.connections_plain),
+        );
+        one(
+            "ingest_connections_tls_total",
+            "counter",
+            "Gateway connections served over TLS.",
+            get(&self.connections_tls),
+        );
+        one(
+            "ingest_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed or did not finish within the hello deadline.",
+            get(&self.tls_handshake_failures),
+        );
+        one(
+            "ingest_plain_refused_total",
+            "counter",
+            "Plain connections closed because the port requires TLS.",
+            get(&self.plain_refused),
         );
         one(
             "ingest_connections_evicted_total",

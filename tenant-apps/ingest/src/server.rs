@@ -25,9 +25,15 @@
 //! - on shutdown (SIGTERM) reading stops, in-flight writes finish and are
 //!   acked, then `<error code="shutdown">` and close.
 //!
+//! - TLS ([`crate::tls`]): an admitted connection is sorted by its first
+//!   byte before anything else; the TLS handshake, like that first byte,
+//!   must come within the hello deadline. Inside TLS everything above holds
+//!   unchanged.
+//!
 //! Error codes sent: `auth`, `protocol` (DESIGN.md), and `busy` (a cap, an
 //! eviction or the back-off), `idle` (idle timeout), `unavailable`
-//! (Cassandra failed), `shutdown`.
+//! (Cassandra failed), `shutdown`, `tls` (a plain connection where TLS is
+//! required).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,8 +46,7 @@ use chrono::Utc;
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
 use tenant_schema::model::GatewayId;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +59,7 @@ use crate::protocol::{self, DataFrame, Frame, FrameDecoder, TimeBounds};
 use crate::revocation::{self, SessionGuard, Sessions};
 use crate::sampled_log::LogSampler;
 use crate::store::Store;
+use crate::tls::{GatewayTls, TlsMode, Transport};
 use crate::write_queue::{Grouping, WriteQueue};
 
 /// How often `last_seen` is written per connection, at most.
@@ -120,6 +126,7 @@ struct Shared {
     shutdown: CancellationToken,
     refusal_log: LogSampler,
     welcome_log: LogSampler,
+    tls: GatewayTls,
 }
 
 /// Accepts gateways on `listener` until `shutdown` is cancelled, then waits
@@ -129,6 +136,7 @@ pub async fn serve(
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    tls: GatewayTls,
     shutdown: CancellationToken,
 ) {
     let writes = WriteQueue::start(store.clone(), metrics.clone(), limits.writes);
@@ -154,6 +162,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         refusal_log: LogSampler::new(REFUSALS_LOGGED_PER_SECOND),
         welcome_log: LogSampler::new(WELCOMES_LOGGED_PER_SECOND),
+        tls,
     });
     let tracker = TaskTracker::new();
     loop {
@@ -169,7 +178,7 @@ pub async fn serve(
                         if admitted.evicted_another {
                             Metrics::inc(&shared.metrics.connections_evicted);
                         }
-                        tracker.spawn(connection(
+                        tracker.spawn(sort_and_serve(
                             stream,
                             peer,
                             shared.clone(),
@@ -237,9 +246,74 @@ impl Shared {
     }
 }
 
-async fn refuse(mut stream: TcpStream, why: String) {
+/// Sorts an admitted connection by its first byte (plain or TLS), shakes
+/// hands if it is TLS, and serves it; all of it within the hello deadline,
+/// which runs from here.
+async fn sort_and_serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Unauthenticated,
+) {
+    let hello_deadline = tokio::time::Instant::now() + shared.limits.hello_timeout;
+    // A peer silent until the deadline is plain: the connection code
+    // refuses it for its missing hello.
+    let transport = tokio::time::timeout_at(hello_deadline, shared.tls.transport(&stream))
+        .await
+        .unwrap_or(Ok(Transport::Plain));
+    match (transport, shared.tls.acceptor()) {
+        (Err(e), _) => tracing::debug!(%peer, error = %e, "read failed"),
+        (Ok(Transport::Tls), Some(acceptor)) => {
+            if let Some(files) = shared.tls.files() {
+                files.refresh();
+            }
+            let handshake = tokio::time::timeout_at(hello_deadline, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(tls)) => {
+                    Metrics::inc(&shared.metrics.connections_tls);
+                    connection(tls, peer, shared, slot, hello_deadline).await;
+                }
+                Ok(Err(e)) => {
+                    Metrics::inc(&shared.metrics.tls_handshake_failures);
+                    if let Some(suppressed) = shared.refusal_log.admit("tls", Instant::now()) {
+                        tracing::info!(%peer, error = %e, suppressed, "TLS handshake failed");
+                    }
+                }
+                Err(_) => {
+                    Metrics::inc(&shared.metrics.tls_handshake_failures);
+                    if let Some(suppressed) = shared.refusal_log.admit("tls", Instant::now()) {
+                        tracing::info!(%peer, suppressed, "TLS handshake not done within the hello deadline");
+                    }
+                }
+            }
+        }
+        (Ok(_), _) if shared.tls.mode == TlsMode::Required => {
+            Metrics::inc(&shared.metrics.plain_refused);
+            if let Some(suppressed) = shared.refusal_log.admit("plain", Instant::now()) {
+                tracing::info!(%peer, suppressed, "plain connection refused: TLS is required");
+            }
+            close_with(
+                stream,
+                "tls",
+                "this port takes TLS only: connect with TLS (the provider's CA: `provision gateway ca`)",
+            )
+            .await;
+        }
+        (Ok(_), _) => {
+            Metrics::inc(&shared.metrics.connections_plain);
+            connection(stream, peer, shared, slot, hello_deadline).await;
+        }
+    }
+}
+
+async fn refuse(stream: TcpStream, why: String) {
+    close_with(stream, "busy", &why).await;
+}
+
+/// Sends one `<error>` and closes, giving the peer 2 s to take it.
+async fn close_with(mut stream: TcpStream, code: &str, why: &str) {
     let mut out = Vec::new();
-    protocol::error(&mut out, "busy", &why);
+    protocol::error(&mut out, code, why);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = stream.write_all(&out).await;
         let _ = stream.shutdown().await;
@@ -305,12 +379,15 @@ async fn cancelled(token: Option<&CancellationToken>) {
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     shared: Arc<Shared>,
     slot: Unauthenticated,
-) {
+    hello_deadline: tokio::time::Instant,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
     let metrics = shared.metrics.clone();
     Metrics::inc(&metrics.connections_total);
     let _open = Gauge::up(&metrics, |m| &m.connections_open);
@@ -318,7 +395,7 @@ async fn connection(
         slot,
         _gauge: Gauge::up(&metrics, |m| &m.connections_unauthenticated),
     });
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let limits = shared.limits;
     let mut dec = FrameDecoder::new(limits.reading_times);
     let mut out: Vec<u8> = Vec::new();
@@ -327,7 +404,7 @@ async fn connection(
     let mut eof = false;
     let mut close: Option<Close> = None;
     let mut last_touch: Option<Instant> = None;
-    let hello_deadline = tokio::time::sleep(limits.hello_timeout);
+    let hello_deadline = tokio::time::sleep_until(hello_deadline);
     tokio::pin!(hello_deadline);
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
@@ -585,7 +662,11 @@ fn answer(metrics: &Metrics, out: &mut Vec<u8>, outcome: Outcome) -> Option<Clos
     }
 }
 
-async fn send(wr: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> Result<(), ()> {
+async fn send(
+    wr: &mut (impl AsyncWrite + Unpin),
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), ()> {
     match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

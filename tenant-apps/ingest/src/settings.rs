@@ -2,9 +2,12 @@
 //! shared [`tenant_common::TenantConfig`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tenant_common::ConfigError;
+
+use crate::tls::TlsMode;
 
 /// How one ingest process listens and limits itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,14 @@ pub struct Settings {
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
     pub max_pipeline: usize,
+    /// `INGEST_TLS` (`off`, `optional` or `required`; default `off`): TLS on
+    /// the gateway port. Anything but `off` needs the two files below.
+    pub tls: TlsMode,
+    /// `INGEST_TLS_CERT_FILE`: the server certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// `INGEST_TLS_KEY_FILE`: its private key (PEM). Both files are read
+    /// again when they change (a renewal needs no restart).
+    pub tls_key: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6000";
@@ -76,6 +87,9 @@ impl Default for Settings {
             batch_frames: 128,
             batch_linger: Duration::from_millis(5),
             max_pipeline: 128,
+            tls: TlsMode::Off,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -97,7 +111,7 @@ impl Settings {
             "INGEST_MAX_READING_AGE_DAYS",
             d.max_reading_age.num_days(),
         )?;
-        Ok(Self {
+        Self {
             listen: parse(&lookup, "INGEST_LISTEN", d.listen)?,
             http_listen: parse(&lookup, "INGEST_HTTP_LISTEN", d.http_listen)?,
             idle_timeout: secs("INGEST_IDLE_TIMEOUT_SECS", d.idle_timeout)?,
@@ -129,8 +143,48 @@ impl Settings {
                 d.batch_linger.as_millis() as u64,
             )?),
             max_pipeline: positive(&lookup, "INGEST_MAX_PIPELINE", d.max_pipeline)?,
-        })
+            tls: tls_mode(&lookup)?,
+            tls_cert: path(&lookup, "INGEST_TLS_CERT_FILE"),
+            tls_key: path(&lookup, "INGEST_TLS_KEY_FILE"),
+        }
+        .checked()
     }
+
+    /// TLS on needs both of its files.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.tls != TlsMode::Off {
+            for (name, file) in [
+                ("INGEST_TLS_CERT_FILE", &self.tls_cert),
+                ("INGEST_TLS_KEY_FILE", &self.tls_key),
+            ] {
+                if file.is_none() {
+                    return Err(ConfigError::Invalid {
+                        name,
+                        value: String::new(),
+                        why: format!("INGEST_TLS={} needs it", self.tls.as_str()),
+                    });
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn tls_mode(lookup: &impl Fn(&str) -> Option<String>) -> Result<TlsMode, ConfigError> {
+    match lookup("INGEST_TLS") {
+        Some(v) if !v.trim().is_empty() => v.trim().parse().map_err(|why| ConfigError::Invalid {
+            name: "INGEST_TLS",
+            value: v.clone(),
+            why,
+        }),
+        _ => Ok(TlsMode::Off),
+    }
+}
+
+fn path(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Option<PathBuf> {
+    lookup(name)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| PathBuf::from(v.trim()))
 }
 
 fn parse<T>(
@@ -223,6 +277,24 @@ mod tests {
     }
 
     #[test]
+    fn tls_needs_both_files() {
+        let err = read(&[
+            ("INGEST_TLS", "optional"),
+            ("INGEST_TLS_CERT_FILE", "/c.pem"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("INGEST_TLS_KEY_FILE"), "{err}");
+        let s = read(&[
+            ("INGEST_TLS", "required"),
+            ("INGEST_TLS_CERT_FILE", "/c.pem"),
+            ("INGEST_TLS_KEY_FILE", "/k.pem"),
+        ])
+        .unwrap();
+        assert_eq!(s.tls, TlsMode::Required);
+        assert_eq!(s.tls_key, Some(PathBuf::from("/k.pem")));
+    }
+
+    #[test]
     fn bad_values_name_their_variable() {
         for (name, value) in [
             ("INGEST_LISTEN", "localhost"),
@@ -238,6 +310,8 @@ mod tests {
             ("INGEST_MAX_READING_AGE_DAYS", "0"),
             ("INGEST_MAX_READING_AGE_DAYS", "99999999999999"),
             ("INGEST_REVOCATION_CHECK_SECS", "0"),
+            ("INGEST_TLS", "on"),
+            ("INGEST_TLS", "required"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -351,6 +351,7 @@ fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
         gateway_port: Some(gateway),
         admin_port: Some(admin),
         created_at: String::new(),
+        gateway_tls: provisioner::domain::GatewayTls::Off,
     }
 }
 
@@ -798,7 +799,7 @@ impl Bench {
         record: &ProviderRecord,
         role: Role,
     ) -> ContainerSpec {
-        let secrets = provisioner::secrets::write(&self.dir, record, role).expect("secrets");
+        let secrets = provisioner::secrets::write(&self.dir, record, role, None).expect("secrets");
         let image_id = backend
             .image_id(self.config.image(role))
             .await
@@ -811,6 +812,7 @@ impl Bench {
                 host_port: record.port(role).expect("a port"),
                 image_id: &image_id,
                 secrets_dir: secrets,
+                gateway_tls: record.gateway_tls,
             },
         )
     }
