@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tenant_schema::model::GatewayId;
 
@@ -46,11 +46,19 @@ pub(super) fn partition_days(
         .collect()
 }
 
+/// A day from a query (`default` if none), of a year from 1 to 9999: far
+/// from the ends of `NaiveDate`, so the day's bounds in any timezone, the
+/// days around it and a report's default start can be computed (a day
+/// near the ends made them overflow and panic).
 pub(super) fn parse_day(raw: Option<&str>, default: NaiveDate) -> Result<NaiveDate, AppError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(default),
         Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| AppError::BadRequest(format!("day {s:?} is not a date like 2026-11-23"))),
+            .ok()
+            .filter(|day| (1..=9999).contains(&day.year()))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("day {s:?} is not a date like 2026-11-23"))
+            }),
     }
 }
 
@@ -137,6 +145,32 @@ pub(super) async fn show(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_near_the_ends_of_the_calendar_is_refused() {
+        // the report's `?to=-262143-01-03` panicked computing its default
+        // start six days earlier (seen while fuzzing admin_forms)
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        for raw in [
+            "-262143-01-03",
+            "+262142-12-31",
+            "262142-12-31",
+            "-0001-12-31",
+            "0000-01-01",
+            "+10000-01-01",
+        ] {
+            assert!(parse_day(Some(raw), today).is_err(), "{raw} accepted");
+        }
+        for raw in ["0001-01-01", "9999-12-31", "2026-11-23"] {
+            let day = parse_day(Some(raw), today).unwrap();
+            for tz in ["-14:00", "+14:00"] {
+                let (from, to) = crate::settings::Timezone::parse(tz)
+                    .unwrap()
+                    .day_bounds(day);
+                assert_eq!(partition_days(from, to).len(), 2);
+            }
+        }
+    }
 
     #[test]
     fn a_local_day_spans_the_utc_partitions_it_overlaps() {
