@@ -30,6 +30,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// TLS on the tenants' gateway ports.
     pub gateway_tls: GatewayTlsConfig,
+    /// The tenants' admin panels.
+    pub admin: AdminPanelConfig,
     /// `LOG_FORMAT` given to the tenant apps: `json` or `text`.
     pub log_format: String,
 }
@@ -52,6 +54,15 @@ impl GatewayTlsConfig {
     pub fn operator_files(&self) -> Option<(&Path, &Path)> {
         Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
     }
+}
+
+/// The admin panels. They serve plain HTTP; with `behind_tls = true` the
+/// operator says browsers reach them through a proxy that terminates TLS,
+/// and their cookies are `Secure` (`ADMIN_BEHIND_TLS`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminPanelConfig {
+    pub behind_tls: bool,
 }
 
 /// The daemon's listeners and its watcher.
@@ -148,6 +159,11 @@ pub struct CassandraConfig {
     pub admin_user: String,
     pub admin_password: String,
     pub replication: ReplicationConfig,
+    /// The consistency ingest writes readings at, so what an ack means on a
+    /// cluster: a level's CQL name (`one`, `quorum`, `local_quorum`, ...) or
+    /// `auto` (the default): `local_quorum` where every replication factor
+    /// is 3 or more, else `one`.
+    pub write_consistency: String,
     /// How long to wait for CQL to answer (a managed node starting cold
     /// takes ~15-30 s).
     pub connect_timeout_secs: u64,
@@ -215,6 +231,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             daemon: DaemonConfig::default(),
             gateway_tls: GatewayTlsConfig::default(),
+            admin: AdminPanelConfig::default(),
             log_format: "json".into(),
         }
     }
@@ -251,6 +268,7 @@ impl Default for CassandraConfig {
             replication: ReplicationConfig::SimpleStrategy {
                 replication_factor: 1,
             },
+            write_consistency: "auto".into(),
             connect_timeout_secs: 180,
         }
     }
@@ -356,6 +374,10 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("log_format must be json or text".into()));
         }
+        if self.cassandra.write_consistency != "auto" {
+            tenant_schema::cql::parse_consistency(&self.cassandra.write_consistency)
+                .map_err(|why| bad(format!("[cassandra] write_consistency: {why}, or auto")))?;
+        }
         let tls = &self.gateway_tls;
         if tls.cert_file.is_some() != tls.key_file.is_some() {
             return Err(bad(
@@ -412,6 +434,22 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// The CQL name of the consistency ingest writes at: `[cassandra]
+    /// write_consistency`, with `auto` resolved by the replication.
+    pub fn ingest_write_consistency(&self) -> String {
+        let configured = &self.cassandra.write_consistency;
+        if configured != "auto" {
+            return configured.trim().to_ascii_lowercase();
+        }
+        let smallest = match &self.cassandra.replication {
+            ReplicationConfig::SimpleStrategy { replication_factor } => *replication_factor,
+            ReplicationConfig::NetworkTopologyStrategy { datacenters } => {
+                datacenters.values().copied().min().unwrap_or(1)
+            }
+        };
+        if smallest >= 3 { "local_quorum" } else { "one" }.to_owned()
     }
 
     /// Where tenant containers reach Cassandra.
@@ -490,6 +528,22 @@ mod tests {
                 datacenters: vec![("dc1".into(), 3)]
             }
         );
+        // three replicas: an ack means a quorum of them in the datacenter
+        assert_eq!(c.ingest_write_consistency(), "local_quorum");
+    }
+
+    #[test]
+    fn ingest_writes_at_local_quorum_from_three_replicas_unless_configured() {
+        assert_eq!(Config::default().ingest_write_consistency(), "one");
+        let two_dcs = r#"
+            [cassandra]
+            replication = { class = "NetworkTopologyStrategy", datacenters = { dc1 = 3, dc2 = 2 } }
+        "#;
+        let c = Config::parse(two_dcs, Path::new("t.toml")).unwrap();
+        assert_eq!(c.ingest_write_consistency(), "one");
+        let chosen = "[cassandra]\nwrite_consistency = \"QUORUM\"";
+        let c = Config::parse(chosen, Path::new("t.toml")).unwrap();
+        assert_eq!(c.ingest_write_consistency(), "quorum");
     }
 
     #[test]
@@ -502,6 +556,10 @@ mod tests {
             ),
             ("[cassandra]\nmode = \"external\"", "contact_points"),
             ("colour = 1", "colour"),
+            (
+                "[cassandra]\nwrite_consistency = \"most\"",
+                "write_consistency",
+            ),
         ] {
             let err = Config::parse(text, Path::new("t.toml"))
                 .unwrap_err()

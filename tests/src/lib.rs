@@ -270,9 +270,12 @@ fn cassandra_container(
     labels: HashMap<String, String>,
     heap: &str,
     host_port: Option<u16>,
+    env: &[String],
 ) -> TestContainer {
+    let mut all = vec![format!("CASSANDRA_HEAP={heap}")];
+    all.extend(env.iter().cloned());
     TestContainer::new(name, image, labels)
-        .env(vec![format!("CASSANDRA_HEAP={heap}")])
+        .env(all)
         .publish("9042/tcp", host_port)
         .on_test_network()
         .reachable_by_name()
@@ -288,6 +291,7 @@ async fn create_cassandra_container(docker: &Docker, image: &str) {
         harness_labels("cassandra"),
         "2G",
         None,
+        &[],
     );
     match container.create(docker).await {
         Ok(()) => {}
@@ -301,10 +305,25 @@ async fn create_cassandra_container(docker: &Docker, image: &str) {
 /// CQL port published on a fixed host port that survives restarts. Returns
 /// once CQL answers (the image's default superuser).
 pub async fn private_cassandra(docker: &Docker, scope: &Scope) -> CassandraNode {
-    let name = scope.name("cassandra");
+    private_cassandra_with(docker, scope, "cassandra", "768M", &[]).await
+}
+
+/// [`private_cassandra`] named `what` in `scope`, with a `heap` and more
+/// of the image's environment (`KEY=value`, such as
+/// `CASSANDRA_COMMITLOG_SYNC=periodic`): benchmarks compare nodes set up
+/// differently side by side with it.
+pub async fn private_cassandra_with(
+    docker: &Docker,
+    scope: &Scope,
+    what: &str,
+    heap: &str,
+    env: &[String],
+) -> CassandraNode {
+    let name = scope.name(what);
     let port = containers::free_port();
     let image = cassandra_image();
-    cassandra_container(&name, &image, scope.labels(), "768M", Some(port))
+    ensure_network(docker, TEST_NETWORK, harness_labels("network")).await;
+    cassandra_container(&name, &image, scope.labels(), heap, Some(port), env)
         .start(docker)
         .await
         .unwrap_or_else(|e| panic!("cannot start a private Cassandra from {image}: {e}"));

@@ -169,6 +169,7 @@ async fn bench_dashboard() {
         keyspace: tenant.keyspace.clone(),
         session_secret: b"bench-secret-bench-secret-bench!".to_vec(),
         login_limits: LoginLimits::default(),
+        behind_tls: false,
     };
     let state = AppState::new(tenant.session(node).await, options.clone())
         .await

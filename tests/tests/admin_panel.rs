@@ -49,6 +49,7 @@ impl Panel {
             keyspace: tenant.keyspace.clone(),
             session_secret: secret.to_vec(),
             login_limits: LoginLimits::default(),
+            behind_tls: false,
         };
         let state = AppState::new(tenant.session(node).await, options.clone())
             .await
@@ -1100,6 +1101,8 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
     let mut env = panel.tenant.app_env(node);
     env.push(format!("ADMIN_SESSION_SECRET={}", "ab".repeat(32)));
     env.push("LOG_FORMAT=json".to_owned());
+    // as an operator whose panel sits behind a TLS proxy says
+    env.push("ADMIN_BEHIND_TLS=true".to_owned());
     let name = TestContainer::scoped(&scope, "admin", &image)
         .env(env)
         .publish("8080/tcp", None)
@@ -1144,7 +1147,12 @@ async fn the_admin_container_serves_a_login_and_the_dashboard_over_real_http() {
         .find(|v| v.starts_with("admin_session_"))
         .map(str::to_owned)
         .expect("a session cookie over real HTTP");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
+    assert!(
+        session.contains("HttpOnly")
+            && session.contains("SameSite=Strict")
+            && session.ends_with("; Secure"),
+        "{session}"
+    );
     remember_cookie(&mut jar, &session);
     let dashboard = request(&addr, "GET", "/", &cookie_header(&jar), None)
         .await

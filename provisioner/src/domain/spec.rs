@@ -121,6 +121,10 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         Role::Ingest => {
             let mode = inputs.gateway_tls;
             env.insert("INGEST_TLS".to_owned(), mode.as_str().to_owned());
+            env.insert(
+                "INGEST_WRITE_CONSISTENCY".to_owned(),
+                config.ingest_write_consistency(),
+            );
             if mode != GatewayTls::Off {
                 for (name, file) in [
                     ("INGEST_TLS_CERT_FILE", crate::secrets::GATEWAY_CERT),
@@ -136,6 +140,9 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                 "ADMIN_SESSION_SECRET_FILE".to_owned(),
                 format!("{SECRETS_MOUNT}/{}", crate::secrets::SESSION_SECRET),
             );
+            if config.admin.behind_tls {
+                env.insert("ADMIN_BEHIND_TLS".to_owned(), "true".to_owned());
+            }
             (ADMIN_PORT, ADMIN_PORT, "/admin")
         }
     };

@@ -2,7 +2,7 @@
 //! [`TenantConfig`] plus `ADMIN_LISTEN`, the session secret
 //! (`ADMIN_SESSION_SECRET_FILE` or `ADMIN_SESSION_SECRET`) and the login
 //! limits (`ADMIN_LOGIN_WINDOW_SECS`, `ADMIN_LOGIN_FAILURES_PER_USERNAME`,
-//! `ADMIN_LOGIN_FAILURES_PER_ADDRESS`).
+//! `ADMIN_LOGIN_FAILURES_PER_ADDRESS`) and `ADMIN_BEHIND_TLS`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +33,10 @@ pub struct AdminConfig {
     /// `ADMIN_LOGIN_FAILURES_PER_USERNAME` (5),
     /// `ADMIN_LOGIN_FAILURES_PER_ADDRESS` (20).
     pub login_limits: LoginLimits,
+    /// `ADMIN_BEHIND_TLS` (`true` or `false`, default `false`): the
+    /// operator says browsers reach the panel over TLS (a proxy in front
+    /// terminates it), so every cookie is `Secure`.
+    pub behind_tls: bool,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for AdminConfig {
             .field("tenant", &self.tenant)
             .field("listen", &self.listen)
             .field("login_limits", &self.login_limits)
+            .field("behind_tls", &self.behind_tls)
             .field(
                 "session_secret",
                 &self.session_secret.as_ref().map(|_| "<redacted>"),
@@ -59,6 +64,7 @@ impl AdminConfig {
                 std::env::var("ADMIN_SESSION_SECRET").ok().as_deref(),
             )?,
             login_limits: login_limits_from_env()?,
+            behind_tls: tenant_common::env_parse("ADMIN_BEHIND_TLS", false)?,
         })
     }
 }

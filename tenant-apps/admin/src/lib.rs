@@ -59,6 +59,8 @@ pub struct PanelOptions {
     /// The key that signs session cookies and CSRF tokens.
     pub session_secret: Vec<u8>,
     pub login_limits: LoginLimits,
+    /// Every cookie `Secure` (`ADMIN_BEHIND_TLS`).
+    pub behind_tls: bool,
 }
 
 impl std::fmt::Debug for PanelOptions {
@@ -67,6 +69,7 @@ impl std::fmt::Debug for PanelOptions {
             .field("tenant_id", &self.tenant_id)
             .field("keyspace", &self.keyspace)
             .field("login_limits", &self.login_limits)
+            .field("behind_tls", &self.behind_tls)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +101,8 @@ impl AppState {
         let templates = templates::Templates::new()?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                keys: session::Keys::new(options.session_secret, &options.tenant_id),
+                keys: session::Keys::new(options.session_secret, &options.tenant_id)
+                    .behind_tls(options.behind_tls),
                 tenant_id: options.tenant_id,
                 store,
                 templates,

@@ -82,6 +82,7 @@ async fn run(config: AdminConfig) -> anyhow::Result<()> {
             keyspace: config.tenant.keyspace.clone(),
             session_secret: secret,
             login_limits: config.login_limits,
+            behind_tls: config.behind_tls,
         },
     )
     .await

@@ -10,8 +10,12 @@
 //! Cookies are `HttpOnly` and `SameSite=Strict`, and their names carry the
 //! tenant id: browsers scope cookies by host, not by port, so the panels of
 //! two tenants on one host would otherwise overwrite each other's cookies.
-//! They are not `Secure` because the panel itself serves plain HTTP (TLS is
-//! a reverse proxy's job).
+//! The panel itself serves plain HTTP (TLS is a proxy's job), so cookies
+//! are `Secure` when the operator says the panel sits behind TLS
+//! (`ADMIN_BEHIND_TLS`) or when the request says a proxy received it over
+//! TLS (`X-Forwarded-Proto: https`). A browser keeps a `Secure` cookie only
+//! from an https origin, so a forged header costs its sender the cookie
+//! and no one else anything.
 //!
 //! Logging out records the cookie's [`fingerprint`] (its SHA-256) in the
 //! tenant keyspace (`auth_records`, kind `revoked-session`) with a TTL of
@@ -43,6 +47,7 @@ pub const MAX_USERNAME: usize = 64;
 pub struct Keys {
     secret: Vec<u8>,
     tenant_id: String,
+    behind_tls: bool,
 }
 
 impl std::fmt::Debug for Keys {
@@ -58,6 +63,7 @@ impl Keys {
         Keys {
             secret,
             tenant_id: tenant_id.to_owned(),
+            behind_tls: false,
         }
     }
 
@@ -155,22 +161,52 @@ impl Keys {
         })
     }
 
+    /// The same keys for a panel that browsers reach over TLS only (every
+    /// cookie `Secure`, see the module docs).
+    pub fn behind_tls(self, behind_tls: bool) -> Keys {
+        Keys { behind_tls, ..self }
+    }
+
+    /// Whether the cookies of the answer to a request with `headers` are
+    /// `Secure`: behind TLS, or forwarded by a proxy that received it over
+    /// TLS.
+    pub fn cookies_secure(&self, headers: &HeaderMap) -> bool {
+        self.behind_tls
+            || headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    }
+
+    /// A `Set-Cookie` value of this panel, in answer to a request with
+    /// `headers`: `HttpOnly`, `SameSite=Strict`, and `Secure` when
+    /// [`Keys::cookies_secure`] says so. An empty `value` with `max_age` 0
+    /// deletes the cookie.
+    pub fn set_cookie(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: i64,
+    ) -> String {
+        let secure = if self.cookies_secure(headers) {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+    }
+
     /// The `Set-Cookie` value that starts a session.
-    pub fn session_set_cookie(&self, value: &str) -> String {
-        format!(
-            "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
-            self.session_cookie_name(),
-            value,
-            SESSION_TTL.num_seconds()
-        )
+    pub fn session_set_cookie(&self, headers: &HeaderMap, value: &str) -> String {
+        let name = self.session_cookie_name();
+        self.set_cookie(headers, &name, value, "/", SESSION_TTL.num_seconds())
     }
 
     /// The `Set-Cookie` value that ends a session.
-    pub fn session_clear_cookie(&self) -> String {
-        format!(
-            "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-            self.session_cookie_name()
-        )
+    pub fn session_clear_cookie(&self, headers: &HeaderMap) -> String {
+        self.set_cookie(headers, &self.session_cookie_name(), "", "/", 0)
     }
 }
 
@@ -249,6 +285,35 @@ mod tests {
 
     fn keys(tenant: &str, secret: &[u8]) -> Keys {
         Keys::new(secret.to_vec(), tenant)
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_tls_or_when_a_proxy_received_the_request_over_tls() {
+        let plain = HeaderMap::new();
+        let mut forwarded = HeaderMap::new();
+        forwarded.insert("x-forwarded-proto", "HTTPS".parse().unwrap());
+        let mut forwarded_http = HeaderMap::new();
+        forwarded_http.insert("x-forwarded-proto", "http".parse().unwrap());
+        let k = keys("acme", b"secret");
+        let value = k.sign_session("alice", Utc::now() + chrono::Duration::hours(1));
+        let set = k.session_set_cookie(&plain, &value);
+        assert!(set.ends_with("HttpOnly; SameSite=Strict"), "{set}");
+        assert!(!k.session_clear_cookie(&forwarded_http).contains("Secure"));
+        for set in [
+            k.session_set_cookie(&forwarded, &value),
+            k.session_clear_cookie(&forwarded),
+            k.clone()
+                .behind_tls(true)
+                .session_set_cookie(&plain, &value),
+            k.clone()
+                .behind_tls(true)
+                .set_cookie(&plain, "n", "v", "/login", 60),
+        ] {
+            assert!(
+                set.ends_with("; HttpOnly; SameSite=Strict; Secure"),
+                "{set}"
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,14 @@
 //! --example bench -- [--seconds S] [--half-seconds S] [--warmup-seconds S]
 //! [--rounds R] [--window W] [--gateways 1,10,100] [--fixed-rate F]
 //! [--floor grouped|per-frame] [--write-concurrency C] [--in-flight N]
-//! [--batch-frames N] [--linger-ms MS]`).
+//! [--batch-frames N] [--linger-ms MS] [--commitlog MODES]`).
+//!
+//! With `--commitlog periodic,group:5ms,group:10ms,group:20ms` it compares
+//! ways of syncing Cassandra's commit log instead: one private node per mode
+//! (the test image, `CASSANDRA_COMMITLOG_SYNC` / `CASSANDRA_COMMITLOG_WINDOW`),
+//! ingest's saturated throughput and its ack latency at one fixed rate on
+//! each, the nodes taking turns round after round. No floor then: the first
+//! mode is the baseline.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +64,7 @@ use provision_testkit::containers::{
     container_cpu_time, container_rss_kib, ingest_image, process_cpu_time, wait_healthy,
     TestContainer,
 };
-use provision_testkit::{cassandra, docker, Scope, TestTenant};
+use provision_testkit::{cassandra, docker, private_cassandra_with, Scope, TestTenant};
 use tenant_schema::model::{new_gateway_token, GatewayId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +90,9 @@ struct Args {
     /// Frames/s in all for the half-rate runs, instead of half the measured
     /// saturation: compares configurations of the node at one rate.
     fixed_rate: Option<f64>,
+    /// `--commitlog periodic,group:10ms,...`: compare ingest on one node
+    /// per way of syncing the commit log instead of against the floor.
+    commitlog: &'static [CommitlogMode],
 }
 
 impl Args {
@@ -122,6 +132,7 @@ fn args() -> Args {
         write_concurrency: 64,
         grouping: Limits::from(&Settings::default()).writes,
         fixed_rate: None,
+        commitlog: &[],
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -150,6 +161,13 @@ fn args() -> Args {
                     Duration::from_secs_f64(value.parse::<f64>().expect("--linger-ms MS") / 1000.0)
             }
             "--fixed-rate" => a.fixed_rate = Some(value.parse().expect("--fixed-rate F")),
+            "--commitlog" => {
+                let modes: Vec<CommitlogMode> = value
+                    .split(',')
+                    .map(|m| CommitlogMode::parse(m).unwrap_or_else(|e| panic!("--commitlog: {e}")))
+                    .collect();
+                a.commitlog = Vec::leak(modes);
+            }
             "--gateways" => {
                 a.gateways = value
                     .split(',')
@@ -554,9 +572,207 @@ async fn idle_rss_kib(node: &provision_testkit::CassandraNode, tenant: &TestTena
     rss
 }
 
+/// How one node of the commit-log comparison syncs its commit log before
+/// it answers a write: `periodic[:PERIOD]`, `group[:WINDOW]` or `batch`,
+/// given to the image as `CASSANDRA_COMMITLOG_SYNC` and
+/// `CASSANDRA_COMMITLOG_WINDOW` (see images/cassandra/entrypoint.sh).
+#[derive(Debug, Clone)]
+struct CommitlogMode {
+    sync: String,
+    window: Option<String>,
+}
+
+impl CommitlogMode {
+    fn parse(raw: &str) -> Result<CommitlogMode, String> {
+        let (sync, window) = match raw.split_once(':') {
+            Some((sync, window)) => (sync, Some(window.to_owned())),
+            None => (raw, None),
+        };
+        if !["periodic", "group", "batch"].contains(&sync) {
+            return Err(format!("{raw}: the sync is periodic, group or batch"));
+        }
+        if let Some(w) = &window {
+            let digits = w.trim_end_matches("ms");
+            if !w.ends_with("ms")
+                || digits.is_empty()
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(format!("{raw}: the window is milliseconds, such as 10ms"));
+            }
+        }
+        Ok(CommitlogMode {
+            sync: sync.to_owned(),
+            window,
+        })
+    }
+
+    fn label(&self) -> String {
+        match (&self.sync[..], &self.window) {
+            ("periodic", None) => "periodic 10000ms".to_owned(),
+            ("group", None) => "group 5ms".to_owned(),
+            (sync, Some(w)) => format!("{sync} {w}"),
+            (sync, None) => sync.to_owned(),
+        }
+    }
+
+    fn env(&self) -> Vec<String> {
+        let mut env = vec![format!("CASSANDRA_COMMITLOG_SYNC={}", self.sync)];
+        env.extend(
+            self.window
+                .iter()
+                .map(|w| format!("CASSANDRA_COMMITLOG_WINDOW={w}")),
+        );
+        env
+    }
+}
+
+/// One node of the commit-log comparison, with its tenant and its
+/// in-process ingest.
+struct CommitlogSide {
+    mode: CommitlogMode,
+    container: String,
+    addr: String,
+    metrics: Arc<Metrics>,
+}
+
+/// `--commitlog`: one private node per mode (same image and heap), a
+/// tenant and an in-process ingest on each; for each gateway count, rounds
+/// run every node in turn (each round starting one node later), saturated
+/// and then all at one fixed rate (`--fixed-rate`, or half the slowest
+/// node's saturated rate); each cell is the median round.
+async fn commitlog_comparison(a: &Args) {
+    let engine = docker().await;
+    let scope = Scope::new("benchlog");
+    let token = new_gateway_token();
+    let max_n = a.gateways.iter().copied().max().unwrap_or(1);
+    let shutdown = CancellationToken::new();
+    let mut sides = Vec::new();
+    for (i, mode) in a.commitlog.iter().enumerate() {
+        eprintln!(
+            "bench: starting a node with commitlog_sync {}",
+            mode.label()
+        );
+        let started = Instant::now();
+        let shared = private_cassandra_with(
+            &engine,
+            &scope,
+            &format!("cassandra-{i}"),
+            "2G",
+            &mode.env(),
+        )
+        .await;
+        let node = shared.direct().await.unwrap_or(shared);
+        eprintln!(
+            "bench: {} answered CQL at {} after {:.0} s",
+            node.container,
+            node.host_addr,
+            started.elapsed().as_secs_f64()
+        );
+        let tenant = TestTenant::create(&node, "bench").await;
+        let admin = node.admin_session().await;
+        for g in 0..max_n {
+            commission_gateway_with(&admin, &tenant.keyspace, &format!("gw-{g}"), &token).await;
+        }
+        let session = Arc::new(tenant.session(&node).await);
+        let store = Arc::new(Store::prepare(session, &tenant.keyspace).await.unwrap());
+        let limits = Limits {
+            max_unauthenticated_per_address: 1000,
+            writes: a.grouping,
+            ..Limits::from(&Settings::default())
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (addr, _server) = spawn_ingest(&store, &metrics, limits, &shutdown).await;
+        warm_up(&store, a).await;
+        sides.push(CommitlogSide {
+            mode: mode.clone(),
+            container: node.container.clone(),
+            addr,
+            metrics,
+        });
+    }
+    // every node runs in every round, each round starting one node later
+    let rounds = |n: usize, rate: f64| {
+        let sides = &sides;
+        let engine = &engine;
+        let token = &token;
+        async move {
+            let mut runs: Vec<Vec<Run>> = sides.iter().map(|_| Vec::new()).collect();
+            for round in 0..a.rounds {
+                for k in 0..sides.len() {
+                    let j = (k + round) % sides.len();
+                    let side = &sides[j];
+                    let run = ingest(&side.addr, n, token, rate, a, &side.metrics);
+                    let (run, cpu) = measured(engine, &side.container, run).await;
+                    eprintln!(
+                        "  {n} gateways {}, round {}, {}: {:.0} f/s, ack p50 / p99 / max {} / {} / {} ms ({cpu})",
+                        if rate > 0.0 { "at a fixed rate" } else { "saturated" },
+                        round + 1,
+                        side.mode.label(),
+                        run.frames_per_sec,
+                        ms(run.p50),
+                        ms(run.p99),
+                        ms(run.max),
+                    );
+                    runs[j].push(run);
+                }
+            }
+            runs
+        }
+    };
+    let mut rows = Vec::new();
+    for &n in &a.gateways {
+        let saturated: Vec<Run> = rounds(n, 0.0)
+            .await
+            .into_iter()
+            .map(|runs| median_by(runs, |r| r.frames_per_sec))
+            .collect();
+        let slowest = saturated
+            .iter()
+            .map(|r| r.frames_per_sec)
+            .fold(f64::INFINITY, f64::min);
+        let total_rate = a.fixed_rate.unwrap_or(slowest / 2.0);
+        let fixed: Vec<Run> = rounds(n, total_rate / n as f64)
+            .await
+            .into_iter()
+            .map(|runs| median_by(runs, |r| r.p99.as_secs_f64()))
+            .collect();
+        rows.push((n, saturated, total_rate, fixed));
+    }
+    shutdown.cancel();
+    scope.cleanup().await;
+
+    println!("| commit log sync | gateways | saturated frames/s | vs {} | saturated ack p50 / p99 ms | fixed rate frames/s | ack p50 / p99 / max ms at that rate | ingest writes p99 ms | errors |", sides[0].mode.label());
+    println!("|---|---:|---:|---:|---|---:|---|---:|---:|");
+    for (n, saturated, rate, fixed) in &rows {
+        for (j, side) in sides.iter().enumerate() {
+            let (s, f) = (&saturated[j], &fixed[j]);
+            println!(
+                "| {} | {n} | {:.0} | {:.2} | {} / {} | {:.0} | {} / {} / {} | {} | {} |",
+                side.mode.label(),
+                s.frames_per_sec,
+                s.frames_per_sec / saturated[0].frames_per_sec.max(1e-9),
+                ms(s.p50),
+                ms(s.p99),
+                rate,
+                ms(f.p50),
+                ms(f.p99),
+                ms(f.max),
+                f.writes_p99.map_or("?".to_owned(), ms),
+                s.errors + f.errors,
+            );
+        }
+    }
+    println!();
+    println!("frames are 1 reading x 2 values; one private node per row (heap 2G, the same image), each with its tenant and an in-process ingest ({} requests at once of up to {} frames); window {} unacked frames per gateway; {} s per saturated run, {} s per fixed-rate run, after a warm-up of at least {} s per node; median of {} rounds per cell, the nodes taking turns within each round", a.grouping.in_flight, a.grouping.max_frames, a.window, a.seconds, a.half_seconds, a.warmup_seconds, a.rounds);
+}
+
 #[tokio::main]
 async fn main() {
     let a = args();
+    if !a.commitlog.is_empty() {
+        commitlog_comparison(&a).await;
+        return;
+    }
     let engine = docker().await;
     let shared = cassandra().await;
     // like a tenant container, not through docker-proxy when the host can

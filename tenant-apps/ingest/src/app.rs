@@ -51,7 +51,7 @@ pub async fn run(
         _ = shutdown.cancelled() => return Ok(()),
         store = open_store(&cfg, deadline) => store?,
     };
-    let store = Arc::new(store);
+    let store = Arc::new(store.with_write_consistency(settings.write_consistency));
     let metrics = Arc::new(Metrics::default());
     let listener = bind(settings.listen).await?;
     let http_listener = bind(settings.http_listen).await?;
@@ -68,6 +68,7 @@ pub async fn run(
         write_concurrency = settings.write_concurrency,
         batch_frames = settings.batch_frames,
         tls = settings.tls.as_str(),
+        write_consistency = tenant_schema::cql::consistency_name(settings.write_consistency),
         "ingest ready"
     );
     let http = tokio::spawn(crate::http::serve_http(

@@ -1,6 +1,7 @@
 //! `ingest`: the gateway ingest server of one tenant. Gateways speak
 //! protocol v1 (XML frames over TCP, see DESIGN.md); readings are written to
-//! the tenant keyspace and acked in order once durable.
+//! the tenant keyspace and acked in order once durable (in the commit log,
+//! synced, of `INGEST_WRITE_CONSISTENCY` replicas).
 //!
 //! - [`protocol`]: the pure frame decoder (with the bounds of a reading)
 //!   and the answers' encoding

@@ -66,6 +66,10 @@ pub struct Settings {
     /// `INGEST_TLS_KEY_FILE`: its private key (PEM). Both files are read
     /// again when they change (a renewal needs no restart).
     pub tls_key: Option<PathBuf>,
+    /// `INGEST_WRITE_CONSISTENCY` (default `local_quorum`; see
+    /// [`crate::store::parse_consistency`]): how many replicas hold a frame
+    /// before it is acked.
+    pub write_consistency: scylla::statement::Consistency,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6000";
@@ -90,6 +94,7 @@ impl Default for Settings {
             tls: TlsMode::Off,
             tls_cert: None,
             tls_key: None,
+            write_consistency: scylla::statement::Consistency::LocalQuorum,
         }
     }
 }
@@ -146,6 +151,16 @@ impl Settings {
             tls: tls_mode(&lookup)?,
             tls_cert: path(&lookup, "INGEST_TLS_CERT_FILE"),
             tls_key: path(&lookup, "INGEST_TLS_KEY_FILE"),
+            write_consistency: match lookup("INGEST_WRITE_CONSISTENCY") {
+                Some(v) if !v.trim().is_empty() => {
+                    crate::store::parse_consistency(&v).map_err(|why| ConfigError::Invalid {
+                        name: "INGEST_WRITE_CONSISTENCY",
+                        value: v.clone(),
+                        why,
+                    })?
+                }
+                _ => d.write_consistency,
+            },
         }
         .checked()
     }
@@ -261,8 +276,10 @@ mod tests {
             ("INGEST_MAX_UNAUTHENTICATED_PER_ADDRESS", "4"),
             ("INGEST_MAX_READING_AGE_DAYS", "7"),
             ("INGEST_REVOCATION_CHECK_SECS", "2"),
+            ("INGEST_WRITE_CONSISTENCY", "ONE"),
         ])
         .unwrap();
+        assert_eq!(s.write_consistency, scylla::statement::Consistency::One);
         assert_eq!(s.hello_timeout, Duration::from_secs(3));
         assert_eq!(s.max_unauthenticated, 50);
         assert_eq!(s.max_unauthenticated_per_address, 4);
@@ -312,6 +329,7 @@ mod tests {
             ("INGEST_REVOCATION_CHECK_SECS", "0"),
             ("INGEST_TLS", "on"),
             ("INGEST_TLS", "required"),
+            ("INGEST_WRITE_CONSISTENCY", "serial"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

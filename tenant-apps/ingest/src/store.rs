@@ -15,8 +15,10 @@
 //! into one mutation, so frames of one gateway written together cost little
 //! more than one.
 //!
-//! A write returns only after every statement succeeded: that is when its
-//! frames may be acked. Bounding how many writes run at once is the
+//! A write returns only after every statement succeeded at the store's
+//! write consistency ([`Store::with_write_consistency`], `LOCAL_QUORUM`
+//! unless set; `INGEST_WRITE_CONSISTENCY`): that is when its frames may be
+//! acked. Bounding how many writes run at once is the
 //! caller's job (the write queue in ingest, the bench's floor).
 
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use scylla::errors::ExecutionError;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::Consistency;
 use scylla::value::MaybeUnset;
 use tenant_common::{prepare_statement, PrepareFailed};
 use tenant_schema::model::GatewayId;
@@ -94,7 +97,10 @@ pub struct Store {
     select_gateway: PreparedStatement,
     select_gateways: PreparedStatement,
     ping: PreparedStatement,
+    write_consistency: Consistency,
 }
+
+pub use tenant_schema::cql::parse_consistency;
 
 /// One frame to write: whose it is, and whether to set its gateway's
 /// `last_seen` too.
@@ -233,7 +239,22 @@ impl Store {
             select_gateway,
             select_gateways,
             ping,
+            write_consistency: Consistency::LocalQuorum,
         })
+    }
+
+    /// The same store writing at `consistency`: a frame is acked once that
+    /// many replicas hold it.
+    pub fn with_write_consistency(self, consistency: Consistency) -> Self {
+        Store {
+            write_consistency: consistency,
+            ..self
+        }
+    }
+
+    /// The consistency every write is made at.
+    pub fn write_consistency(&self) -> Consistency {
+        self.write_consistency
     }
 
     /// The gateway's row in the registry; `None` if no such gateway was
@@ -347,6 +368,7 @@ impl Store {
             values.push(row);
         }
         batch.set_request_timeout(Some(REQUEST_TIMEOUT));
+        batch.set_consistency(self.write_consistency);
         let result = self.session.batch(&batch, values).await;
         result.map(|_| ()).map_err(|source| match frames {
             [one] => StoreError::Write {
@@ -376,8 +398,10 @@ impl Store {
             0 => Ok(()),
             1 => {
                 let row = rows.into_iter().next().expect("one row");
+                let mut statement = statement.clone();
+                statement.set_consistency(self.write_consistency);
                 self.session
-                    .execute_unpaged(statement, row)
+                    .execute_unpaged(&statement, row)
                     .await
                     .map(|_| ())
             }
@@ -387,6 +411,7 @@ impl Store {
                     batch.append_statement(statement.clone());
                 }
                 batch.set_request_timeout(Some(REQUEST_TIMEOUT));
+                batch.set_consistency(self.write_consistency);
                 self.session.batch(&batch, rows).await.map(|_| ())
             }
         }

@@ -1,4 +1,5 @@
-//! Connecting to Cassandra from outside its Docker network.
+//! Connecting to Cassandra from outside its Docker network, and the names
+//! of consistency levels in configuration.
 //!
 //! A single node in a container advertises its address on the Docker
 //! network (`broadcast_rpc_address`). Code on the host reaches it through a
@@ -42,4 +43,44 @@ pub async fn connect_published(
         .user(user, password)
         .build()
         .await
+}
+
+/// A consistency level by its CQL name (any case; what
+/// `INGEST_WRITE_CONSISTENCY` and the provisioner's
+/// `[cassandra] write_consistency` accept): `one`, `two`, `three`, `quorum`, `all`,
+/// `local_quorum`, `each_quorum`, `local_one`.
+pub fn parse_consistency(raw: &str) -> Result<scylla::statement::Consistency, String> {
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "one" => scylla::statement::Consistency::One,
+        "two" => scylla::statement::Consistency::Two,
+        "three" => scylla::statement::Consistency::Three,
+        "quorum" => scylla::statement::Consistency::Quorum,
+        "all" => scylla::statement::Consistency::All,
+        "local_quorum" => scylla::statement::Consistency::LocalQuorum,
+        "each_quorum" => scylla::statement::Consistency::EachQuorum,
+        "local_one" => scylla::statement::Consistency::LocalOne,
+        other => {
+            return Err(format!(
+                "{other:?} is not a write consistency: one, two, three, quorum, all, local_quorum, each_quorum or local_one"
+            ))
+        }
+    })
+}
+
+/// The CQL name of a consistency level that [`parse_consistency`] reads.
+pub fn consistency_name(c: scylla::statement::Consistency) -> &'static str {
+    use scylla::statement::Consistency as C;
+    match c {
+        C::One => "one",
+        C::Two => "two",
+        C::Three => "three",
+        C::Quorum => "quorum",
+        C::All => "all",
+        C::LocalQuorum => "local_quorum",
+        C::EachQuorum => "each_quorum",
+        C::LocalOne => "local_one",
+        C::Any => "any",
+        C::Serial => "serial",
+        C::LocalSerial => "local_serial",
+    }
 }

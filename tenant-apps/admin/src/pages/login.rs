@@ -25,7 +25,7 @@ use crate::AppState;
 use super::html;
 
 const MAX_PASSWORD: usize = 1024;
-const LOGIN_NONCE_MAX_AGE: u32 = 3600;
+const LOGIN_NONCE_MAX_AGE: i64 = 3600;
 
 pub(super) async fn form(
     State(state): State<AppState>,
@@ -34,12 +34,13 @@ pub(super) async fn form(
     if session::current(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
-    login_page(&state, StatusCode::OK, None, "", None).await
+    login_page(&state, &headers, StatusCode::OK, None, "", None).await
 }
 
 /// The login page, with a fresh nonce unless `nonce` is given.
 async fn login_page(
     state: &AppState,
+    headers: &HeaderMap,
     status: StatusCode,
     error: Option<&str>,
     username: &str,
@@ -64,9 +65,12 @@ async fn login_page(
         }),
     )?;
     let mut response = html(status, body);
-    let set_cookie = format!(
-        "{}={nonce}; Path=/login; Max-Age={LOGIN_NONCE_MAX_AGE}; HttpOnly; SameSite=Strict",
-        keys.login_cookie_name()
+    let set_cookie = keys.set_cookie(
+        headers,
+        &keys.login_cookie_name(),
+        &nonce,
+        "/login",
+        LOGIN_NONCE_MAX_AGE,
     );
     if let Ok(v) = set_cookie.parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -142,6 +146,7 @@ pub(super) async fn submit(
         tracing::info!(username, address = address.unwrap_or("-"), "login failed");
         return login_page(
             &state,
+            &headers,
             StatusCode::UNAUTHORIZED,
             Some("Wrong username or password."),
             username,
@@ -153,17 +158,13 @@ pub(super) async fn submit(
     tracing::info!(username, "logged in");
     let value = keys.sign_session(username, Utc::now() + session::SESSION_TTL);
     let mut response = Redirect::to("/").into_response();
-    let headers = response.headers_mut();
-    if let Ok(v) = keys.session_set_cookie(&value).parse() {
-        headers.append(header::SET_COOKIE, v);
+    let set = response.headers_mut();
+    if let Ok(v) = keys.session_set_cookie(&headers, &value).parse() {
+        set.append(header::SET_COOKIE, v);
     }
-    if let Ok(v) = format!(
-        "{}=; Path=/login; Max-Age=0; HttpOnly; SameSite=Strict",
-        keys.login_cookie_name()
-    )
-    .parse()
-    {
-        headers.append(header::SET_COOKIE, v);
+    let clear_nonce = keys.set_cookie(&headers, &keys.login_cookie_name(), "", "/login", 0);
+    if let Ok(v) = clear_nonce.parse() {
+        set.append(header::SET_COOKIE, v);
     }
     Ok(response)
 }
@@ -185,6 +186,7 @@ impl CsrfField for CsrfOnly {
 /// was copied to), then deletes it from the browser.
 pub(super) async fn logout(
     State(state): State<AppState>,
+    headers: HeaderMap,
     posted: CsrfForm<CsrfOnly>,
 ) -> Result<Response, AppError> {
     let session = posted.session;
@@ -197,7 +199,7 @@ pub(super) async fn logout(
     let Session { username, .. } = session;
     tracing::info!(username, "logged out");
     let mut response = Redirect::to("/login").into_response();
-    if let Ok(v) = state.keys().session_clear_cookie().parse() {
+    if let Ok(v) = state.keys().session_clear_cookie(&headers).parse() {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
