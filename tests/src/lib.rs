@@ -17,12 +17,15 @@
 //! - [`containers`] starts the tenant app images and asks the engine about
 //!   them; [`http`] talks HTTP to them; [`apps`] runs ingest in-process and
 //!   commissions gateways.
+//! - [`faults`] breaks the stack (a dockerd restart) and checks that every
+//!   acked reading is in Cassandra.
 //! - [`bench`] is what the benchmarks share: their own Cassandra node,
 //!   their config, a `provisiond` they start and stop.
 
 pub mod apps;
 pub mod bench;
 pub mod containers;
+pub mod faults;
 pub mod http;
 
 use std::collections::HashMap;

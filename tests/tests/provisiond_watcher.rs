@@ -11,84 +11,8 @@ mod provision_support;
 use std::time::{Duration, Instant};
 
 use provision_support::{healthy_within, is_running, Env};
+use provision_testkit::faults::restart_dockerd;
 use provision_testkit::unique_id;
-
-/// The running dockerd's pid and command line.
-fn dockerd() -> Option<(u32, Vec<String>)> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args
-            .first()
-            .is_some_and(|a| a == "dockerd" || a.ends_with("/dockerd"))
-        {
-            return Some((pid, args));
-        }
-    }
-    None
-}
-
-async fn engine_answers() -> bool {
-    tokio::process::Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
-}
-
-/// Stops dockerd (SIGTERM: it stops every container) and starts it again
-/// with the same command line, as `scripts/setup` started it; returns when
-/// the engine answers.
-async fn restart_dockerd() {
-    let (pid, args) = dockerd().expect("a dockerd runs (scripts/setup starts one)");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "dockerd did not stop within 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/var/log/provision-dockerd.log")
-        .unwrap();
-    // `setsid -f`: dockerd in a session of its own, outliving this test.
-    let started = std::process::Command::new("setsid")
-        .arg("-f")
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .status()
-        .expect("dockerd starts again");
-    assert!(started.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !engine_answers().await {
-        assert!(
-            Instant::now() < deadline,
-            "dockerd did not answer within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn after_a_dockerd_restart_every_tenant_that_should_run_is_healthy_again_within_90_s() {

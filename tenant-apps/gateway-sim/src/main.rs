@@ -3,6 +3,12 @@
 //! prints the throughput and the ack latency (p50, p99, max), and with
 //! `--stalls-over MS` when acks were slower than that.
 //!
+//! With `--reconnect` the gateways behave as real ones under faults: each
+//! reconnects by itself with backoff (0.1 s doubling to 5 s), resends what
+//! was not acked, and `--acked-file FILE` gets one line per ack
+//! (`<gateway> <seq> <reading time> <ack time>`), for a check afterwards
+//! that every acked reading is in Cassandra.
+//!
 //! Gateways are named `<prefix><i>` and share one token, so commission them
 //! with the same token first (the bench in `examples/bench.rs` does).
 
@@ -11,6 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use gateway_sim::client::Connector;
+use gateway_sim::resilient::{self, Progress, ResilientConfig};
 use gateway_sim::sim::{run, SimConfig, Stop};
 
 #[derive(Parser)]
@@ -66,6 +73,13 @@ struct Args {
     /// The name the server's certificate must carry (default: the host of --addr)
     #[arg(long, value_name = "NAME")]
     tls_name: Option<String>,
+    /// Reconnect with backoff when a connection fails and resend what was
+    /// not acked (needs --rate above 0, at most 1000, and --duration)
+    #[arg(long, conflicts_with_all = ["count", "stalls_over", "readings_per_frame"])]
+    reconnect: bool,
+    /// With --reconnect: append every acked reading to FILE
+    #[arg(long, value_name = "FILE", requires = "reconnect")]
+    acked_file: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -101,12 +115,37 @@ async fn main() -> ExitCode {
         }
         _ => Connector::Plain,
     };
+    let gateways: Vec<(String, String)> = (args.first..args.first + args.gateways)
+        .map(|i| (format!("{}{i}", args.prefix), args.token.clone()))
+        .collect();
+    if args.reconnect {
+        let Stop::After(duration) = stop else {
+            unreachable!("clap refuses --count with --reconnect")
+        };
+        let mut cfg = ResilientConfig::new(&args.addr, gateways, args.rate, duration);
+        cfg.connector = connector;
+        cfg.window = args.window;
+        cfg.acked_file = args.acked_file;
+        if let Err(e) = cfg.check() {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        let progress = Progress::new(cfg.gateways.len());
+        let report = resilient::run(cfg, progress).await;
+        print!("{}", report.render());
+        let clean = report.unacked() == 0
+            && report.file_error.is_none()
+            && report.gateways.iter().all(|g| g.violations.is_empty());
+        return if clean {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let cfg = SimConfig {
         connector,
         addr: args.addr,
-        gateways: (args.first..args.first + args.gateways)
-            .map(|i| (format!("{}{i}", args.prefix), args.token.clone()))
-            .collect(),
+        gateways,
         rate: args.rate,
         stop,
         readings_per_frame: args.readings_per_frame,
