@@ -104,7 +104,9 @@ impl Tenant {
             ..Limits::from(&ingest::settings::Settings::default())
         };
         let metrics = Arc::new(Metrics::default());
-        spawn_ingest(&self.store, &metrics, limits, shutdown).await.0
+        spawn_ingest(&self.store, &metrics, limits, shutdown)
+            .await
+            .0
     }
 
     fn sim(&self, addr: &str, rate: f64, run: Duration, window: usize) -> SimConfig {
@@ -198,7 +200,10 @@ pub async fn run(a: &Args, n: &NeighbourArgs) {
                 b_run.frames_per_sec,
                 a_rate.map_or("idle".to_owned(), |r| format!("{r:.0} readings/s"))
             );
-            let slot = results.iter_mut().find(|(q, _)| *q == p).expect("every phase");
+            let slot = results
+                .iter_mut()
+                .find(|(q, _)| *q == p)
+                .expect("every phase");
             slot.1.push((b_run, a_rate));
         }
     }
@@ -213,10 +218,9 @@ pub async fn run(a: &Args, n: &NeighbourArgs) {
             .map(|(_, a)| a.map_or("-".to_owned(), |r| format!("{r:.0}")))
             .collect();
         let errors: usize = runs.iter().map(|(r, _)| r.errors).sum();
-        let median = median_by(
-            runs.into_iter().map(|(r, _)| r).collect(),
-            |r| r.p99.as_secs_f64(),
-        );
+        let median = median_by(runs.into_iter().map(|(r, _)| r).collect(), |r| {
+            r.p99.as_secs_f64()
+        });
         println!(
             "| {} | {} | {} | {} | {} | {:.0} | {} | {errors} |",
             p.label(n),
