@@ -128,13 +128,16 @@ impl Tenant {
     }
 }
 
+/// B's run of one phase, and A's readings/s meanwhile (none alone).
+type PhaseRun = (Run, Option<f64>);
+
 /// One phase: B's run, and A's readings/s meanwhile (none alone).
 async fn phase(
     a: &Args,
     n: &NeighbourArgs,
     b: (&Tenant, &str),
     flood: Option<(&Tenant, &str)>,
-) -> (Run, Option<f64>) {
+) -> PhaseRun {
     let run = Duration::from_secs_f64(a.seconds);
     // A starts first and floods a second past B's end, so B's whole run
     // is under the flood.
@@ -179,7 +182,7 @@ pub async fn run(a: &Args, n: &NeighbourArgs) {
     );
     warm_up(&tenant_a.store, a).await;
 
-    let mut results: Vec<(Phase, Vec<(Run, Option<f64>)>)> =
+    let mut results: Vec<(Phase, Vec<PhaseRun>)> =
         Phase::ALL.iter().map(|p| (*p, Vec::new())).collect();
     for round in 0..a.rounds {
         for k in 0..Phase::ALL.len() {
