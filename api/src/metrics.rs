@@ -125,6 +125,56 @@ pub async fn render(state: &AppState) -> Result<String, Error> {
     );
     let _ = writeln!(out, "provision_unhealthy_containers {unhealthy}");
 
+    // The noisy-neighbour limits (absent: none, or ingest's default) and
+    // the gateway connections of each tenant's newest ingest health check.
+    family(
+        &mut out,
+        "provision_tenant_max_readings_per_sec",
+        "gauge",
+        "A tenant's ingest rate limit, readings per second (absent: unlimited).",
+    );
+    for s in statuses.iter() {
+        if let Some(n) = s.max_readings_per_sec {
+            let tenant = label(s.provider.as_str());
+            let _ = writeln!(
+                out,
+                "provision_tenant_max_readings_per_sec{{tenant=\"{tenant}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "provision_tenant_max_gateways",
+        "gauge",
+        "A tenant's cap on gateway connections (absent: ingest's default, 1000).",
+    );
+    for s in statuses.iter() {
+        if let Some(n) = s.max_gateways {
+            let tenant = label(s.provider.as_str());
+            let _ = writeln!(
+                out,
+                "provision_tenant_max_gateways{{tenant=\"{tenant}\"}} {n}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "provision_tenant_gateway_connections",
+        "gauge",
+        "A tenant's logged-in gateway connections by transport, as its ingest's newest health check counted them.",
+    );
+    for s in statuses.iter() {
+        if let Some(c) = s.connections {
+            let tenant = label(s.provider.as_str());
+            for (transport, n) in [("plain", c.plain), ("tls", c.tls)] {
+                let _ = writeln!(
+                    out,
+                    "provision_tenant_gateway_connections{{tenant=\"{tenant}\",transport=\"{transport}\"}} {n}"
+                );
+            }
+        }
+    }
+
     let leases = p.store.leases().await?;
     let pools = p.config.pools();
     family(

@@ -156,6 +156,12 @@ pub struct StartBody {
     /// TLS on the gateway port (default: as the tenant has it; `optional`
     /// for a new one).
     pub gateway_tls: Option<GatewayTls>,
+    /// Readings per second at most (default: as the tenant has it,
+    /// unlimited for a new one); 0 is unlimited.
+    pub max_readings_per_sec: Option<u32>,
+    /// Gateway connections at once (default: as the tenant has it); 0 is
+    /// ingest's default (1000).
+    pub max_gateways: Option<u32>,
     /// Answer the plan (a start report in state `planned`) and change
     /// nothing.
     #[serde(default)]
@@ -179,6 +185,8 @@ pub async fn start(
         gateway_port: body.gateway_port,
         admin_port: body.admin_port,
         gateway_tls: body.gateway_tls,
+        max_readings_per_sec: body.max_readings_per_sec,
+        max_gateways: body.max_gateways,
         dry_run: body.dry_run,
     };
     if body.dry_run {
@@ -276,6 +284,8 @@ pub struct PlanQuery {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
     pub gateway_tls: Option<GatewayTls>,
+    pub max_readings_per_sec: Option<u32>,
+    pub max_gateways: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{id}/plan", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), PlanQuery),
@@ -290,6 +300,8 @@ pub async fn plan(
         gateway_port: q.gateway_port,
         admin_port: q.admin_port,
         gateway_tls: q.gateway_tls,
+        max_readings_per_sec: q.max_readings_per_sec,
+        max_gateways: q.max_gateways,
         dry_run: true,
     };
     let plan = s.provisioner.plan(&id, options).await?;

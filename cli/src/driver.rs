@@ -52,6 +52,8 @@ impl Driver {
                     "gateway_port": options.gateway_port,
                     "admin_port": options.admin_port,
                     "gateway_tls": options.gateway_tls,
+                    "max_readings_per_sec": options.max_readings_per_sec,
+                    "max_gateways": options.max_gateways,
                     "dry_run": options.dry_run,
                 });
                 let path = format!("/v1/tenants/{id}/start");
@@ -122,6 +124,12 @@ impl Driver {
                 }
                 if let Some(mode) = options.gateway_tls {
                     query.push(format!("gateway_tls={mode}"));
+                }
+                if let Some(n) = options.max_readings_per_sec {
+                    query.push(format!("max_readings_per_sec={n}"));
+                }
+                if let Some(n) = options.max_gateways {
+                    query.push(format!("max_gateways={n}"));
                 }
                 let query = match query.is_empty() {
                     true => String::new(),

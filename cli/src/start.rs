@@ -1,5 +1,6 @@
 //! `provision start <provider> [--gateway-port P] [--admin-port P]
-//! [--gateway-tls off|optional|required] [--dry-run]`
+//! [--gateway-tls off|optional|required] [--max-readings-per-sec N]
+//! [--max-gateways N] [--dry-run]`
 
 use provisioner::domain::GatewayTls;
 use provisioner::{ProviderId, StartOptions};
@@ -22,6 +23,15 @@ pub struct Target {
     /// tenant gets `optional`.
     #[arg(long, value_name = "MODE", value_parser = parse_gateway_tls)]
     pub gateway_tls: Option<GatewayTls>,
+    /// Readings per second the tenant's ingest takes in at most, over all
+    /// its gateways (held by backpressure: nothing is refused). Kept until
+    /// a later start changes it; 0 is unlimited (a new tenant's default).
+    #[arg(long, value_name = "N")]
+    pub max_readings_per_sec: Option<u32>,
+    /// Gateway connections at once; the next one gets `<error code="busy">`.
+    /// Kept until a later start changes it; 0 is ingest's default (1000).
+    #[arg(long, value_name = "N")]
+    pub max_gateways: Option<u32>,
 }
 
 fn parse_gateway_tls(s: &str) -> Result<GatewayTls, String> {
@@ -35,6 +45,8 @@ impl Target {
             gateway_port: self.gateway_port,
             admin_port: self.admin_port,
             gateway_tls: self.gateway_tls,
+            max_readings_per_sec: self.max_readings_per_sec,
+            max_gateways: self.max_gateways,
             dry_run,
         };
         Ok((provider(&self.provider)?, options))

@@ -16,9 +16,34 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     match (ctx.json, id) {
         (true, Some(_)) => output::json(&statuses[0]),
         (true, None) => output::json(&statuses),
-        (false, _) => print_table(&statuses),
+        (false, _) => {
+            print_table(&statuses);
+            println!();
+            for s in &statuses {
+                println!("{}", gateways_line(s));
+            }
+        }
     }
     Ok(())
+}
+
+/// `acme: gateway connections: plain 1, tls 2; max readings/s 300; max
+/// gateways 2`: the ingest health check's counts and the tenant's limits.
+pub fn gateways_line(s: &TenantStatus) -> String {
+    let connections = match s.connections {
+        Some(c) => format!("plain {}, tls {}", c.plain, c.tls),
+        None => "- (no passing health check yet)".to_owned(),
+    };
+    let readings = s
+        .max_readings_per_sec
+        .map_or("unlimited".to_owned(), |n| n.to_string());
+    let gateways = s
+        .max_gateways
+        .map_or("default (1000)".to_owned(), |n| n.to_string());
+    format!(
+        "{}: gateway connections: {connections}; max readings/s {readings}; max gateways {gateways}",
+        s.provider
+    )
 }
 
 pub fn print_table(statuses: &[TenantStatus]) {

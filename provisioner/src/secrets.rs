@@ -124,6 +124,7 @@ mod tests {
             admin_port: Some(8081),
             created_at: String::new(),
             gateway_tls: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -25,6 +25,8 @@ use crate::domain::{ContainerState, Health, ProviderId};
 pub struct MemoryContainer {
     pub spec: ContainerSpec,
     pub running: bool,
+    /// What its newest health check printed (tests set it).
+    pub health_log: Option<String>,
 }
 
 impl MemoryContainer {
@@ -225,6 +227,7 @@ impl Backend for MemoryBackend {
                 .or_insert_with(|| MemoryContainer {
                     spec: spec.clone(),
                     running: false,
+                    health_log: None,
                 });
             Ok(())
         })
@@ -268,6 +271,7 @@ impl Backend for MemoryBackend {
                 name: name.to_owned(),
                 state: c.state().0,
                 health: c.state().1,
+                health_log: c.health_log.clone(),
                 ..ContainerDetails::default()
             })
         }))

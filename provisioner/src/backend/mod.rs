@@ -40,7 +40,8 @@ pub struct ContainerDetails {
     pub exit_code: Option<i64>,
     pub started_at: Option<String>,
     pub uptime_secs: Option<i64>,
-    /// The last healthcheck output, when failing.
+    /// The newest healthcheck output (a failing check's error, or a
+    /// passing ingest's line of counters: [`tenant_schema::health`]).
     pub health_log: Option<String>,
     /// How often the platform restarted the container (restart policy).
     pub restart_count: i64,

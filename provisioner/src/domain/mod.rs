@@ -14,4 +14,4 @@ pub mod state;
 pub use failure::{ErrorInfo, ErrorKind};
 pub use ids::{InvalidProviderId, Pool, ProviderId, Role};
 pub use plan::{Plan, Step};
-pub use state::{ContainerState, Desired, GatewayTls, Health};
+pub use state::{ContainerState, Desired, GatewayTls, Health, TenantLimits};

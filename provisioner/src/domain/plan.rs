@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::ids::{Pool, ProviderId, Role};
 use super::spec::ContainerSpec;
-use super::state::{Desired, GatewayTls};
+use super::state::{Desired, GatewayTls, TenantLimits};
 
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,10 @@ pub enum Step {
     /// The gateway port's TLS mode, as `start --gateway-tls` asked.
     SetGatewayTls {
         mode: GatewayTls,
+    },
+    /// The rate limit and the cap on gateways, as `start` asked.
+    SetLimits {
+        limits: TenantLimits,
     },
     /// Issues the tenant's gateway certificate from the provisioner's CA
     /// and puts it where the ingest container reads it (it reloads it).
@@ -161,6 +165,7 @@ impl fmt::Display for Step {
             }
             Step::SetDesired { desired } => write!(f, "set the desired state to {desired}"),
             Step::SetGatewayTls { mode } => write!(f, "set gateway TLS to {mode}"),
+            Step::SetLimits { limits } => write!(f, "set the limits to {limits}"),
             Step::IssueGatewayCertificate { host, why } => {
                 write!(f, "issue the gateway certificate for {host} ({why})")
             }

@@ -10,7 +10,7 @@ use super::ports::Choice;
 use super::spec::ContainerSpec;
 use super::state::{
     CassandraObserved, CertificateObserved, Desired, GatewayTls, Health, ObservedContainer,
-    ObservedInfra, TenantRecord,
+    ObservedInfra, TenantLimits, TenantRecord,
 };
 
 /// The first admin user's name.
@@ -37,6 +37,8 @@ pub struct StartTarget {
     pub specs: Vec<ContainerSpec>,
     /// TLS on the gateway port: as asked, else as before.
     pub gateway_tls: GatewayTls,
+    /// The rate limit and the cap on gateways: as asked, else as before.
+    pub limits: TenantLimits,
     /// The gateway certificate as found (`None` with TLS off: none needed).
     pub certificate: Option<CertificateObserved>,
     /// The host the certificate must name.
@@ -84,6 +86,19 @@ fn gateway_tls_steps(tenant: &TenantView, target: &StartTarget, steps: &mut Vec<
         steps.push(Step::IssueGatewayCertificate {
             host: target.public_host.clone(),
             why,
+        });
+    }
+}
+
+/// The limits as asked, when they differ from the record's.
+fn limits_step(tenant: &TenantView, target: &StartTarget, steps: &mut Vec<Step>) {
+    let now = tenant
+        .record
+        .as_ref()
+        .map_or(TenantLimits::default(), |r| r.limits);
+    if now != target.limits {
+        steps.push(Step::SetLimits {
+            limits: target.limits,
         });
     }
 }
@@ -267,6 +282,7 @@ pub fn plan_start(
     infra_steps(infra, &mut steps);
     desired_step(tenant, Desired::Running, &mut steps);
     gateway_tls_steps(tenant, target, &mut steps);
+    limits_step(tenant, target, &mut steps);
     network_steps(tenant, infra, &mut steps);
     for (pool, choice) in &target.ports {
         if let Choice::Lease(port) = choice {

@@ -9,7 +9,7 @@ use crate::domain::ids::Pool;
 use crate::domain::ports::Choice;
 use crate::domain::spec::{tenant_container, SpecInputs};
 use crate::domain::state::{ContainerState, NetworkObserved};
-use crate::domain::GatewayTls;
+use crate::domain::{GatewayTls, TenantLimits};
 
 fn acme() -> ProviderId {
     ProviderId::parse("acme").unwrap()
@@ -28,6 +28,7 @@ fn record(desired: Desired) -> TenantRecord {
         admin_port: Some(8081),
         created_at: String::new(),
         gateway_tls: GatewayTls::Optional,
+        limits: TenantLimits::default(),
     }
 }
 
@@ -57,6 +58,7 @@ fn spec_with_tls(role: Role, port: u16, gateway_tls: GatewayTls) -> ContainerSpe
             image_id: "sha256:1",
             secrets_dir: PathBuf::from("/data/secrets"),
             gateway_tls,
+            limits: TenantLimits::default(),
         },
     )
 }
@@ -77,6 +79,7 @@ fn target(leased: bool, gateway: u16, admin: u16) -> StartTarget {
         ],
         specs: vec![spec(Role::Ingest, gateway), spec(Role::Admin, admin)],
         gateway_tls: GatewayTls::Optional,
+        limits: TenantLimits::default(),
         certificate: Some(fresh_certificate()),
         public_host: "localhost".into(),
     }
@@ -260,6 +263,62 @@ fn a_new_gateway_tls_mode_is_recorded_and_recreates_ingest() {
   wait until provision-acme-ingest is healthy
 "
     );
+}
+
+#[test]
+fn new_limits_are_recorded_and_recreate_ingest() {
+    let limits = TenantLimits::default().changed(Some(300), Some(2));
+    let ingest = tenant_container(
+        &Config::default(),
+        SpecInputs {
+            tenant: &acme(),
+            role: Role::Ingest,
+            host_port: 6001,
+            image_id: "sha256:1",
+            secrets_dir: PathBuf::from("/data/secrets"),
+            gateway_tls: GatewayTls::Optional,
+            limits,
+        },
+    );
+    let target = StartTarget {
+        specs: vec![ingest, spec(Role::Admin, 8081)],
+        limits,
+        ..kept()
+    };
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &target,
+        &infra(true, CassandraObserved::Running),
+        &healthy_acme(),
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  set the limits to max 300 readings/s, max 2 gateways
+  remove container provision-acme-ingest (configuration changed)
+  create and start container provision-acme-ingest from provision/ingest:dev on port 6001 (configuration changed)
+  wait until provision-acme-ingest is healthy
+"
+    );
+    // a later start that keeps them plans nothing
+    let mut kept_record = record(Desired::Running);
+    kept_record.limits = limits;
+    let observed = [
+        container(
+            "provision-acme-ingest",
+            true,
+            Health::Healthy,
+            Some(target.specs[0].hash()),
+        ),
+        made(Role::Admin, true, Health::Healthy),
+    ];
+    let again = plan_start(
+        &view(Some(kept_record)),
+        &target,
+        &infra(true, CassandraObserved::Running),
+        &observed,
+    );
+    assert!(again.steps.is_empty(), "{again}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::ids::{ProviderId, Role};
-use super::state::GatewayTls;
+use super::state::{GatewayTls, TenantLimits};
 use crate::config::Config;
 use crate::labels;
 
@@ -87,6 +87,8 @@ pub struct SpecInputs<'a> {
     pub secrets_dir: PathBuf,
     /// TLS on the gateway port (ingest only).
     pub gateway_tls: GatewayTls,
+    /// The rate limit and the cap on gateways (ingest only).
+    pub limits: TenantLimits,
 }
 
 /// The spec of one tenant container. The secrets themselves (the tenant
@@ -125,6 +127,14 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                 "INGEST_WRITE_CONSISTENCY".to_owned(),
                 config.ingest_write_consistency(),
             );
+            // Only when set, so that tenants without limits keep their
+            // spec (and its hash: no recreation).
+            if let Some(n) = inputs.limits.max_readings_per_sec {
+                env.insert("INGEST_MAX_READINGS_PER_SEC".to_owned(), n.to_string());
+            }
+            if let Some(n) = inputs.limits.max_gateways {
+                env.insert("INGEST_MAX_CONNECTIONS".to_owned(), n.to_string());
+            }
             if mode != GatewayTls::Off {
                 for (name, file) in [
                     ("INGEST_TLS_CERT_FILE", crate::secrets::GATEWAY_CERT),
@@ -196,8 +206,32 @@ mod tests {
                 image_id,
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls,
+                limits: TenantLimits::default(),
             },
         )
+    }
+
+    #[test]
+    fn limits_reach_ingest_only_when_set() {
+        let plain = spec_of(Role::Ingest, "sha256:aaa", 6001, GatewayTls::Optional);
+        assert!(!plain.env.contains_key("INGEST_MAX_READINGS_PER_SEC"));
+        assert!(!plain.env.contains_key("INGEST_MAX_CONNECTIONS"));
+        let id = ProviderId::parse("acme").unwrap();
+        let limited = tenant_container(
+            &Config::default(),
+            SpecInputs {
+                tenant: &id,
+                role: Role::Ingest,
+                host_port: 6001,
+                image_id: "sha256:aaa",
+                secrets_dir: PathBuf::from("/data/secrets/acme-ingest"),
+                gateway_tls: GatewayTls::Optional,
+                limits: TenantLimits::default().changed(Some(300), Some(2)),
+            },
+        );
+        assert_eq!(limited.env["INGEST_MAX_READINGS_PER_SEC"], "300");
+        assert_eq!(limited.env["INGEST_MAX_CONNECTIONS"], "2");
+        assert_ne!(plain.hash(), limited.hash(), "new limits recreate ingest");
     }
 
     #[test]

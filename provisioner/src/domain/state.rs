@@ -4,6 +4,7 @@
 //! compares the two; nothing here does I/O.
 
 use std::fmt;
+use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,44 @@ impl GatewayTls {
 impl fmt::Display for GatewayTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
+    }
+}
+
+/// A tenant's noisy-neighbour limits (`start --max-readings-per-sec`,
+/// `--max-gateways`), kept in its desired state. `None` is the default:
+/// no rate limit, and ingest's own cap on connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TenantLimits {
+    /// Readings per second the tenant's ingest takes in at most (held by
+    /// backpressure); `null`: unlimited.
+    pub max_readings_per_sec: Option<NonZeroU32>,
+    /// Gateway connections at once (`INGEST_MAX_CONNECTIONS`); `null`:
+    /// ingest's default (1000).
+    pub max_gateways: Option<NonZeroU32>,
+}
+
+impl TenantLimits {
+    /// These limits changed as `start` asks: `Some(0)` goes back to the
+    /// default, `Some(n)` sets `n`, `None` keeps what is there.
+    pub fn changed(self, max_readings_per_sec: Option<u32>, max_gateways: Option<u32>) -> Self {
+        Self {
+            max_readings_per_sec: max_readings_per_sec
+                .map_or(self.max_readings_per_sec, NonZeroU32::new),
+            max_gateways: max_gateways.map_or(self.max_gateways, NonZeroU32::new),
+        }
+    }
+}
+
+impl fmt::Display for TenantLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.max_readings_per_sec {
+            Some(n) => write!(f, "max {n} readings/s")?,
+            None => f.write_str("readings/s unlimited")?,
+        }
+        match self.max_gateways {
+            Some(n) => write!(f, ", max {n} gateways"),
+            None => f.write_str(", max gateways as ingest's default"),
+        }
     }
 }
 
@@ -249,6 +288,8 @@ pub struct TenantRecord {
     pub created_at: String,
     /// TLS on the gateway port, as last asked by `start`.
     pub gateway_tls: GatewayTls,
+    /// The rate limit and the cap on gateways, as last asked by `start`.
+    pub limits: TenantLimits,
 }
 
 impl TenantRecord {

@@ -132,6 +132,7 @@ impl<'a> Execution<'a> {
             Step::RegisterTenant { desired } => store.register(id, *desired).await?,
             Step::SetDesired { desired } => store.set_desired(id, *desired).await?,
             Step::SetGatewayTls { mode } => store.set_gateway_tls(id, *mode).await?,
+            Step::SetLimits { limits } => store.set_limits(id, *limits).await?,
             Step::IssueGatewayCertificate { host, .. } => {
                 let pair = prov.pki().issue(id, host)?;
                 secrets::renew_gateway_certificate(prov.data_dir(), id, &pair)?;

@@ -273,7 +273,7 @@ impl Provisioner {
             }
             .ok_or_else(|| no_ports(id))?;
             specs.push(
-                self.container_spec(id, role, port, record.gateway_tls)
+                self.container_spec(id, role, port, record.gateway_tls, record.limits)
                     .await?,
             );
         }
@@ -300,6 +300,7 @@ mod tests {
                 image_id: "sha256:abc",
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls: Default::default(),
+                limits: Default::default(),
             },
         )
     }

@@ -30,7 +30,10 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 pub use executor::Fault;
-pub use report::{Answer, ContainerStatus, PlanReport, ReconcileReport, StartReport, TenantStatus};
+pub use report::{
+    Answer, ContainerStatus, GatewayConnections, PlanReport, ReconcileReport, StartReport,
+    TenantStatus,
+};
 pub use start::StartOptions;
 pub use tokens::TokenCreated;
 

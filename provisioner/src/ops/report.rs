@@ -183,10 +183,31 @@ pub struct TenantStatus {
     pub admin_port: Option<u16>,
     pub admin_url: Option<String>,
     pub keyspace: String,
+    /// Readings per second the tenant's ingest takes in at most
+    /// (`start --max-readings-per-sec`); null: unlimited.
+    #[serde(default)]
+    pub max_readings_per_sec: Option<u32>,
+    /// Gateway connections at once (`start --max-gateways`); null:
+    /// ingest's default (1000).
+    #[serde(default)]
+    pub max_gateways: Option<u32>,
+    /// Logged-in gateway connections open now, by transport, as the ingest
+    /// container's newest health check counted them (every 10 s); null
+    /// until one passed.
+    #[serde(default)]
+    pub connections: Option<GatewayConnections>,
     pub containers: Vec<ContainerStatus>,
     /// Set by the daemon's watcher while it backs off repairing the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<Backoff>,
+}
+
+/// Logged-in gateway connections of a tenant, by transport.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayConnections {
+    pub plain: u64,
+    pub tls: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

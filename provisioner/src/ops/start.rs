@@ -11,7 +11,7 @@ use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
 use crate::domain::spec::{tenant_container, ContainerSpec, SpecInputs};
 use crate::domain::state::TenantRecord;
-use crate::domain::{GatewayTls, Plan, Pool, ProviderId, Role};
+use crate::domain::{GatewayTls, Plan, Pool, ProviderId, Role, TenantLimits};
 use crate::error::{Error, Result};
 use crate::store::StoreError;
 
@@ -26,6 +26,12 @@ pub struct StartOptions {
     /// TLS on the gateway port; `None` keeps what the tenant has
     /// (`optional` for a new one).
     pub gateway_tls: Option<GatewayTls>,
+    /// Readings per second at most; `Some(0)` is unlimited again, `None`
+    /// keeps what the tenant has (unlimited for a new one).
+    pub max_readings_per_sec: Option<u32>,
+    /// Gateway connections at once; `Some(0)` is ingest's default again,
+    /// `None` keeps what the tenant has.
+    pub max_gateways: Option<u32>,
     pub dry_run: bool,
 }
 
@@ -48,6 +54,12 @@ impl StartOptions {
         }
         if let Some(mode) = self.gateway_tls {
             text.push_str(&format!(" --gateway-tls {mode}"));
+        }
+        if let Some(n) = self.max_readings_per_sec {
+            text.push_str(&format!(" --max-readings-per-sec {n}"));
+        }
+        if let Some(n) = self.max_gateways {
+            text.push_str(&format!(" --max-gateways {n}"));
         }
         text
     }
@@ -80,8 +92,11 @@ impl Provisioner {
         let record = self.store.tenant(id).await?;
         let gateway_tls = options
             .gateway_tls
-            .or(record.map(|r| r.gateway_tls))
+            .or(record.as_ref().map(|r| r.gateway_tls))
             .unwrap_or_default();
+        let limits = record
+            .map_or(TenantLimits::default(), |r| r.limits)
+            .changed(options.max_readings_per_sec, options.max_gateways);
         let mut specs = Vec::new();
         for role in Role::ALL {
             let port = ports
@@ -89,7 +104,10 @@ impl Provisioner {
                 .find(|(pool, _)| *pool == role.pool())
                 .map(|(_, c)| Choice::port(*c))
                 .expect("a port per pool");
-            specs.push(self.container_spec(id, role, port, gateway_tls).await?);
+            specs.push(
+                self.container_spec(id, role, port, gateway_tls, limits)
+                    .await?,
+            );
         }
         let public_host = self.config.ports.public_host.clone();
         let certificate = match gateway_tls {
@@ -100,6 +118,7 @@ impl Provisioner {
             ports,
             specs,
             gateway_tls,
+            limits,
             certificate,
             public_host,
         })
@@ -113,6 +132,7 @@ impl Provisioner {
         role: Role,
         host_port: u16,
         gateway_tls: GatewayTls,
+        limits: TenantLimits,
     ) -> Result<ContainerSpec> {
         let image_id = self.backend.image_id(self.config.image(role)).await?;
         Ok(tenant_container(
@@ -124,6 +144,7 @@ impl Provisioner {
                 image_id: &image_id,
                 secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
                 gateway_tls,
+                limits,
             },
         ))
     }

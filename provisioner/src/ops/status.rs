@@ -4,7 +4,9 @@
 use futures::future::join_all;
 use futures::StreamExt;
 
-use super::report::TenantState;
+use tenant_schema::health::IngestHealth;
+
+use super::report::{GatewayConnections, TenantState};
 use super::{ContainerStatus, Provisioner, TenantStatus};
 use crate::backend::LogChunk;
 use crate::domain::state::TenantRecord;
@@ -61,8 +63,20 @@ impl Provisioner {
             .count();
         let health = |h: Health| containers.iter().filter(|c| c.details.health == h).count();
         let (healthy, unhealthy) = (health(Health::Healthy), health(Health::Unhealthy));
+        let connections = containers
+            .iter()
+            .filter(|c| c.role == Role::Ingest && c.details.state.is_running())
+            .find_map(|c| c.details.health_log.as_deref())
+            .and_then(IngestHealth::parse)
+            .map(|h| GatewayConnections {
+                plain: h.plain,
+                tls: h.tls,
+            });
         Ok(TenantStatus {
             keyspace: record.id.keyspace(),
+            max_readings_per_sec: record.limits.max_readings_per_sec.map(|n| n.get()),
+            max_gateways: record.limits.max_gateways.map(|n| n.get()),
+            connections,
             state: summarize(record.desired, running, healthy, unhealthy),
             desired: record.desired,
             gateway_port: record.gateway_port,

@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Fault, Provisioner, StartOptions};
+use super::{Fault, GatewayConnections, Provisioner, StartOptions};
 use crate::backend::memory::MemoryBackend;
 use crate::config::Config;
 use crate::cql::{Connector, Result as CqlResult, TenantStorage};
-use crate::domain::{Desired, ProviderId};
+use crate::domain::{Desired, ProviderId, TenantLimits};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -341,4 +341,83 @@ async fn export_writes_out_the_specs_start_created_and_knows_no_stranger() {
     p.destroy(&acme(), false, false).await.unwrap();
     let destroyed = p.export(&acme()).await.unwrap_err();
     assert_eq!(destroyed.exit_code(), 2, "{destroyed}");
+}
+
+#[tokio::test]
+async fn limits_are_kept_until_a_later_start_changes_them_and_status_shows_the_connections() {
+    let host = Host::new("limits");
+    let p = host.provisioner(None).await;
+    let limited = StartOptions {
+        max_readings_per_sec: Some(300),
+        max_gateways: Some(2),
+        ..StartOptions::default()
+    };
+    p.start(&acme(), limited).await.unwrap();
+    let ingest = |host: &Host| {
+        host.backend.snapshot().containers["provision-acme-ingest"]
+            .spec
+            .env
+            .clone()
+    };
+    assert_eq!(ingest(&host)["INGEST_MAX_READINGS_PER_SEC"], "300");
+    assert_eq!(ingest(&host)["INGEST_MAX_CONNECTIONS"], "2");
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(
+        (status.max_readings_per_sec, status.max_gateways),
+        (Some(300), Some(2))
+    );
+    assert_eq!(status.connections, None, "no health check has run yet");
+
+    // the health check's line, as Docker keeps it
+    host.backend
+        .world
+        .lock()
+        .unwrap()
+        .containers
+        .get_mut("provision-acme-ingest")
+        .unwrap()
+        .health_log =
+        Some("ok connections plain=1 tls=2 max_connections=2 max_readings_per_sec=300".into());
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(
+        status.connections,
+        Some(GatewayConnections { plain: 1, tls: 2 })
+    );
+
+    // a start without the flags keeps them and changes nothing
+    let again = p.start(&acme(), StartOptions::default()).await.unwrap();
+    assert!(again.plan.is_empty(), "{:?}", again.plan);
+    let record = p.store.tenant(&acme()).await.unwrap().unwrap();
+    assert_eq!(
+        record.limits,
+        TenantLimits::default().changed(Some(300), Some(2))
+    );
+
+    // 0 goes back to the defaults, which put nothing in the environment
+    let unlimited = StartOptions {
+        max_readings_per_sec: Some(0),
+        max_gateways: Some(0),
+        ..StartOptions::default()
+    };
+    let back = p.start(&acme(), unlimited).await.unwrap();
+    assert!(
+        back.plan
+            .iter()
+            .any(|s| s.starts_with("set the limits to readings/s unlimited")),
+        "{:?}",
+        back.plan
+    );
+    assert!(!ingest(&host).contains_key("INGEST_MAX_READINGS_PER_SEC"));
+    assert!(!ingest(&host).contains_key("INGEST_MAX_CONNECTIONS"));
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(
+        (status.max_readings_per_sec, status.max_gateways),
+        (None, None)
+    );
+    let history = p.history(Some(&acme())).await.unwrap();
+    assert!(
+        history.iter().any(|op| op.request.as_deref()
+            == Some("start acme --max-readings-per-sec 300 --max-gateways 2")),
+        "{history:?}"
+    );
 }

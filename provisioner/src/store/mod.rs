@@ -98,6 +98,11 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     r#"
 ALTER TABLE providers ADD COLUMN gateway_tls TEXT NOT NULL DEFAULT 'optional';
 "#,
+    // NULL: no rate limit, and ingest's default cap on gateways.
+    r#"
+ALTER TABLE providers ADD COLUMN max_readings_per_sec INTEGER;
+ALTER TABLE providers ADD COLUMN max_gateways INTEGER;
+"#,
 ];
 
 /// What can go wrong in the state store.

@@ -9,10 +9,11 @@ use sqlx::Row;
 use super::{new_secret, now, Result, Store, StoreError};
 use crate::domain::ports::Lease;
 use crate::domain::state::TenantRecord;
-use crate::domain::{Desired, GatewayTls, Pool, ProviderId};
+use crate::domain::{Desired, GatewayTls, Pool, ProviderId, TenantLimits};
 
 const SELECT_TENANT: &str = "SELECT p.id, p.desired, p.cassandra_password, p.session_secret, \
      p.schema_version, p.role_ready, p.admin_user_created, p.created_at, p.gateway_tls, \
+     p.max_readings_per_sec, p.max_gateways, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'gateway') AS gw, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'admin') AS ad \
      FROM providers p";
@@ -45,6 +46,10 @@ impl Store {
             role_ready: r.get::<i64, _>("role_ready") != 0,
             admin_user_created: r.get::<i64, _>("admin_user_created") != 0,
             created_at: r.get("created_at"),
+            limits: TenantLimits {
+                max_readings_per_sec: self.limit(r, "max_readings_per_sec")?,
+                max_gateways: self.limit(r, "max_gateways")?,
+            },
             gateway_port: r.get::<Option<i64>, _>("gw").map(|p| p as u16),
             admin_port: r.get::<Option<i64>, _>("ad").map(|p| p as u16),
         })
@@ -159,6 +164,34 @@ impl Store {
     pub async fn set_gateway_tls(&self, id: &ProviderId, mode: GatewayTls) -> Result<()> {
         self.set_column(id, "gateway_tls", mode.as_str().to_owned())
             .await
+    }
+
+    pub async fn set_limits(&self, id: &ProviderId, limits: TenantLimits) -> Result<()> {
+        let value = |n: Option<std::num::NonZeroU32>| n.map(|n| i64::from(n.get()));
+        self.set_column(
+            id,
+            "max_readings_per_sec",
+            value(limits.max_readings_per_sec),
+        )
+        .await?;
+        self.set_column(id, "max_gateways", value(limits.max_gateways))
+            .await
+    }
+
+    /// A limit column: NULL is none; anything but 1..=u32::MAX is an error.
+    fn limit(
+        &self,
+        r: &sqlx::sqlite::SqliteRow,
+        column: &'static str,
+    ) -> Result<Option<std::num::NonZeroU32>> {
+        match r.get::<Option<i64>, _>(column) {
+            None => Ok(None),
+            Some(n) => u32::try_from(n)
+                .ok()
+                .and_then(std::num::NonZeroU32::new)
+                .map(Some)
+                .ok_or_else(|| self.unknown(column, n.to_string())),
+        }
     }
 
     pub async fn set_schema_version(&self, id: &ProviderId, version: u32) -> Result<()> {

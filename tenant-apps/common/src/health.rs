@@ -36,6 +36,12 @@ pub enum HealthcheckError {
 /// so a listen address can be passed as is). Ok only on a 2xx answer within
 /// a few seconds.
 pub fn http_healthcheck(addr: &str, path: &str) -> Result<(), HealthcheckError> {
+    http_get(addr, path).map(|_| ())
+}
+
+/// [`http_healthcheck`], answering the body of the 2xx answer (at most
+/// 64 KiB of it, lossily decoded as UTF-8).
+pub fn http_get(addr: &str, path: &str) -> Result<String, HealthcheckError> {
     let timeout = Duration::from_secs(3);
     let target = addr
         .replace("0.0.0.0", "127.0.0.1")
@@ -65,17 +71,19 @@ pub fn http_healthcheck(addr: &str, path: &str) -> Result<(), HealthcheckError> 
     let request = format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(connect_err)?;
     let mut answer = Vec::new();
-    // The status line is all we need; read until it is complete or EOF.
-    let mut buf = [0u8; 512];
+    // The server closes after its answer; read until EOF (or 64 KiB).
+    let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 answer.extend_from_slice(&buf[..n]);
-                if answer.contains(&b'\n') || answer.len() > 4096 {
+                if answer.len() > 64 * 1024 {
                     break;
                 }
             }
+            // a server that keeps the connection open: what came is the answer
+            Err(_) if answer.contains(&b'\n') => break,
             Err(e) => {
                 return Err(HealthcheckError::BadAnswer {
                     addr: addr.to_owned(),
@@ -97,7 +105,11 @@ pub fn http_healthcheck(addr: &str, path: &str) -> Result<(), HealthcheckError> 
             why: format!("status line {status_line:?}"),
         })?;
     if (200..300).contains(&code) {
-        Ok(())
+        let body = text
+            .split_once("\r\n\r\n")
+            .or_else(|| text.split_once("\n\n"))
+            .map_or("", |(_, body)| body);
+        Ok(body.to_owned())
     } else {
         Err(HealthcheckError::Unhealthy {
             addr: addr.to_owned(),
@@ -129,6 +141,12 @@ mod tests {
     fn a_200_answer_is_healthy() {
         let addr = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
         http_healthcheck(&addr, "/healthz").unwrap();
+    }
+
+    #[test]
+    fn the_body_of_a_200_answer_is_returned() {
+        let addr = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nok 1 2 3\n");
+        assert_eq!(http_get(&addr, "/healthz").unwrap(), "ok 1 2 3\n");
     }
 
     #[test]

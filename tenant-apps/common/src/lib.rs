@@ -16,6 +16,6 @@ pub use cassandra::{
     connect_cassandra, connect_cassandra_until, prepare_statement, CassandraError, PrepareFailed,
 };
 pub use config::{env_or, env_parse, env_required, ConfigError, TenantConfig};
-pub use health::{http_healthcheck, HealthcheckError};
+pub use health::{http_get, http_healthcheck, HealthcheckError};
 pub use logging::init_logging;
 pub use signal::shutdown_signal;

@@ -37,6 +37,11 @@
 //! [--floor grouped|per-frame] [--write-concurrency C] [--in-flight N]
 //! [--batch-frames N] [--linger-ms MS] [--commitlog MODES]`).
 //!
+//! With `--neighbours [--limit-a N] [--a-gateways N] [--b-gateways N]
+//! [--b-rate F]` it measures one tenant's ack latency while another floods
+//! instead ([`neighbours`]): B alone, with A flooding unlimited, and with A
+//! flooding against its rate limit.
+//!
 //! With `--commitlog periodic,group:5ms,group:10ms,group:20ms` it compares
 //! ways of syncing Cassandra's commit log instead: one private node per mode
 //! (the test image, `CASSANDRA_COMMITLOG_SYNC` / `CASSANDRA_COMMITLOG_WINDOW`),
@@ -69,6 +74,9 @@ use tenant_schema::model::{new_gateway_token, GatewayId};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+#[path = "bench/neighbours.rs"]
+mod neighbours;
+
 /// Half-rate slices whose worst ack took longer than this are listed, with
 /// their wall-clock time, to be lined up with Cassandra's log.
 const STALL: Duration = Duration::from_millis(20);
@@ -93,6 +101,8 @@ struct Args {
     /// `--commitlog periodic,group:10ms,...`: compare ingest on one node
     /// per way of syncing the commit log instead of against the floor.
     commitlog: &'static [CommitlogMode],
+    /// `--neighbours`: tenant B's latency while tenant A floods.
+    neighbours: Option<neighbours::NeighbourArgs>,
 }
 
 impl Args {
@@ -133,12 +143,25 @@ fn args() -> Args {
         grouping: Limits::from(&Settings::default()).writes,
         fixed_rate: None,
         commitlog: &[],
+        neighbours: None,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    let (mut neighbours, mut neighbour_args) = (false, neighbours::NeighbourArgs::default());
     let mut i = 0;
     while i < raw.len() {
         let value = raw.get(i + 1).cloned().unwrap_or_default();
+        let n = &mut neighbour_args;
         match raw[i].as_str() {
+            "--neighbours" => {
+                // a flag: no value
+                neighbours = true;
+                i += 1;
+                continue;
+            }
+            "--limit-a" => n.limit_a = value.parse().expect("--limit-a N"),
+            "--a-gateways" => n.a_gateways = value.parse().expect("--a-gateways N"),
+            "--b-gateways" => n.b_gateways = value.parse().expect("--b-gateways N"),
+            "--b-rate" => n.b_rate = value.parse().expect("--b-rate F"),
             "--seconds" => a.seconds = value.parse().expect("--seconds S"),
             "--half-seconds" => a.half_seconds = value.parse().expect("--half-seconds S"),
             "--warmup-seconds" => a.warmup_seconds = value.parse().expect("--warmup-seconds S"),
@@ -178,6 +201,7 @@ fn args() -> Args {
         }
         i += 2;
     }
+    a.neighbours = neighbours.then_some(neighbour_args);
     a
 }
 
@@ -769,6 +793,10 @@ async fn commitlog_comparison(a: &Args) {
 #[tokio::main]
 async fn main() {
     let a = args();
+    if let Some(n) = &a.neighbours {
+        neighbours::run(&a, n).await;
+        return;
+    }
     if !a.commitlog.is_empty() {
         commitlog_comparison(&a).await;
         return;

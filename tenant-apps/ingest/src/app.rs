@@ -62,6 +62,7 @@ pub async fn run(
         idle_timeout_secs = settings.idle_timeout.as_secs(),
         hello_timeout_secs = settings.hello_timeout.as_secs(),
         max_connections = settings.max_connections,
+        max_readings_per_sec = settings.max_readings_per_sec,
         max_unauthenticated = settings.max_unauthenticated,
         max_unauthenticated_per_address = settings.max_unauthenticated_per_address,
         max_reading_age_days = settings.max_reading_age.num_days(),

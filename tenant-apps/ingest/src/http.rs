@@ -1,5 +1,7 @@
 //! The internal HTTP endpoint: `GET /healthz` (200 when Cassandra answers a
-//! read on the tenant keyspace, else 503) and `GET /metrics` (Prometheus
+//! read on the tenant keyspace, with the line of
+//! [`tenant_schema::health::IngestHealth`]: open connections by transport
+//! and the limits; else 503) and `GET /metrics` (Prometheus
 //! text). Two routes, no body parsing: a few lines of HTTP/1.x over tokio
 //! keep the binary small instead of pulling in a web framework.
 
@@ -66,7 +68,8 @@ async fn handle(mut stream: TcpStream, store: &Store, metrics: &Metrics) -> std:
     let path = path.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
         ("GET", "/healthz") => match store.ping().await {
-            Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
+            // the live counters, for the health log (tenant_schema::health)
+            Ok(()) => ("200 OK", "text/plain", format!("{}\n", metrics.health())),
             Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
         },
         ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),

@@ -9,6 +9,7 @@
 //! - [`write_queue`]: frames of every connection grouped into requests,
 //!   with bounded write concurrency
 //! - [`server`]: the TCP accept loop and one task per connection
+//! - [`rate_limit`]: the tenant's readings per second, held by backpressure
 //! - [`tls`]: TLS on the gateway port (off, optional, required) and its
 //!   certificate, reloaded when renewed
 //! - [`admission`]: the connection caps (logged in, without a hello, per
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod rate_limit;
 pub mod revocation;
 pub mod sampled_log;
 pub mod server;

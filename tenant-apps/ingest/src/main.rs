@@ -1,6 +1,7 @@
 //! The `ingest` binary: `serve` (the default) runs the server from the
 //! environment; `healthcheck` is Docker's HEALTHCHECK (a GET of
-//! `/healthz` on the internal HTTP port, as scratch images have no curl);
+//! `/healthz` on the internal HTTP port, as scratch images have no curl,
+//! printing its line of open connections and limits);
 //! `probe HOST:PORT` resolves a name and opens a TCP connection, to check
 //! the network from inside a tenant container.
 
@@ -29,7 +30,8 @@ struct Cli {
 enum Command {
     /// Serve gateways (configuration from the environment; the default)
     Serve,
-    /// Exit 0 if the local ingest answers /healthz with 200
+    /// Exit 0 if the local ingest answers /healthz with 200, and print its
+    /// line: `ok connections plain=N tls=M max_connections=C max_readings_per_sec=R`
     Healthcheck {
         /// The internal HTTP address
         #[arg(long, env = "INGEST_HTTP_LISTEN", default_value = DEFAULT_HTTP_LISTEN)]
@@ -43,8 +45,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
-        Command::Healthcheck { addr } => tenant_common::http_healthcheck(&addr, "/healthz")
-            .map(|()| println!("healthy"))
+        // Docker keeps this line in the health log, where `provision
+        // status` reads the connection counts.
+        Command::Healthcheck { addr } => tenant_common::http_get(&addr, "/healthz")
+            .map(|body| println!("{}", body.trim()))
             .map_err(anyhow::Error::from),
         Command::Probe { target } => probe(&target).map(|msg| println!("{msg}")),
     };

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use tenant_schema::health::IngestHealth;
+
 use crate::admission::Rejection;
 use crate::auth::HelloRefusal;
 
@@ -26,6 +28,18 @@ pub struct Metrics {
     /// Connections served in plain TCP, and over TLS (after the handshake).
     pub connections_plain: AtomicU64,
     pub connections_tls: AtomicU64,
+    /// Logged-in connections open now, in plain TCP and over TLS.
+    pub logged_in_plain: AtomicU64,
+    pub logged_in_tls: AtomicU64,
+    /// `INGEST_MAX_CONNECTIONS`, set when the server starts.
+    pub max_connections: AtomicU64,
+    /// `INGEST_MAX_READINGS_PER_SEC` (0: unlimited), set when the server
+    /// starts.
+    pub rate_limit: AtomicU64,
+    /// Times a connection stopped reading for the rate limit, and the time
+    /// it was told to wait in all (microseconds).
+    pub rate_limited_frames: AtomicU64,
+    pub rate_limited_micros: AtomicU64,
     /// TLS handshakes that failed or did not finish within the hello deadline.
     pub tls_handshake_failures: AtomicU64,
     /// Plain connections closed because TLS is required.
@@ -82,6 +96,23 @@ impl Metrics {
     /// Hellos refused for `why` so far.
     pub fn hello_refusals(&self, why: HelloRefusal) -> u64 {
         self.hello_refusals[why as usize].load(Relaxed)
+    }
+
+    /// Counts one wait of a connection for the rate limit.
+    pub fn rate_limited(&self, wait: Duration) {
+        Self::inc(&self.rate_limited_frames);
+        Self::add(&self.rate_limited_micros, wait.as_micros() as u64);
+    }
+
+    /// The line `/healthz` answers and the health check prints
+    /// ([`tenant_schema::health`]).
+    pub fn health(&self) -> IngestHealth {
+        IngestHealth {
+            plain: self.logged_in_plain.load(Relaxed),
+            tls: self.logged_in_tls.load(Relaxed),
+            max_connections: self.max_connections.load(Relaxed),
+            max_readings_per_sec: Some(self.rate_limit.load(Relaxed)).filter(|n| *n > 0),
+        }
     }
 
     /// Records the duration of one successful frame write.
@@ -144,6 +175,24 @@ impl Metrics {
             "counter",
             "Gateway connections served over TLS.",
             get(&self.connections_tls),
+        );
+        one(
+            "ingest_max_connections",
+            "gauge",
+            "Logged-in gateway connections allowed at once (INGEST_MAX_CONNECTIONS).",
+            get(&self.max_connections),
+        );
+        one(
+            "ingest_rate_limit_readings_per_sec",
+            "gauge",
+            "Readings per second this tenant takes in at most (INGEST_MAX_READINGS_PER_SEC; 0: unlimited).",
+            get(&self.rate_limit),
+        );
+        one(
+            "ingest_rate_limited_frames_total",
+            "counter",
+            "Times a connection stopped reading because the tenant was over its rate limit.",
+            get(&self.rate_limited_frames),
         );
         one(
             "ingest_tls_handshake_failures_total",
@@ -253,6 +302,25 @@ impl Metrics {
             "Write requests sent to Cassandra (each carries one or more frames).",
             get(&self.write_requests),
         );
+        let _ = writeln!(
+            out,
+            "# HELP ingest_rate_limited_seconds_total Time connections stopped reading for the rate limit, summed over connections.\n\
+             # TYPE ingest_rate_limited_seconds_total counter\n\
+             ingest_rate_limited_seconds_total {}",
+            get(&self.rate_limited_micros) as f64 / 1e6
+        );
+        let name = "ingest_connections";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Logged-in gateway connections open now, by transport."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (transport, gauge) in [
+            ("plain", &self.logged_in_plain),
+            ("tls", &self.logged_in_tls),
+        ] {
+            let _ = writeln!(out, "{name}{{transport=\"{transport}\"}} {}", get(gauge));
+        }
         labeled(
             &mut out,
             "ingest_connections_rejected_total",
@@ -305,6 +373,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_health_line_has_the_live_counters_and_limits() {
+        let m = Metrics::default();
+        Metrics::add(&m.logged_in_plain, 3);
+        Metrics::inc(&m.logged_in_tls);
+        Metrics::add(&m.max_connections, 1000);
+        assert_eq!(
+            m.health().to_string(),
+            "ok connections plain=3 tls=1 max_connections=1000 max_readings_per_sec=unlimited"
+        );
+        Metrics::add(&m.rate_limit, 500);
+        assert_eq!(m.health().max_readings_per_sec, Some(500));
+    }
+
+    #[test]
     fn the_histogram_is_cumulative_and_counts_everything() {
         let m = Metrics::default();
         m.observe_write(Duration::from_micros(300));
@@ -313,7 +395,29 @@ mod tests {
         Metrics::inc(&m.acks);
         m.refuse_hello(HelloRefusal::WrongToken);
         m.reject(Rejection::Address);
+        Metrics::inc(&m.logged_in_tls);
+        m.rate_limited(Duration::from_millis(1500));
         let text = m.render();
+        assert!(
+            text.contains("ingest_connections{transport=\"plain\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_connections{transport=\"tls\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_rate_limited_seconds_total 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_rate_limited_frames_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_rate_limit_readings_per_sec 0\n"),
+            "{text}"
+        );
         assert!(
             text.contains("ingest_hello_refusals_total{reason=\"wrong_token\"} 1\n"),
             "{text}"

@@ -25,6 +25,10 @@
 //! - on shutdown (SIGTERM) reading stops, in-flight writes finish and are
 //!   acked, then `<error code="shutdown">` and close.
 //!
+//! - the tenant's rate limit ([`crate::rate_limit`]) is backpressure: once
+//!   a frame taken in puts the tenant over it, the connection decodes and
+//!   reads nothing more until the limiter's wait is over (answers keep
+//!   leaving); nothing is refused for the rate;
 //! - TLS ([`crate::tls`]): an admitted connection is sorted by its first
 //!   byte before anything else; the TLS handshake, like that first byte,
 //!   must come within the hello deadline. Inside TLS everything above holds
@@ -56,6 +60,7 @@ use crate::admission::{Admission, AdmissionLimits, Refused, Rejection, Unauthent
 use crate::auth::{Authenticator, HelloError, HelloRefusal, Login};
 use crate::metrics::Metrics;
 use crate::protocol::{self, DataFrame, Frame, FrameDecoder, TimeBounds};
+use crate::rate_limit::RateLimiter;
 use crate::revocation::{self, SessionGuard, Sessions};
 use crate::sampled_log::LogSampler;
 use crate::store::Store;
@@ -84,6 +89,8 @@ pub struct Limits {
     /// Connections without a completed hello per source address.
     pub max_unauthenticated_per_address: usize,
     pub max_pipeline: usize,
+    /// Readings per second over all connections; 0: unlimited.
+    pub max_readings_per_sec: u32,
     /// The times readings may carry, relative to the server's clock.
     pub reading_times: TimeBounds,
     /// How often connected gateways are checked for revocation.
@@ -101,6 +108,7 @@ impl From<&crate::settings::Settings> for Limits {
             max_unauthenticated: s.max_unauthenticated,
             max_unauthenticated_per_address: s.max_unauthenticated_per_address,
             max_pipeline: s.max_pipeline,
+            max_readings_per_sec: s.max_readings_per_sec,
             reading_times: TimeBounds {
                 max_age: s.max_reading_age,
                 ..TimeBounds::default()
@@ -123,6 +131,8 @@ struct Shared {
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    /// The tenant's rate limit, shared by every connection.
+    rate: RateLimiter,
     shutdown: CancellationToken,
     refusal_log: LogSampler,
     welcome_log: LogSampler,
@@ -140,6 +150,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let writes = WriteQueue::start(store.clone(), metrics.clone(), limits.writes);
+    metrics
+        .max_connections
+        .store(limits.max_connections as u64, Ordering::Relaxed);
+    metrics
+        .rate_limit
+        .store(u64::from(limits.max_readings_per_sec), Ordering::Relaxed);
     let sessions = Sessions::new();
     let watcher = tokio::spawn(revocation::watch(
         sessions.clone(),
@@ -159,6 +175,7 @@ pub async fn serve(
         sessions,
         metrics,
         limits,
+        rate: RateLimiter::new(limits.max_readings_per_sec),
         shutdown: shutdown.clone(),
         refusal_log: LogSampler::new(REFUSALS_LOGGED_PER_SECOND),
         welcome_log: LogSampler::new(WELCOMES_LOGGED_PER_SECOND),
@@ -271,7 +288,7 @@ async fn sort_and_serve(
             match handshake {
                 Ok(Ok(tls)) => {
                     Metrics::inc(&shared.metrics.connections_tls);
-                    connection(tls, peer, shared, slot, hello_deadline).await;
+                    connection(tls, peer, Transport::Tls, shared, slot, hello_deadline).await;
                 }
                 Ok(Err(e)) => {
                     Metrics::inc(&shared.metrics.tls_handshake_failures);
@@ -301,7 +318,7 @@ async fn sort_and_serve(
         }
         (Ok(_), _) => {
             Metrics::inc(&shared.metrics.connections_plain);
-            connection(stream, peer, shared, slot, hello_deadline).await;
+            connection(stream, peer, Transport::Plain, shared, slot, hello_deadline).await;
         }
     }
 }
@@ -369,6 +386,8 @@ struct LoggedIn {
     gateway: Arc<GatewayId>,
     session: SessionGuard,
     _slot: OwnedSemaphorePermit,
+    /// Counted in the open connections of its transport.
+    _transport: Gauge,
 }
 
 /// Waits for `token`'s cancellation; forever if there is none.
@@ -382,6 +401,7 @@ async fn cancelled(token: Option<&CancellationToken>) {
 async fn connection<S>(
     stream: S,
     peer: SocketAddr,
+    transport: Transport,
     shared: Arc<Shared>,
     slot: Unauthenticated,
     hello_deadline: tokio::time::Instant,
@@ -408,12 +428,16 @@ async fn connection<S>(
     tokio::pin!(hello_deadline);
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
+    // Over the rate limit: nothing more is decoded or read until it ends.
+    let mut throttled = false;
+    let throttle = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(throttle);
 
     loop {
         // 1. decode and dispatch every complete frame already received
         let now = Utc::now();
         let mut framed = false;
-        while close.is_none() && pending.len() < limits.max_pipeline {
+        while close.is_none() && !throttled && pending.len() < limits.max_pipeline {
             let frame = match dec.next_frame(now) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -431,7 +455,7 @@ async fn connection<S>(
             framed = true;
             match (&login, frame) {
                 (None, Frame::Hello { gateway: id, token }) => {
-                    match hello(&shared, peer, waiting.take(), &id, &token).await {
+                    match hello(&shared, peer, transport, waiting.take(), &id, &token).await {
                         Ok(logged_in) => {
                             out.extend_from_slice(protocol::welcome());
                             login = Some(logged_in);
@@ -457,7 +481,15 @@ async fn connection<S>(
                     if touch {
                         last_touch = Some(Instant::now());
                     }
+                    let readings = frame.readings.len() as u64;
                     pending.push_back(write(shared.clone(), l.gateway.clone(), frame, touch));
+                    let at = tokio::time::Instant::now();
+                    let wait = shared.rate.take(readings, at);
+                    if !wait.is_zero() {
+                        metrics.rate_limited(wait);
+                        throttle.as_mut().reset(at + wait);
+                        throttled = true;
+                    }
                 }
             }
         }
@@ -473,13 +505,14 @@ async fn connection<S>(
             }
             out.clear();
         }
-        if pending.is_empty() && (close.is_some() || eof) {
+        // (frames still buffered behind a throttle are taken in after it)
+        if pending.is_empty() && (close.is_some() || (eof && !throttled)) {
             break;
         }
 
         // 3. wait for an outcome, more bytes, a deadline, a revocation or
         // shutdown
-        let can_read = !eof && close.is_none() && pending.len() < limits.max_pipeline;
+        let can_read = !eof && close.is_none() && !throttled && pending.len() < limits.max_pipeline;
         if dec.buffer().capacity() - dec.buffer().len() < READ_CHUNK / 4 {
             dec.buffer().reserve(READ_CHUNK);
         }
@@ -515,6 +548,11 @@ async fn connection<S>(
                     code: "busy",
                     why: "too many connections without a hello; reconnect and say hello at once".into(),
                 });
+            }
+            _ = &mut throttle, if throttled => {
+                throttled = false;
+                // the wait was ours, not the gateway's idleness
+                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
             }
             _ = &mut hello_deadline, if login.is_none() && close.is_none() => {
                 close = Some(shared.refuse_hello(peer, None, HelloRefusal::Timeout));
@@ -556,6 +594,7 @@ async fn connection<S>(
 async fn hello(
     shared: &Shared,
     peer: SocketAddr,
+    transport: Transport,
     waiting: Option<Waiting>,
     id: &str,
     token: &str,
@@ -579,10 +618,15 @@ async fn hello(
                 if let Some(suppressed) = shared.welcome_log.admit("welcome", Instant::now()) {
                     tracing::info!(%peer, gateway = %gateway, suppressed, "gateway connected");
                 }
+                let pick: fn(&Metrics) -> &AtomicU64 = match transport {
+                    Transport::Plain => |m| &m.logged_in_plain,
+                    Transport::Tls => |m| &m.logged_in_tls,
+                };
                 Ok(LoggedIn {
                     gateway,
                     session,
                     _slot: slot,
+                    _transport: Gauge::up(&shared.metrics, pick),
                 })
             }
             Err(refused) => {

@@ -58,6 +58,11 @@ pub struct Settings {
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
     pub max_pipeline: usize,
+    /// `INGEST_MAX_READINGS_PER_SEC` (default 0: unlimited): readings per
+    /// second this tenant's ingest takes in at most, over all its
+    /// connections (a batch counts its readings); held by backpressure,
+    /// never by refusing ([`crate::rate_limit`]).
+    pub max_readings_per_sec: u32,
     /// `INGEST_TLS` (`off`, `optional` or `required`; default `off`): TLS on
     /// the gateway port. Anything but `off` needs the two files below.
     pub tls: TlsMode,
@@ -91,6 +96,7 @@ impl Default for Settings {
             batch_frames: 128,
             batch_linger: Duration::from_millis(5),
             max_pipeline: 128,
+            max_readings_per_sec: 0,
             tls: TlsMode::Off,
             tls_cert: None,
             tls_key: None,
@@ -148,6 +154,11 @@ impl Settings {
                 d.batch_linger.as_millis() as u64,
             )?),
             max_pipeline: positive(&lookup, "INGEST_MAX_PIPELINE", d.max_pipeline)?,
+            max_readings_per_sec: parse(
+                &lookup,
+                "INGEST_MAX_READINGS_PER_SEC",
+                d.max_readings_per_sec,
+            )?,
             tls: tls_mode(&lookup)?,
             tls_cert: path(&lookup, "INGEST_TLS_CERT_FILE"),
             tls_key: path(&lookup, "INGEST_TLS_KEY_FILE"),
@@ -277,8 +288,10 @@ mod tests {
             ("INGEST_MAX_READING_AGE_DAYS", "7"),
             ("INGEST_REVOCATION_CHECK_SECS", "2"),
             ("INGEST_WRITE_CONSISTENCY", "ONE"),
+            ("INGEST_MAX_READINGS_PER_SEC", "500"),
         ])
         .unwrap();
+        assert_eq!(s.max_readings_per_sec, 500);
         assert_eq!(s.write_consistency, scylla::statement::Consistency::One);
         assert_eq!(s.hello_timeout, Duration::from_secs(3));
         assert_eq!(s.max_unauthenticated, 50);
@@ -330,6 +343,9 @@ mod tests {
             ("INGEST_TLS", "on"),
             ("INGEST_TLS", "required"),
             ("INGEST_WRITE_CONSISTENCY", "serial"),
+            ("INGEST_MAX_READINGS_PER_SEC", "-1"),
+            ("INGEST_MAX_READINGS_PER_SEC", "fast"),
+            ("INGEST_MAX_READINGS_PER_SEC", "5000000000"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

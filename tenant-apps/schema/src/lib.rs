@@ -7,9 +7,11 @@
 //! The provisioner, ingest and the admin panel all read and write gateway
 //! tokens and admin passwords through [`model`], and the `gateways` table
 //! through [`registry`], so the stored formats and the registry's
-//! statements have one definition.
+//! statements have one definition. [`health`] is the line ingest's health
+//! check prints and the provisioner reads back for `status`.
 
 pub mod cql;
+pub mod health;
 pub mod model;
 pub mod registry;
 

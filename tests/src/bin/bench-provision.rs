@@ -352,6 +352,7 @@ fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
         admin_port: Some(admin),
         created_at: String::new(),
         gateway_tls: provisioner::domain::GatewayTls::Off,
+        limits: Default::default(),
     }
 }
 
@@ -813,6 +814,7 @@ impl Bench {
                 image_id: &image_id,
                 secrets_dir: secrets,
                 gateway_tls: record.gateway_tls,
+                limits: record.limits,
             },
         )
     }
