@@ -2,5 +2,6 @@
 //! mailed on every transition, and a daily report by mail. The pure core
 //! so far: no Cassandra, no SMTP, no clock.
 
+pub mod evaluate;
 pub mod rules;
 pub mod timezone;
