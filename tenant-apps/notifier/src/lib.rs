@@ -3,5 +3,6 @@
 //! so far: no Cassandra, no SMTP, no clock.
 
 pub mod evaluate;
+pub mod outbox;
 pub mod rules;
 pub mod timezone;
