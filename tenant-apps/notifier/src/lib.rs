@@ -3,6 +3,7 @@
 //! so far: no Cassandra, no SMTP, no clock.
 
 pub mod evaluate;
+pub mod mail;
 pub mod outbox;
 pub mod rules;
 pub mod timezone;
