@@ -19,6 +19,9 @@
 //!   lists) and their stored text.
 //! - [`evaluate`]: the state machine of a (rule, gateway) pair, with the
 //!   sampling semantics and what a closing window does.
+//! - [`check`]: one check planned, pure: the snapshot of `latest` and the
+//!   registry, the rules and states → the pairs to write, with their
+//!   transitions, and the states to drop.
 //! - [`mail`]: the alert mails and the daily report, built with lettre.
 //! - [`outbox`]: a queued mail's life, retries with backoff, the idempotency
 //!   key, and the at-least-once trade-off.
@@ -27,6 +30,7 @@
 //! - [`schema`]: the one table the notifier will add, and its queries (a
 //!   design, not applied yet).
 
+pub mod check;
 pub mod evaluate;
 pub mod mail;
 pub mod outbox;
