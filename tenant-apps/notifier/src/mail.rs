@@ -26,8 +26,10 @@ use std::fmt::{Display, Write as _};
 use std::time::SystemTime;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
-use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart};
 use lettre::{Address, Message};
 
 use crate::evaluate::{Evidence, ResolveReason, Sample, Transition, TransitionKind};
@@ -359,7 +361,7 @@ pub fn report_message(sender: &Sender, report: &DailyReport<'_>) -> Result<Messa
     for g in report.gateways {
         let _ = writeln!(
             text,
-            "{}: {:.1} Wh, peak {} W, {} samples",
+            "{}: {:.1} Wh, peak {} W, samples {}",
             g.gateway_id,
             g.energy_wh,
             show_peak(g.peak_w),
@@ -395,9 +397,12 @@ pub fn report_message(sender: &Sender, report: &DailyReport<'_>) -> Result<Messa
 
     // A constant known to parse.
     let csv_type = ContentType::parse("text/csv; charset=utf-8").unwrap_or(ContentType::TEXT_PLAIN);
-    // A Vec<u8> body is always base64: the bytes arrive as they left.
-    let attachment =
-        Attachment::new(report_filename(tenant, day)).body(report.csv.to_vec(), csv_type);
+    // Base64, so the bytes arrive as they left (7bit or quoted-printable
+    // would turn the CSV's LF line ends into CRLF). Base64 takes any bytes,
+    // so the fallback is never used.
+    let csv = Body::new_with_encoding(report.csv.to_vec(), ContentTransferEncoding::Base64)
+        .unwrap_or_else(Body::new);
+    let attachment = Attachment::new(report_filename(tenant, day)).body(csv, csv_type);
     let body = MultiPart::mixed()
         .multipart(MultiPart::alternative_plain_html(text, html))
         .singlepart(attachment);
@@ -717,7 +722,7 @@ mod tests {
             .get_body()
             .unwrap();
         assert!(
-            text.contains("gw-1: 12345.7 Wh, peak 2500.0 W, 8640 samples"),
+            text.contains("gw-1: 12345.7 Wh, peak 2500.0 W, samples 8640"),
             "{text}"
         );
 
@@ -731,6 +736,13 @@ mod tests {
         assert_eq!(
             disposition.params.get("filename").map(String::as_str),
             Some("daily-report-acme-2026-12-01-2026-12-01.csv")
+        );
+        assert_eq!(
+            attachment
+                .headers
+                .get_first_value("Content-Transfer-Encoding")
+                .as_deref(),
+            Some("base64")
         );
         assert_eq!(attachment.get_body_raw().unwrap(), csv);
     }
