@@ -1,0 +1,39 @@
+//! The notifier of one tenant: alert rules over what its gateways report,
+//! mailed on every transition, and a daily report by mail.
+//!
+//! This crate is the pure core so far: no Cassandra, no SMTP, no clock.
+//!
+//! ```text
+//!  every 30 s:  latest (last_seen, newest values) ──┐
+//!               rules, pair states (memory) ────────┼─▶ evaluate ─▶ new state + Transition?
+//!               now (injected) ─────────────────────┘                 │
+//!                                          mail::alert_message ◀──────┘
+//!                                                   │ formatted bytes, MailKey
+//!                        notifier table: state + outbox row, one logged batch
+//!                                                   │
+//!                        outbox: Queued ─▶ Sending (lease) ─▶ Sent | Failed | Queued (backoff)
+//!  once a day:  timezone::report_due ─▶ mail::report_message (summary + the panel's CSV)
+//! ```
+//!
+//! - [`rules`]: the rules, their parsing (`10m`, `08:00-18:00`, recipient
+//!   lists) and their stored text.
+//! - [`evaluate`]: the state machine of a (rule, gateway) pair, with the
+//!   sampling semantics and what a closing window does.
+//! - [`check`]: one check planned, pure: the snapshot of `latest` and the
+//!   registry, the rules and states → the pairs to write, with their
+//!   transitions, and the states to drop.
+//! - [`mail`]: the alert mails and the daily report, built with lettre.
+//! - [`outbox`]: a queued mail's life, retries with backoff, the idempotency
+//!   key, and the at-least-once trade-off.
+//! - [`timezone`]: the tenant's `timezone` setting and when the report is
+//!   due.
+//! - [`schema`]: the one table the notifier will add, and its queries (a
+//!   design, not applied yet).
+
+pub mod check;
+pub mod evaluate;
+pub mod mail;
+pub mod outbox;
+pub mod rules;
+pub mod schema;
+pub mod timezone;
