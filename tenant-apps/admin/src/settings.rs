@@ -49,36 +49,9 @@ impl Timezone {
 
     /// Accepts `UTC`, `Z`, `+HH:MM`, `-HH:MM`, `+HH`, `UTC+HH:MM`.
     pub fn parse(raw: &str) -> Result<Self, SettingsError> {
-        let bad = || SettingsError::Timezone(raw.to_owned());
-        let s = raw.trim();
-        let s = s
-            .strip_prefix("UTC")
-            .or_else(|| s.strip_prefix("GMT"))
-            .unwrap_or(s);
-        if s.is_empty() || s == "Z" {
-            return Ok(Self::UTC);
-        }
-        let (sign, rest) = match s.as_bytes()[0] {
-            b'+' => (1, &s[1..]),
-            b'-' => (-1, &s[1..]),
-            _ => return Err(bad()),
-        };
-        let (h, m) = match rest.split_once(':') {
-            Some((h, m)) => (h, m),
-            None => (rest, "0"),
-        };
-        let digits =
-            |v: &str| !v.is_empty() && v.len() <= 2 && v.bytes().all(|b| b.is_ascii_digit());
-        if !digits(h) || !digits(m) {
-            return Err(bad());
-        }
-        let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-        if h > 14 || m > 59 {
-            return Err(bad());
-        }
-        FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        tenant_schema::local_time::parse_utc_offset(raw)
             .map(Timezone)
-            .ok_or_else(bad)
+            .ok_or_else(|| SettingsError::Timezone(raw.to_owned()))
     }
 
     pub fn offset(&self) -> FixedOffset {

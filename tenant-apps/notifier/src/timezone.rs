@@ -4,10 +4,9 @@
 //! The admin panel stores the timezone as a fixed UTC offset (`UTC`, `Z`,
 //! `+HH:MM`, `-HH:MM`, `+HH`, `UTC+HH:MM`; named zones with daylight saving
 //! would need the tz database in the binary). [`parse_timezone`] reads the
-//! same strings to a [`FixedOffset`], so an alert window and a report day
-//! mean what the panel shows. (This mirrors `admin::settings::Timezone::parse`;
-//! both should move to `tenant-schema` once the notifier reads settings, so
-//! the rule has one definition.) Everything else in the crate is generic over
+//! same strings to a [`FixedOffset`] with the panel's own parser
+//! (`tenant_schema::local_time`), so an alert window and a report day mean
+//! what the panel shows. Everything else in the crate is generic over
 //! [`chrono::TimeZone`], so a `chrono_tz::Tz` would drop in if the setting
 //! ever names zones.
 
@@ -24,32 +23,8 @@ pub enum TimezoneError {
 
 /// Reads the `timezone` setting as the admin panel does.
 pub fn parse_timezone(raw: &str) -> Result<FixedOffset, TimezoneError> {
-    let bad = || TimezoneError::Timezone(raw.to_owned());
-    let s = raw.trim();
-    let s = s
-        .strip_prefix("UTC")
-        .or_else(|| s.strip_prefix("GMT"))
-        .unwrap_or(s);
-    if s.is_empty() || s == "Z" {
-        return FixedOffset::east_opt(0).ok_or_else(bad);
-    }
-    let (sign, rest) = if let Some(rest) = s.strip_prefix('+') {
-        (1, rest)
-    } else if let Some(rest) = s.strip_prefix('-') {
-        (-1, rest)
-    } else {
-        return Err(bad());
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let digits = |v: &str| !v.is_empty() && v.len() <= 2 && v.bytes().all(|b| b.is_ascii_digit());
-    if !digits(h) || !digits(m) {
-        return Err(bad());
-    }
-    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if h > 14 || m > 59 {
-        return Err(bad());
-    }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    tenant_schema::local_time::parse_utc_offset(raw)
+        .ok_or_else(|| TimezoneError::Timezone(raw.to_owned()))
 }
 
 /// Reads a report hour setting: a whole local hour, 0 to 23.

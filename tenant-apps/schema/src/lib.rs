@@ -12,6 +12,7 @@
 
 pub mod cql;
 pub mod health;
+pub mod local_time;
 pub mod model;
 pub mod registry;
 
