@@ -10,10 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
-pub const DISPLAY_NAME: &str = "display_name";
-pub const TIMEZONE: &str = "timezone";
-pub const OFFLINE_AFTER_MINUTES: &str = "offline_after_minutes";
-pub const POWER_ALERT_W: &str = "power_alert_w";
+pub use tenant_schema::settings::{DISPLAY_NAME, OFFLINE_AFTER_MINUTES, POWER_ALERT_W, TIMEZONE};
 
 /// The keys this module owns in the `settings` table. Other keys (the
 /// schema version) are never written by the panel.

@@ -1,7 +1,9 @@
 //! The notifier of one tenant: alert rules over what its gateways report,
 //! mailed on every transition, and a daily report by mail.
 //!
-//! This crate is the pure core so far: no Cassandra, no SMTP, no clock.
+//! The modules below `store` are the pure core: no Cassandra, no SMTP, no
+//! clock. [`store`] is the table's rows as the CLI, the panel and the
+//! notifier share them.
 //!
 //! ```text
 //!  every 30 s:  latest (last_seen, newest values) ──┐
@@ -27,8 +29,9 @@
 //!   key, and the at-least-once trade-off.
 //! - [`timezone`]: the tenant's `timezone` setting and when the report is
 //!   due.
-//! - [`schema`]: the one table the notifier will add, and its queries (a
-//!   design, not applied yet).
+//! - [`schema`]: the one table (schema version 3) and its queries.
+//! - [`store`]: rules, states, report requests and mails, read and written
+//!   for the CLI, the panel and the notifier.
 
 pub mod check;
 pub mod evaluate;
@@ -36,4 +39,5 @@ pub mod mail;
 pub mod outbox;
 pub mod rules;
 pub mod schema;
+pub mod store;
 pub mod timezone;

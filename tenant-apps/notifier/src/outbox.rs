@@ -23,7 +23,7 @@
 //!
 //! **Queuing is exactly once.** A transition is written to the store with
 //! the pair's new state and its outbox row in one logged batch
-//! (`schema::NOTIFIER_TABLE`), the row keyed by [`MailKey`] (rule id,
+//! (the `notifier` table, `schema`), the row keyed by [`MailKey`] (rule id,
 //! gateway id, transition kind, transition time). Either both are written
 //! or neither: a notifier that restarts after the write sees the pair
 //! already `firing` and makes no new transition; one that restarts before

@@ -1,18 +1,20 @@
-//! The notifier's storage, as a design: one table for rules, pair states and
-//! the outbox, and the queries a check runs. Nothing here is applied yet;
-//! the statement joins `tenant_schema::MIGRATIONS` (as version 3) when the
-//! notifier's store is written.
+//! The notifier's storage: one table for rules, pair states, report
+//! requests and the outbox, and the queries that read and write it. The
+//! table is `tenant_schema::MIGRATIONS` version 3 (the provisioner applies
+//! it); [`crate::store`] holds the calls that the CLI, the panel and the
+//! notifier share.
 //!
 //! # One table
 //!
 //! Each table costs every node about 1 MiB of heap per tenant, so rules,
-//! pair states and mails share [`NOTIFIER_TABLE`], told apart by `kind`:
+//! pair states and mails share the `notifier` table, told apart by `kind`:
 //!
 //! | kind     | bucket       | id                          | body (JSON)             | message | due |
 //! |----------|--------------|-----------------------------|-------------------------|---------|-----|
 //! | `rule`   | `''`         | rule id                     | `AlertRule::encode`     |         |     |
 //! | `state`  | `''`         | `<rule id>/<gateway id>`    | `PairState`             |         |     |
 //! | `state`  | `''`         | `report`                    | `{"day":"2026-12-01"}`  |         |     |
+//! | `request`| `''`         | random id                   | `store::ReportRequest`  |         |     |
 //! | `outbox` | `pending`    | `MailKey::as_text`          | `OutboxEntry`           | bytes   | yes |
 //! | `sent`   | UTC day      | `MailKey::as_text`          | `OutboxEntry` (final)   | bytes   |     |
 //!
@@ -57,17 +59,6 @@
 //!
 //! The daily report reads `readings` once a day, as the panel's report does.
 
-/// The table, for `tenant_schema::MIGRATIONS` (`{keyspace}` as there).
-pub const NOTIFIER_TABLE: &str = "CREATE TABLE IF NOT EXISTS {keyspace}.notifier (
-    kind text,
-    bucket text,
-    id text,
-    body text,
-    message blob,
-    due timestamp,
-    PRIMARY KEY ((kind, bucket), id)
-) WITH gc_grace_seconds = 86400";
-
 /// Every gateway's `last_seen`, one static cell per partition.
 pub const SELECT_LAST_SEEN: &str = "SELECT DISTINCT gateway_id, last_seen FROM {keyspace}.latest";
 
@@ -92,13 +83,25 @@ pub const UPSERT_ROW: &str = "INSERT INTO {keyspace}.notifier (kind, bucket, id,
 /// Writes a finished mail's record for its day, kept 30 days.
 pub const INSERT_SENT: &str = "INSERT INTO {keyspace}.notifier (kind, bucket, id, body, message) VALUES ('sent', ?, ?, ?, ?) USING TTL 2592000";
 
+/// Writes a row without a message or due time (a rule, a state, a
+/// request): `(kind, bucket, id, body)`.
+pub const UPSERT_BODY: &str =
+    "INSERT INTO {keyspace}.notifier (kind, bucket, id, body) VALUES (?, ?, ?, ?)";
+
+/// The mails of one kind and bucket (`outbox`/`pending`, `sent`/day).
+pub const SELECT_MAILS: &str =
+    "SELECT id, body, message FROM {keyspace}.notifier WHERE kind = ? AND bucket = ?";
+
+/// Removes the rows whose id is in `[from, to)` (a removed rule's states).
+pub const DELETE_ID_RANGE: &str =
+    "DELETE FROM {keyspace}.notifier WHERE kind = ? AND bucket = ? AND id >= ? AND id < ?";
+
 /// Removes a row (a finished pending mail, a removed rule's states).
 pub const DELETE_ROW: &str =
     "DELETE FROM {keyspace}.notifier WHERE kind = ? AND bucket = ? AND id = ?";
 
 /// The statements above, for the tests that check their shape.
 pub const STATEMENTS: &[&str] = &[
-    NOTIFIER_TABLE,
     SELECT_LAST_SEEN,
     SELECT_LATEST,
     SELECT_LATEST_ONE,
@@ -107,6 +110,9 @@ pub const STATEMENTS: &[&str] = &[
     UPSERT_ROW,
     INSERT_SENT,
     DELETE_ROW,
+    UPSERT_BODY,
+    SELECT_MAILS,
+    DELETE_ID_RANGE,
 ];
 
 /// The id of a pair's state row.
@@ -127,12 +133,12 @@ mod tests {
 
     #[test]
     fn the_notifier_is_one_table() {
-        let creates: Vec<&&str> = STATEMENTS
+        let notifier = tenant_schema::MIGRATIONS
             .iter()
-            .filter(|s| s.starts_with("CREATE TABLE"))
-            .collect();
-        assert_eq!(creates.len(), 1);
-        for statement in STATEMENTS.iter().filter(|s| !s.starts_with("CREATE")) {
+            .find(|m| m.name == "notifier")
+            .expect("the notifier migration");
+        assert_eq!(notifier.statements_for("k").len(), 1);
+        for statement in STATEMENTS {
             assert!(
                 statement.contains(".notifier") || statement.contains(".latest"),
                 "{statement}"

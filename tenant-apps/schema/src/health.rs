@@ -1,4 +1,4 @@
-//! What ingest's health check says about itself, as one line: the contract
+//! What ingest's (and the notifier's, [`NotifierHealth`]) health check says about itself, as one line: the contract
 //! between ingest (which writes it as the body of `/healthz`, and its
 //! `healthcheck` subcommand prints it, so Docker keeps it in the
 //! container's health log) and the provisioner (which reads the newest
@@ -74,9 +74,84 @@ impl IngestHealth {
     }
 }
 
+/// What the notifier's health check says, as one line:
+///
+/// ```text
+/// ok notifier mail=on rules=3 firing=1 pending=0 failed=0
+/// ```
+///
+/// `mail=off` when the operator configured no relay: alert states are
+/// still tracked and shown, and no mail is queued. `pending` counts mails
+/// not yet taken by the relay, `failed` the mails refused for good today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotifierHealth {
+    pub mail_on: bool,
+    pub rules: u64,
+    pub firing: u64,
+    pub pending: u64,
+    pub failed: u64,
+}
+
+impl fmt::Display for NotifierHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ok notifier mail={} rules={} firing={} pending={} failed={}",
+            if self.mail_on { "on" } else { "off" },
+            self.rules,
+            self.firing,
+            self.pending,
+            self.failed
+        )
+    }
+}
+
+impl NotifierHealth {
+    /// The counters in a health check's output (the first line that
+    /// starts with `ok notifier`); `None` when there is none.
+    pub fn parse(output: &str) -> Option<NotifierHealth> {
+        let line = output
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("ok notifier"))?;
+        let mut health = NotifierHealth::default();
+        let mut mail = None;
+        for word in line.split_whitespace().skip(2) {
+            let Some((key, value)) = word.split_once('=') else {
+                continue;
+            };
+            match key {
+                "mail" => mail = Some(value == "on"),
+                "rules" => health.rules = value.parse().ok()?,
+                "firing" => health.firing = value.parse().ok()?,
+                "pending" => health.pending = value.parse().ok()?,
+                "failed" => health.failed = value.parse().ok()?,
+                _ => {}
+            }
+        }
+        health.mail_on = mail?;
+        Some(health)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_notifier_line_reads_back() {
+        let health = NotifierHealth {
+            mail_on: true,
+            rules: 3,
+            firing: 1,
+            pending: 2,
+            failed: 0,
+        };
+        assert_eq!(NotifierHealth::parse(&health.to_string()), Some(health));
+        let off = NotifierHealth::parse("ok notifier mail=off rules=0 firing=0 pending=0 failed=0");
+        assert_eq!(off.map(|h| h.mail_on), Some(false));
+        assert_eq!(NotifierHealth::parse("ok connections plain=1 tls=0"), None);
+    }
 
     #[test]
     fn the_line_reads_back_as_written() {
