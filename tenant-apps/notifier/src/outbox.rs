@@ -85,6 +85,9 @@ pub enum MailKey {
     },
     /// The daily report of one local day.
     Report { day: NaiveDate },
+    /// A report asked for with `provision report send` (one mail per
+    /// request, `store::ReportRequest::id`).
+    Requested { day: NaiveDate, request: String },
 }
 
 impl MailKey {
@@ -104,6 +107,32 @@ impl MailKey {
                 at.to_rfc3339_opts(SecondsFormat::Millis, true)
             ),
             MailKey::Report { day } => format!("report/{day}"),
+            MailKey::Requested { day, request } => format!("report/{day}/{request}"),
+        }
+    }
+
+    /// Reads a stored key back; `None` for text no key makes.
+    pub fn parse(text: &str) -> Option<MailKey> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            ["alert", rule, gateway, kind, at] => Some(MailKey::Transition {
+                rule_id: RuleId::parse(rule).ok()?,
+                gateway_id: (*gateway).to_owned(),
+                kind: match *kind {
+                    "firing" => TransitionKind::Firing,
+                    "resolved" => TransitionKind::Resolved,
+                    _ => return None,
+                },
+                at: DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+            }),
+            ["report", day] => Some(MailKey::Report {
+                day: day.parse().ok()?,
+            }),
+            ["report", day, request] if !request.is_empty() => Some(MailKey::Requested {
+                day: day.parse().ok()?,
+                request: (*request).to_owned(),
+            }),
+            _ => None,
         }
     }
 
@@ -214,6 +243,11 @@ pub enum OutboxStatus {
         at: DateTime<Utc>,
         reason: String,
     },
+    /// Mail is off (no relay configured): the transition is recorded for
+    /// the history, and nothing is sent.
+    Unsent {
+        at: DateTime<Utc>,
+    },
 }
 
 impl OutboxStatus {
@@ -223,6 +257,7 @@ impl OutboxStatus {
             OutboxStatus::Sending { .. } => "sending",
             OutboxStatus::Sent { .. } => "sent",
             OutboxStatus::Failed { .. } => "failed",
+            OutboxStatus::Unsent { .. } => "unsent",
         }
     }
 
@@ -230,7 +265,7 @@ impl OutboxStatus {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            OutboxStatus::Sent { .. } | OutboxStatus::Failed { .. }
+            OutboxStatus::Sent { .. } | OutboxStatus::Failed { .. } | OutboxStatus::Unsent { .. }
         )
     }
 }
@@ -269,7 +304,9 @@ impl OutboxEntry {
         match &self.status {
             OutboxStatus::Queued { next_attempt, .. } => Some(*next_attempt),
             OutboxStatus::Sending { lease_until, .. } => Some(*lease_until),
-            OutboxStatus::Sent { .. } | OutboxStatus::Failed { .. } => None,
+            OutboxStatus::Sent { .. }
+            | OutboxStatus::Failed { .. }
+            | OutboxStatus::Unsent { .. } => None,
         }
     }
 
@@ -414,6 +451,21 @@ mod tests {
             at: "2026-12-02T08:15:00.123456Z".parse().unwrap(),
         };
         assert_ne!(resolved.as_text(), key().as_text());
+        let requested = MailKey::Requested {
+            day,
+            request: "abc123".into(),
+        };
+        assert_eq!(requested.as_text(), "report/2026-12-01/abc123");
+        for k in [key(), resolved, MailKey::Report { day }, requested] {
+            // The key keeps milliseconds, as a Cassandra timestamp does.
+            let back = MailKey::parse(&k.as_text()).unwrap();
+            assert_eq!(back.as_text(), k.as_text());
+        }
+        assert_eq!(
+            MailKey::parse("alert/r1/gw-1/later/2026-12-02T08:15:00Z"),
+            None
+        );
+        assert_eq!(MailKey::parse("nonsense"), None);
     }
 
     #[test]
