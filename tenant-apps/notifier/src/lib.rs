@@ -33,11 +33,18 @@
 //! - [`store`]: rules, states, report requests and mails, read and written
 //!   for the CLI, the panel and the notifier.
 
+pub mod app;
+pub mod cassandra;
 pub mod check;
+pub mod clock;
+pub mod config;
 pub mod evaluate;
+pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod outbox;
 pub mod rules;
 pub mod schema;
+pub mod smtp;
 pub mod store;
 pub mod timezone;

@@ -264,7 +264,8 @@ pub async fn read_daily_rows(
     days: &[NaiveDate],
     bounds: impl Fn(NaiveDate) -> (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<(Vec<DailyRow>, u64), ReadError> {
-    let jobs: Vec<(String, NaiveDate, (DateTime<Utc>, DateTime<Utc>))> = gateway_ids
+    type Job = (String, NaiveDate, (DateTime<Utc>, DateTime<Utc>));
+    let jobs: Vec<Job> = gateway_ids
         .iter()
         .flat_map(|id| days.iter().map(|day| (id.clone(), *day, bounds(*day))))
         .collect();
