@@ -225,7 +225,11 @@ pub async fn read_gateway_day(
     };
     let mut acc = GatewayDay::default();
     let mut requests = 0;
-    for partition in partition_days(start, end) {
+    // Newest partition first: each hands out its rows newest first, so the
+    // integrator sees one descending series and the step across UTC
+    // midnight (the last sample of one partition to the first of the
+    // next) is integrated too.
+    for partition in partition_days(start, end).into_iter().rev() {
         let pager = session
             .execute_iter(
                 statement.clone(),
