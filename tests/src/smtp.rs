@@ -194,7 +194,15 @@ impl SmtpSink {
                         .unwrap_or_else(|e| panic!("{eml:?}'s envelope: {e}")),
                 )
                 .unwrap();
-                ReceivedMail::parse(&meta, raw)
+                let nanos: i64 = eml
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.split('-').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_default();
+                let mut mail = ReceivedMail::parse(&meta, raw);
+                mail.received_at = chrono::DateTime::from_timestamp_nanos(nanos);
+                mail
             })
             .collect()
     }
@@ -250,6 +258,8 @@ pub struct ReceivedMail {
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
     pub raw: Vec<u8>,
+    /// When the sink took it (the end of its DATA).
+    pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn header_addresses(mail: &ParsedMail<'_>, name: &str) -> Vec<String> {
@@ -319,6 +329,7 @@ impl ReceivedMail {
             html: None,
             attachments: Vec::new(),
             raw: Vec::new(),
+            received_at: chrono::DateTime::UNIX_EPOCH,
         };
         let parsed = mailparse::parse_mail(&raw)
             .unwrap_or_else(|e| panic!("a received mail does not parse: {e}"));

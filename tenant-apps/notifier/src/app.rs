@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 use lettre::message::Mailbox;
 use lettre::Address;
-use tenant_common::{connect_cassandra_until, CassandraError, TenantConfig};
+use tenant_common::{connect_cassandra_lean, CassandraError, TenantConfig};
 use tenant_schema::settings as keys;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -803,7 +803,9 @@ pub async fn open_db(
     deadline: Instant,
 ) -> Result<Db, StartError> {
     loop {
-        let session = Arc::new(connect_cassandra_until(cfg, deadline).await?);
+        // No schema metadata: nothing here reads it, and it would hold the
+        // schema of every keyspace on the node.
+        let session = Arc::new(connect_cassandra_lean(cfg, deadline).await?);
         match Db::prepare(session, &cfg.keyspace, metrics.clone()).await {
             Ok(db) => return Ok(db),
             Err(e) if Instant::now() + Duration::from_secs(2) < deadline => {
