@@ -31,6 +31,12 @@ pub fn admin_image() -> String {
     std::env::var("PROVISION_ADMIN_IMAGE").unwrap_or_else(|_| "provision/admin:dev".to_owned())
 }
 
+/// The notifier image: `PROVISION_NOTIFIER_IMAGE`, or the one scripts/setup builds.
+pub fn notifier_image() -> String {
+    std::env::var("PROVISION_NOTIFIER_IMAGE")
+        .unwrap_or_else(|_| "provision/notifier:dev".to_owned())
+}
+
 /// A free port on loopback, to publish a container port on a fixed host
 /// port that stays the same across restarts.
 pub fn free_port() -> u16 {
@@ -57,6 +63,7 @@ pub struct TestContainer {
     hardened: bool,
     memory: Option<i64>,
     no_swap: bool,
+    extra_hosts: Vec<String>,
 }
 
 impl TestContainer {
@@ -74,6 +81,7 @@ impl TestContainer {
             hardened: false,
             memory: None,
             no_swap: false,
+            extra_hosts: Vec::new(),
         }
     }
 
@@ -146,6 +154,13 @@ impl TestContainer {
         self
     }
 
+    /// An extra `/etc/hosts` line (`host.docker.internal:host-gateway`,
+    /// as `--add-host`).
+    pub fn extra_host(mut self, entry: &str) -> TestContainer {
+        self.extra_hosts.push(entry.to_owned());
+        self
+    }
+
     fn body(&self) -> ContainerCreateBody {
         let port_bindings = self.publish.as_ref().map(|(port, host_port)| {
             HashMap::from([(
@@ -181,6 +196,7 @@ impl TestContainer {
                 cap_drop: self.hardened.then(|| vec!["ALL".to_owned()]),
                 memory: self.memory,
                 memory_swap: self.memory.filter(|_| self.no_swap),
+                extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
                 ..Default::default()
             }),
             networking_config,

@@ -17,6 +17,8 @@
 //! - [`containers`] starts the tenant app images and asks the engine about
 //!   them; [`http`] talks HTTP to them; [`apps`] runs ingest in-process and
 //!   commissions gateways.
+//! - [`smtp`] runs a real SMTP server (aiosmtpd) and reads back what it
+//!   received, for the notifier's tests.
 //! - [`faults`] breaks the stack (a dockerd restart) and checks that every
 //!   acked reading is in Cassandra.
 //! - [`bench`] is what the benchmarks share: their own Cassandra node,
@@ -27,6 +29,7 @@ pub mod bench;
 pub mod containers;
 pub mod faults;
 pub mod http;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -277,6 +277,13 @@ impl Store {
         &self.session
     }
 
+    /// The prepared read of one value name in a `(gateway, day)` partition
+    /// ([`tenant_schema::energy::select_named_samples`]), for the shared
+    /// report read [`tenant_schema::energy::read_daily_rows`].
+    pub fn readings_named(&self) -> &PreparedStatement {
+        &self.readings_named
+    }
+
     /// Whether the tenant keyspace answers a read.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.session

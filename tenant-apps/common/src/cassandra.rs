@@ -65,8 +65,9 @@ pub async fn connect_cassandra(cfg: &TenantConfig) -> Result<Session, CassandraE
 /// one contact point is resolved now (on every attempt, so a node that came
 /// back with a new address is found) and every node address the cluster
 /// advertises is replaced by it.
-async fn builder(cfg: &TenantConfig) -> Result<SessionBuilder, NewSessionError> {
+async fn builder(cfg: &TenantConfig, metadata: bool) -> Result<SessionBuilder, NewSessionError> {
     let mut builder = SessionBuilder::new()
+        .fetch_schema_metadata(metadata)
         .user(cfg.username.clone(), cfg.password.clone())
         .use_keyspace(&cfg.keyspace, false)
         .connection_timeout(Duration::from_secs(5));
@@ -91,11 +92,31 @@ pub async fn connect_cassandra_until(
     cfg: &TenantConfig,
     deadline: Instant,
 ) -> Result<Session, CassandraError> {
+    connect(cfg, deadline, true).await
+}
+
+/// [`connect_cassandra_until`] without the driver's schema metadata: the
+/// session does not fetch (and keep) the schema of every keyspace the node
+/// holds, which grows with the tenants on the node. For an app that only
+/// runs prepared statements and needs no metadata (the notifier, with its
+/// 10 MB budget).
+pub async fn connect_cassandra_lean(
+    cfg: &TenantConfig,
+    deadline: Instant,
+) -> Result<Session, CassandraError> {
+    connect(cfg, deadline, false).await
+}
+
+async fn connect(
+    cfg: &TenantConfig,
+    deadline: Instant,
+    metadata: bool,
+) -> Result<Session, CassandraError> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(500);
     let mut attempt = 1u32;
     loop {
-        let result = match builder(cfg).await {
+        let result = match builder(cfg, metadata).await {
             Ok(builder) => builder.build().await,
             Err(e) => Err(e),
         };

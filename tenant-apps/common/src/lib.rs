@@ -13,7 +13,8 @@ pub mod logging;
 pub mod signal;
 
 pub use cassandra::{
-    connect_cassandra, connect_cassandra_until, prepare_statement, CassandraError, PrepareFailed,
+    connect_cassandra, connect_cassandra_lean, connect_cassandra_until, prepare_statement,
+    CassandraError, PrepareFailed,
 };
 pub use config::{env_or, env_parse, env_required, ConfigError, TenantConfig};
 pub use health::{http_get, http_healthcheck, HealthcheckError};

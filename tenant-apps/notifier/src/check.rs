@@ -2,7 +2,8 @@
 //! (gateways, `latest`, the pairs' states) and the rules → the pairs whose
 //! state changed, each with its transition if any, and the states to drop.
 //!
-//! The executor (to come) applies the plan and nothing else: a change with
+//! The executor ([`crate::app`], through [`crate::cassandra`]) applies the
+//! plan and nothing else: a change with
 //! a transition is one logged batch (the state and its outbox row), a
 //! change without one is the state row alone, a removal one delete.
 //!

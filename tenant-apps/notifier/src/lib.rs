@@ -1,9 +1,11 @@
 //! The notifier of one tenant: alert rules over what its gateways report,
 //! mailed on every transition, and a daily report by mail.
 //!
-//! The modules below `store` are the pure core: no Cassandra, no SMTP, no
-//! clock. [`store`] is the table's rows as the CLI, the panel and the
-//! notifier share them.
+//! The pure core (`rules` to `store` below) has no Cassandra, SMTP or
+//! clock of its own; [`app`] runs it: [`cassandra`] executes the plans,
+//! [`smtp`] sends, [`clock`] is injected (a manual clock in tests), and
+//! [`http`] and [`metrics`] say how it goes. [`store`] is the table's rows
+//! as the CLI, the panel and the notifier share them.
 //!
 //! ```text
 //!  every 30 s:  latest (last_seen, newest values) ──┐
@@ -32,12 +34,23 @@
 //! - [`schema`]: the one table (schema version 3) and its queries.
 //! - [`store`]: rules, states, report requests and mails, read and written
 //!   for the CLI, the panel and the notifier.
+//! - [`app`]: the [`app::Notifier`] and its loop; [`cassandra`]: the
+//!   executor; [`smtp`]: the relay; [`config`]: the environment;
+//!   [`clock`]: the injected clock; [`http`] and [`metrics`]: `/healthz`
+//!   and `/metrics`.
 
+pub mod app;
+pub mod cassandra;
 pub mod check;
+pub mod clock;
+pub mod config;
 pub mod evaluate;
+pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod outbox;
 pub mod rules;
 pub mod schema;
+pub mod smtp;
 pub mod store;
 pub mod timezone;

@@ -73,6 +73,9 @@ impl Header for AutoSubmitted {
 pub struct Sender {
     /// The tenant id, shown in every subject as `[<tenant>]`.
     pub tenant: String,
+    /// The tenant's display name (the `display_name` setting), shown with
+    /// the id in every body.
+    pub display_name: Option<String>,
     /// The `From` mailbox (`Alerts <alerts@example.com>`); its domain ends
     /// the `Message-ID`s.
     pub from: Mailbox,
@@ -91,6 +94,16 @@ impl Sender {
             .message_id(Some(key.message_id(&self.tenant, self.from.email.domain())))
             .date(SystemTime::from(date))
             .header(AutoSubmitted)
+    }
+
+    /// `Acme Solar (acme)`, or the id alone without a display name.
+    pub fn tenant_line(&self) -> String {
+        match self.display_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() && name != self.tenant => {
+                format!("{name} ({})", self.tenant)
+            }
+            _ => self.tenant.clone(),
+        }
     }
 
     fn build_error(&self, what: &'static str) -> impl FnOnce(lettre::error::Error) -> MailError {
@@ -254,7 +267,7 @@ where
     let subject = alert_subject(&sender.tenant, rule, gateway_id, transition);
     let mut body = String::new();
     let _ = writeln!(body, "{subject}\n");
-    let _ = writeln!(body, "Tenant: {}", sender.tenant);
+    let _ = writeln!(body, "Tenant: {}", sender.tenant_line());
     let _ = writeln!(body, "Rule: {} ({})", rule.id, rule.kind.describe());
     let _ = writeln!(body, "Gateway: {gateway_id}");
     let _ = writeln!(
@@ -294,6 +307,9 @@ pub struct GatewaySummary {
 /// What the daily report mail is made of.
 #[derive(Debug, Clone)]
 pub struct DailyReport<'a> {
+    /// The outbox key: [`MailKey::Report`] for the daily one,
+    /// [`MailKey::Requested`] for one asked for (its `Message-ID`).
+    pub key: MailKey,
     pub day: NaiveDate,
     /// Sorted as they should be shown (by gateway id, as the panel does).
     pub gateways: &'a [GatewaySummary],
@@ -348,15 +364,17 @@ pub fn report_message(sender: &Sender, report: &DailyReport<'_>) -> Result<Messa
     let subject = format!("[{tenant}] Daily report for {day}");
     let total = totals(report.gateways);
 
-    let mut text =
-        format!("{subject}\n\nEnergy (Wh) and peak power (W) per gateway, local day {day}:\n\n");
+    let mut text = format!(
+        "{subject}\n\nTenant: {}\nEnergy (Wh) and peak power (W) per gateway, local day {day}:\n\n",
+        sender.tenant_line()
+    );
     let mut html = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{}</title></head><body>\n\
          <h1>Daily report for {day}</h1>\n<p>Tenant <b>{}</b>: energy and peak power per gateway for the local day {day}.</p>\n\
          <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\">\n\
          <thead><tr><th>Gateway</th><th>Energy (Wh)</th><th>Peak power (W)</th><th>Samples</th></tr></thead>\n<tbody>\n",
         escape_html(&subject),
-        escape_html(tenant)
+        escape_html(&sender.tenant_line())
     );
     for g in report.gateways {
         let _ = writeln!(
@@ -407,8 +425,7 @@ pub fn report_message(sender: &Sender, report: &DailyReport<'_>) -> Result<Messa
         .multipart(MultiPart::alternative_plain_html(text, html))
         .singlepart(attachment);
 
-    let key = MailKey::Report { day };
-    let mut builder = sender.builder(&key, report.made_at, subject);
+    let mut builder = sender.builder(&report.key, report.made_at, subject);
     for address in report.recipients {
         builder = builder.to(Mailbox::new(None, address.clone()));
     }
@@ -427,6 +444,7 @@ mod tests {
     fn sender() -> Sender {
         Sender {
             tenant: "acme".into(),
+            display_name: Some("Acme Solar".into()),
             from: "Acme alerts <alerts@example.com>".parse().unwrap(),
         }
     }
@@ -531,7 +549,7 @@ mod tests {
         assert_eq!(mail.ctype.mimetype, "text/plain");
         let body = mail.get_body().unwrap();
         for expected in [
-            "Tenant: acme",
+            "Tenant: Acme Solar (acme)",
             "Rule: k3j9x2 (power below 5 for 15m between 08:00-18:00)",
             "Gateway: gw-1",
             "State: firing since 2026-12-02 09:15:00 +01:00 (2026-12-02T08:15:00Z)",
@@ -677,6 +695,7 @@ mod tests {
         let recipients = parse_recipients("boss@example.com").unwrap();
         let gateways = summaries();
         let report = DailyReport {
+            key: MailKey::Report { day },
             day,
             gateways: &gateways,
             csv,
@@ -757,6 +776,9 @@ mod tests {
         }];
         let recipients = parse_recipients("boss@example.com").unwrap();
         let report = DailyReport {
+            key: MailKey::Report {
+                day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            },
             day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             gateways: &gateways,
             csv: b"",
@@ -778,6 +800,9 @@ mod tests {
         let err = alert_message(&sender(), &rule, "gw-1", &transition, &plus_one()).unwrap_err();
         assert!(err.to_string().contains("no recipients"), "{err}");
         let report = DailyReport {
+            key: MailKey::Report {
+                day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            },
             day: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             gateways: &[],
             csv: b"",

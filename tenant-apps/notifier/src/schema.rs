@@ -21,7 +21,7 @@
 //! - `rule` and `state` are one partition each: a tenant has tens of rules
 //!   and rules × gateways pairs (10 × 1000 pairs of ~200 bytes is 2 MB, far
 //!   under Cassandra's partition guidance). Both are read whole at start;
-//!   rules again once a minute (the CLI writes them), states never again
+//!   rules again at every check (the CLI writes them), states never again
 //!   (one notifier per tenant: its own writes keep its copy current).
 //! - `outbox/pending` holds the mails not yet sent or failed, a handful, read
 //!   whole every check. A mail that ends (`Sent` or `Failed`) is moved to
@@ -54,8 +54,9 @@
 //!    the transition, so a retried batch rewrites the same row); a pending
 //!    timer that starts or resets is one [`UPSERT_ROW`] of the state alone.
 //!    An unchanged pair costs nothing.
-//! 5. Once a minute: [`SELECT_KIND`] of `rule`, and `settings` (timezone,
-//!    report hour, recipients and sender).
+//! 5. Every check: [`SELECT_KIND`] of `rule`, and `settings` (display
+//!    name, timezone, report time and recipients): two small reads, so an
+//!    edit shows within one check.
 //!
 //! The daily report reads `readings` once a day, as the panel's report does.
 

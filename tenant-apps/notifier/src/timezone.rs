@@ -10,15 +10,15 @@
 //! [`chrono::TimeZone`], so a `chrono_tz::Tz` would drop in if the setting
 //! ever names zones.
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 
 /// Why a timezone or report hour setting was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TimezoneError {
     #[error("timezone {0:?} is not understood: use UTC or an offset such as +01:00 or -05:30")]
     Timezone(String),
-    #[error("report hour {0:?} is not a whole hour from 0 to 23")]
-    ReportHour(String),
+    #[error("report time {0:?} is not a local time such as 07:00 (HH:MM, 24 h)")]
+    ReportAt(String),
 }
 
 /// Reads the `timezone` setting as the admin panel does.
@@ -27,12 +27,13 @@ pub fn parse_timezone(raw: &str) -> Result<FixedOffset, TimezoneError> {
         .ok_or_else(|| TimezoneError::Timezone(raw.to_owned()))
 }
 
-/// Reads a report hour setting: a whole local hour, 0 to 23.
-pub fn parse_report_hour(raw: &str) -> Result<u32, TimezoneError> {
-    match raw.trim().parse::<u32>() {
-        Ok(h) if h < 24 => Ok(h),
-        _ => Err(TimezoneError::ReportHour(raw.to_owned())),
-    }
+/// Reads the `report_at` setting: a local time `HH:MM` (24 h).
+pub fn parse_report_at(raw: &str) -> Result<NaiveTime, TimezoneError> {
+    let raw_trim = raw.trim();
+    let ok = raw_trim.len() == 5 && raw_trim.as_bytes()[2] == b':';
+    ok.then(|| NaiveTime::parse_from_str(raw_trim, "%H:%M").ok())
+        .flatten()
+        .ok_or_else(|| TimezoneError::ReportAt(raw.to_owned()))
 }
 
 /// The local calendar day of an instant.
@@ -58,20 +59,21 @@ pub fn day_bounds<Tz: TimeZone>(tz: &Tz, day: NaiveDate) -> (DateTime<Utc>, Date
 }
 
 /// The day whose report is due at `now`, if any: the previous local day,
-/// once the local clock has reached `hour` and that day has not been
-/// reported yet (`last_reported` is the newest day already queued).
+/// once the local clock has reached `at` (hour and minute) and that day
+/// has not been reported yet (`last_reported` is the newest day already
+/// queued).
 ///
 /// A notifier that was down through the hour sends the report when it comes
 /// back the same day; if it was down longer, only the newest finished day is
 /// reported (no backlog of old reports).
 pub fn report_due<Tz: TimeZone>(
     tz: &Tz,
-    hour: u32,
+    at: NaiveTime,
     now: DateTime<Utc>,
     last_reported: Option<NaiveDate>,
 ) -> Option<NaiveDate> {
     let local = now.with_timezone(tz);
-    if local.hour() < hour {
+    if local.time() < at {
         return None;
     }
     let day = local.date_naive().pred_opt()?;
@@ -117,12 +119,17 @@ mod tests {
         }
     }
 
+    fn hm(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
     #[test]
-    fn report_hours_are_whole_hours_of_a_day() {
-        assert_eq!(parse_report_hour("0"), Ok(0));
-        assert_eq!(parse_report_hour(" 23 "), Ok(23));
-        for bad in ["24", "-1", "7.5", "", "seven"] {
-            assert!(parse_report_hour(bad).is_err(), "{bad}");
+    fn report_times_are_local_hours_and_minutes() {
+        assert_eq!(parse_report_at("00:00"), Ok(hm(0, 0)));
+        assert_eq!(parse_report_at(" 23:59 "), Ok(hm(23, 59)));
+        assert_eq!(parse_report_at("07:30"), Ok(hm(7, 30)));
+        for bad in ["24:00", "7:00", "07:60", "7", "", "seven", "07:00:00"] {
+            assert!(parse_report_at(bad).is_err(), "{bad}");
         }
     }
 
@@ -143,25 +150,40 @@ mod tests {
         let tz = parse_timezone("-05:00").unwrap();
         let yesterday = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         // 06:59 local on Dec 2 is 11:59 UTC: not yet.
-        assert_eq!(report_due(&tz, 7, utc("2026-12-02T11:59:59Z"), None), None);
+        assert_eq!(
+            report_due(&tz, hm(7, 0), utc("2026-12-02T11:59:59Z"), None),
+            None
+        );
         // 07:00 local: due, for Dec 1.
         let at_seven = utc("2026-12-02T12:00:00Z");
-        assert_eq!(report_due(&tz, 7, at_seven, None), Some(yesterday));
+        assert_eq!(report_due(&tz, hm(7, 0), at_seven, None), Some(yesterday));
         let day_before = yesterday.pred_opt();
-        assert_eq!(report_due(&tz, 7, at_seven, day_before), Some(yesterday));
+        assert_eq!(
+            report_due(&tz, hm(7, 0), at_seven, day_before),
+            Some(yesterday)
+        );
         // Once queued, not again that day, even late in the evening.
         assert_eq!(
-            report_due(&tz, 7, utc("2026-12-03T04:59:59Z"), Some(yesterday)),
+            report_due(&tz, hm(7, 0), utc("2026-12-03T04:59:59Z"), Some(yesterday)),
             None
         );
         // The next local day it is due again, for Dec 2.
         assert_eq!(
-            report_due(&tz, 7, utc("2026-12-03T12:00:00Z"), Some(yesterday)),
+            report_due(&tz, hm(7, 0), utc("2026-12-03T12:00:00Z"), Some(yesterday)),
             yesterday.succ_opt()
+        );
+        // 07:30: not at 07:29, due at 07:30.
+        assert_eq!(
+            report_due(&tz, hm(7, 30), utc("2026-12-02T12:29:59Z"), None),
+            None
+        );
+        assert_eq!(
+            report_due(&tz, hm(7, 30), utc("2026-12-02T12:30:00Z"), None),
+            Some(yesterday)
         );
         // Hour 0: due from local midnight.
         assert_eq!(
-            report_due(&tz, 0, utc("2026-12-02T05:00:00Z"), None),
+            report_due(&tz, hm(0, 0), utc("2026-12-02T05:00:00Z"), None),
             Some(yesterday)
         );
     }

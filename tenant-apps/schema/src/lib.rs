@@ -11,6 +11,7 @@
 //! check prints and the provisioner reads back for `status`.
 
 pub mod cql;
+pub mod energy;
 pub mod health;
 pub mod local_time;
 pub mod model;

@@ -2,31 +2,28 @@
 //! and peak power per gateway per local day (see [`crate::reports`]).
 //!
 //! Each (gateway, day) reads the `power` values of the one or two UTC
-//! partitions the local day overlaps; up to [`PARALLEL`] such reads run at
-//! once.
+//! partitions the local day overlaps; up to
+//! [`tenant_schema::energy::PARALLEL_READS`] such reads run at once.
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::reports::{to_csv, DailyRow, GatewayDay, MAX_GAP, POWER_NAME};
+use crate::reports::{read_daily_rows, to_csv, DailyRow, MAX_GAP};
 use crate::session::Session;
 use crate::settings::Settings;
 use crate::AppState;
 
-use super::gateway::{parse_day, partition_days};
+use super::gateway::parse_day;
 use super::{all_gateway_ids, format_value, html, load_settings, Chrome, Nav};
 
 /// The longest report, in days.
 const MAX_DAYS: i64 = 31;
 /// The default report: the last seven days, today included.
 const DEFAULT_DAYS: i64 = 7;
-/// Concurrent (gateway, day) computations.
-const PARALLEL: usize = 8;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RangeQuery {
@@ -57,7 +54,8 @@ pub(super) fn range(
     Ok((from, to))
 }
 
-/// The report rows, sorted by gateway then day.
+/// The report rows, sorted by gateway then day: the read the notifier's
+/// daily report mail makes too ([`tenant_schema::energy::read_daily_rows`]).
 async fn compute(
     state: &AppState,
     settings: &Settings,
@@ -73,35 +71,18 @@ async fn compute(
         .collect();
     let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let tz = settings.timezone;
-    let jobs: Vec<(String, NaiveDate)> = ids
-        .iter()
-        .flat_map(|id| days.iter().map(move |day| (id.clone(), *day)))
-        .collect();
-    let mut rows: Vec<DailyRow> = futures::stream::iter(jobs)
-        .map(|(id, day)| {
-            let state = state.clone();
-            async move {
-                let (start, end) = tz.day_bounds(day);
-                let mut acc = GatewayDay::default();
-                for partition in partition_days(start, end) {
-                    state
-                        .store()
-                        .for_each_sample(&id, partition, start, end, Some(POWER_NAME), |s| {
-                            acc.push(&s.sensor, s.ts.timestamp_millis(), s.value, &s.unit)
-                        })
-                        .await?;
-                }
-                Ok::<_, AppError>(DailyRow {
-                    gateway_id: id,
-                    day,
-                    stats: acc.finish(),
-                })
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await?;
-    rows.sort_by(|a, b| (&a.gateway_id, a.day).cmp(&(&b.gateway_id, b.day)));
+    let (rows, _requests) = read_daily_rows(
+        store.session(),
+        store.readings_named(),
+        &ids,
+        &days,
+        |day| tz.day_bounds(day),
+    )
+    .await
+    .map_err(|e| crate::store::StoreError::Query {
+        what: "read readings",
+        source: Box::new(e),
+    })?;
     Ok(rows)
 }
 
