@@ -189,12 +189,7 @@ fn settings(keys: &Keys, body: &[u8]) {
     let Some(form) = posted::<SettingsForm>(keys, body) else {
         return;
     };
-    let parsed = Settings::from_form(
-        &form.display_name,
-        &form.timezone,
-        &form.offline_after_minutes,
-        &form.power_alert_w,
-    );
+    let parsed = Settings::from_form(&form.values());
     let Ok(settings) = parsed else {
         return;
     };
@@ -214,6 +209,11 @@ fn settings(keys: &Keys, body: &[u8]) {
         Ok(settings.timezone),
         "the timezone does not read back as it prints"
     );
+    assert!(
+        settings.report_at.is_none() || !settings.report_recipients.is_empty(),
+        "a daily report time accepted without recipients"
+    );
+    assert!(settings.report_recipients.len() <= notifier::rules::MAX_RECIPIENTS);
     let stored = settings
         .to_stored()
         .into_iter()
