@@ -1151,26 +1151,21 @@ impl Panel {
     }
 }
 
-fn rule_form<'a>(
-    csrf: &'a str,
-    kind: &'a str,
-    value: &'a str,
-    threshold: &'a str,
-    for_: &'a str,
-    between: &'a str,
-    gateway: &'a str,
-    recipients: &'a str,
-) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("csrf", csrf),
-        ("kind", kind),
-        ("value", value),
-        ("threshold", threshold),
-        ("for", for_),
-        ("between", between),
-        ("gateway", gateway),
-        ("recipients", recipients),
-    ]
+/// The rule form's fields: kind, value, threshold, for, between, gateway,
+/// recipients.
+fn rule_form<'a>(csrf: &'a str, fields: [&'a str; 7]) -> Vec<(&'a str, &'a str)> {
+    let names = [
+        "kind",
+        "value",
+        "threshold",
+        "for",
+        "between",
+        "gateway",
+        "recipients",
+    ];
+    std::iter::once(("csrf", csrf))
+        .chain(names.into_iter().zip(fields))
+        .collect()
 }
 
 #[tokio::test]
@@ -1193,13 +1188,15 @@ async fn alert_rules_are_created_edited_and_deleted_on_the_alerts_page() {
             "/alerts",
             &rule_form(
                 &csrf,
-                "silent",
-                "",
-                "",
-                "10m",
-                "",
-                "",
-                "ops@example.com, boss@example.com",
+                [
+                    "silent",
+                    "",
+                    "",
+                    "10m",
+                    "",
+                    "",
+                    "ops@example.com, boss@example.com",
+                ],
             ),
         )
         .await;
@@ -1245,13 +1242,15 @@ async fn alert_rules_are_created_edited_and_deleted_on_the_alerts_page() {
             &format!("/alerts/{}", rule.id),
             &rule_form(
                 &csrf,
-                "below",
-                "power",
-                "5.5",
-                "15m",
-                "08:00-18:00",
-                "gw-roof",
-                "ops@example.com",
+                [
+                    "below",
+                    "power",
+                    "5.5",
+                    "15m",
+                    "08:00-18:00",
+                    "gw-roof",
+                    "ops@example.com",
+                ],
             ),
         )
         .await;
@@ -1281,7 +1280,7 @@ async fn alert_rules_are_created_edited_and_deleted_on_the_alerts_page() {
     let res = b
         .post(
             "/alerts/nosuchrule",
-            &rule_form(&csrf, "silent", "", "", "1m", "", "", "a@example.com"),
+            &rule_form(&csrf, ["silent", "", "", "1m", "", "", "a@example.com"]),
         )
         .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
@@ -1324,7 +1323,7 @@ async fn alert_rules_are_created_edited_and_deleted_on_the_alerts_page() {
     let res = b
         .post(
             "/alerts",
-            &rule_form("00ff", "silent", "", "", "10m", "", "", "ops@example.com"),
+            &rule_form("00ff", ["silent", "", "", "10m", "", "", "ops@example.com"]),
         )
         .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
@@ -1338,22 +1337,17 @@ async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
     let panel = Panel::start(node, "admin_alerts_bad").await;
     let mut b = panel.logged_in("admin", "alerts-pw-2").await;
     let csrf = b.csrf("/alerts").await;
-    let cases: [(Vec<(&str, &str)>, &str, &str); 6] = [
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 6] = [
         (
-            rule_form(&csrf, "sometimes", "", "", "10m", "", "", "a@example.com"),
+            rule_form(&csrf, ["sometimes", "", "", "10m", "", "", "a@example.com"]),
             "kind",
             "Kind: ",
         ),
         (
             rule_form(
                 &csrf,
-                "silent",
-                "",
-                "",
-                "ten minutes",
-                "",
-                "",
-                "a@example.com",
+                ["silent", "", "", "ten minutes", "", "", "a@example.com"],
             ),
             "for",
             "For: duration &quot;ten minutes&quot;",
@@ -1361,13 +1355,7 @@ async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
         (
             rule_form(
                 &csrf,
-                "above",
-                "power",
-                "lots",
-                "5m",
-                "",
-                "",
-                "a@example.com",
+                ["above", "power", "lots", "5m", "", "", "a@example.com"],
             ),
             "threshold",
             "Threshold: ",
@@ -1375,32 +1363,28 @@ async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
         (
             rule_form(
                 &csrf,
-                "below",
-                "power",
-                "5",
-                "5m",
-                "8-18",
-                "",
-                "a@example.com",
+                ["below", "power", "5", "5m", "8-18", "", "a@example.com"],
             ),
             "between",
             "Between: window &quot;8-18&quot;",
         ),
         (
-            rule_form(&csrf, "silent", "", "", "5m", "", "gw/1", "a@example.com"),
+            rule_form(&csrf, ["silent", "", "", "5m", "", "gw/1", "a@example.com"]),
             "gateway",
             "Gateway: gateway id &quot;gw/1&quot;",
         ),
         (
             rule_form(
                 &csrf,
-                "silent",
-                "",
-                "",
-                "5m",
-                "",
-                "",
-                "a@example.com, not-an-address",
+                [
+                    "silent",
+                    "",
+                    "",
+                    "5m",
+                    "",
+                    "",
+                    "a@example.com, not-an-address",
+                ],
             ),
             "recipients",
             "Recipients: recipient &quot;not-an-address&quot;",
@@ -1449,7 +1433,7 @@ async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
     let res = b
         .post(
             "/alerts",
-            &rule_form(&csrf, "silent", "", "", "5m", "", "", "a@example.com"),
+            &rule_form(&csrf, ["silent", "", "", "5m", "", "", "a@example.com"]),
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
@@ -1457,7 +1441,7 @@ async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
     let res = b
         .post(
             &format!("/alerts/{}", rule.id),
-            &rule_form(&csrf, "silent", "", "", "0s", "", "", "a@example.com"),
+            &rule_form(&csrf, ["silent", "", "", "0s", "", "", "a@example.com"]),
         )
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
@@ -1488,7 +1472,7 @@ async fn a_stored_firing_state_marks_its_gateway_on_the_dashboard_and_shows_as_f
     let res = b
         .post(
             "/alerts",
-            &rule_form(&csrf, "silent", "", "", "1m", "", "", "ops@example.com"),
+            &rule_form(&csrf, ["silent", "", "", "1m", "", "", "ops@example.com"]),
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
@@ -1578,13 +1562,7 @@ async fn the_history_lists_the_last_seven_days_transitions_with_their_mails_and_
             "/alerts",
             &rule_form(
                 &csrf,
-                "above",
-                "power",
-                "9000",
-                "5m",
-                "",
-                "",
-                "ops@example.com",
+                ["above", "power", "9000", "5m", "", "", "ops@example.com"],
             ),
         )
         .await;
@@ -1821,13 +1799,15 @@ async fn a_tenants_alerts_page_shows_only_the_rules_and_states_of_its_own_keyspa
             "/alerts",
             &rule_form(
                 &csrf,
-                "silent",
-                "",
-                "",
-                "2m",
-                "",
-                "gw-same-name",
-                "a-ops@example.com",
+                [
+                    "silent",
+                    "",
+                    "",
+                    "2m",
+                    "",
+                    "gw-same-name",
+                    "a-ops@example.com",
+                ],
             ),
         )
         .await;
