@@ -412,6 +412,11 @@ async fn in_a_real_browser_a_silent_rule_created_on_the_alerts_page_marks_its_ga
         "{history}"
     );
     screenshot(&client, "alerts-firing").await;
+    client
+        .goto(&format!("{panel}/alerts#history"))
+        .await
+        .unwrap();
+    screenshot(&client, "alerts-history").await;
 
     client.close().await.unwrap();
     drop(driver);

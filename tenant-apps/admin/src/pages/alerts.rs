@@ -279,7 +279,7 @@ fn rule_view(rule: &AlertRule, firing: usize) -> RuleView {
         kind: kind_name(&rule.kind),
         value: condition.map(|c| c.value.to_owned()).unwrap_or_default(),
         threshold: condition
-            .map(|c| format_value(c.threshold))
+            .map(|c| c.threshold.to_string())
             .unwrap_or_default(),
         for_: format_duration(rule.kind.for_()),
         between: condition
