@@ -115,7 +115,7 @@ impl FormError {
 
 impl RuleForm {
     /// The form of an existing rule, for its edit page.
-    fn of(rule: &AlertRule) -> Self {
+    pub(super) fn of(rule: &AlertRule) -> Self {
         let condition = rule.kind.value_condition();
         RuleForm {
             csrf: String::new(),
@@ -808,6 +808,22 @@ mod tests {
         let err = f.to_rule(id(), t(8, 0)).unwrap_err();
         assert_eq!(err.field, "recipients");
         assert!(err.to_string().starts_with("Recipients: "), "{err}");
+    }
+
+    #[test]
+    fn the_fuzz_check_accepts_the_rule_forms_edge_cases() {
+        // 2: Kind::Settings, whose body is read as a rule form too.
+        for body in [
+            "kind=below&value=power&threshold=1e308&for=30d&between=18%3A00-24%3A00&recipients=a%40example.com",
+            "kind=above&value=%C3%A9nergie+totale&threshold=-0&for=1d2h3m4s&gateway=gw.1_x-2&recipients=A%40example.com%2Ca%40example.com%2Cb%40example.com",
+            "kind=silent&for=1s&recipients=a%40example.com&csrf=00",
+            "kind=silent&for=0s&recipients=a%40example.com",
+            "kind=below&value=%09&threshold=1&for=1m&recipients=a%40example.com",
+        ] {
+            let mut input = vec![2u8];
+            input.extend_from_slice(body.as_bytes());
+            crate::pages::fuzz_check::forms(&input);
+        }
     }
 
     fn mail(key: &MailKey, status: OutboxStatus) -> StoredMail {
