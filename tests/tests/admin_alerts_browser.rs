@@ -65,6 +65,8 @@ struct Driver {
     child: std::process::Child,
     url: String,
     profile: PathBuf,
+    /// The driver's log, kept when the test fails.
+    log: PathBuf,
 }
 
 impl Driver {
@@ -85,6 +87,7 @@ impl Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
             profile,
+            log: log.clone(),
         };
         // Ready when its port answers (it listens only on loopback).
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -114,6 +117,9 @@ impl Drop for Driver {
             .status();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
