@@ -1,6 +1,8 @@
 //! The admin panel against the real Cassandra: login and its protections,
-//! the pages showing what is in the tenant tables, commissioning, settings,
-//! tenant isolation, and the real container over real HTTP.
+//! the pages showing what is in the tenant tables, commissioning, settings
+//! (the daily report's among them), the Alerts page (rules, what fires now,
+//! the history of their mails) and the dashboard's firing mark, tenant
+//! isolation, and the real container over real HTTP.
 //!
 //! Most tests drive `admin::app` with `tower::ServiceExt::oneshot` (no
 //! socket); a restarted panel is a second `AppState` over the same keyspace.
@@ -16,6 +18,10 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
+use notifier::evaluate::{Evidence, PairState, TransitionKind};
+use notifier::outbox::{MailKey, OutboxEntry, OutboxStatus};
+use notifier::rules::RuleId;
+use notifier::store::AlertStore;
 use provision_testkit::containers::{
     admin_image, container_logs, container_memory_peak_bytes, container_state, published_port,
     TestContainer,
@@ -1058,6 +1064,795 @@ async fn an_admin_of_tenant_a_cannot_log_in_to_the_panel_of_tenant_b() {
         StatusCode::SEE_OTHER
     );
     assert!(admin_b.get("/").await.body.contains("gw-of-b"));
+    a.drop(node).await;
+    b.drop(node).await;
+}
+
+// ---- alerts and the daily report's settings ----------------------------
+
+/// The rule ids shown in a page's rule table (`<tr data-rule="…">`).
+fn rule_rows(html: &str) -> Vec<String> {
+    let section = html
+        .split(r#"<section id="rules">"#)
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or("");
+    section
+        .split(r#"<tr data-rule=""#)
+        .skip(1)
+        .filter_map(|s| s.split('"').next().map(str::to_owned))
+        .collect()
+}
+
+/// The text of one section of the Alerts page.
+fn alerts_section<'a>(html: &'a str, id: &str) -> &'a str {
+    html.split(&format!(r#"<section id="{id}">"#))
+        .nth(1)
+        .and_then(|s| s.split("</section>").next())
+        .unwrap_or_else(|| panic!("no section {id}: {html}"))
+}
+
+impl Panel {
+    fn alerts(&self) -> AlertStore<'_> {
+        AlertStore::new(&self.db, &self.tenant.keyspace)
+    }
+
+    /// Writes a row of the `notifier` table as the notifier does.
+    async fn notifier_row(&self, kind: &str, bucket: &str, id: &str, body: String) {
+        self.db
+            .query_unpaged(
+                notifier::schema::UPSERT_BODY.replace("{keyspace}", &self.tenant.keyspace),
+                (kind, bucket, id, body),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("write the {kind} row {id}: {e}"));
+    }
+
+    /// Stores a pair's state as the notifier's check does.
+    async fn put_state(&self, rule: &RuleId, gateway: &str, state: &PairState) {
+        self.notifier_row(
+            notifier::store::kind::STATE,
+            notifier::store::NO_BUCKET,
+            &notifier::schema::state_id(rule.as_str(), gateway),
+            serde_json::to_string(state).unwrap(),
+        )
+        .await;
+    }
+
+    /// Records a transition's mail: pending (queued, sending) or in the
+    /// record of the UTC day it ended.
+    async fn put_mail(&self, key: &MailKey, queued_at: DateTime<Utc>, status: OutboxStatus) {
+        let bucket = match &status {
+            OutboxStatus::Sent { at, .. }
+            | OutboxStatus::Failed { at, .. }
+            | OutboxStatus::Unsent { at } => Some(at.date_naive().to_string()),
+            _ => None,
+        };
+        let entry = OutboxEntry {
+            status,
+            ..OutboxEntry::new(key, queued_at)
+        };
+        let body = serde_json::to_string(&entry).unwrap();
+        match bucket {
+            Some(day) => {
+                self.notifier_row(notifier::store::kind::SENT, &day, &entry.key, body)
+                    .await
+            }
+            None => {
+                self.notifier_row(
+                    notifier::store::kind::OUTBOX,
+                    notifier::store::PENDING,
+                    &entry.key,
+                    body,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// The rule form's fields: kind, value, threshold, for, between, gateway,
+/// recipients.
+fn rule_form<'a>(csrf: &'a str, fields: [&'a str; 7]) -> Vec<(&'a str, &'a str)> {
+    let names = [
+        "kind",
+        "value",
+        "threshold",
+        "for",
+        "between",
+        "gateway",
+        "recipients",
+    ];
+    std::iter::once(("csrf", csrf))
+        .chain(names.into_iter().zip(fields))
+        .collect()
+}
+
+#[tokio::test]
+async fn alert_rules_are_created_edited_and_deleted_on_the_alerts_page() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_alerts_crud").await;
+    let mut b = panel.logged_in("admin", "alerts-pw-1").await;
+    let page = b.get("/alerts").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page
+        .body
+        .contains(r#"<a href="/alerts" class="active">Alerts</a>"#));
+    assert!(page.body.contains("No alert rule yet."));
+    assert!(page.body.contains("Nothing is firing."));
+    let csrf = csrf_field(&page.body);
+
+    // Create: a silent rule for all gateways.
+    let res = b
+        .post(
+            "/alerts",
+            &rule_form(
+                &csrf,
+                [
+                    "silent",
+                    "",
+                    "",
+                    "10m",
+                    "",
+                    "",
+                    "ops@example.com, boss@example.com",
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "/alerts?saved=1");
+    let rules = panel.alerts().rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    assert_eq!(rule.kind.describe(), "silent for 10m");
+    assert_eq!(rule.gateway, None);
+    assert_eq!(
+        rule.recipients
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["ops@example.com", "boss@example.com"]
+    );
+    let page = b.get("/alerts?saved=1").await.body;
+    assert!(page.contains("Rule saved."), "{page}");
+    assert_eq!(rule_rows(&page), [rule.id.to_string()]);
+    let row = alerts_section(&page, "rules");
+    assert!(
+        row.contains("<td>silent<br>") && row.contains("<td>10m</td>"),
+        "{row}"
+    );
+    assert!(row.contains("<td>all</td>") && row.contains("ops@example.com, boss@example.com"));
+
+    // Edit: it becomes a below rule for one gateway, keeping its id.
+    let edit = b.get(&format!("/alerts/{}/edit", rule.id)).await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    assert!(
+        edit.body.contains(r#"<option value="silent" selected>"#),
+        "{}",
+        edit.body
+    );
+    assert!(
+        edit.body.contains(r#"name="for" value="10m""#),
+        "{}",
+        edit.body
+    );
+    let res = b
+        .post(
+            &format!("/alerts/{}", rule.id),
+            &rule_form(
+                &csrf,
+                [
+                    "below",
+                    "power",
+                    "5.5",
+                    "15m",
+                    "08:00-18:00",
+                    "gw-roof",
+                    "ops@example.com",
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let edited = panel
+        .alerts()
+        .rule(&rule.id)
+        .await
+        .unwrap()
+        .expect("the rule keeps its id");
+    assert_eq!(
+        edited.kind.describe(),
+        "power below 5.5 for 15m between 08:00-18:00"
+    );
+    assert_eq!(edited.gateway.as_deref(), Some("gw-roof"));
+    assert_eq!(edited.created_at, rule.created_at);
+    assert_eq!(panel.alerts().rules().await.unwrap().len(), 1);
+    let page = b.get("/alerts").await.body;
+    let row = alerts_section(&page, "rules");
+    assert!(
+        row.contains("<td>power</td>") && row.contains(r#"<td class="num">5.5</td>"#),
+        "{row}"
+    );
+    assert!(row.contains("<td>08:00-18:00</td>") && row.contains(r#"href="/gateways/gw-roof""#));
+
+    // An edit of a rule that does not exist is a 404.
+    let res = b
+        .post(
+            "/alerts/nosuchrule",
+            &rule_form(&csrf, ["silent", "", "", "1m", "", "", "a@example.com"]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.get("/alerts/Bad-Id/edit").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Delete: the rule and its pairs' states go.
+    panel
+        .put_state(
+            &rule.id,
+            "gw-roof",
+            &PairState::Ok {
+                since: Utc::now(),
+                pending_since: None,
+            },
+        )
+        .await;
+    let res = b
+        .post(&format!("/alerts/{}/delete", rule.id), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.location(), "/alerts?deleted=1");
+    assert!(panel.alerts().rules().await.unwrap().is_empty());
+    assert!(panel.alerts().states().await.unwrap().is_empty());
+    assert!(b
+        .get("/alerts?deleted=1")
+        .await
+        .body
+        .contains("Rule deleted."));
+    assert_eq!(
+        b.post(&format!("/alerts/{}/delete", rule.id), &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Every form needs the session's CSRF token.
+    let res = b
+        .post(
+            "/alerts",
+            &rule_form("00ff", ["silent", "", "", "10m", "", "", "ops@example.com"]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(panel.alerts().rules().await.unwrap().is_empty());
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn a_bad_rule_form_is_shown_again_naming_the_field_and_writes_nothing() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_alerts_bad").await;
+    let mut b = panel.logged_in("admin", "alerts-pw-2").await;
+    let csrf = b.csrf("/alerts").await;
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: [Case; 6] = [
+        (
+            rule_form(&csrf, ["sometimes", "", "", "10m", "", "", "a@example.com"]),
+            "kind",
+            "Kind: ",
+        ),
+        (
+            rule_form(
+                &csrf,
+                ["silent", "", "", "ten minutes", "", "", "a@example.com"],
+            ),
+            "for",
+            "For: duration &quot;ten minutes&quot;",
+        ),
+        (
+            rule_form(
+                &csrf,
+                ["above", "power", "lots", "5m", "", "", "a@example.com"],
+            ),
+            "threshold",
+            "Threshold: ",
+        ),
+        (
+            rule_form(
+                &csrf,
+                ["below", "power", "5", "5m", "8-18", "", "a@example.com"],
+            ),
+            "between",
+            "Between: window &quot;8-18&quot;",
+        ),
+        (
+            rule_form(&csrf, ["silent", "", "", "5m", "", "gw/1", "a@example.com"]),
+            "gateway",
+            "Gateway: gateway id &quot;gw/1&quot;",
+        ),
+        (
+            rule_form(
+                &csrf,
+                [
+                    "silent",
+                    "",
+                    "",
+                    "5m",
+                    "",
+                    "",
+                    "a@example.com, not-an-address",
+                ],
+            ),
+            "recipients",
+            "Recipients: recipient &quot;not-an-address&quot;",
+        ),
+    ];
+    for (form, field, message) in cases {
+        let res = b.post("/alerts", &form).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{field}: {}", res.body);
+        let error = res
+            .body
+            .split(r#"<p class="error" role="alert" id="rule-error">"#)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{field}: no error shown: {}", res.body));
+        assert!(error.starts_with(message), "{field}: {error}");
+        let marked: Vec<&str> = res
+            .body
+            .split(&format!(r#"name="{field}""#))
+            .skip(1)
+            .filter_map(|rest| rest.split('>').next())
+            .filter(|tag| tag.contains(r#"aria-invalid="true""#))
+            .collect();
+        assert_eq!(marked.len(), 1, "{field} is marked invalid: {}", res.body);
+        assert_eq!(
+            res.body.matches(r#"aria-invalid="true""#).count(),
+            1,
+            "only {field} is marked"
+        );
+        // What was typed is shown again.
+        let typed = form.iter().find(|(k, _)| *k == field).unwrap().1;
+        if field != "kind" {
+            assert!(
+                res.body.contains(&format!(
+                    r#"name="{field}" value="{}""#,
+                    typed.replace('"', "&quot;")
+                )),
+                "{field}"
+            );
+        }
+    }
+    assert!(
+        panel.alerts().rules().await.unwrap().is_empty(),
+        "nothing was written"
+    );
+
+    // A bad edit leaves the stored rule as it was.
+    let res = b
+        .post(
+            "/alerts",
+            &rule_form(&csrf, ["silent", "", "", "5m", "", "", "a@example.com"]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let rule = panel.alerts().rules().await.unwrap().remove(0);
+    let res = b
+        .post(
+            &format!("/alerts/{}", rule.id),
+            &rule_form(&csrf, ["silent", "", "", "0s", "", "", "a@example.com"]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(
+        res.body
+            .contains("For: duration &quot;0s&quot; is out of range"),
+        "{}",
+        res.body
+    );
+    assert_eq!(panel.alerts().rule(&rule.id).await.unwrap(), Some(rule));
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn a_stored_firing_state_marks_its_gateway_on_the_dashboard_and_shows_as_firing_now() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_alerts_firing").await;
+    for gw in ["gw-quiet", "gw-fine"] {
+        panel
+            .cql(
+                "INSERT INTO {ks}.gateways (gateway_id, token_hash) VALUES (?, 'x')",
+                (gw,),
+            )
+            .await;
+    }
+    let mut b = panel.logged_in("admin", "alerts-pw-3").await;
+    let csrf = b.csrf("/alerts").await;
+    let res = b
+        .post(
+            "/alerts",
+            &rule_form(&csrf, ["silent", "", "", "1m", "", "", "ops@example.com"]),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let rule = panel.alerts().rules().await.unwrap().remove(0);
+    let dashboard = b.get("/").await.body;
+    assert!(!dashboard.contains("alert firing"), "{dashboard}");
+
+    let since = at("2026-12-01T09:30:00Z");
+    let seen = at("2026-12-01T09:28:00Z");
+    panel
+        .put_state(
+            &rule.id,
+            "gw-quiet",
+            &PairState::Firing {
+                since,
+                values: Evidence::Silent {
+                    last_seen: Some(seen),
+                    counted_from: rule.created_at,
+                },
+            },
+        )
+        .await;
+    panel
+        .put_state(
+            &rule.id,
+            "gw-fine",
+            &PairState::Ok {
+                since,
+                pending_since: None,
+            },
+        )
+        .await;
+
+    let dashboard = b.get("/").await.body;
+    let row = |gw: &str| {
+        dashboard
+            .split(&format!(r#"data-gateway="{gw}""#))
+            .nth(1)
+            .and_then(|s| s.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row of {gw}: {dashboard}"))
+            .to_owned()
+    };
+    let quiet = row("gw-quiet");
+    assert!(
+        quiet.contains(r#"<a href="/alerts#firing" class="badge firing""#)
+            && quiet.contains(">alert firing</a>"),
+        "{quiet}"
+    );
+    assert!(
+        dashboard.contains(r#"class="status-never-seen alert-firing" data-gateway="gw-quiet""#),
+        "{dashboard}"
+    );
+    assert!(!row("gw-fine").contains("alert firing"));
+
+    let page = b.get("/alerts").await.body;
+    let firing = alerts_section(&page, "firing");
+    assert!(
+        firing.contains(&format!(
+            r#"data-rule="{}" data-gateway="gw-quiet""#,
+            rule.id
+        )),
+        "{firing}"
+    );
+    assert!(
+        firing.contains("silent for 1m") && firing.contains("2026-12-01 09:30:00"),
+        "{firing}"
+    );
+    assert!(
+        firing.contains("last frame 2026-12-01 09:28:00"),
+        "{firing}"
+    );
+    assert!(!firing.contains("gw-fine"));
+    assert!(
+        alerts_section(&page, "rules").contains(r#"<span class="badge firing">1 firing</span>"#)
+    );
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn the_history_lists_the_last_seven_days_transitions_with_their_mails_and_failures() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_alerts_history").await;
+    let mut b = panel.logged_in("admin", "alerts-pw-4").await;
+    let csrf = b.csrf("/alerts").await;
+    let res = b
+        .post(
+            "/alerts",
+            &rule_form(
+                &csrf,
+                ["above", "power", "9000", "5m", "", "", "ops@example.com"],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let rule = panel.alerts().rules().await.unwrap().remove(0);
+    let now = Utc::now();
+    let ms = |t: DateTime<Utc>| Utc.timestamp_millis_opt(t.timestamp_millis()).unwrap();
+    let key = |gw: &str, kind: TransitionKind, ago: chrono::Duration| MailKey::Transition {
+        rule_id: rule.id.clone(),
+        gateway_id: gw.to_owned(),
+        kind,
+        at: ms(now - ago),
+    };
+    let hours = chrono::Duration::hours;
+    // Sent three days ago, resolved two days ago but refused for good (5xx).
+    let fired = key("gw-a", TransitionKind::Firing, hours(72));
+    let resolved = key("gw-a", TransitionKind::Resolved, hours(48));
+    panel
+        .put_mail(
+            &fired,
+            now - hours(72),
+            OutboxStatus::Sent {
+                attempts: 1,
+                at: ms(now - hours(72)),
+            },
+        )
+        .await;
+    panel
+        .put_mail(
+            &resolved,
+            now - hours(48),
+            OutboxStatus::Failed {
+                attempts: 1,
+                at: ms(now - hours(48)),
+                reason: "550 5.1.1 no such mailbox".into(),
+            },
+        )
+        .await;
+    // Queued now (the relay is down), and one recorded with mail off.
+    let queued = key("gw-b", TransitionKind::Firing, chrono::Duration::minutes(5));
+    panel
+        .put_mail(
+            &queued,
+            now,
+            OutboxStatus::Queued {
+                attempts: 2,
+                next_attempt: ms(now + chrono::Duration::minutes(1)),
+            },
+        )
+        .await;
+    let unsent = key("gw-c", TransitionKind::Firing, hours(1));
+    panel
+        .put_mail(
+            &unsent,
+            now - hours(1),
+            OutboxStatus::Unsent {
+                at: ms(now - hours(1)),
+            },
+        )
+        .await;
+    // Eight days ago: out of the history. A report is no alert.
+    let old = key("gw-old", TransitionKind::Firing, hours(8 * 24));
+    panel
+        .put_mail(
+            &old,
+            now - hours(8 * 24),
+            OutboxStatus::Sent {
+                attempts: 1,
+                at: ms(now - hours(8 * 24)),
+            },
+        )
+        .await;
+    panel
+        .put_mail(
+            &MailKey::Report {
+                day: now.date_naive(),
+            },
+            now,
+            OutboxStatus::Sent {
+                attempts: 1,
+                at: ms(now),
+            },
+        )
+        .await;
+
+    let page = b.get("/alerts").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let history = alerts_section(&page.body, "history");
+    let rows: Vec<&str> = history.split(r#"<tr class="mail-"#).skip(1).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.split('"').next().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        ["queued", "unsent", "failed", "sent"],
+        "newest first: {history}"
+    );
+    assert!(
+        rows[0].contains("gw-b")
+            && rows[0].contains("queued, next attempt")
+            && rows[0].contains("2 tried so far")
+    );
+    assert!(rows[1].contains("gw-c") && rows[1].contains("not sent: mail is off"));
+    assert!(
+        rows[2].contains("gw-a")
+            && rows[2].contains(r#"<span class="badge resolved">resolved</span>"#)
+            && rows[2].contains(r#"<span class="error">failed "#)
+            && rows[2].contains("550 5.1.1 no such mailbox"),
+        "the 5xx is visible: {}",
+        rows[2]
+    );
+    assert!(
+        rows[3].contains(r#"<span class="badge firing">firing</span>"#)
+            && rows[3].contains("power above 9000 for 5m")
+    );
+    assert!(
+        !history.contains("gw-old"),
+        "eight days ago is not in the history"
+    );
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn the_daily_report_time_and_recipients_are_saved_and_bad_values_are_refused() {
+    let node = cassandra().await;
+    let panel = Panel::start(node, "admin_report_settings").await;
+    let mut b = panel.logged_in("admin", "report-pw-1").await;
+    let csrf = b.csrf("/settings").await;
+    let base = |report_at: &'static str, to: &'static str, csrf: &str| -> Vec<(String, String)> {
+        [
+            ("display_name", "Acme"),
+            ("timezone", "+01:00"),
+            ("offline_after_minutes", "15"),
+            ("power_alert_w", ""),
+            ("report_at", report_at),
+            ("report_recipients", to),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain([("csrf".to_owned(), csrf.to_owned())])
+        .collect()
+    };
+    let poster = b.clone();
+    let post = |fields: Vec<(String, String)>| {
+        let mut b = poster.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            b.post("/settings", &fields).await
+        }
+    };
+    let res = post(base("07:30", "ops@example.com, Owner@Example.com", &csrf)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let stored = || async {
+        query_rows::<(String, String)>(
+            &panel.db,
+            format!("SELECT name, value FROM {}.settings", panel.tenant.keyspace),
+            (),
+        )
+        .await
+        .into_iter()
+        .collect::<HashMap<String, String>>()
+    };
+    let rows = stored().await;
+    assert_eq!(rows[tenant_schema::settings::REPORT_AT], "07:30");
+    assert_eq!(
+        rows[tenant_schema::settings::REPORT_RECIPIENTS],
+        "ops@example.com,Owner@Example.com"
+    );
+    let page = b.get("/settings").await.body;
+    assert!(page.contains(r#"name="report_at" value="07:30""#), "{page}");
+    assert!(
+        page.contains(r#"name="report_recipients" value="ops@example.com, Owner@Example.com""#),
+        "{page}"
+    );
+
+    // Each bad value is refused with its field named, and nothing changes.
+    for (report_at, to, says) in [
+        ("7:30", "ops@example.com", "report time"),
+        ("25:00", "ops@example.com", "report time"),
+        ("07:30", "ops@example.com, nobody", "report recipients"),
+        ("07:30", "", "report recipients"),
+    ] {
+        let res = post(base(report_at, to, &csrf)).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{report_at} {to}");
+        let error = res
+            .body
+            .split(r#"<p class="error" role="alert">"#)
+            .nth(1)
+            .unwrap_or("");
+        assert!(error.starts_with(says), "{report_at} {to}: {error}");
+        assert!(res
+            .body
+            .contains(&format!(r#"name="report_at" value="{report_at}""#)));
+        assert_eq!(stored().await, rows, "{report_at} {to}: nothing written");
+    }
+
+    // An empty time turns the daily report off: the key is removed.
+    let res = post(base("", "ops@example.com", &csrf)).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let rows = stored().await;
+    assert!(
+        !rows.contains_key(tenant_schema::settings::REPORT_AT),
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows[tenant_schema::settings::REPORT_RECIPIENTS],
+        "ops@example.com"
+    );
+    assert!(b
+        .get("/settings")
+        .await
+        .body
+        .contains(r#"name="report_at" value="""#));
+    panel.drop(node).await;
+}
+
+#[tokio::test]
+async fn a_tenants_alerts_page_shows_only_the_rules_and_states_of_its_own_keyspace() {
+    let node = cassandra().await;
+    let a = Panel::start(node, "admin_alerts_iso_a").await;
+    let b = Panel::start(node, "admin_alerts_iso_b").await;
+    for p in [&a, &b] {
+        p.cql(
+            "INSERT INTO {ks}.gateways (gateway_id, token_hash) VALUES ('gw-same-name', 'x')",
+            (),
+        )
+        .await;
+    }
+    let mut on_a = a.logged_in("admin", "iso-a-pw").await;
+    let csrf = on_a.csrf("/alerts").await;
+    let res = on_a
+        .post(
+            "/alerts",
+            &rule_form(
+                &csrf,
+                [
+                    "silent",
+                    "",
+                    "",
+                    "2m",
+                    "",
+                    "gw-same-name",
+                    "a-ops@example.com",
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let rule = a.alerts().rules().await.unwrap().remove(0);
+    a.put_state(
+        &rule.id,
+        "gw-same-name",
+        &PairState::Firing {
+            since: Utc::now(),
+            values: Evidence::Silent {
+                last_seen: None,
+                counted_from: rule.created_at,
+            },
+        },
+    )
+    .await;
+    assert_eq!(
+        rule_rows(&on_a.get("/alerts").await.body),
+        [rule.id.to_string()]
+    );
+    assert!(on_a.get("/").await.body.contains("alert firing"));
+
+    let mut on_b = b.logged_in("admin", "iso-b-pw").await;
+    let page = on_b.get("/alerts").await.body;
+    assert!(rule_rows(&page).is_empty(), "{page}");
+    assert!(!page.contains(rule.id.as_str()) && !page.contains("a-ops@example.com"));
+    assert!(page.contains("Nothing is firing."));
+    assert!(!on_b.get("/").await.body.contains("alert firing"));
+    assert_eq!(
+        on_b.get(&format!("/alerts/{}/edit", rule.id)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let csrf_b = on_b.csrf("/alerts").await;
+    assert_eq!(
+        on_b.post(&format!("/alerts/{}/delete", rule.id), &[("csrf", &csrf_b)])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.alerts().rules().await.unwrap().len(),
+        1,
+        "B cannot delete A's rule"
+    );
     a.drop(node).await;
     b.drop(node).await;
 }

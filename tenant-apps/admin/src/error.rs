@@ -35,6 +35,9 @@ pub enum AppError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A read or write of the `notifier` table (alert rules, states, mails).
+    #[error(transparent)]
+    Alerts(#[from] notifier::store::StoreError),
     #[error("cannot render page {page}: {source}")]
     Render {
         page: &'static str,
@@ -54,6 +57,10 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Alerts(notifier::store::StoreError::Query { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::Alerts(_) => StatusCode::INTERNAL_SERVER_ERROR,
             AppError::Render { .. } | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +92,15 @@ impl IntoResponse for AppError {
             AppError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 "the database did not answer; try again in a moment".to_owned()
+            }
+            AppError::Alerts(e @ notifier::store::StoreError::Query { .. }) => {
+                tracing::error!(error = %e, "alert store error");
+                "the database did not answer; try again in a moment".to_owned()
+            }
+            // An unreadable row of the tenant's own alerts: say which.
+            AppError::Alerts(e) => {
+                tracing::error!(error = %e, "alert store error");
+                e.to_string()
             }
             AppError::Render { .. } | AppError::Internal(_) => {
                 tracing::error!(error = %self, "internal error");

@@ -1,9 +1,12 @@
 //! `admin`: the admin web panel of one tenant.
 //!
 //! Server-rendered HTML (axum + handlebars) that works without JavaScript:
-//! login, a dashboard of the tenant's gateways, a page per gateway with SVG
-//! charts of its readings, daily energy/peak reports with CSV export, the
-//! provider's settings, and gateway commissioning and revocation.
+//! login, a dashboard of the tenant's gateways (marking those with a firing
+//! alert), a page per gateway with SVG charts of its readings, daily
+//! energy/peak reports with CSV export, the alert rules with what fires now
+//! and the history of their mails, the provider's settings (the daily
+//! report's time and recipients among them), and gateway commissioning and
+//! revocation.
 //!
 //! [`app`] builds the whole panel as a [`Router`] over an [`AppState`], so
 //! tests drive it with `tower::ServiceExt::oneshot` and need no socket; the
@@ -13,8 +16,10 @@
 //! Modules: [`session`] (signed session cookies, revoked at logout),
 //! [`csrf`] (form tokens), [`ratelimit`] (failed logins, kept in the tenant
 //! keyspace) and [`password`] (argon2 verifications in bounded memory) are
-//! the auth layer; [`store`] is the
-//! only code that talks to Cassandra; [`reports`] and [`charts`] are pure
+//! the auth layer; [`store`] is the code that talks to Cassandra, with the
+//! `notifier` table's rows read and written through the notifier crate's
+//! `notifier::store::AlertStore` ([`AppState::alerts`]), so the panel, the
+//! CLI and the notifier share one definition of them; [`reports`] and [`charts`] are pure
 //! computations over samples; [`settings`] types the provider's
 //! customizations; [`templates`] holds the embedded pages; [`pages`] holds
 //! the handlers; [`error`] turns every failure into a response.
@@ -83,6 +88,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     tenant_id: String,
+    keyspace: String,
     store: Store,
     templates: templates::Templates,
     keys: session::Keys,
@@ -104,6 +110,7 @@ impl AppState {
                 keys: session::Keys::new(options.session_secret, &options.tenant_id)
                     .behind_tls(options.behind_tls),
                 tenant_id: options.tenant_id,
+                keyspace: options.keyspace,
                 store,
                 templates,
                 limiter: ratelimit::LoginLimiter::new(options.login_limits),
@@ -118,6 +125,12 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The alert rules, pair states and mail records of the tenant (the
+    /// `notifier` table), over the panel's session.
+    pub fn alerts(&self) -> notifier::store::AlertStore<'_> {
+        notifier::store::AlertStore::new(self.inner.store.session(), &self.inner.keyspace)
     }
 
     pub fn keys(&self) -> &session::Keys {

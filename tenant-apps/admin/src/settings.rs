@@ -1,5 +1,6 @@
-//! The provider's customizations, typed: display name, timezone and alert
-//! thresholds, read from and written to the `settings` key/value table.
+//! The provider's customizations, typed: display name, timezone, the
+//! dashboard's offline time and power mark, and the daily report's time and
+//! recipients, read from and written to the `settings` key/value table.
 //!
 //! Stored values are parsed leniently (a value that no longer parses falls
 //! back to its default, so a bad row never takes the panel down); values
@@ -8,13 +9,22 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Timelike, Utc};
 
-pub use tenant_schema::settings::{DISPLAY_NAME, OFFLINE_AFTER_MINUTES, POWER_ALERT_W, TIMEZONE};
+pub use tenant_schema::settings::{
+    DISPLAY_NAME, OFFLINE_AFTER_MINUTES, POWER_ALERT_W, REPORT_AT, REPORT_RECIPIENTS, TIMEZONE,
+};
 
 /// The keys this module owns in the `settings` table. Other keys (the
 /// schema version) are never written by the panel.
-pub const KEYS: &[&str] = &[DISPLAY_NAME, TIMEZONE, OFFLINE_AFTER_MINUTES, POWER_ALERT_W];
+pub const KEYS: &[&str] = &[
+    DISPLAY_NAME,
+    TIMEZONE,
+    OFFLINE_AFTER_MINUTES,
+    POWER_ALERT_W,
+    REPORT_AT,
+    REPORT_RECIPIENTS,
+];
 
 const DEFAULT_OFFLINE_AFTER_MINUTES: u32 = 15;
 const MAX_DISPLAY_NAME: usize = 100;
@@ -30,6 +40,12 @@ pub enum SettingsError {
     OfflineAfter(String),
     #[error("power alert threshold must be a number of watts of at least 0 (or empty for none), not {0:?}")]
     PowerAlert(String),
+    #[error("report time must be a local time HH:MM (24 h), such as 07:00, or empty for no daily report, not {0:?}")]
+    ReportAt(String),
+    #[error("report recipients: {0}")]
+    ReportRecipients(String),
+    #[error("report recipients: a daily report time needs at least one recipient (or leave the time empty)")]
+    ReportWithoutRecipients,
 }
 
 /// A timezone as a fixed UTC offset. (Named zones with daylight saving
@@ -99,6 +115,11 @@ pub struct Settings {
     pub offline_after_minutes: u32,
     /// A power value above this is highlighted on the dashboard.
     pub power_alert_w: Option<f64>,
+    /// The local time of the daily report mail; `None`: no daily report.
+    pub report_at: Option<NaiveTime>,
+    /// Who gets the daily report (and `provision report send` without
+    /// `--to`): addresses as lettre's parser accepts them, each once.
+    pub report_recipients: Vec<String>,
 }
 
 impl Settings {
@@ -108,6 +129,8 @@ impl Settings {
             timezone: Timezone::UTC,
             offline_after_minutes: DEFAULT_OFFLINE_AFTER_MINUTES,
             power_alert_w: None,
+            report_at: None,
+            report_recipients: Vec::new(),
         }
     }
 
@@ -131,29 +154,46 @@ impl Settings {
             .get(POWER_ALERT_W)
             .and_then(|v| parse_power_alert(v).ok())
             .flatten();
+        settings.report_at = stored
+            .get(REPORT_AT)
+            .and_then(|v| parse_report_at(v).ok())
+            .flatten();
+        settings.report_recipients = stored
+            .get(REPORT_RECIPIENTS)
+            .and_then(|v| parse_report_recipients(v).ok())
+            .unwrap_or_default();
         settings
     }
 
-    /// Validates the settings form.
-    pub fn from_form(
-        display_name: &str,
-        timezone: &str,
-        offline_after_minutes: &str,
-        power_alert_w: &str,
-    ) -> Result<Self, SettingsError> {
-        let display_name = display_name.trim();
+    /// Validates the settings form; the first refused field is the error.
+    pub fn from_form(form: &FormValues<'_>) -> Result<Self, SettingsError> {
+        let display_name = form.display_name.trim();
         if display_name.is_empty()
             || display_name.chars().count() > MAX_DISPLAY_NAME
             || display_name.chars().any(char::is_control)
         {
             return Err(SettingsError::DisplayName);
         }
-        Ok(Settings {
+        let settings = Settings {
             display_name: display_name.to_owned(),
-            timezone: Timezone::parse(timezone)?,
-            offline_after_minutes: parse_offline_after(offline_after_minutes)?,
-            power_alert_w: parse_power_alert(power_alert_w)?,
-        })
+            timezone: Timezone::parse(form.timezone)?,
+            offline_after_minutes: parse_offline_after(form.offline_after_minutes)?,
+            power_alert_w: parse_power_alert(form.power_alert_w)?,
+            report_at: parse_report_at(form.report_at)?,
+            report_recipients: parse_report_recipients(form.report_recipients)?,
+        };
+        if settings.report_at.is_some() && settings.report_recipients.is_empty() {
+            return Err(SettingsError::ReportWithoutRecipients);
+        }
+        Ok(settings)
+    }
+
+    /// The report time as the form and the `settings` table hold it:
+    /// `HH:MM`, or empty.
+    pub fn report_at_text(&self) -> String {
+        self.report_at
+            .map(|t| format!("{:02}:{:02}", t.hour(), t.minute()))
+            .unwrap_or_default()
     }
 
     /// The key/value pairs to store; `None` deletes the key.
@@ -166,8 +206,24 @@ impl Settings {
                 Some(self.offline_after_minutes.to_string()),
             ),
             (POWER_ALERT_W, self.power_alert_w.map(|w| w.to_string())),
+            (REPORT_AT, self.report_at.map(|_| self.report_at_text())),
+            (
+                REPORT_RECIPIENTS,
+                Some(self.report_recipients.join(",")).filter(|v| !v.is_empty()),
+            ),
         ]
     }
+}
+
+/// The settings form's fields as typed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FormValues<'a> {
+    pub display_name: &'a str,
+    pub timezone: &'a str,
+    pub offline_after_minutes: &'a str,
+    pub power_alert_w: &'a str,
+    pub report_at: &'a str,
+    pub report_recipients: &'a str,
 }
 
 fn parse_offline_after(raw: &str) -> Result<u32, SettingsError> {
@@ -189,6 +245,42 @@ fn parse_power_alert(raw: &str) -> Result<Option<f64>, SettingsError> {
         .filter(|w| w.is_finite() && *w >= 0.0)
         .map(Some)
         .ok_or_else(|| SettingsError::PowerAlert(raw.to_owned()))
+}
+
+/// `HH:MM`, two digits each, 00:00 to 23:59; empty (or only spaces): no
+/// daily report.
+fn parse_report_at(raw: &str) -> Result<Option<NaiveTime>, SettingsError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let bad = || SettingsError::ReportAt(raw.to_owned());
+    let (h, m) = trimmed.split_once(':').ok_or_else(bad)?;
+    let two_digits = |v: &str| v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
+        return Err(bad());
+    }
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    NaiveTime::from_hms_opt(h, m, 0).map(Some).ok_or_else(bad)
+}
+
+/// A comma list of addresses (the alert rules' parser: each checked, each
+/// kept once); empty: none.
+fn parse_report_recipients(raw: &str) -> Result<Vec<String>, SettingsError> {
+    if raw.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    use notifier::rules::{RuleError, MAX_RECIPIENTS};
+    notifier::rules::parse_recipients(raw)
+        .map(|list| list.iter().map(ToString::to_string).collect())
+        .map_err(|e| {
+            SettingsError::ReportRecipients(match e {
+                RuleError::TooManyRecipients(n) => {
+                    format!("at most {MAX_RECIPIENTS} addresses, not {n}")
+                }
+                other => other.to_string(),
+            })
+        })
 }
 
 #[cfg(test)]
@@ -260,32 +352,135 @@ mod tests {
         assert_eq!(settings.power_alert_w, None);
     }
 
-    #[test]
-    fn form_values_are_validated_and_round_trip() {
-        let settings = Settings::from_form(" Acme ", "+01:00", "20", "5000").unwrap();
+    fn form<'a>(
+        display_name: &'a str,
+        timezone: &'a str,
+        offline: &'a str,
+        power: &'a str,
+    ) -> FormValues<'a> {
+        FormValues {
+            display_name,
+            timezone,
+            offline_after_minutes: offline,
+            power_alert_w: power,
+            ..FormValues::default()
+        }
+    }
+
+    fn round_trip(settings: &Settings) -> Settings {
         let stored: HashMap<String, String> = settings
             .to_stored()
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
             .collect();
-        assert_eq!(Settings::from_stored("x", &stored), settings);
+        Settings::from_stored("x", &stored)
+    }
+
+    #[test]
+    fn form_values_are_validated_and_round_trip() {
+        let settings = Settings::from_form(&form(" Acme ", "+01:00", "20", "5000")).unwrap();
+        assert_eq!(round_trip(&settings), settings);
         assert_eq!(
-            Settings::from_form("", "UTC", "20", "").unwrap_err(),
+            Settings::from_form(&form("", "UTC", "20", "")).unwrap_err(),
             SettingsError::DisplayName
         );
         assert!(matches!(
-            Settings::from_form("a", "UTC", "0", ""),
+            Settings::from_form(&form("a", "UTC", "0", "")),
             Err(SettingsError::OfflineAfter(_))
         ));
         assert!(matches!(
-            Settings::from_form("a", "UTC", "5", "-1"),
+            Settings::from_form(&form("a", "UTC", "5", "-1")),
             Err(SettingsError::PowerAlert(_))
         ));
         assert_eq!(
-            Settings::from_form("a", "UTC", "5", "")
+            Settings::from_form(&form("a", "UTC", "5", ""))
                 .unwrap()
                 .power_alert_w,
             None
         );
+    }
+
+    #[test]
+    fn the_report_time_and_recipients_are_validated_strictly_and_round_trip() {
+        let with = |at: &'static str, to: &'static str| {
+            Settings::from_form(&FormValues {
+                report_at: at,
+                report_recipients: to,
+                ..form("a", "UTC", "5", "")
+            })
+        };
+        let settings = with(
+            " 07:30 ",
+            "ops@example.com, boss@example.com,OPS@example.com",
+        )
+        .unwrap();
+        assert_eq!(settings.report_at_text(), "07:30");
+        assert_eq!(
+            settings.report_recipients,
+            ["ops@example.com", "boss@example.com"]
+        );
+        assert_eq!(round_trip(&settings), settings);
+        let stored: HashMap<_, _> = settings.to_stored().into_iter().collect();
+        assert_eq!(stored[REPORT_AT].as_deref(), Some("07:30"));
+        assert_eq!(
+            stored[REPORT_RECIPIENTS].as_deref(),
+            Some("ops@example.com,boss@example.com")
+        );
+
+        // No time: no daily report; recipients may stay for reports sent by hand.
+        let off = with("", "ops@example.com").unwrap();
+        assert_eq!(off.report_at, None);
+        assert_eq!(
+            off.to_stored().into_iter().find(|(k, _)| *k == REPORT_AT),
+            Some((REPORT_AT, None))
+        );
+        assert_eq!(round_trip(&off), off);
+        assert_eq!(
+            with("", "").unwrap().report_recipients,
+            Vec::<String>::new()
+        );
+
+        for bad in [
+            "7:00", "07:00:00", "24:00", "07:60", "0700", "seven", "07:0a",
+        ] {
+            assert_eq!(
+                with(bad, "ops@example.com").unwrap_err(),
+                SettingsError::ReportAt(bad.to_owned()),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            with("00:00", "a@example.com").unwrap().report_at_text(),
+            "00:00"
+        );
+        assert_eq!(
+            with("23:59", "a@example.com").unwrap().report_at_text(),
+            "23:59"
+        );
+        assert_eq!(
+            with("07:00", "").unwrap_err(),
+            SettingsError::ReportWithoutRecipients
+        );
+        let err = with("07:00", "ops@example.com,nobody").unwrap_err();
+        assert!(
+            matches!(&err, SettingsError::ReportRecipients(m) if m.contains("\"nobody\"")),
+            "{err}"
+        );
+        assert!(matches!(
+            with("07:00", "a@example.com,,b@example.com"),
+            Err(SettingsError::ReportRecipients(_))
+        ));
+        assert!(err.to_string().starts_with("report recipients"));
+    }
+
+    #[test]
+    fn unreadable_stored_report_settings_mean_no_report() {
+        let stored: HashMap<String, String> = [(REPORT_AT, "7 am"), (REPORT_RECIPIENTS, "x@")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let settings = Settings::from_stored("acme", &stored);
+        assert_eq!(settings.report_at, None);
+        assert!(settings.report_recipients.is_empty());
     }
 }

@@ -24,7 +24,13 @@ const PAGES: &[(&str, &str)] = &[
     ),
     ("reports", include_str!("../templates/reports.hbs")),
     ("settings", include_str!("../templates/settings.hbs")),
+    ("alerts", include_str!("../templates/alerts.hbs")),
+    ("alert_edit", include_str!("../templates/alert_edit.hbs")),
 ];
+
+/// Partials the pages share besides the layout: the alert rule form's
+/// fields (the Alerts page's create form and the edit page).
+const PARTIALS: &[(&str, &str)] = &[("rule_form", include_str!("../templates/rule_form.hbs"))];
 
 const LAYOUT: &str = include_str!("../templates/layout.hbs");
 
@@ -45,6 +51,9 @@ impl Templates {
         registry
             .register_partial("layout", LAYOUT)
             .map_err(Box::new)?;
+        for (name, source) in PARTIALS {
+            registry.register_partial(name, source).map_err(Box::new)?;
+        }
         for (name, source) in PAGES {
             registry
                 .register_template_string(name, source)

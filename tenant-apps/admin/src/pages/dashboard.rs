@@ -1,5 +1,9 @@
-//! `GET /`: every gateway of the tenant with its status, last-seen time and
-//! latest values. Three reads (settings, gateways, latest), run at once.
+//! `GET /`: every gateway of the tenant with its status, last-seen time,
+//! latest values, and a mark linking to the Alerts page when an alert of it
+//! is firing. Four reads (settings, gateways, latest, the alert pairs'
+//! states), run at once. The states are a read of the notifier's table: if
+//! it fails, the dashboard still shows the gateways and says that the
+//! alert marks are missing.
 
 use std::collections::HashMap;
 
@@ -27,6 +31,8 @@ struct Row<'a> {
     last_seen_iso: Option<String>,
     last_seen_ago: Option<String>,
     values: Vec<Value>,
+    /// How many of its (rule, gateway) pairs are firing.
+    alerts_firing: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,9 +72,27 @@ pub(super) async fn show(
     session: Session,
 ) -> Result<Response, AppError> {
     let store = state.store();
-    let (settings, gateways, latest) =
-        tokio::join!(load_settings(&state), store.gateways(), store.latest_all());
+    let alerts = state.alerts();
+    let (settings, gateways, latest, states) = tokio::join!(
+        load_settings(&state),
+        store.gateways(),
+        store.latest_all(),
+        alerts.states()
+    );
     let (settings, gateways, latest) = (settings?, gateways?, latest?);
+    let mut firing: HashMap<String, usize> = HashMap::new();
+    let alerts_unavailable = match states {
+        Ok(states) => {
+            for s in states.into_iter().filter(|s| s.state.is_firing()) {
+                *firing.entry(s.gateway_id).or_default() += 1;
+            }
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the alert states for the dashboard");
+            true
+        }
+    };
     let now = Utc::now();
     let by_id: HashMap<&str, &GatewayRecord> = gateways
         .iter()
@@ -93,6 +117,7 @@ pub(super) async fn show(
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
                 last_seen_ago: last_seen.map(|t| ago(t, now)),
                 values,
+                alerts_firing: firing.get(id).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -101,6 +126,7 @@ pub(super) async fn show(
         &serde_json::json!({
             "chrome": Chrome::new(&state, &session, &settings, "Dashboard", Nav::Dashboard),
             "gateways": rows,
+            "alerts_unavailable": alerts_unavailable,
         }),
     )?;
     Ok(html(StatusCode::OK, body))

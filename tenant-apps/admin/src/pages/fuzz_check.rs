@@ -5,7 +5,8 @@
 //! invariant; any outcome without a panic is fine.
 //!
 //! It covers what the panel parses from a request before it touches the
-//! store: the bodies of the login, logout, settings and commissioning posts
+//! store: the bodies of the login, logout, settings, alert rule (the
+//! settings inputs are read as a rule form too) and commissioning posts
 //! (through axum's own `Form` extractor, as the handlers get them), their
 //! CSRF tokens, the session cookie, and the query strings of the gateway
 //! page, the report and the lists (through axum's `Query`), each followed
@@ -26,6 +27,7 @@ use crate::error::AppError;
 use crate::session::{cookie, Keys, Session};
 use crate::settings::{Settings, Timezone};
 
+use super::alerts::RuleForm;
 use super::gateway::{parse_day, partition_days, DayQuery};
 use super::gateways::{CommissionForm, ListQuery};
 use super::login::{CsrfOnly, LoginForm};
@@ -65,7 +67,7 @@ pub enum Kind {
     Login,
     /// `POST /logout` and `POST /gateways/{id}/revoke`: a CSRF token only
     Logout,
-    /// `POST /settings`
+    /// `POST /settings`, and the same body as `POST /alerts`
     Settings,
     /// `POST /gateways`
     Commission,
@@ -111,7 +113,10 @@ pub fn forms(data: &[u8]) {
         Kind::Logout => {
             let _: Option<CsrfOnly> = posted(&keys, rest);
         }
-        Kind::Settings => settings(&keys, rest),
+        Kind::Settings => {
+            settings(&keys, rest);
+            rule(&keys, rest);
+        }
         Kind::Commission => commission(&keys, rest),
         Kind::Cookie => session_cookie(&keys, rest),
         Kind::Day => day(rest),
@@ -189,12 +194,7 @@ fn settings(keys: &Keys, body: &[u8]) {
     let Some(form) = posted::<SettingsForm>(keys, body) else {
         return;
     };
-    let parsed = Settings::from_form(
-        &form.display_name,
-        &form.timezone,
-        &form.offline_after_minutes,
-        &form.power_alert_w,
-    );
+    let parsed = Settings::from_form(&form.values());
     let Ok(settings) = parsed else {
         return;
     };
@@ -214,6 +214,11 @@ fn settings(keys: &Keys, body: &[u8]) {
         Ok(settings.timezone),
         "the timezone does not read back as it prints"
     );
+    assert!(
+        settings.report_at.is_none() || !settings.report_recipients.is_empty(),
+        "a daily report time accepted without recipients"
+    );
+    assert!(settings.report_recipients.len() <= notifier::rules::MAX_RECIPIENTS);
     let stored = settings
         .to_stored()
         .into_iter()
@@ -224,6 +229,43 @@ fn settings(keys: &Keys, body: &[u8]) {
         settings,
         "saved settings read back differently"
     );
+}
+
+/// An alert rule form: an accepted rule reads back from its stored text,
+/// and its edit form gives the same rule again; a refused one names one of
+/// the form's fields.
+fn rule(keys: &Keys, body: &[u8]) {
+    let Some(form) = posted::<RuleForm>(keys, body) else {
+        return;
+    };
+    let id = notifier::rules::RuleId::parse("fuzz").expect("a valid rule id");
+    match form.to_rule(id.clone(), now()) {
+        Ok(rule) => {
+            assert_eq!(
+                notifier::rules::AlertRule::decode(&rule.encode()).as_ref(),
+                Ok(&rule),
+                "an accepted rule reads back differently from its stored text"
+            );
+            assert_eq!(
+                RuleForm::of(&rule).to_rule(id, now()).as_ref(),
+                Ok(&rule),
+                "the edit form of an accepted rule gives another rule"
+            );
+        }
+        Err(e) => assert!(
+            [
+                "kind",
+                "value",
+                "threshold",
+                "for",
+                "between",
+                "gateway",
+                "recipients"
+            ]
+            .contains(&e.field),
+            "a refusal names no field: {e}"
+        ),
+    }
 }
 
 fn commission(keys: &Keys, body: &[u8]) {

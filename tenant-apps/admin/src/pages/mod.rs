@@ -17,6 +17,7 @@ use crate::settings::Settings;
 use crate::store::{GatewayRecord, LatestRecord};
 use crate::AppState;
 
+mod alerts;
 mod dashboard;
 #[doc(hidden)]
 pub mod fuzz_check;
@@ -39,6 +40,10 @@ pub fn router(state: AppState) -> Router {
         .route("/reports", get(reports::show))
         .route("/reports/daily.csv", get(reports::csv))
         .route("/settings", get(settings::show).post(settings::save))
+        .route("/alerts", get(alerts::show).post(alerts::create))
+        .route("/alerts/{id}", post(alerts::update))
+        .route("/alerts/{id}/edit", get(alerts::edit))
+        .route("/alerts/{id}/delete", post(alerts::delete))
         .route("/healthz", get(health::healthz))
         .route("/assets/app.css", get(health::stylesheet))
         .layer(axum::middleware::map_response(security_headers))
@@ -85,6 +90,7 @@ pub(crate) enum Nav {
     Dashboard,
     Gateways,
     Reports,
+    Alerts,
     Settings,
 }
 
@@ -99,6 +105,7 @@ pub(crate) struct Chrome {
     nav_dashboard: bool,
     nav_gateways: bool,
     nav_reports: bool,
+    nav_alerts: bool,
     nav_settings: bool,
 }
 
@@ -119,6 +126,7 @@ impl Chrome {
             nav_dashboard: nav == Nav::Dashboard,
             nav_gateways: nav == Nav::Gateways,
             nav_reports: nav == Nav::Reports,
+            nav_alerts: nav == Nav::Alerts,
             nav_settings: nav == Nav::Settings,
         }
     }

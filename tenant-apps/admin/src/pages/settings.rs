@@ -1,4 +1,6 @@
-//! `GET /settings` and `POST /settings`: the provider's customizations.
+//! `GET /settings` and `POST /settings`: the provider's customizations,
+//! the daily report's local time and recipients among them (the notifier
+//! reads those two keys and mails the report).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -8,7 +10,7 @@ use serde::Deserialize;
 use crate::csrf::{CsrfField, CsrfForm};
 use crate::error::AppError;
 use crate::session::Session;
-use crate::settings::Settings;
+use crate::settings::{FormValues, Settings};
 use crate::AppState;
 
 use super::{html, load_settings, Chrome, Nav};
@@ -30,6 +32,23 @@ pub(super) struct SettingsForm {
     pub(super) offline_after_minutes: String,
     #[serde(default)]
     pub(super) power_alert_w: String,
+    #[serde(default)]
+    pub(super) report_at: String,
+    #[serde(default)]
+    pub(super) report_recipients: String,
+}
+
+impl SettingsForm {
+    pub(super) fn values(&self) -> FormValues<'_> {
+        FormValues {
+            display_name: &self.display_name,
+            timezone: &self.timezone,
+            offline_after_minutes: &self.offline_after_minutes,
+            power_alert_w: &self.power_alert_w,
+            report_at: &self.report_at,
+            report_recipients: &self.report_recipients,
+        }
+    }
 }
 
 impl CsrfField for SettingsForm {
@@ -53,6 +72,8 @@ pub(super) async fn show(
             "timezone": settings.timezone.to_string(),
             "offline_after_minutes": settings.offline_after_minutes,
             "power_alert_w": settings.power_alert_w.map(|w| w.to_string()),
+            "report_at": settings.report_at_text(),
+            "report_recipients": settings.report_recipients.join(", "),
         }),
     )?;
     Ok(html(StatusCode::OK, body))
@@ -63,12 +84,7 @@ pub(super) async fn save(
     posted: CsrfForm<SettingsForm>,
 ) -> Result<Response, AppError> {
     let CsrfForm { session, form } = posted;
-    match Settings::from_form(
-        &form.display_name,
-        &form.timezone,
-        &form.offline_after_minutes,
-        &form.power_alert_w,
-    ) {
+    match Settings::from_form(&form.values()) {
         Ok(settings) => {
             state.store().put_settings(&settings.to_stored()).await?;
             tracing::info!(username = %session.username, "settings saved");
@@ -86,6 +102,8 @@ pub(super) async fn save(
                     "timezone": form.timezone,
                     "offline_after_minutes": form.offline_after_minutes,
                     "power_alert_w": form.power_alert_w,
+                    "report_at": form.report_at,
+                    "report_recipients": form.report_recipients,
                 }),
             )?;
             Ok(html(StatusCode::BAD_REQUEST, body))
