@@ -66,7 +66,11 @@ impl MemoryBackend {
     /// A fresh host with the configured tenant images built.
     pub fn new(config: Config) -> MemoryBackend {
         let world = World {
-            images: [&config.images.ingest, &config.images.admin]
+            images: [
+                &config.images.ingest,
+                &config.images.admin,
+                &config.images.notifier,
+            ]
                 .into_iter()
                 .map(|i| (i.clone(), format!("sha256:{i}-1")))
                 .collect(),

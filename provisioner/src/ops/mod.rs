@@ -31,8 +31,8 @@ use tracing::Instrument;
 
 pub use executor::Fault;
 pub use report::{
-    Answer, ContainerStatus, GatewayConnections, PlanReport, ReconcileReport, StartReport,
-    TenantStatus,
+    Answer, ContainerStatus, GatewayConnections, NotifierStatus, PlanReport, ReconcileReport,
+    StartReport, TenantStatus,
 };
 pub use start::StartOptions;
 pub use tokens::TokenCreated;
