@@ -460,6 +460,7 @@ pub enum RoleQuery {
     #[default]
     Ingest,
     Admin,
+    Notifier,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -490,6 +491,7 @@ pub async fn logs(
     let role = match q.role {
         RoleQuery::Ingest => Role::Ingest,
         RoleQuery::Admin => Role::Admin,
+        RoleQuery::Notifier => Role::Notifier,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let p = s.provisioner.clone();

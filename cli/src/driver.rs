@@ -32,13 +32,6 @@ pub struct Commissioned {
     pub token: String,
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Ingest => "ingest",
-        Role::Admin => "admin",
-    }
-}
-
 impl Driver {
     pub async fn start(
         &self,
@@ -221,7 +214,7 @@ impl Driver {
             Driver::Remote(c) => {
                 let mut path = format!(
                     "/v1/tenants/{id}/logs?role={}&follow={follow}",
-                    role_name(role)
+                    role.as_str()
                 );
                 if let Some(n) = tail {
                     path.push_str(&format!("&tail={n}"));
