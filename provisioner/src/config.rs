@@ -123,8 +123,13 @@ impl TryFrom<RawMail> for MailConfig {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .ok_or("[mail] host is missing: the relay's host name or address (a relay on the Docker host is host.docker.internal)")?;
-        if host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
-            return Err(format!("[mail] host {host:?} is not a host name or address"));
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(format!(
+                "[mail] host {host:?} is not a host name or address"
+            ));
         }
         let tls = match raw.tls.as_deref().map(str::trim) {
             None => MailTls::Starttls,
@@ -147,7 +152,10 @@ impl TryFrom<RawMail> for MailConfig {
         if user.is_some() != password.is_some() {
             return Err("[mail] needs both user and password, or neither".into());
         }
-        if user.as_deref().is_some_and(|u| u.chars().any(char::is_control)) {
+        if user
+            .as_deref()
+            .is_some_and(|u| u.chars().any(char::is_control))
+        {
             return Err("[mail] user holds a control character".into());
         }
         let from = raw
@@ -521,7 +529,7 @@ impl Config {
         }
         if self.limits.notifier_memory_mb < 8 {
             return Err(bad(
-                "[limits] notifier_memory_mb must be at least 8 (MiB)".into(),
+                "[limits] notifier_memory_mb must be at least 8 (MiB)".into()
             ));
         }
         let tls = &self.gateway_tls;
@@ -697,15 +705,29 @@ mod tests {
     fn mail_is_off_without_a_section_and_its_port_follows_its_tls() {
         assert!(Config::default().mail.is_none());
         let text = "[mail]\nhost = \"host.docker.internal\"\ntls = \"tls\"\nfrom = \"Alerts <alerts@example.com>\"";
-        let mail = Config::parse(text, Path::new("t.toml")).unwrap().mail.unwrap();
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
         assert_eq!((mail.port, mail.tls), (465, MailTls::Tls));
         assert_eq!(mail.user, None);
-        let text = "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\nuser = \"u\"\npassword = \"p\"";
-        let mail = Config::parse(text, Path::new("t.toml")).unwrap().mail.unwrap();
+        let text =
+            "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\nuser = \"u\"\npassword = \"p\"";
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
         assert_eq!((mail.port, mail.tls), (587, MailTls::Starttls));
-        assert!(!format!("{mail:?}").contains("\"p\""), "the password is not printed");
-        let text = "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\ntls = \"none\"\nport = 2525";
-        let mail = Config::parse(text, Path::new("t.toml")).unwrap().mail.unwrap();
+        assert!(
+            !format!("{mail:?}").contains("\"p\""),
+            "the password is not printed"
+        );
+        let text =
+            "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\ntls = \"none\"\nport = 2525";
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
         assert_eq!((mail.port, mail.tls), (2525, MailTls::None));
     }
 
@@ -741,7 +763,10 @@ mod tests {
                 "[mail]\nhost = \"relay\"\nfrom = \"not an address\"",
                 "[mail] from = \"not an address\"",
             ),
-            ("[mail]\nhost = \"relay\"\nfrom = \"a@b.c\"\nrelay = 1", "relay"),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"a@b.c\"\nrelay = 1",
+                "relay",
+            ),
         ] {
             let err = Config::parse(text, Path::new("t.toml"))
                 .unwrap_err()

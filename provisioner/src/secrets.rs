@@ -153,9 +153,15 @@ mod tests {
             "smtp"
         );
         assert!(!notifier.join(SESSION_SECRET).exists());
-        assert!(!ingest.join(SMTP_PASSWORD).exists(), "the relay is the notifier's");
+        assert!(
+            !ingest.join(SMTP_PASSWORD).exists(),
+            "the relay is the notifier's"
+        );
         write(&data, &record(), Role::Notifier, None, None).unwrap();
-        assert!(!notifier.join(SMTP_PASSWORD).exists(), "mail off: no password file");
+        assert!(
+            !notifier.join(SMTP_PASSWORD).exists(),
+            "mail off: no password file"
+        );
         assert_eq!(
             std::fs::read_to_string(ingest.join(CASSANDRA_PASSWORD)).unwrap(),
             "pw"

@@ -71,9 +71,9 @@ impl MemoryBackend {
                 &config.images.admin,
                 &config.images.notifier,
             ]
-                .into_iter()
-                .map(|i| (i.clone(), format!("sha256:{i}-1")))
-                .collect(),
+            .into_iter()
+            .map(|i| (i.clone(), format!("sha256:{i}-1")))
+            .collect(),
             ..World::default()
         };
         MemoryBackend {

@@ -118,7 +118,11 @@ pub async fn set_setting(
                 .query_unpaged(settings::upsert(&keyspace), (name, value))
                 .await
         }
-        None => session.query_unpaged(settings::delete(&keyspace), (name,)).await,
+        None => {
+            session
+                .query_unpaged(settings::delete(&keyspace), (name,))
+                .await
+        }
     };
     result
         .map(|_| ())

@@ -354,7 +354,10 @@ mod tests {
         assert_eq!(off.name, "provision-acme-notifier");
         assert_eq!(off.labels[labels::ROLE], "notifier");
         assert!(off.hardened);
-        assert!(!off.env.keys().any(|k| k.starts_with("NOTIFIER_")), "mail off");
+        assert!(
+            !off.env.keys().any(|k| k.starts_with("NOTIFIER_")),
+            "mail off"
+        );
         assert_eq!(off.env["TENANT_KEYSPACE"], "tenant_acme");
 
         let relay = "[mail]\nhost = \"host.docker.internal\"\nport = 2525\ntls = \"none\"\nfrom = \"alerts@example.com\"\n";
@@ -379,7 +382,11 @@ mod tests {
             "/run/secrets/smtp_password"
         );
         assert!(!serde_json::to_string(&a).unwrap().contains("s3cret"));
-        assert_ne!(a.hash(), auth("other").hash(), "a new password recreates it");
+        assert_ne!(
+            a.hash(),
+            auth("other").hash(),
+            "a new password recreates it"
+        );
         // the relay never reaches the other apps
         let admin = tenant_container(
             &with_mail(relay),

@@ -623,7 +623,12 @@ mod tests {
     fn a_silent_rule_and_a_value_rule_parse_into_the_notifiers_rules() {
         let now = Utc::now();
         let rule = request(AlertKind::Silent).rule(now).unwrap();
-        assert_eq!(rule.kind, RuleKind::Silent { for_: Duration::from_secs(900) });
+        assert_eq!(
+            rule.kind,
+            RuleKind::Silent {
+                for_: Duration::from_secs(900)
+            }
+        );
         assert_eq!(rule.recipients.len(), 2);
         let info = AlertRuleInfo::from(&rule);
         assert_eq!((info.kind, info.for_.as_str()), (AlertKind::Silent, "15m"));
@@ -637,7 +642,10 @@ mod tests {
             ..request(AlertKind::Below)
         };
         let info = AlertRuleInfo::from(&below.rule(now).unwrap());
-        assert_eq!(info.description, "power below 5 for 15m between 08:00-18:00");
+        assert_eq!(
+            info.description,
+            "power below 5 for 15m between 08:00-18:00"
+        );
         assert_eq!(info.gateway.as_deref(), Some("site-1"));
         let json = serde_json::to_value(&info).unwrap();
         assert_eq!(json["for"], "15m");
