@@ -31,6 +31,12 @@ pub fn admin_image() -> String {
     std::env::var("PROVISION_ADMIN_IMAGE").unwrap_or_else(|_| "provision/admin:dev".to_owned())
 }
 
+/// The notifier image: `PROVISION_NOTIFIER_IMAGE`, or the one scripts/setup builds.
+pub fn notifier_image() -> String {
+    std::env::var("PROVISION_NOTIFIER_IMAGE")
+        .unwrap_or_else(|_| "provision/notifier:dev".to_owned())
+}
+
 /// A free port on loopback, to publish a container port on a fixed host
 /// port that stays the same across restarts.
 pub fn free_port() -> u16 {
