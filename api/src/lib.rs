@@ -25,7 +25,7 @@ pub mod watcher;
 
 use std::sync::Arc;
 
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use provisioner::Provisioner;
 
@@ -97,6 +97,16 @@ pub fn routes(state: AppState) -> Router {
             "/v1/tenants/{id}/gateways/{gateway}",
             delete(routes::gateway_revoke),
         )
+        .route(
+            "/v1/tenants/{id}/alerts",
+            post(routes::alert_add).get(routes::alert_list),
+        )
+        .route(
+            "/v1/tenants/{id}/alerts/{rule}",
+            delete(routes::alert_remove),
+        )
+        .route("/v1/tenants/{id}/report", put(routes::report_schedule))
+        .route("/v1/tenants/{id}/report/send", post(routes::report_send))
         .route("/v1/reconcile", post(routes::reconcile))
         .route("/v1/operations", get(routes::operations))
         .route("/v1/operations/{op}", get(routes::operation))

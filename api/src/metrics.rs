@@ -175,6 +175,46 @@ pub async fn render(state: &AppState) -> Result<String, Error> {
         }
     }
 
+    // What each tenant's notifier said in its newest health check
+    // (absent until one passed): mail on or off, rules, what fires, mails.
+    type NotifierGauge = fn(&provisioner::ops::NotifierStatus) -> u64;
+    let gauges: [(&str, &str, NotifierGauge); 5] = [
+        (
+            "provision_tenant_mail_on",
+            "1 when the tenant's notifier has a relay ([mail]), 0 when mail is off.",
+            |n| u64::from(n.mail == "on"),
+        ),
+        (
+            "provision_tenant_alert_rules",
+            "A tenant's alert rules, as its notifier's newest health check counted them.",
+            |n| n.rules,
+        ),
+        (
+            "provision_tenant_alerts_firing",
+            "A tenant's (rule, gateway) pairs firing now, as its notifier's newest health check counted them.",
+            |n| n.firing,
+        ),
+        (
+            "provision_tenant_mails_pending",
+            "A tenant's mails not yet taken by the relay.",
+            |n| n.pending,
+        ),
+        (
+            "provision_tenant_mails_failed",
+            "A tenant's mails the relay refused for good today.",
+            |n| n.failed,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, name, "gauge", help);
+        for s in statuses.iter() {
+            if let Some(n) = &s.notifier {
+                let tenant = label(s.provider.as_str());
+                let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", value(n));
+            }
+        }
+    }
+
     let leases = p.store.leases().await?;
     let pools = p.config.pools();
     family(

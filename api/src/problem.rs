@@ -29,9 +29,10 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Usage | ErrorKind::InvalidProviderId => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorKind::UnknownProvider => StatusCode::NOT_FOUND,
-        ErrorKind::PortTaken | ErrorKind::PortPoolExhausted | ErrorKind::Conflict => {
-            StatusCode::CONFLICT
-        }
+        ErrorKind::PortTaken
+        | ErrorKind::PortPoolExhausted
+        | ErrorKind::Conflict
+        | ErrorKind::MailOff => StatusCode::CONFLICT,
         ErrorKind::EngineUnreachable
         | ErrorKind::CassandraUnreachable
         | ErrorKind::CassandraAuth

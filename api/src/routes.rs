@@ -16,6 +16,10 @@ use futures::StreamExt;
 use provisioner::backend::LogChunk;
 use provisioner::cql::gateways::GatewayInfo;
 use provisioner::domain::GatewayTls;
+use provisioner::ops::alerts::{
+    AlertAdded, AlertList, AlertRemoved, AlertRequest, ReportSchedule, ReportScheduleRequest,
+    ReportSendRequest, ReportSent,
+};
 use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
 use provisioner::store::operations::OperationRecord;
 use provisioner::{ProviderId, Role, StartOptions};
@@ -454,12 +458,68 @@ pub async fn operation(
         .ok_or_else(unknown)
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{id}/alerts", tag = "alerts", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    responses((status = 200, description = "The tenant's alert rules and each (rule, gateway) state, as `provision --json alert list <id>` prints them", body = AlertList)))]
+pub async fn alert_list(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    Ok(Json(s.provisioner.alert_list(&id).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/alerts", tag = "alerts", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    request_body(content = AlertRequest),
+    responses((status = 201, description = "The new rule with its id, as `provision --json alert add` prints it (`warning` when mail is off)", body = AlertAdded)))]
+pub async fn alert_add(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AlertRequest>,
+) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    let added = s.provisioner.alert_add(&id, &body).await?;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{id}/alerts/{rule}", tag = "alerts",
+    params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$"), ("rule" = String, Path, description = "The rule id", pattern = "^[a-z0-9]{1,32}$")),
+    responses((status = 200, description = "Removed, with its states", body = AlertRemoved)))]
+pub async fn alert_remove(
+    State(s): State<AppState>,
+    Path((id, rule)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    Ok(Json(s.provisioner.alert_remove(&id, &rule).await?).into_response())
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{id}/report", tag = "alerts", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    request_body(content = ReportScheduleRequest),
+    responses((status = 200, description = "The daily report as the tenant's settings now say, as `provision --json report schedule` prints it", body = ReportSchedule)))]
+pub async fn report_schedule(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReportScheduleRequest>,
+) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    Ok(Json(s.provisioner.report_schedule(&id, &body).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/report/send", tag = "alerts", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    request_body(content = ReportSendRequest),
+    responses((status = 200, description = "Where the report's mail is after the wait (`sent`, `failed`, `queued`, `requested`), as `provision --json report send` prints it; 409 `mail_off` without a relay", body = ReportSent)))]
+pub async fn report_send(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReportSendRequest>,
+) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    Ok(Json(s.provisioner.report_send(&id, &body).await?).into_response())
+}
+
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoleQuery {
     #[default]
     Ingest,
     Admin,
+    Notifier,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -490,6 +550,7 @@ pub async fn logs(
     let role = match q.role {
         RoleQuery::Ingest => Role::Ingest,
         RoleQuery::Admin => Role::Admin,
+        RoleQuery::Notifier => Role::Notifier,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let p = s.provisioner.clone();

@@ -10,6 +10,10 @@ use std::time::Duration;
 use hyper::Method;
 use provisioner::backend::LogChunk;
 use provisioner::cql::gateways::GatewayInfo;
+use provisioner::ops::alerts::{
+    AlertAdded, AlertList, AlertRemoved, AlertRequest, ReportSchedule, ReportScheduleRequest,
+    ReportSendRequest, ReportSent,
+};
 use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
 use provisioner::store::operations::{OperationRecord, OperationState};
 use provisioner::{ErrorInfo, ErrorKind, ProviderId, Provisioner, Role, StartOptions};
@@ -30,13 +34,6 @@ pub enum Driver {
 #[derive(Debug, serde::Deserialize)]
 pub struct Commissioned {
     pub token: String,
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Ingest => "ingest",
-        Role::Admin => "admin",
-    }
 }
 
 impl Driver {
@@ -202,6 +199,65 @@ impl Driver {
         }
     }
 
+    pub async fn alert_add(
+        &self,
+        id: &ProviderId,
+        request: &AlertRequest,
+    ) -> anyhow::Result<AlertAdded> {
+        match self {
+            Driver::Local(p) => Ok(p.alert_add(id, request).await?),
+            Driver::Remote(c) => {
+                let path = format!("/v1/tenants/{id}/alerts");
+                Ok(c.json(Method::POST, &path, Some(request)).await?)
+            }
+        }
+    }
+
+    pub async fn alert_list(&self, id: &ProviderId) -> anyhow::Result<AlertList> {
+        match self {
+            Driver::Local(p) => Ok(p.alert_list(id).await?),
+            Driver::Remote(c) => Ok(c.get(&format!("/v1/tenants/{id}/alerts")).await?),
+        }
+    }
+
+    pub async fn alert_remove(&self, id: &ProviderId, rule: &str) -> anyhow::Result<AlertRemoved> {
+        match self {
+            Driver::Local(p) => Ok(p.alert_remove(id, rule).await?),
+            Driver::Remote(c) => {
+                let path = format!("/v1/tenants/{id}/alerts/{}", path_segment(rule));
+                Ok(c.json(Method::DELETE, &path, None::<&()>).await?)
+            }
+        }
+    }
+
+    pub async fn report_schedule(
+        &self,
+        id: &ProviderId,
+        request: &ReportScheduleRequest,
+    ) -> anyhow::Result<ReportSchedule> {
+        match self {
+            Driver::Local(p) => Ok(p.report_schedule(id, request).await?),
+            Driver::Remote(c) => {
+                let path = format!("/v1/tenants/{id}/report");
+                Ok(c.json(Method::PUT, &path, Some(request)).await?)
+            }
+        }
+    }
+
+    pub async fn report_send(
+        &self,
+        id: &ProviderId,
+        request: &ReportSendRequest,
+    ) -> anyhow::Result<ReportSent> {
+        match self {
+            Driver::Local(p) => Ok(p.report_send(id, request).await?),
+            Driver::Remote(c) => {
+                let path = format!("/v1/tenants/{id}/report/send");
+                Ok(c.json(Method::POST, &path, Some(request)).await?)
+            }
+        }
+    }
+
     /// Writes a tenant app's log to stdout and stderr, as the app did.
     pub async fn logs(
         &self,
@@ -221,7 +277,7 @@ impl Driver {
             Driver::Remote(c) => {
                 let mut path = format!(
                     "/v1/tenants/{id}/logs?role={}&follow={follow}",
-                    role_name(role)
+                    role.as_str()
                 );
                 if let Some(n) = tail {
                     path.push_str(&format!("&tail={n}"));
@@ -231,6 +287,17 @@ impl Driver {
             }
         }
     }
+}
+
+/// A path segment as typed (a rule id is letters and digits; anything
+/// else is percent-encoded, so the daemon refuses it as the library does).
+fn path_segment(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Splits the daemon's log stream into its frames (one byte for the

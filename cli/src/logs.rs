@@ -1,4 +1,4 @@
-//! `provision logs <provider> [--role ingest|admin] [--follow] [--tail N]`
+//! `provision logs <provider> [--role ingest|admin|notifier] [--follow] [--tail N]`
 
 use provisioner::Role;
 
@@ -8,6 +8,7 @@ use crate::{provider, Ctx};
 enum RoleArg {
     Ingest,
     Admin,
+    Notifier,
 }
 
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,7 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let role = match o.role {
         RoleArg::Ingest => Role::Ingest,
         RoleArg::Admin => Role::Admin,
+        RoleArg::Notifier => Role::Notifier,
     };
     ctx.driver.logs(&id, role, o.follow, o.tail).await
 }

@@ -5,6 +5,7 @@
 //! kind's ([`provisioner::ErrorKind::exit_code`]), the daemon's errors
 //! included. Logs go to stderr ([`logging`]).
 
+mod alert;
 mod client;
 mod completions;
 mod destroy;
@@ -18,6 +19,7 @@ mod logs;
 mod output;
 mod plan;
 mod reconcile;
+mod report;
 mod start;
 mod status;
 mod stop;
@@ -30,8 +32,8 @@ use clap::{Parser, Subcommand};
 use provisioner::{Config, Error, ErrorKind, ProviderId, Provisioner};
 
 /// Gives IoT service providers (tenants) their own running stack: an
-/// ingest server for their gateways and an admin panel, on a shared
-/// Cassandra with a keyspace per tenant.
+/// ingest server for their gateways, an admin panel and a notifier of
+/// alerts and reports, on a shared Cassandra with a keyspace per tenant.
 #[derive(Debug, Parser)]
 #[command(name = "provision", version)]
 pub struct Cli {
@@ -79,6 +81,12 @@ enum Command {
     /// Commission, list and revoke a tenant's gateways.
     #[command(subcommand)]
     Gateway(gateway::Command),
+    /// Add, list and remove a tenant's alert rules (mailed by its notifier).
+    #[command(subcommand)]
+    Alert(alert::Command),
+    /// Schedule the tenant's daily report by mail, or send one now.
+    #[command(subcommand)]
+    Report(report::Command),
     /// Bring every tenant to its desired state; report orphans.
     Reconcile(reconcile::Options),
     /// Say what `start` would do.
@@ -147,6 +155,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(o) => list::run(&ctx, o).await,
         Command::Logs(o) => logs::run(&ctx, o).await,
         Command::Gateway(c) => gateway::run(&ctx, c).await,
+        Command::Alert(c) => alert::run(&ctx, c).await,
+        Command::Report(c) => report::run(&ctx, c).await,
         Command::Reconcile(o) => reconcile::run(&ctx, o).await,
         Command::Plan(o) => plan::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,

@@ -21,6 +21,7 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
             println!();
             for s in &statuses {
                 println!("{}", gateways_line(s));
+                println!("{}", notifier_line(s));
             }
         }
     }
@@ -46,9 +47,34 @@ pub fn gateways_line(s: &TenantStatus) -> String {
     )
 }
 
+/// `acme: notifier: mail off; rules 3, firing 1, mails pending 0, failed
+/// today 0`: the notifier's newest health check.
+pub fn notifier_line(s: &TenantStatus) -> String {
+    let mail = |on: bool| match on {
+        true => "mail on",
+        false => "mail off (no [mail] relay in the config: alerts are tracked, nothing is sent)",
+    };
+    match &s.notifier {
+        Some(n) => format!(
+            "{}: notifier: {}; rules {}, firing {}, mails pending {}, failed today {}",
+            s.provider,
+            mail(n.mail == "on"),
+            n.rules,
+            n.firing,
+            n.pending,
+            n.failed
+        ),
+        None => format!(
+            "{}: notifier: {}; - (no passing health check yet)",
+            s.provider,
+            mail(s.mail_configured)
+        ),
+    }
+}
+
 pub fn print_table(statuses: &[TenantStatus]) {
     println!(
-        "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
+        "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<8} {:<9} {:>8} {:>6} {:>9} {:>8}",
         "TENANT",
         "STATE",
         "GATEWAY",
@@ -65,7 +91,7 @@ pub fn print_table(statuses: &[TenantStatus]) {
         let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         if s.containers.is_empty() {
             println!(
-                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7}",
+                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<8}",
                 s.provider,
                 s.state,
                 port(s.gateway_port),
@@ -81,7 +107,7 @@ pub fn print_table(statuses: &[TenantStatus]) {
                 (n, false) => n.to_string(),
             };
             println!(
-                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<7} {:<9} {:>8} {:>6} {:>9} {:>8}",
+                "{:<24} {:<10} {:>7} {:<8} {:>6}  {:<8} {:<9} {:>8} {:>6} {:>9} {:>8}",
                 s.provider,
                 s.state,
                 port(s.gateway_port),

@@ -34,6 +34,147 @@ pub struct Config {
     pub admin: AdminPanelConfig,
     /// `LOG_FORMAT` given to the tenant apps: `json` or `text`.
     pub log_format: String,
+    /// The operator's SMTP relay, which every tenant's notifier sends
+    /// through; `None` (no `[mail]` section): mail is off, the notifiers
+    /// still track alert states.
+    pub mail: Option<MailConfig>,
+}
+
+/// How the notifier talks to the relay: `NOTIFIER_SMTP_TLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    /// Plain SMTP (a relay on the Docker host or a trusted network).
+    None,
+    /// Plain, then STARTTLS before anything else is said.
+    Starttls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Tls,
+}
+
+impl MailTls {
+    pub const ALL: [MailTls; 3] = [MailTls::None, MailTls::Starttls, MailTls::Tls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailTls::None => "none",
+            MailTls::Starttls => "starttls",
+            MailTls::Tls => "tls",
+        }
+    }
+
+    /// The port a relay usually listens on for this mode.
+    pub fn default_port(self) -> u16 {
+        match self {
+            MailTls::None => 25,
+            MailTls::Starttls => 587,
+            MailTls::Tls => 465,
+        }
+    }
+}
+
+/// The `[mail]` section as written: every key checked by
+/// [`MailConfig::try_from`], so an error names its key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMail {
+    host: Option<String>,
+    port: Option<i64>,
+    tls: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+    from: Option<String>,
+}
+
+/// The operator's SMTP relay (`[mail]`), validated at load. Tenants cannot
+/// change it: it lives only in this config, and reaches each notifier as
+/// its environment (the password as a secret file).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawMail")]
+pub struct MailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: MailTls,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// The sender (`alerts@example.com` or `Alerts <alerts@example.com>`).
+    pub from: String,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+impl TryFrom<RawMail> for MailConfig {
+    type Error = String;
+
+    fn try_from(raw: RawMail) -> std::result::Result<Self, String> {
+        let host = raw
+            .host
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .ok_or("[mail] host is missing: the relay's host name or address (a relay on the Docker host is host.docker.internal)")?;
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(format!(
+                "[mail] host {host:?} is not a host name or address"
+            ));
+        }
+        let tls = match raw.tls.as_deref().map(str::trim) {
+            None => MailTls::Starttls,
+            Some(t) => MailTls::ALL
+                .into_iter()
+                .find(|m| m.as_str() == t)
+                .ok_or_else(|| {
+                    format!("[mail] tls = {t:?} is not one of \"none\", \"starttls\" or \"tls\"")
+                })?,
+        };
+        let port = match raw.port {
+            None => tls.default_port(),
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("[mail] port = {p} is not a port (1-65535)"))?,
+        };
+        let user = raw.user.filter(|u| !u.is_empty());
+        let password = raw.password.filter(|p| !p.is_empty());
+        if user.is_some() != password.is_some() {
+            return Err("[mail] needs both user and password, or neither".into());
+        }
+        if user
+            .as_deref()
+            .is_some_and(|u| u.chars().any(char::is_control))
+        {
+            return Err("[mail] user holds a control character".into());
+        }
+        let from = raw
+            .from
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .ok_or("[mail] from is missing: the sender's address, such as alerts@example.com")?;
+        from.parse::<lettre::message::Mailbox>().map_err(|_| {
+            format!("[mail] from = {from:?} is not an email address (alerts@example.com or \"Alerts <alerts@example.com>\")")
+        })?;
+        Ok(MailConfig {
+            host,
+            port,
+            tls,
+            user,
+            password,
+            from,
+        })
+    }
 }
 
 /// The gateway ports' certificates. By default the provisioner's own CA
@@ -198,12 +339,17 @@ pub struct PortsConfig {
 pub struct ImagesConfig {
     pub ingest: String,
     pub admin: String,
+    pub notifier: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// The memory limit of the ingest and admin containers (MiB).
     pub memory_mb: i64,
+    /// The notifier's memory limit (MiB): its idle RSS is under 10 MB and
+    /// it builds one mail at a time, the daily report's CSV the largest.
+    pub notifier_memory_mb: i64,
     pub pids: i64,
     /// CPU limit in cores (0 = none).
     pub cpus: f64,
@@ -233,6 +379,7 @@ impl Default for Config {
             gateway_tls: GatewayTlsConfig::default(),
             admin: AdminPanelConfig::default(),
             log_format: "json".into(),
+            mail: None,
         }
     }
 }
@@ -290,6 +437,7 @@ impl Default for ImagesConfig {
         ImagesConfig {
             ingest: "provision/ingest:dev".into(),
             admin: "provision/admin:dev".into(),
+            notifier: "provision/notifier:dev".into(),
         }
     }
 }
@@ -298,6 +446,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             memory_mb: 128,
+            notifier_memory_mb: 32,
             pids: 128,
             cpus: 0.0,
         }
@@ -377,6 +526,11 @@ impl Config {
         if self.cassandra.write_consistency != "auto" {
             tenant_schema::cql::parse_consistency(&self.cassandra.write_consistency)
                 .map_err(|why| bad(format!("[cassandra] write_consistency: {why}, or auto")))?;
+        }
+        if self.limits.notifier_memory_mb < 8 {
+            return Err(bad(
+                "[limits] notifier_memory_mb must be at least 8 (MiB)".into()
+            ));
         }
         let tls = &self.gateway_tls;
         if tls.cert_file.is_some() != tls.key_file.is_some() {
@@ -486,6 +640,7 @@ impl Config {
         match role {
             Role::Ingest => &self.images.ingest,
             Role::Admin => &self.images.admin,
+            Role::Notifier => &self.images.notifier,
         }
     }
 }
@@ -547,6 +702,36 @@ mod tests {
     }
 
     #[test]
+    fn mail_is_off_without_a_section_and_its_port_follows_its_tls() {
+        assert!(Config::default().mail.is_none());
+        let text = "[mail]\nhost = \"host.docker.internal\"\ntls = \"tls\"\nfrom = \"Alerts <alerts@example.com>\"";
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
+        assert_eq!((mail.port, mail.tls), (465, MailTls::Tls));
+        assert_eq!(mail.user, None);
+        let text =
+            "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\nuser = \"u\"\npassword = \"p\"";
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
+        assert_eq!((mail.port, mail.tls), (587, MailTls::Starttls));
+        assert!(
+            !format!("{mail:?}").contains("\"p\""),
+            "the password is not printed"
+        );
+        let text =
+            "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\ntls = \"none\"\nport = 2525";
+        let mail = Config::parse(text, Path::new("t.toml"))
+            .unwrap()
+            .mail
+            .unwrap();
+        assert_eq!((mail.port, mail.tls), (2525, MailTls::None));
+    }
+
+    #[test]
     fn bad_configs_are_refused_with_the_key_named() {
         for (text, needle) in [
             ("[ports]\ngateway = \"9-1\"", "\"9-1\" is not a port range"),
@@ -559,6 +744,28 @@ mod tests {
             (
                 "[cassandra]\nwrite_consistency = \"most\"",
                 "write_consistency",
+            ),
+            ("[mail]\nfrom = \"a@example.com\"", "[mail] host is missing"),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\ntls = \"ssl\"",
+                "[mail] tls = \"ssl\"",
+            ),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\nport = 70000",
+                "[mail] port = 70000",
+            ),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"a@example.com\"\nuser = \"u\"",
+                "both user and password",
+            ),
+            ("[mail]\nhost = \"relay\"", "[mail] from is missing"),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"not an address\"",
+                "[mail] from = \"not an address\"",
+            ),
+            (
+                "[mail]\nhost = \"relay\"\nfrom = \"a@b.c\"\nrelay = 1",
+                "relay",
             ),
         ] {
             let err = Config::parse(text, Path::new("t.toml"))

@@ -57,6 +57,11 @@ pub enum Error {
     Pki(#[from] crate::pki::PkiError),
     #[error("an operator token named {0:?} exists; revoke it first or choose another name")]
     TokenExists(String),
+    /// A rule, a duration, a window or an address that does not parse.
+    #[error(transparent)]
+    InvalidRule(#[from] notifier::rules::RuleError),
+    #[error("mail is off: the config has no [mail] relay, so no report can be sent; add a [mail] section (README, Configuration) and run `provision reconcile`")]
+    MailOff,
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
     #[error("stopped by the test hook right after step {0}")]
     Injected(usize),
@@ -66,9 +71,12 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidProviderId(_) => ErrorKind::InvalidProviderId,
-            Error::Usage(_) | Error::Config(_) | Error::InvalidModel(_) | Error::NoKeyspace(_) => {
-                ErrorKind::Usage
-            }
+            Error::Usage(_)
+            | Error::Config(_)
+            | Error::InvalidModel(_)
+            | Error::NoKeyspace(_)
+            | Error::InvalidRule(_) => ErrorKind::Usage,
+            Error::MailOff => ErrorKind::MailOff,
             Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
             Error::Ports(_) => ErrorKind::PortTaken,
             Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,
@@ -76,9 +84,9 @@ impl Error {
             Error::Cql(CqlError::AuthenticationFailed { .. }) => ErrorKind::CassandraAuth,
             Error::Cql(CqlError::DefaultSuperuserActive { .. }) => ErrorKind::Insecure,
             Error::Cql(CqlError::InvalidModel(_)) => ErrorKind::Usage,
-            Error::UnknownProvider(_) | Error::Cql(CqlError::UnknownGateway { .. }) => {
-                ErrorKind::UnknownProvider
-            }
+            Error::UnknownProvider(_)
+            | Error::Cql(CqlError::UnknownGateway { .. })
+            | Error::Cql(CqlError::UnknownRule { .. }) => ErrorKind::UnknownProvider,
             Error::Unhealthy { .. } => ErrorKind::Unhealthy,
             Error::Cql(CqlError::GatewayExists { .. }) | Error::TokenExists(_) => {
                 ErrorKind::Conflict

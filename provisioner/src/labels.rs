@@ -3,7 +3,8 @@
 
 /// The tenant (provider id) a container belongs to.
 pub const TENANT: &str = "io.provision.tenant";
-/// What the container is: [`ROLE_INGEST`], [`ROLE_ADMIN`] or [`ROLE_CASSANDRA`].
+/// What the container is: [`ROLE_INGEST`], [`ROLE_ADMIN`], [`ROLE_NOTIFIER`]
+/// or [`ROLE_CASSANDRA`].
 pub const ROLE: &str = "io.provision.role";
 /// The hash of the container's desired configuration: a different hash
 /// means drift, and the container is recreated.
@@ -14,5 +15,6 @@ pub const MANAGED: &str = "io.provision.managed";
 
 pub const ROLE_INGEST: &str = "ingest";
 pub const ROLE_ADMIN: &str = "admin";
+pub const ROLE_NOTIFIER: &str = "notifier";
 pub const ROLE_CASSANDRA: &str = "cassandra";
 pub const ROLE_NETWORK: &str = "network";

@@ -21,6 +21,8 @@ use crate::pki::CertificatePair;
 pub const CASSANDRA_PASSWORD: &str = "cassandra_password";
 /// The file holding the admin panel's session secret.
 pub const SESSION_SECRET: &str = "session_secret";
+/// The operator's relay password (`[mail] password`), the notifier's only.
+pub const SMTP_PASSWORD: &str = "smtp_password";
 /// Ingest's gateway certificate chain and key (PEM), when it has one.
 pub const GATEWAY_CERT: &str = "gateway.crt";
 pub const GATEWAY_KEY: &str = "gateway.key";
@@ -40,12 +42,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 /// Writes the secrets `role` needs (replacing what was there), with
-/// ingest's gateway certificate if it has one, and returns their folder.
+/// ingest's gateway certificate if it has one and the notifier's relay
+/// password if the config has one, and returns their folder.
 pub fn write(
     data_dir: &Path,
     record: &TenantRecord,
     role: Role,
     gateway_certificate: Option<&CertificatePair>,
+    smtp_password: Option<&str>,
 ) -> Result<PathBuf> {
     let root = root(data_dir);
     std::fs::create_dir_all(&root).map_err(|e| Error::io("create", &root, e))?;
@@ -60,6 +64,16 @@ pub fn write(
     if let (Role::Ingest, Some(pair)) = (role, gateway_certificate) {
         files.push((GATEWAY_CERT, pair.cert_pem.as_str()));
         files.push((GATEWAY_KEY, pair.key_pem.as_str()));
+    }
+    match (role, smtp_password) {
+        (Role::Notifier, Some(password)) => files.push((SMTP_PASSWORD, password)),
+        _ => {
+            // a password taken out of the config leaves no file behind
+            let stale = dir.join(SMTP_PASSWORD);
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|e| Error::io("remove", &stale, e))?;
+            }
+        }
     }
     put(&dir, &files)?;
     Ok(dir)
@@ -131,8 +145,23 @@ mod tests {
     #[test]
     fn each_role_gets_only_its_secrets_in_a_folder_only_the_owner_can_reach() {
         let data = std::env::temp_dir().join(format!("provision-secrets-{}", std::process::id()));
-        let ingest = write(&data, &record(), Role::Ingest, None).unwrap();
-        let admin = write(&data, &record(), Role::Admin, None).unwrap();
+        let ingest = write(&data, &record(), Role::Ingest, None, Some("smtp")).unwrap();
+        let admin = write(&data, &record(), Role::Admin, None, None).unwrap();
+        let notifier = write(&data, &record(), Role::Notifier, None, Some("smtp")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(notifier.join(SMTP_PASSWORD)).unwrap(),
+            "smtp"
+        );
+        assert!(!notifier.join(SESSION_SECRET).exists());
+        assert!(
+            !ingest.join(SMTP_PASSWORD).exists(),
+            "the relay is the notifier's"
+        );
+        write(&data, &record(), Role::Notifier, None, None).unwrap();
+        assert!(
+            !notifier.join(SMTP_PASSWORD).exists(),
+            "mail off: no password file"
+        );
         assert_eq!(
             std::fs::read_to_string(ingest.join(CASSANDRA_PASSWORD)).unwrap(),
             "pw"
@@ -146,9 +175,9 @@ mod tests {
         assert_eq!(mode(&data.join("secrets")), 0o700);
         assert_eq!(mode(&admin.join(SESSION_SECRET)), 0o444);
         // a second write replaces the files in place
-        write(&data, &record(), Role::Admin, None).unwrap();
+        write(&data, &record(), Role::Admin, None, None).unwrap();
         remove(&data, &record().id).unwrap();
-        assert!(!admin.exists() && !ingest.exists());
+        assert!(!admin.exists() && !ingest.exists() && !notifier.exists());
         std::fs::remove_dir_all(&data).unwrap();
     }
 }

@@ -29,7 +29,7 @@ async fn twenty_concurrent_starts_get_forty_distinct_ports() {
     }
     assert_eq!(ports.len(), 40);
     for id in &ids {
-        assert_eq!(tenant_containers(id).await.len(), 2, "{id}");
+        assert_eq!(tenant_containers(id).await.len(), 3, "{id}");
     }
     let destroys = join_all(
         ids.iter()
@@ -60,7 +60,7 @@ async fn two_processes_starting_the_same_provider_make_one_tenant() {
         passwords, 1,
         "exactly one start creates the first admin user"
     );
-    assert_eq!(tenant_containers(&id).await.len(), 2);
+    assert_eq!(tenant_containers(&id).await.len(), 3);
     let list = env.run(&["--json", "list"]).await.ok();
     assert_eq!(
         list.stdout

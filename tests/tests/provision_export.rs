@@ -20,7 +20,7 @@ use provision_testkit::http::admin_login;
 use provision_testkit::{docker, unique_id};
 use serde_json::{json, Value};
 
-const ROLES: [&str; 2] = ["ingest", "admin"];
+const ROLES: [&str; 3] = ["ingest", "admin", "notifier"];
 
 /// Runs `docker-compose -f <file> -p <project> <args>`; panics unless it
 /// succeeds, and returns its stdout.
@@ -82,6 +82,7 @@ async fn fingerprint(docker: &Docker, name: &str) -> Value {
         "exposed_ports": exposed,
         "port_bindings": host.port_bindings,
         "binds": host.binds,
+        "extra_hosts": host.extra_hosts,
         "restart_policy": host.restart_policy,
         "memory": host.memory,
         "memory_swap": host.memory_swap,
@@ -182,7 +183,7 @@ async fn an_exported_tenant_runs_under_docker_compose_as_it_ran_under_provision(
     let stdout_yaml = env.run(&["export", &id]).await.ok().stdout;
     assert_eq!(stdout_yaml, yaml_text, "stdout and -o differ");
 
-    // docker-compose 1.29 accepts it, with both services.
+    // docker-compose 1.29 accepts it, with the three services.
     compose(&file, &project, &["config", "-q"]).await;
     let mut services: Vec<String> = compose(&file, &project, &["config", "--services"])
         .await
@@ -190,7 +191,7 @@ async fn an_exported_tenant_runs_under_docker_compose_as_it_ran_under_provision(
         .map(str::to_owned)
         .collect();
     services.sort();
-    assert_eq!(services, ["admin", "ingest"]);
+    assert_eq!(services, ["admin", "ingest", "notifier"]);
 
     // The services are the running containers: names, images, ports.
     let network = format!("{}-{id}", env.node.network);
@@ -216,6 +217,16 @@ async fn an_exported_tenant_runs_under_docker_compose_as_it_ran_under_provision(
         );
         by_provision.push(fingerprint(&docker, &name).await);
     }
+    // The notifier publishes nothing and reaches the Docker host by name.
+    let name = env.container(&id, "notifier");
+    let service = &doc["services"]["notifier"];
+    assert_eq!(service["container_name"], json!(name));
+    assert!(service.get("ports").is_none(), "{service}");
+    assert_eq!(
+        str_list(&service["extra_hosts"]),
+        ["host.docker.internal:host-gateway"]
+    );
+    by_provision.push(fingerprint(&docker, &name).await);
 
     // Stopped, the tenant exports the same (its ports stay leased).
     env.run(&["stop", &id]).await.ok();

@@ -125,6 +125,7 @@ async fn life_cycle(
         .expect("the first start prints the admin password");
     assert!(is_running(&env.container(&id, "ingest")).await);
     assert!(is_running(&env.container(&id, "admin")).await);
+    assert!(is_running(&env.container(&id, "notifier")).await);
 
     // A second start changes nothing and prints no password.
     let second = env.run(&["--json", "start", &id]).await.ok();
@@ -189,6 +190,7 @@ async fn life_cycle(
     env.run(&["stop", &id]).await.ok();
     assert!(!is_running(&env.container(&id, "ingest")).await);
     assert!(!is_running(&env.container(&id, "admin")).await);
+    assert!(!is_running(&env.container(&id, "notifier")).await);
     let stopped = env.run(&["--json", "status", &id]).await.ok();
     assert_eq!(
         stopped.field("state").as_deref(),

@@ -169,7 +169,7 @@ async fn a_tenants_containers_cannot_reach_another_tenants_and_hold_no_secrets_i
         .await
         .unwrap()
         .expect("a is known");
-    for role in ["ingest", "admin"] {
+    for role in ["ingest", "admin", "notifier"] {
         let inspect = engine
             .inspect_container(&env.container(&a, role), None)
             .await

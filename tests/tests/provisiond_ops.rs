@@ -247,12 +247,16 @@ async fn a_daemon_killed_during_a_start_leaves_an_interrupted_operation_that_rec
         matches!(tenant["state"].as_str(), Some("running" | "starting")),
         "{body}"
     );
-    // Exactly its two containers and its two ports.
+    // Exactly its three containers and its two ports.
     let mut containers = tenant_containers(&id).await;
     containers.sort();
     assert_eq!(
         containers,
-        [env.container(&id, "admin"), env.container(&id, "ingest")]
+        [
+            env.container(&id, "admin"),
+            env.container(&id, "ingest"),
+            env.container(&id, "notifier")
+        ]
     );
     let p = env.provisioner().await;
     let leases: Vec<_> = p
@@ -470,6 +474,7 @@ async fn a_cassandra_that_is_down_leaves_the_tenants_running_and_degraded() {
     assert_eq!(container_ids(&env, &id).await, before);
     assert!(provision_support::is_running(&env.container(&id, "ingest")).await);
     assert!(provision_support::is_running(&env.container(&id, "admin")).await);
+    assert!(provision_support::is_running(&env.container(&id, "notifier")).await);
 
     docker()
         .await

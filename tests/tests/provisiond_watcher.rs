@@ -30,7 +30,7 @@ async fn after_a_dockerd_restart_every_tenant_that_should_run_is_healthy_again_w
     restart_dockerd().await;
     let restarted = Instant::now();
     for id in &running {
-        for role in ["ingest", "admin"] {
+        for role in ["ingest", "admin", "notifier"] {
             let container = env.container(id, role);
             let left = Duration::from_secs(90).saturating_sub(restarted.elapsed());
             assert!(
@@ -46,6 +46,7 @@ async fn after_a_dockerd_restart_every_tenant_that_should_run_is_healthy_again_w
     );
     assert!(!is_running(&env.container(&stopped, "ingest")).await);
     assert!(!is_running(&env.container(&stopped, "admin")).await);
+    assert!(!is_running(&env.container(&stopped, "notifier")).await);
     let (_, _, metrics) =
         provision_support::api(&daemon.addr, "GET", "/metrics", Some(&daemon.token), None).await;
     let reconnects: u64 = metrics

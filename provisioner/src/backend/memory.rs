@@ -66,10 +66,14 @@ impl MemoryBackend {
     /// A fresh host with the configured tenant images built.
     pub fn new(config: Config) -> MemoryBackend {
         let world = World {
-            images: [&config.images.ingest, &config.images.admin]
-                .into_iter()
-                .map(|i| (i.clone(), format!("sha256:{i}-1")))
-                .collect(),
+            images: [
+                &config.images.ingest,
+                &config.images.admin,
+                &config.images.notifier,
+            ]
+            .into_iter()
+            .map(|i| (i.clone(), format!("sha256:{i}-1")))
+            .collect(),
             ..World::default()
         };
         MemoryBackend {

@@ -1,12 +1,14 @@
 //! Cassandra as the provisioner's superuser: the session ([`session`]),
 //! the managed node's default superuser ([`superuser`]), each tenant's
 //! keyspace, schema migrations, role and first admin user ([`tenant`]),
-//! and the gateway registry's calls for the CLI ([`gateways`]).
+//! the gateway registry's calls for the CLI ([`gateways`]), and the alert
+//! rules, report requests, mails and report settings ([`alerts`]).
 //!
 //! [`TenantStorage`] is the seam the executor sees: what a plan's
 //! storage steps need. [`CqlConnector`] opens the real one; the executor's
 //! unit tests use one in memory.
 
+pub mod alerts;
 pub mod gateways;
 pub mod session;
 pub mod superuser;
@@ -51,6 +53,14 @@ pub enum CqlError {
     GatewayExists { tenant: String, gateway: String },
     #[error("unknown gateway {gateway} of tenant {tenant}")]
     UnknownGateway { tenant: String, gateway: String },
+    #[error("unknown alert rule {rule} of tenant {tenant}; `provision alert list {tenant}` shows its rules")]
+    UnknownRule { tenant: String, rule: String },
+    #[error("the alerts of tenant {tenant}: {source}")]
+    Alerts {
+        tenant: String,
+        #[source]
+        source: notifier::store::StoreError,
+    },
     #[error(transparent)]
     InvalidModel(#[from] tenant_schema::model::ModelError),
 }

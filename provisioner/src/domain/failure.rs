@@ -30,13 +30,16 @@ pub enum ErrorKind {
     /// The daemon cannot be reached, or answered something that is not
     /// the API.
     DaemonUnreachable,
+    /// Mail is off: the config has no `[mail]` relay (`provision report
+    /// send`).
+    MailOff,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -51,6 +54,7 @@ impl ErrorKind {
         ErrorKind::Conflict,
         ErrorKind::Unauthorized,
         ErrorKind::DaemonUnreachable,
+        ErrorKind::MailOff,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -69,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Conflict => "conflict",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::DaemonUnreachable => "daemon_unreachable",
+            ErrorKind::MailOff => "mail_off",
             ErrorKind::Other => "other",
         }
     }
@@ -90,6 +95,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 12,
             ErrorKind::Unauthorized => 13,
             ErrorKind::DaemonUnreachable => 14,
+            ErrorKind::MailOff => 15,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The identifiers of the domain: [`ProviderId`] (a provider, or tenant,
-//! validated once at the edge), the two app [`Role`]s of a tenant and the
-//! two port [`Pool`]s.
+//! validated once at the edge), the three app [`Role`]s of a tenant and
+//! the two port [`Pool`]s.
 //!
 //! The same id names the keyspace, the Cassandra role, the containers and
 //! the labels, so it is restricted to what is safe in all of them:
@@ -92,7 +92,8 @@ impl fmt::Display for ProviderId {
     }
 }
 
-/// The two apps of a tenant.
+/// The three apps of a tenant: ingest and the panel publish a port each,
+/// the notifier none.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -101,15 +102,20 @@ impl fmt::Display for ProviderId {
 pub enum Role {
     Ingest,
     Admin,
+    /// Alerts and daily reports by mail; reaches out only (Cassandra, the
+    /// operator's relay), so it publishes no port.
+    Notifier,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Ingest, Role::Admin];
+    /// In the order `start` creates them: the notifier last.
+    pub const ALL: [Role; 3] = [Role::Ingest, Role::Admin, Role::Notifier];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Ingest => crate::labels::ROLE_INGEST,
             Role::Admin => crate::labels::ROLE_ADMIN,
+            Role::Notifier => crate::labels::ROLE_NOTIFIER,
         }
     }
 
@@ -117,11 +123,13 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 
-    /// The pool the role's published port comes from.
-    pub fn pool(self) -> Pool {
+    /// The pool the role's published port comes from; `None` for a role
+    /// that publishes no port (the notifier).
+    pub fn pool(self) -> Option<Pool> {
         match self {
-            Role::Ingest => Pool::Gateway,
-            Role::Admin => Pool::Admin,
+            Role::Ingest => Some(Pool::Gateway),
+            Role::Admin => Some(Pool::Admin),
+            Role::Notifier => None,
         }
     }
 }

@@ -187,11 +187,18 @@ impl fmt::Display for Step {
                 write!(f, "create the first admin user in {keyspace}.admin_users")
             }
             Step::RemoveContainer { name, why } => write!(f, "remove container {name} ({why})"),
-            Step::CreateContainer { spec, why } => write!(
-                f,
-                "create and start container {} from {} on port {} ({why})",
-                spec.name, spec.image, spec.host_port
-            ),
+            Step::CreateContainer { spec, why } => match spec.host_port {
+                Some(port) => write!(
+                    f,
+                    "create and start container {} from {} on port {port} ({why})",
+                    spec.name, spec.image
+                ),
+                None => write!(
+                    f,
+                    "create and start container {} from {}, no published port ({why})",
+                    spec.name, spec.image
+                ),
+            },
             Step::StartContainer { name, .. } => write!(f, "start container {name}"),
             Step::StopContainer { name } => write!(f, "stop container {name}"),
             Step::WaitHealthy { name, .. } => write!(f, "wait until {name} is healthy"),

@@ -40,6 +40,7 @@ fn view(record: Option<TenantRecord>) -> TenantView {
         names: vec![
             (Role::Ingest, "provision-acme-ingest".into()),
             (Role::Admin, "provision-acme-admin".into()),
+            (Role::Notifier, "provision-acme-notifier".into()),
         ],
     }
 }
@@ -49,12 +50,18 @@ fn spec(role: Role, port: u16) -> ContainerSpec {
 }
 
 fn spec_with_tls(role: Role, port: u16, gateway_tls: GatewayTls) -> ContainerSpec {
+    spec_in(&Config::default(), role, port, gateway_tls)
+}
+
+/// The spec of `role` with `config`; `port` is ignored for the notifier,
+/// which publishes none.
+fn spec_in(config: &Config, role: Role, port: u16, gateway_tls: GatewayTls) -> ContainerSpec {
     tenant_container(
-        &Config::default(),
+        config,
         SpecInputs {
             tenant: &acme(),
             role,
-            host_port: port,
+            host_port: role.pool().map(|_| port),
             image_id: "sha256:1",
             secrets_dir: PathBuf::from("/data/secrets"),
             gateway_tls,
@@ -77,7 +84,11 @@ fn target(leased: bool, gateway: u16, admin: u16) -> StartTarget {
             (Pool::Gateway, choice(gateway)),
             (Pool::Admin, choice(admin)),
         ],
-        specs: vec![spec(Role::Ingest, gateway), spec(Role::Admin, admin)],
+        specs: vec![
+            spec(Role::Ingest, gateway),
+            spec(Role::Admin, admin),
+            spec(Role::Notifier, 0),
+        ],
         gateway_tls: GatewayTls::Optional,
         limits: TenantLimits::default(),
         certificate: Some(fresh_certificate()),
@@ -130,7 +141,11 @@ fn container(name: &str, running: bool, health: Health, hash: Option<String>) ->
 
 /// acme's containers as made from [`kept`]'s specs.
 fn made(role: Role, running: bool, health: Health) -> ObservedContainer {
-    let port = if role == Role::Ingest { 6001 } else { 8081 };
+    let port = match role {
+        Role::Ingest => 6001,
+        Role::Admin => 8081,
+        Role::Notifier => 0,
+    };
     container(
         &format!("provision-acme-{role}"),
         running,
@@ -139,11 +154,12 @@ fn made(role: Role, running: bool, health: Health) -> ObservedContainer {
     )
 }
 
-/// acme's ingest and admin containers, both running and healthy.
-fn healthy_acme() -> [ObservedContainer; 2] {
+/// acme's three containers, all running and healthy.
+fn healthy_acme() -> [ObservedContainer; 3] {
     [
         made(Role::Ingest, true, Health::Healthy),
         made(Role::Admin, true, Health::Healthy),
+        made(Role::Notifier, true, Health::Healthy),
     ]
 }
 
@@ -177,13 +193,68 @@ fn a_first_start_on_a_fresh_host_does_everything_in_order() {
   create the first admin user in tenant_acme.admin_users
   create and start container provision-acme-ingest from provision/ingest:dev on port 6100 (missing)
   create and start container provision-acme-admin from provision/admin:dev on port 8081 (missing)
+  create and start container provision-acme-notifier from provision/notifier:dev, no published port (missing)
   wait until provision-acme-ingest is healthy
   wait until provision-acme-admin is healthy
+  wait until provision-acme-notifier is healthy
 ",
             tenant_schema::latest_version()
         )
     );
     assert!(plan.steps.iter().any(Step::needs_cql));
+}
+
+#[test]
+fn a_tenant_from_before_the_notifier_gets_one_on_its_next_start_or_reconcile() {
+    let two = [
+        made(Role::Ingest, true, Health::Healthy),
+        made(Role::Admin, true, Health::Healthy),
+    ];
+    let running = view(Some(record(Desired::Running)));
+    let infra = infra(true, CassandraObserved::Running);
+    assert_eq!(
+        plan_start(&running, &kept(), &infra, &two).to_string(),
+        "plan for tenant acme:
+  create and start container provision-acme-notifier from provision/notifier:dev, no published port (missing)
+  wait until provision-acme-notifier is healthy
+"
+    );
+    assert_eq!(
+        plan_reconcile_tenant(&running, Some(&kept()), &infra, &two).to_string(),
+        "plan for tenant acme:
+  create and start container provision-acme-notifier from provision/notifier:dev, no published port (missing)
+"
+    );
+}
+
+#[test]
+fn a_new_mail_relay_recreates_the_notifier_only() {
+    let config = Config::parse(
+        "[mail]\nhost = \"host.docker.internal\"\ntls = \"none\"\nfrom = \"alerts@example.com\"\n",
+        std::path::Path::new("t.toml"),
+    )
+    .unwrap();
+    let target = StartTarget {
+        specs: [Role::Ingest, Role::Admin, Role::Notifier]
+            .into_iter()
+            .zip([6001, 8081, 0])
+            .map(|(role, port)| spec_in(&config, role, port, GatewayTls::Optional))
+            .collect(),
+        ..kept()
+    };
+    assert_eq!(
+        plan_reconcile_tenant(
+            &view(Some(record(Desired::Running))),
+            Some(&target),
+            &infra(true, CassandraObserved::Running),
+            &healthy_acme(),
+        )
+        .to_string(),
+        "plan for tenant acme:
+  remove container provision-acme-notifier (configuration changed)
+  create and start container provision-acme-notifier from provision/notifier:dev, no published port (configuration changed)
+"
+    );
 }
 
 #[test]
@@ -244,6 +315,7 @@ fn a_new_gateway_tls_mode_is_recorded_and_recreates_ingest() {
         specs: vec![
             spec_with_tls(Role::Ingest, 6001, GatewayTls::Required),
             spec(Role::Admin, 8081),
+            spec(Role::Notifier, 0),
         ],
         gateway_tls: GatewayTls::Required,
         ..kept()
@@ -273,7 +345,7 @@ fn new_limits_are_recorded_and_recreate_ingest() {
         SpecInputs {
             tenant: &acme(),
             role: Role::Ingest,
-            host_port: 6001,
+            host_port: Some(6001),
             image_id: "sha256:1",
             secrets_dir: PathBuf::from("/data/secrets"),
             gateway_tls: GatewayTls::Optional,
@@ -281,7 +353,7 @@ fn new_limits_are_recorded_and_recreate_ingest() {
         },
     );
     let target = StartTarget {
-        specs: vec![ingest, spec(Role::Admin, 8081)],
+        specs: vec![ingest, spec(Role::Admin, 8081), spec(Role::Notifier, 0)],
         limits,
         ..kept()
     };
@@ -311,6 +383,7 @@ fn new_limits_are_recorded_and_recreate_ingest() {
             Some(target.specs[0].hash()),
         ),
         made(Role::Admin, true, Health::Healthy),
+        made(Role::Notifier, true, Health::Healthy),
     ];
     let again = plan_start(
         &view(Some(kept_record)),
@@ -365,6 +438,7 @@ fn a_start_after_stop_restarts_and_a_changed_spec_recreates() {
             Health::Healthy,
             Some("old".into()),
         ),
+        made(Role::Notifier, false, Health::Unknown),
     ];
     let plan = plan_start(
         &view(Some(record(Desired::Stopped))),
@@ -379,8 +453,10 @@ fn a_start_after_stop_restarts_and_a_changed_spec_recreates() {
   start container provision-acme-ingest
   remove container provision-acme-admin (configuration changed)
   create and start container provision-acme-admin from provision/admin:dev on port 8081 (configuration changed)
+  start container provision-acme-notifier
   wait until provision-acme-ingest is healthy
   wait until provision-acme-admin is healthy
+  wait until provision-acme-notifier is healthy
 "
     );
 }
@@ -390,6 +466,7 @@ fn a_start_waits_for_a_container_still_starting() {
     let observed = [
         made(Role::Ingest, true, Health::Starting),
         made(Role::Admin, true, Health::Healthy),
+        made(Role::Notifier, true, Health::Healthy),
     ];
     let plan = plan_start(
         &view(Some(record(Desired::Running))),
@@ -447,12 +524,16 @@ fn a_missing_tenant_network_is_created_and_cassandra_attached() {
 
 #[test]
 fn stop_records_the_desired_state_and_stops_only_running_containers() {
-    let observed = [made(Role::Ingest, true, Health::Healthy)];
+    let observed = [
+        made(Role::Ingest, true, Health::Healthy),
+        made(Role::Notifier, true, Health::Healthy),
+    ];
     assert_eq!(
         plan_stop(&view(Some(record(Desired::Running))), &observed).to_string(),
         "plan for tenant acme:
   set the desired state to stopped
   stop container provision-acme-ingest
+  stop container provision-acme-notifier
 "
     );
     // a destroyed tenant stays destroyed
@@ -464,6 +545,7 @@ fn destroy_marks_first_and_keeps_data_unless_purged() {
     let observed = [
         made(Role::Ingest, false, Health::Unknown),
         made(Role::Admin, true, Health::Healthy),
+        made(Role::Notifier, true, Health::Healthy),
         container("provision-other-admin", true, Health::Healthy, None),
     ];
     let running = view(Some(record(Desired::Running)));
@@ -479,6 +561,7 @@ fn destroy_marks_first_and_keeps_data_unless_purged() {
   set the desired state to destroyed
   remove container provision-acme-ingest (destroy)
   remove container provision-acme-admin (destroy)
+  remove container provision-acme-notifier (destroy)
   remove tenant network provision-net-acme
   release ports 6001, 8081
   remove the secrets files
@@ -503,7 +586,10 @@ fn destroy_marks_first_and_keeps_data_unless_purged() {
 
 #[test]
 fn reconcile_recreates_missing_and_restarts_stopped_containers_without_waiting() {
-    let observed = [made(Role::Admin, false, Health::Unknown)];
+    let observed = [
+        made(Role::Admin, false, Health::Unknown),
+        made(Role::Notifier, true, Health::Unhealthy),
+    ];
     let plan = plan_reconcile_tenant(
         &view(Some(record(Desired::Running))),
         Some(&kept()),
@@ -527,6 +613,7 @@ fn reconcile_recreates_missing_and_restarts_stopped_containers_without_waiting()
         plan.to_string(),
         "plan for tenant acme:
   remove container provision-acme-admin (tenant is destroyed)
+  remove container provision-acme-notifier (tenant is destroyed)
   remove tenant network provision-net-acme
 "
     );

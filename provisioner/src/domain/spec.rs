@@ -1,5 +1,6 @@
 //! The tenant container spec: our own description of one tenant container
-//! (image resolved to its id, environment, limits, ports, labels, mounts),
+//! (image resolved to its id, environment, limits, the published port if
+//! the role has one, extra hosts, labels, mounts),
 //! independent of any platform's API. A backend turns it into its own
 //! request; its [`ContainerSpec::hash`], put on the container as a label,
 //! is how drift is seen: a changed setting or a rebuilt image under the
@@ -20,7 +21,13 @@ use crate::labels;
 pub const INGEST_PORT: u16 = 6000;
 pub const INGEST_HEALTH_PORT: u16 = 9100;
 pub const ADMIN_PORT: u16 = 8080;
+/// The notifier's internal `/healthz` port (it publishes nothing).
+pub const NOTIFIER_HEALTH_PORT: u16 = 9100;
 
+/// The extra host the notifier gets, so that a relay on the Docker host
+/// itself is reachable as `host.docker.internal` (the engine resolves
+/// `host-gateway` to the host's address on the default bridge).
+pub const HOST_GATEWAY: &str = "host.docker.internal:host-gateway";
 /// Where a tenant container finds its secrets: a read-only mount of the
 /// host folder [`crate::secrets`] writes.
 pub const SECRETS_MOUNT: &str = "/run/secrets";
@@ -42,11 +49,24 @@ pub struct ContainerSpec {
     pub user: String,
     /// The binary, run with `healthcheck` as the platform's health check.
     pub binary: String,
-    pub container_port: u16,
+    /// The port the app listens on for its clients; `None`: it publishes
+    /// none (the notifier). `Some(p)` serializes as `p`, so the hashes of
+    /// the containers that publish one are what they were.
+    pub container_port: Option<u16>,
     /// The port the app's `/healthz` answers on inside the container.
     pub health_port: u16,
     pub host_ip: String,
-    pub host_port: u16,
+    /// The leased host port `container_port` is published on.
+    pub host_port: Option<u16>,
+    /// `name:address` entries for the container's `/etc/hosts` (the
+    /// notifier's [`HOST_GATEWAY`]); left out of the hash when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// A digest of secret file contents whose change must recreate the
+    /// container (the relay's password: the notifier reads it at start);
+    /// never the secret itself. Left out of the hash when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets_digest: Option<String>,
     pub network: String,
     pub memory_bytes: i64,
     pub pids: i64,
@@ -82,7 +102,8 @@ impl ContainerSpec {
 pub struct SpecInputs<'a> {
     pub tenant: &'a ProviderId,
     pub role: Role,
-    pub host_port: u16,
+    /// The leased port (`None` for a role that publishes none).
+    pub host_port: Option<u16>,
     pub image_id: &'a str,
     pub secrets_dir: PathBuf,
     /// TLS on the gateway port (ingest only).
@@ -92,8 +113,8 @@ pub struct SpecInputs<'a> {
 }
 
 /// The spec of one tenant container. The secrets themselves (the tenant
-/// role's password, the panel's session secret) are never in it: only the
-/// paths of their files.
+/// role's password, the panel's session secret, the relay's password) are
+/// never in it: only the paths of their files.
 pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpec {
     let id = inputs.tenant;
     let role = inputs.role;
@@ -119,6 +140,9 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
             "true".to_owned(),
         );
     }
+    let mut extra_hosts = Vec::new();
+    let mut secrets_digest = None;
+    let mut memory_mb = config.limits.memory_mb;
     let (container_port, health_port, binary) = match role {
         Role::Ingest => {
             let mode = inputs.gateway_tls;
@@ -143,7 +167,7 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                     env.insert(name.to_owned(), format!("{SECRETS_MOUNT}/{file}"));
                 }
             }
-            (INGEST_PORT, INGEST_HEALTH_PORT, "/ingest")
+            (Some(INGEST_PORT), INGEST_HEALTH_PORT, "/ingest")
         }
         Role::Admin => {
             env.insert(
@@ -153,7 +177,34 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
             if config.admin.behind_tls {
                 env.insert("ADMIN_BEHIND_TLS".to_owned(), "true".to_owned());
             }
-            (ADMIN_PORT, ADMIN_PORT, "/admin")
+            (Some(ADMIN_PORT), ADMIN_PORT, "/admin")
+        }
+        Role::Notifier => {
+            if let Some(mail) = &config.mail {
+                env.extend([
+                    ("NOTIFIER_SMTP_HOST".to_owned(), mail.host.clone()),
+                    ("NOTIFIER_SMTP_PORT".to_owned(), mail.port.to_string()),
+                    ("NOTIFIER_SMTP_TLS".to_owned(), mail.tls.as_str().to_owned()),
+                    ("NOTIFIER_MAIL_FROM".to_owned(), mail.from.clone()),
+                ]);
+                if let Some(user) = &mail.user {
+                    env.insert("NOTIFIER_SMTP_USER".to_owned(), user.clone());
+                }
+                if let Some(password) = &mail.password {
+                    env.insert(
+                        "NOTIFIER_SMTP_PASSWORD_FILE".to_owned(),
+                        format!("{SECRETS_MOUNT}/{}", crate::secrets::SMTP_PASSWORD),
+                    );
+                    // Whoever can read the container's labels can run a
+                    // container that mounts its secrets: the digest tells
+                    // them nothing they could not read.
+                    let digest = Sha256::digest(format!("smtp password\n{password}").as_bytes());
+                    secrets_digest = Some(hex::encode(&digest[..8]));
+                }
+            }
+            extra_hosts.push(HOST_GATEWAY.to_owned());
+            memory_mb = config.limits.notifier_memory_mb;
+            (None, NOTIFIER_HEALTH_PORT, "/notifier")
         }
     };
     let mut labels: BTreeMap<String, String> = config.docker.extra_labels.clone();
@@ -175,9 +226,11 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         container_port,
         health_port,
         host_ip: config.ports.bind_address.clone(),
-        host_port: inputs.host_port,
+        host_port: inputs.host_port.filter(|_| container_port.is_some()),
+        extra_hosts,
+        secrets_digest,
         network: config.tenant_network(id),
-        memory_bytes: limits.memory_mb * 1024 * 1024,
+        memory_bytes: memory_mb * 1024 * 1024,
         pids: limits.pids,
         nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
         health_interval_secs: config.health.interval_secs.max(1),
@@ -202,7 +255,7 @@ mod tests {
             SpecInputs {
                 tenant: &id,
                 role,
-                host_port: port,
+                host_port: Some(port),
                 image_id,
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls,
@@ -222,7 +275,7 @@ mod tests {
             SpecInputs {
                 tenant: &id,
                 role: Role::Ingest,
-                host_port: 6001,
+                host_port: Some(6001),
                 image_id: "sha256:aaa",
                 secrets_dir: PathBuf::from("/data/secrets/acme-ingest"),
                 gateway_tls: GatewayTls::Optional,
@@ -254,6 +307,100 @@ mod tests {
         assert_ne!(a.hash(), spec("sha256:bbb", 8081).hash(), "rebuilt image");
         assert_ne!(a.hash(), spec("sha256:aaa", 8082).hash(), "another port");
         assert_eq!(a.labels_with_hash()[labels::CONFIG_HASH], a.hash());
+    }
+
+    fn notifier(config: &Config) -> ContainerSpec {
+        let id = ProviderId::parse("acme").unwrap();
+        tenant_container(
+            config,
+            SpecInputs {
+                tenant: &id,
+                role: Role::Notifier,
+                host_port: None,
+                image_id: "sha256:nnn",
+                secrets_dir: PathBuf::from("/data/secrets/acme-notifier"),
+                gateway_tls: GatewayTls::Optional,
+                limits: TenantLimits::default(),
+            },
+        )
+    }
+
+    fn with_mail(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_hashes_of_containers_with_a_port_are_those_of_the_spec_before_the_notifier() {
+        // `Some(port)` serializes as the bare port and the new fields are
+        // left out when empty, so the canonical text (and the hash) of an
+        // ingest or admin spec is what it was before the notifier: an
+        // upgrade of the provisioner recreates neither.
+        let admin = spec("sha256:aaa", 8081);
+        assert_eq!(admin.host_port, Some(8081));
+        let text = serde_json::to_string(&admin).unwrap();
+        assert!(text.contains("\"container_port\":8080,"), "{text}");
+        assert!(text.contains("\"host_port\":8081,"), "{text}");
+        assert!(!text.contains("extra_hosts") && !text.contains("secrets_digest"));
+    }
+
+    #[test]
+    fn the_notifier_publishes_nothing_reaches_the_host_and_gets_the_relay_only_with_mail() {
+        let off = notifier(&Config::default());
+        assert_eq!((off.container_port, off.host_port), (None, None));
+        assert_eq!(off.health_port, 9100);
+        assert_eq!(off.binary, "/notifier");
+        assert_eq!(off.extra_hosts, [HOST_GATEWAY]);
+        assert_eq!(off.memory_bytes, 32 * 1024 * 1024);
+        assert_eq!(off.name, "provision-acme-notifier");
+        assert_eq!(off.labels[labels::ROLE], "notifier");
+        assert!(off.hardened);
+        assert!(
+            !off.env.keys().any(|k| k.starts_with("NOTIFIER_")),
+            "mail off"
+        );
+        assert_eq!(off.env["TENANT_KEYSPACE"], "tenant_acme");
+
+        let relay = "[mail]\nhost = \"host.docker.internal\"\nport = 2525\ntls = \"none\"\nfrom = \"alerts@example.com\"\n";
+        let on = notifier(&with_mail(relay));
+        assert_eq!(on.env["NOTIFIER_SMTP_HOST"], "host.docker.internal");
+        assert_eq!(on.env["NOTIFIER_SMTP_PORT"], "2525");
+        assert_eq!(on.env["NOTIFIER_SMTP_TLS"], "none");
+        assert_eq!(on.env["NOTIFIER_MAIL_FROM"], "alerts@example.com");
+        assert!(!on.env.contains_key("NOTIFIER_SMTP_USER"));
+        assert!(!on.env.contains_key("NOTIFIER_SMTP_PASSWORD_FILE"));
+        assert_ne!(off.hash(), on.hash(), "mail on recreates the notifier");
+
+        let auth = |password: &str| {
+            notifier(&with_mail(&format!(
+                "{relay}user = \"acme\"\npassword = \"{password}\"\n"
+            )))
+        };
+        let a = auth("s3cret");
+        assert_eq!(a.env["NOTIFIER_SMTP_USER"], "acme");
+        assert_eq!(
+            a.env["NOTIFIER_SMTP_PASSWORD_FILE"],
+            "/run/secrets/smtp_password"
+        );
+        assert!(!serde_json::to_string(&a).unwrap().contains("s3cret"));
+        assert_ne!(
+            a.hash(),
+            auth("other").hash(),
+            "a new password recreates it"
+        );
+        // the relay never reaches the other apps
+        let admin = tenant_container(
+            &with_mail(relay),
+            SpecInputs {
+                tenant: &ProviderId::parse("acme").unwrap(),
+                role: Role::Admin,
+                host_port: Some(8081),
+                image_id: "sha256:aaa",
+                secrets_dir: PathBuf::from("/data/secrets/acme-admin"),
+                gateway_tls: GatewayTls::Optional,
+                limits: TenantLimits::default(),
+            },
+        );
+        assert_eq!(admin.hash(), spec("sha256:aaa", 8081).hash());
     }
 
     #[test]

@@ -293,11 +293,13 @@ pub struct TenantRecord {
 }
 
 impl TenantRecord {
-    /// The port leased for `role`'s pool.
+    /// The port leased for `role`'s pool (`None` for the notifier, which
+    /// publishes none).
     pub fn port(&self, role: Role) -> Option<u16> {
         match role {
             Role::Ingest => self.gateway_port,
             Role::Admin => self.admin_port,
+            Role::Notifier => None,
         }
     }
 

@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::Provisioner;
 use crate::backend::Probe;
 use crate::cql::TenantStorage;
-use crate::domain::spec::{ADMIN_PORT, INGEST_HEALTH_PORT};
+use crate::domain::spec::{ADMIN_PORT, INGEST_HEALTH_PORT, NOTIFIER_HEALTH_PORT};
 use crate::domain::state::TenantRecord;
 use crate::domain::{Plan, ProviderId, Role, Step};
 use crate::error::{Error, Result};
@@ -187,14 +187,26 @@ impl<'a> Execution<'a> {
     }
 
     /// The secrets folder of `role`'s container, with ingest's gateway
-    /// certificate when it has one.
+    /// certificate when it has one, and the notifier's relay password.
     async fn write_secrets(&self, role: Role) -> Result<()> {
         let record = self.record().await?;
         let certificate = match role {
             Role::Ingest => self.prov.pki().tenant_pair(self.id)?,
-            Role::Admin => None,
+            Role::Admin | Role::Notifier => None,
         };
-        secrets::write(self.prov.data_dir(), &record, role, certificate.as_ref())?;
+        let smtp_password = self
+            .prov
+            .config
+            .mail
+            .as_ref()
+            .and_then(|m| m.password.as_deref());
+        secrets::write(
+            self.prov.data_dir(),
+            &record,
+            role,
+            certificate.as_ref(),
+            smtp_password,
+        )?;
         Ok(())
     }
 
@@ -203,6 +215,7 @@ impl<'a> Execution<'a> {
         let port = match role {
             Role::Ingest => INGEST_HEALTH_PORT,
             Role::Admin => ADMIN_PORT,
+            Role::Notifier => NOTIFIER_HEALTH_PORT,
         };
         let timeout = Duration::from_secs(self.prov.config.health.timeout_secs);
         let deadline = Instant::now() + timeout;

@@ -82,7 +82,12 @@ pub struct ComposeService {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
     /// `host_ip:host_port:container_port/proto`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// `name:address` lines for `/etc/hosts` (the notifier's
+    /// `host.docker.internal:host-gateway`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
     /// `host_path:container_path:ro` binds.
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
@@ -195,6 +200,7 @@ fn translate(body: &mut ContainerCreateBody, spec: &ContainerSpec) -> ComposeSer
         environment,
         expose,
         ports,
+        extra_hosts: host.extra_hosts.take().unwrap_or_default(),
         volumes: host.binds.take().unwrap_or_default(),
         labels: body.labels.take().unwrap_or_default().into_iter().collect(),
         healthcheck,
@@ -268,10 +274,9 @@ impl Provisioner {
         let mut specs = Vec::new();
         for role in Role::ALL {
             let port = match role.pool() {
-                crate::domain::Pool::Gateway => record.gateway_port,
-                crate::domain::Pool::Admin => record.admin_port,
-            }
-            .ok_or_else(|| no_ports(id))?;
+                Some(_) => Some(record.port(role).ok_or_else(|| no_ports(id))?),
+                None => None,
+            };
             specs.push(
                 self.container_spec(id, role, port, record.gateway_tls, record.limits)
                     .await?,
@@ -296,7 +301,7 @@ mod tests {
             SpecInputs {
                 tenant: &id,
                 role,
-                host_port: port,
+                host_port: role.pool().map(|_| port),
                 image_id: "sha256:abc",
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls: Default::default(),
@@ -358,14 +363,20 @@ mod tests {
         let specs = [
             spec(&config, Role::Ingest, 6001),
             spec(&config, Role::Admin, 8081),
+            spec(&config, Role::Notifier, 0),
         ];
         let file = compose_file(&ProviderId::parse("acme").unwrap(), &specs);
         assert_eq!(file.version, "2.4");
         assert_eq!(
             file.services.keys().collect::<Vec<_>>(),
-            ["admin", "ingest"]
+            ["admin", "ingest", "notifier"]
         );
         assert_eq!(file.services["admin"].ports, ["0.0.0.0:8081:8080/tcp"]);
+        let notifier = &file.services["notifier"];
+        assert!(notifier.ports.is_empty() && notifier.expose.is_empty());
+        assert_eq!(notifier.extra_hosts, ["host.docker.internal:host-gateway"]);
+        assert_eq!(notifier.mem_limit, Some(32 * 1024 * 1024));
+        assert!(!file.to_yaml().contains("ports: []"));
         assert_eq!(
             file.networks,
             BTreeMap::from([(

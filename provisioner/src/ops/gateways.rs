@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::lock::{self, FileLock};
 
 impl Provisioner {
-    async fn registry_session(&self, id: &ProviderId) -> Result<(FileLock, Session)> {
+    pub(super) async fn registry_session(&self, id: &ProviderId) -> Result<(FileLock, Session)> {
         let lock = lock::acquire(self.data_dir(), id.as_str()).await?;
         if self.known(id).await?.schema_version == 0 {
             return Err(Error::NoKeyspace(id.clone()));

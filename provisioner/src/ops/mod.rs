@@ -1,5 +1,7 @@
 //! The operations: one file each (start, stop, destroy, reconcile, status
-//! and logs, gateways, history), each observe → plan → apply. Observing
+//! and logs, gateways, alerts and reports, history), each observe → plan →
+//! apply (the gateway, alert and report calls write the tenant's keyspace
+//! directly, under its lock). Observing
 //! reads the store and the backend; planning is [`crate::domain::planner`];
 //! applying is the one [`executor`], which runs exactly the plan's steps.
 //! An operation that changes something holds its tenant's lock and is
@@ -9,6 +11,7 @@
 //! of that handle is the queued one, and its steps are recorded as they
 //! are done.
 
+pub mod alerts;
 mod destroy;
 pub mod executor;
 pub mod export;
@@ -31,8 +34,8 @@ use tracing::Instrument;
 
 pub use executor::Fault;
 pub use report::{
-    Answer, ContainerStatus, GatewayConnections, PlanReport, ReconcileReport, StartReport,
-    TenantStatus,
+    Answer, ContainerStatus, GatewayConnections, NotifierStatus, PlanReport, ReconcileReport,
+    StartReport, TenantStatus,
 };
 pub use start::StartOptions;
 pub use tokens::TokenCreated;

@@ -137,14 +137,14 @@ impl ReconcileReport {
     }
 }
 
-/// A tenant's state as `status` sums it up.
+/// A tenant's state as `status` sums it up (over its three apps).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantState {
-    /// Both apps run and are healthy.
+    /// Its apps run and are healthy.
     Running,
-    /// Both run, not both healthy yet.
+    /// They run, not all healthy yet.
     Starting,
     Stopped,
     Destroyed,
@@ -196,6 +196,15 @@ pub struct TenantStatus {
     /// until one passed.
     #[serde(default)]
     pub connections: Option<GatewayConnections>,
+    /// Whether the config has a `[mail]` relay (the notifier's health
+    /// says the same once its check ran).
+    #[serde(default)]
+    pub mail_configured: bool,
+    /// The notifier's newest health check (every 10 s): mail on or off,
+    /// its rules, what fires, mails pending and failed today; null until
+    /// one passed.
+    #[serde(default)]
+    pub notifier: Option<NotifierStatus>,
     pub containers: Vec<ContainerStatus>,
     /// Set by the daemon's watcher while it backs off repairing the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +217,23 @@ pub struct TenantStatus {
 pub struct GatewayConnections {
     pub plain: u64,
     pub tls: u64,
+}
+
+/// What the notifier's health line says (`tenant_schema::health::NotifierHealth`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifierStatus {
+    /// `on` or `off` (no `[mail]` relay: states are tracked, nothing is
+    /// sent).
+    pub mail: String,
+    /// Alert rules.
+    pub rules: u64,
+    /// (rule, gateway) pairs firing now.
+    pub firing: u64,
+    /// Mails not yet taken by the relay.
+    pub pending: u64,
+    /// Mails the relay refused for good today.
+    pub failed: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

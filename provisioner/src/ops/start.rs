@@ -99,11 +99,14 @@ impl Provisioner {
             .changed(options.max_readings_per_sec, options.max_gateways);
         let mut specs = Vec::new();
         for role in Role::ALL {
-            let port = ports
-                .iter()
-                .find(|(pool, _)| *pool == role.pool())
-                .map(|(_, c)| Choice::port(*c))
-                .expect("a port per pool");
+            // A role with a pool has its port among `ports`; the notifier
+            // has no pool and no port.
+            let port = role.pool().and_then(|p| {
+                ports
+                    .iter()
+                    .find(|(pool, _)| *pool == p)
+                    .map(|(_, c)| Choice::port(*c))
+            });
             specs.push(
                 self.container_spec(id, role, port, gateway_tls, limits)
                     .await?,
@@ -124,13 +127,14 @@ impl Provisioner {
         })
     }
 
-    /// The spec of `id`'s `role` container on `host_port`, with its image
-    /// resolved now (also what `export` writes out).
+    /// The spec of `id`'s `role` container on `host_port` (none for the
+    /// notifier), with its image resolved now (also what `export` writes
+    /// out).
     pub(super) async fn container_spec(
         &self,
         id: &ProviderId,
         role: Role,
-        host_port: u16,
+        host_port: Option<u16>,
         gateway_tls: GatewayTls,
         limits: TenantLimits,
     ) -> Result<ContainerSpec> {

@@ -4,25 +4,40 @@
 use futures::future::join_all;
 use futures::StreamExt;
 
-use tenant_schema::health::IngestHealth;
+use tenant_schema::health::{IngestHealth, NotifierHealth};
 
-use super::report::{GatewayConnections, TenantState};
+use super::report::{GatewayConnections, NotifierStatus, TenantState};
 use super::{ContainerStatus, Provisioner, TenantStatus};
 use crate::backend::LogChunk;
 use crate::domain::state::TenantRecord;
 use crate::domain::{ContainerState, Desired, Health, ProviderId, Role};
 use crate::error::{Error, Result};
 
+/// How many containers a tenant runs: ingest, admin, notifier.
+const APPS: usize = Role::ALL.len();
+
 /// A tenant's state in one word, from its desired state and how many of
-/// its two containers run, are healthy, and fail their health check (a
-/// tenant whose Cassandra is down runs, and is degraded).
+/// its three containers run, are healthy, and fail their health check (a
+/// tenant whose Cassandra is down runs, and is degraded; one that has yet
+/// to get its notifier, too).
 fn summarize(desired: Desired, running: usize, healthy: usize, unhealthy: usize) -> TenantState {
     match (desired, running, healthy, unhealthy) {
         (Desired::Destroyed, 0, _, _) => TenantState::Destroyed,
-        (_, 2, 2, _) => TenantState::Running,
+        (_, APPS, APPS, _) => TenantState::Running,
         (_, 0, _, _) => TenantState::Stopped,
-        (Desired::Running, 2, _, 0) => TenantState::Starting,
+        (Desired::Running, APPS, _, 0) => TenantState::Starting,
         _ => TenantState::Degraded,
+    }
+}
+
+/// The notifier's newest health line, as `status` shows it.
+fn notifier_status(health: &NotifierHealth) -> NotifierStatus {
+    NotifierStatus {
+        mail: if health.mail_on { "on" } else { "off" }.to_owned(),
+        rules: health.rules,
+        firing: health.firing,
+        pending: health.pending,
+        failed: health.failed,
     }
 }
 
@@ -72,7 +87,16 @@ impl Provisioner {
                 plain: h.plain,
                 tls: h.tls,
             });
+        let notifier = containers
+            .iter()
+            .filter(|c| c.role == Role::Notifier && c.details.state.is_running())
+            .find_map(|c| c.details.health_log.as_deref())
+            .and_then(NotifierHealth::parse)
+            .as_ref()
+            .map(notifier_status);
         Ok(TenantStatus {
+            notifier,
+            mail_configured: self.config.mail.is_some(),
             keyspace: record.id.keyspace(),
             max_readings_per_sec: record.limits.max_readings_per_sec.map(|n| n.get()),
             max_gateways: record.limits.max_gateways.map(|n| n.get()),
@@ -113,10 +137,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tenant_is_running_only_when_both_apps_are_healthy() {
-        assert_eq!(summarize(Desired::Running, 2, 2, 0), TenantState::Running);
-        assert_eq!(summarize(Desired::Running, 2, 1, 0), TenantState::Starting);
-        assert_eq!(summarize(Desired::Running, 2, 1, 1), TenantState::Degraded);
+    fn a_tenant_is_running_only_when_its_three_apps_are_healthy() {
+        assert_eq!(summarize(Desired::Running, 3, 3, 0), TenantState::Running);
+        assert_eq!(summarize(Desired::Running, 3, 2, 0), TenantState::Starting);
+        assert_eq!(summarize(Desired::Running, 3, 2, 1), TenantState::Degraded);
+        // a tenant from before the notifier, until start or reconcile
+        assert_eq!(summarize(Desired::Running, 2, 2, 0), TenantState::Degraded);
         assert_eq!(summarize(Desired::Stopped, 1, 1, 0), TenantState::Degraded);
         assert_eq!(summarize(Desired::Stopped, 0, 0, 0), TenantState::Stopped);
         assert_eq!(

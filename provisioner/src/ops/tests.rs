@@ -140,7 +140,7 @@ impl Host {
             "{context}"
         );
         let world = self.backend.snapshot();
-        assert_eq!(world.containers.len(), 2, "{context}");
+        assert_eq!(world.containers.len(), 3, "{context}");
         assert!(world.containers.values().all(|c| c.running), "{context}");
         assert!(world.networks["provision-net-acme"].contains("provision-cassandra"));
         let cluster = self.cql.0.lock().unwrap();
@@ -176,7 +176,16 @@ async fn a_dry_run_prints_the_steps_that_then_run() {
         .unwrap();
     let ran = p.start(&acme(), StartOptions::default()).await.unwrap();
     assert_eq!(planned.plan, ran.plan);
-    assert_eq!(ran.plan.len(), 16, "{:#?}", ran.plan);
+    assert_eq!(ran.plan.len(), 18, "{:#?}", ran.plan);
+    assert_eq!(
+        &ran.plan[ran.plan.len() - 4..],
+        [
+            "create and start container provision-acme-notifier from provision/notifier:dev, no published port (missing)",
+            "wait until provision-acme-ingest is healthy",
+            "wait until provision-acme-admin is healthy",
+            "wait until provision-acme-notifier is healthy",
+        ]
+    );
     assert!(
         ran.plan
             .iter()
@@ -268,11 +277,12 @@ async fn reconcile_reports_a_failing_tenant_and_goes_on() {
         [true, false],
         "acme fails, beta goes on: {report:#?}"
     );
-    assert_eq!(host.backend.snapshot().containers.len(), 3);
+    // beta's three, and acme's ingest made before its admin failed
+    assert_eq!(host.backend.snapshot().containers.len(), 4);
     host.backend.world.lock().unwrap().fail_create.clear();
     let report = p.reconcile(false).await.unwrap();
     assert!(report.first_error().is_none(), "{report:#?}");
-    assert_eq!(host.backend.snapshot().containers.len(), 4);
+    assert_eq!(host.backend.snapshot().containers.len(), 6);
 }
 
 #[tokio::test]
@@ -287,6 +297,7 @@ async fn stop_then_destroy_with_purge_leaves_nothing() {
             "set the desired state to stopped",
             "stop container provision-acme-ingest",
             "stop container provision-acme-admin",
+            "stop container provision-acme-notifier",
         ]
     );
     let destroy = p.destroy(&acme(), true, false).await.unwrap();
@@ -330,6 +341,7 @@ async fn export_writes_out_the_specs_start_created_and_knows_no_stranger() {
     for (role, name) in [
         ("ingest", "provision-acme-ingest"),
         ("admin", "provision-acme-admin"),
+        ("notifier", "provision-acme-notifier"),
     ] {
         let created = &world.containers[name].spec;
         assert_eq!(file.services[role], compose_service(created), "{role}");
@@ -337,6 +349,7 @@ async fn export_writes_out_the_specs_start_created_and_knows_no_stranger() {
     }
     assert_eq!(file.services["ingest"].ports, ["0.0.0.0:6001:6000/tcp"]);
     assert_eq!(file.services["admin"].ports, ["0.0.0.0:8081:8080/tcp"]);
+    assert!(file.services["notifier"].ports.is_empty());
     assert!(file.networks["provision-net-acme"].external);
     p.destroy(&acme(), false, false).await.unwrap();
     let destroyed = p.export(&acme()).await.unwrap_err();
@@ -420,4 +433,58 @@ async fn limits_are_kept_until_a_later_start_changes_them_and_status_shows_the_c
             == Some("start acme --max-readings-per-sec 300 --max-gateways 2")),
         "{history:?}"
     );
+}
+
+#[tokio::test]
+async fn a_tenant_with_two_containers_gets_its_notifier_and_status_reads_its_health_line() {
+    let host = Host::new("notifier");
+    let p = host.provisioner(None).await;
+    p.start(&acme(), StartOptions::default()).await.unwrap();
+    // a tenant from before the notifier: only ingest and admin
+    host.backend
+        .world
+        .lock()
+        .unwrap()
+        .containers
+        .remove("provision-acme-notifier");
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(status.state, super::report::TenantState::Degraded);
+    let report = p.reconcile(false).await.unwrap();
+    assert_eq!(
+        report.plan,
+        ["acme: create and start container provision-acme-notifier from provision/notifier:dev, no published port (missing)"]
+    );
+    let world = host.backend.snapshot();
+    let notifier = &world.containers["provision-acme-notifier"].spec;
+    assert_eq!(notifier.extra_hosts, ["host.docker.internal:host-gateway"]);
+    assert_eq!(notifier.host_port, None);
+    assert!(host
+        .dir
+        .join("secrets/acme-notifier/cassandra_password")
+        .exists());
+
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(status.state, super::report::TenantState::Running);
+    assert_eq!(status.notifier, None, "no health check has run yet");
+    assert!(!status.mail_configured);
+    host.backend
+        .world
+        .lock()
+        .unwrap()
+        .containers
+        .get_mut("provision-acme-notifier")
+        .unwrap()
+        .health_log = Some("ok notifier mail=off rules=3 firing=1 pending=0 failed=0".into());
+    let status = p.status(Some(&acme())).await.unwrap().remove(0);
+    assert_eq!(
+        status.notifier,
+        Some(super::NotifierStatus {
+            mail: "off".into(),
+            rules: 3,
+            firing: 1,
+            pending: 0,
+            failed: 0,
+        })
+    );
+    assert_eq!(status.containers.len(), 3);
 }

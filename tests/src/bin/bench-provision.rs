@@ -556,6 +556,7 @@ struct Memory {
     /// Sums over the tenants, bytes.
     ingest: u64,
     admin: u64,
+    notifier: u64,
     shims: (usize, u64),
     proxies: (usize, u64),
     cassandra_growth: i64,
@@ -800,7 +801,8 @@ impl Bench {
         record: &ProviderRecord,
         role: Role,
     ) -> ContainerSpec {
-        let secrets = provisioner::secrets::write(&self.dir, record, role, None).expect("secrets");
+        let secrets =
+            provisioner::secrets::write(&self.dir, record, role, None, None).expect("secrets");
         let image_id = backend
             .image_id(self.config.image(role))
             .await
@@ -810,7 +812,7 @@ impl Bench {
             SpecInputs {
                 tenant: &record.id,
                 role,
-                host_port: record.port(role).expect("a port"),
+                host_port: record.port(role),
                 image_id: &image_id,
                 secrets_dir: secrets,
                 gateway_tls: record.gateway_tls,
@@ -1019,6 +1021,7 @@ impl Bench {
             match role {
                 Role::Ingest => m.ingest += bytes,
                 Role::Admin => m.admin += bytes,
+                Role::Notifier => m.notifier += bytes,
             }
         }
         let mut container_ids = Vec::new();
@@ -1182,7 +1185,7 @@ fn print_report(args: &Args, o: &Outcome) {
     }
     if let Some(m) = &o.memory {
         let t = m.tenants as f64;
-        let total = (m.ingest + m.admin + m.shims.1 + m.proxies.1) as f64;
+        let total = (m.ingest + m.admin + m.notifier + m.shims.1 + m.proxies.1) as f64;
         println!(
             "| per tenant, after {} started with `provision` idled 5 s: ingest container | {} |",
             m.tenants,
@@ -1191,6 +1194,10 @@ fn print_report(args: &Args, o: &Outcome) {
         println!(
             "| per tenant: admin container | {} |",
             mib(m.admin as f64 / t)
+        );
+        println!(
+            "| per tenant: notifier container | {} |",
+            mib(m.notifier as f64 / t)
         );
         println!(
             "| per tenant: containerd shims ({:.0} per tenant, PSS) | {} |",

@@ -185,7 +185,8 @@ impl Env {
     /// A state file and config of its own, port pools `gateway` and `admin`
     /// (first, last), containers named `<scope>-<tenant>-<role>` and
     /// labelled with the test's scope, run from the harness's tenant images
-    /// (`PROVISION_INGEST_IMAGE`, `PROVISION_ADMIN_IMAGE`).
+    /// (`PROVISION_INGEST_IMAGE`, `PROVISION_ADMIN_IMAGE`,
+    /// `PROVISION_NOTIFIER_IMAGE`).
     pub async fn new(name: &str, gateway: (u16, u16), admin: (u16, u16)) -> Env {
         Env::with_extra(name, gateway, admin, "").await
     }
@@ -283,6 +284,7 @@ timeout_secs = 90
 [images]
 ingest = "{ingest}"
 admin = "{admin}"
+notifier = "{notifier}"
 "#,
             state = dir.join("state.db").display(),
             scope = scope.id,
@@ -292,6 +294,7 @@ admin = "{admin}"
             a1 = admin.1,
             ingest = containers::ingest_image(),
             admin = containers::admin_image(),
+            notifier = containers::notifier_image(),
         );
         std::fs::write(&config, text).unwrap();
         Env {

@@ -35,17 +35,21 @@ pub(super) fn log_config() -> HostConfigLogConfig {
 
 /// The engine's create request for a tenant container: the spec's image
 /// (by id, so a container runs exactly the build its spec names), its
-/// limits and the hardening every tenant container has: read-only root,
-/// no capabilities, no new privileges, restart unless stopped, the
-/// secrets folder mounted read-only.
+/// published port if it has one, its extra hosts, its limits and the
+/// hardening every tenant container has: read-only root, no capabilities,
+/// no new privileges, restart unless stopped, the secrets folder mounted
+/// read-only.
 pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let port_key = format!("{}/tcp", spec.container_port);
+    let published = spec
+        .container_port
+        .zip(spec.host_port)
+        .map(|(container, host)| (format!("{container}/tcp"), host));
     let hardened = spec.hardened;
     ContainerCreateBody {
         image: Some(spec.image_id.clone()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         user: Some(spec.user.clone()),
-        exposed_ports: Some(vec![port_key.clone()]),
+        exposed_ports: published.as_ref().map(|(key, _)| vec![key.clone()]),
         healthcheck: Some(HealthConfig {
             test: Some(vec![
                 "CMD".into(),
@@ -59,13 +63,16 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             start_interval: None,
         }),
         host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                port_key,
-                Some(vec![PortBinding {
-                    host_ip: Some(spec.host_ip.clone()),
-                    host_port: Some(spec.host_port.to_string()),
-                }]),
-            )])),
+            port_bindings: published.map(|(key, host)| {
+                HashMap::from([(
+                    key,
+                    Some(vec![PortBinding {
+                        host_ip: Some(spec.host_ip.clone()),
+                        host_port: Some(host.to_string()),
+                    }]),
+                )])
+            }),
+            extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
             network_mode: Some(spec.network.clone()),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
