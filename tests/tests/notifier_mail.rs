@@ -807,11 +807,31 @@ async fn the_notifier_image_becomes_healthy_mails_an_alert_and_idles_under_10_mb
     );
     let idle_rules = settle("3 rules").await;
     assert!(idle_rules <= 10 * 1024, "idle RSS {idle_rules} KiB > 10 MB");
-    // The health line says so (Docker's health log keeps it).
-    let health = provision_testkit::containers::container_state(&docker, &name)
-        .await
-        .unwrap();
-    println!("health: {health:?}");
+    // The health line, as Docker's health log keeps it (where the
+    // provisioner reads it): mail on, 3 rules, 1 firing, nothing pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        let inspect = docker
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .unwrap();
+        let last = inspect
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.log)
+            .and_then(|log| log.last().and_then(|l| l.output.clone()))
+            .and_then(|out| tenant_schema::health::NotifierHealth::parse(&out));
+        match last {
+            Some(h) if h.rules == 3 && h.pending == 0 => break h,
+            _ if std::time::Instant::now() > deadline => panic!("health log: {last:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    assert!(health.mail_on, "{health}");
+    assert_eq!((health.firing, health.failed), (1, 0), "{health}");
     assert_eq!(sink.mails().len(), 1, "still one mail");
     let logs = container_logs(&docker, &name).await.unwrap().join("\n");
     assert!(logs.contains("mail is on"), "{logs}");
