@@ -7,7 +7,8 @@ received), and answers RCPT TO with a chosen reply for chosen recipients:
 DIR/refuse.json maps an address to a reply, e.g.
 {"bad@example.com": "550 5.1.1 no such mailbox"} (read at every RCPT, so a
 test changes it while the server runs). Prints "ready HOST PORT" once it
-listens; stops on SIGTERM.
+listens; stops on SIGTERM. With --tls starttls (required) or --tls tls
+(implicit) it speaks TLS with --cert and --key.
 """
 
 import argparse
@@ -15,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import time
 
 from aiosmtpd.smtp import SMTP
@@ -59,16 +61,31 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
+    parser.add_argument("--tls", choices=["none", "starttls", "tls"], default="none")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     args = parser.parse_args()
     sink = Sink(args.dir)
+    context = None
+    if args.tls != "none":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
         loop.create_server(
-            lambda: SMTP(sink, decode_data=False, hostname="sink.test", ident="provision test sink"),
+            lambda: SMTP(
+                sink,
+                decode_data=False,
+                hostname="sink.test",
+                ident="provision test sink",
+                tls_context=context if args.tls == "starttls" else None,
+                require_starttls=args.tls == "starttls",
+            ),
             host=args.host,
             port=args.port,
             reuse_address=True,
+            ssl=context if args.tls == "tls" else None,
         )
     )
     loop.add_signal_handler(signal.SIGTERM, loop.stop)

@@ -39,6 +39,8 @@ pub struct SmtpSink {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `none`, `starttls` or `tls`, with its certificate and key files.
+    tls: (String, Option<(PathBuf, PathBuf)>),
 }
 
 /// A free TCP port on `host`.
@@ -68,7 +70,22 @@ impl SmtpSink {
             port: free_port_on(host),
             dir,
             child: None,
+            tls: ("none".to_owned(), None),
         };
+        sink.resume();
+        sink
+    }
+
+    /// A sink on loopback speaking TLS: `mode` `starttls` (required) or
+    /// `tls` (implicit), with a certificate chain and key (PEM).
+    pub fn start_tls(mode: &str, cert_pem: &str, key_pem: &str) -> SmtpSink {
+        let mut sink = SmtpSink::start();
+        sink.stop();
+        let cert = sink.dir.join("cert.pem");
+        let key = sink.dir.join("key.pem");
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        sink.tls = (mode.to_owned(), Some((cert, key)));
         sink.resume();
         sink
     }
@@ -117,6 +134,16 @@ impl SmtpSink {
             .arg(self.port.to_string())
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--tls")
+            .arg(&self.tls.0)
+            .args(self.tls.1.iter().flat_map(|(cert, key)| {
+                [
+                    "--cert".as_ref(),
+                    cert.as_os_str(),
+                    "--key".as_ref(),
+                    key.as_os_str(),
+                ]
+            }))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

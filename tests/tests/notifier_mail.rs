@@ -726,6 +726,75 @@ async fn with_mail_off_states_are_tracked_and_transitions_recorded_as_unsent() {
     t.drop(node).await;
 }
 
+/// A private CA and a certificate for `localhost` it signed: `(ca, chain, key)`.
+fn private_ca() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    (
+        ca_pem.clone(),
+        format!("{}{ca_pem}", cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+/// The relay over STARTTLS and over implicit TLS, with a private CA given
+/// as `NOTIFIER_SMTP_CA_FILE` would: the mail goes out. Without the CA the
+/// relay's certificate is refused and the mail stays queued (transient).
+#[tokio::test]
+async fn mail_goes_out_over_starttls_and_implicit_tls_with_the_relays_private_ca() {
+    let (ca, chain, key) = private_ca();
+    let from: Mailbox = FROM.parse().unwrap();
+    let message = lettre::Message::builder()
+        .from(from.clone())
+        .to("ops@acme.test".parse().unwrap())
+        .subject("over TLS")
+        .body("hello".to_owned())
+        .unwrap()
+        .formatted();
+    for mode in [SmtpTls::StartTls, SmtpTls::Tls] {
+        let sink = SmtpSink::start_tls(mode.as_str(), &chain, &key);
+        let config = |ca_pem: Option<Vec<u8>>| MailConfig {
+            host: "localhost".into(),
+            port: sink.port(),
+            tls: mode,
+            credentials: None,
+            from: from.clone(),
+            ca_pem,
+        };
+        let without_ca = Mailer::new(&config(None)).unwrap();
+        let outcome = without_ca.send(&message).await;
+        assert!(
+            matches!(outcome, notifier::outbox::SendOutcome::Transient(_)),
+            "{mode:?} without the CA: {outcome:?}"
+        );
+        assert!(sink.mails().is_empty());
+        let with_ca = Mailer::new(&config(Some(ca.clone().into_bytes()))).unwrap();
+        let outcome = with_ca.send(&message).await;
+        assert_eq!(
+            outcome,
+            notifier::outbox::SendOutcome::Accepted,
+            "{mode:?} with the CA"
+        );
+        let mails = sink.mails();
+        assert_eq!(mails.len(), 1, "{mode:?}");
+        assert_eq!(mails[0].subject, "over TLS");
+        assert_eq!(mails[0].envelope_to, ["ops@acme.test"]);
+    }
+}
+
 /// The real image, hardened, on the test network: it becomes healthy,
 /// mails one alert for a silent gateway through a relay on the Docker
 /// host (`host.docker.internal`), and stays within 10 MB of RSS.
@@ -807,11 +876,31 @@ async fn the_notifier_image_becomes_healthy_mails_an_alert_and_idles_under_10_mb
     );
     let idle_rules = settle("3 rules").await;
     assert!(idle_rules <= 10 * 1024, "idle RSS {idle_rules} KiB > 10 MB");
-    // The health line says so (Docker's health log keeps it).
-    let health = provision_testkit::containers::container_state(&docker, &name)
-        .await
-        .unwrap();
-    println!("health: {health:?}");
+    // The health line, as Docker's health log keeps it (where the
+    // provisioner reads it): mail on, 3 rules, 1 firing, nothing pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let health = loop {
+        let inspect = docker
+            .inspect_container(
+                &name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .unwrap();
+        let last = inspect
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.log)
+            .and_then(|log| log.last().and_then(|l| l.output.clone()))
+            .and_then(|out| tenant_schema::health::NotifierHealth::parse(&out));
+        match last {
+            Some(h) if h.rules == 3 && h.pending == 0 => break h,
+            _ if std::time::Instant::now() > deadline => panic!("health log: {last:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    assert!(health.mail_on, "{health}");
+    assert_eq!((health.firing, health.failed), (1, 0), "{health}");
     assert_eq!(sink.mails().len(), 1, "still one mail");
     let logs = container_logs(&docker, &name).await.unwrap().join("\n");
     assert!(logs.contains("mail is on"), "{logs}");

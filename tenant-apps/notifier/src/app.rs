@@ -894,3 +894,42 @@ pub async fn run(
     http.abort();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn settings_are_read_as_the_panel_writes_them_and_bad_ones_fall_back() {
+        let (s, problems) = TenantSettings::from_map(&map(&[
+            ("display_name", " Acme Solar "),
+            ("timezone", "+02:00"),
+            ("report_at", "07:30"),
+            ("report_recipients", "a@example.com, b@example.com"),
+        ]));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(s.display_name.as_deref(), Some("Acme Solar"));
+        assert_eq!(s.timezone.local_minus_utc(), 7200);
+        assert_eq!(s.report_at, NaiveTime::from_hms_opt(7, 30, 0));
+        assert_eq!(s.report_recipients.len(), 2);
+
+        let (s, problems) = TenantSettings::from_map(&map(&[
+            ("timezone", "Europe/Paris"),
+            ("report_at", "7 am"),
+            ("report_recipients", "not an address"),
+        ]));
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(s, TenantSettings::default());
+        // Absent or empty: no report, UTC, no problem.
+        let (s, problems) = TenantSettings::from_map(&map(&[("report_at", "")]));
+        assert!(problems.is_empty());
+        assert_eq!(s.report_at, None);
+    }
+}

@@ -63,15 +63,21 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             start_interval: None,
         }),
         host_config: Some(HostConfig {
-            port_bindings: published.map(|(key, host)| {
-                HashMap::from([(
-                    key,
-                    Some(vec![PortBinding {
-                        host_ip: Some(spec.host_ip.clone()),
-                        host_port: Some(host.to_string()),
-                    }]),
-                )])
-            }),
+            // Empty, not absent, for the notifier: what compose sends for a
+            // service without ports, so an exported tenant inspects the same.
+            port_bindings: Some(
+                published
+                    .map(|(key, host)| {
+                        HashMap::from([(
+                            key,
+                            Some(vec![PortBinding {
+                                host_ip: Some(spec.host_ip.clone()),
+                                host_port: Some(host.to_string()),
+                            }]),
+                        )])
+                    })
+                    .unwrap_or_default(),
+            ),
             extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
             network_mode: Some(spec.network.clone()),
             restart_policy: Some(RestartPolicy {
