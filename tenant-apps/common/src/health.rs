@@ -1,5 +1,7 @@
 //! A tiny blocking HTTP/1.0 GET, for the `healthcheck` subcommands that
-//! Docker's HEALTHCHECK runs inside scratch images (which have no curl).
+//! Docker's HEALTHCHECK runs inside scratch images (which have no curl),
+//! and the two halves of the internal endpoints' HTTP/1.x (request line in,
+//! one answer out) that ingest and the notifier serve.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -117,6 +119,58 @@ pub fn http_get(addr: &str, path: &str) -> Result<String, HealthcheckError> {
             status_line,
         })
     }
+}
+
+/// The server side of the internal endpoints: the request line of one
+/// HTTP/1.x request on `stream` (headers read and dropped, at most 8 KiB),
+/// as `(method, path without query)`; empty strings for a request that
+/// ends early.
+pub async fn read_request_target(
+    stream: &mut tokio::net::TcpStream,
+) -> std::io::Result<(String, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n")
+    {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+        if request.len() > 8192 {
+            break;
+        }
+    }
+    let line = request.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts
+        .next()
+        .unwrap_or("")
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    Ok((method, path))
+}
+
+/// Writes one complete answer (`status` such as `200 OK`) and closes.
+pub async fn write_response(
+    stream: &mut tokio::net::TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! What the tenant apps (ingest, admin) share: configuration read from the
+//! What the tenant apps (ingest, admin, notifier) share: configuration read from the
 //! environment ([`config`]), logging setup ([`logging`]), the Cassandra
 //! session ([`cassandra`]), the shutdown signal ([`signal`]) and a tiny HTTP
-//! GET for the `healthcheck` subcommands of scratch images ([`health`]).
+//! GET for the `healthcheck` subcommands of scratch images and the request
+//! line and answer of their internal endpoints ([`health`]).
 //!
 //! The API here is used by two apps written separately: add freely, but keep
 //! what exists stable.

@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -72,25 +71,8 @@ async fn handle(
     metrics: &Metrics,
     stale_after: Duration,
 ) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") && !request.windows(2).any(|w| w == b"\n\n")
-    {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        request.extend_from_slice(&buf[..n]);
-        if request.len() > 8192 {
-            break;
-        }
-    }
-    let line = request.split(|b| *b == b'\n').next().unwrap_or(&[]);
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
+    let (method, path) = tenant_common::health::read_request_target(&mut stream).await?;
+    let (status, content_type, body) = match (method.as_str(), path.as_str()) {
         ("GET", "/healthz") => {
             let (status, body) = health_answer(metrics, stale_after);
             (status, "text/plain", body)
@@ -103,13 +85,7 @@ async fn handle(
             "use GET\n".to_owned(),
         ),
     };
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
+    tenant_common::health::write_response(&mut stream, status, content_type, &body).await
 }
 
 #[cfg(test)]
