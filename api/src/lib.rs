@@ -110,6 +110,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/reconcile", post(routes::reconcile))
         .route("/v1/operations", get(routes::operations))
         .route("/v1/operations/{op}", get(routes::operation))
+        .route("/v1/nodes", get(routes::nodes))
+        .route("/v1/capacity", get(routes::capacity))
+        .route("/v1/nodes/{node}/drain", post(routes::node_drain))
+        .route("/v1/nodes/{node}/activate", post(routes::node_activate))
         .fallback(|| async {
             problem::ApiError::invalid(axum::http::StatusCode::NOT_FOUND, "no such route")
         })

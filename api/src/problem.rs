@@ -28,11 +28,13 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::Usage | ErrorKind::InvalidProviderId => StatusCode::BAD_REQUEST,
         ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::UnknownProvider => StatusCode::NOT_FOUND,
+        ErrorKind::UnknownProvider | ErrorKind::UnknownNode => StatusCode::NOT_FOUND,
         ErrorKind::PortTaken
         | ErrorKind::PortPoolExhausted
         | ErrorKind::Conflict
-        | ErrorKind::MailOff => StatusCode::CONFLICT,
+        | ErrorKind::MailOff
+        | ErrorKind::NotNPlusOne => StatusCode::CONFLICT,
+        ErrorKind::DrainIncomplete => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::EngineUnreachable
         | ErrorKind::CassandraUnreachable
         | ErrorKind::CassandraAuth

@@ -15,11 +15,13 @@ use axum::{Extension, Json};
 use futures::StreamExt;
 use provisioner::backend::LogChunk;
 use provisioner::cql::gateways::GatewayInfo;
+use provisioner::domain::capacity::NodeInventory;
 use provisioner::domain::GatewayTls;
 use provisioner::ops::alerts::{
     AlertAdded, AlertList, AlertRemoved, AlertRequest, ReportSchedule, ReportScheduleRequest,
     ReportSendRequest, ReportSent,
 };
+use provisioner::ops::nodes::{CapacityReport, DrainReport, NodeChanged};
 use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
 use provisioner::store::operations::OperationRecord;
 use provisioner::{ProviderId, Role, StartOptions};
@@ -166,6 +168,10 @@ pub struct StartBody {
     /// Gateway connections at once (default: as the tenant has it); 0 is
     /// ingest's default (1000).
     pub max_gateways: Option<u32>,
+    /// Swarm mode: start even if the cluster is no longer N+1 afterwards
+    /// (else such a start fails with `not_n_plus_one`, 409).
+    #[serde(default)]
+    pub allow_overcommit: bool,
     /// Answer the plan (a start report in state `planned`) and change
     /// nothing.
     #[serde(default)]
@@ -191,6 +197,7 @@ pub async fn start(
         gateway_tls: body.gateway_tls,
         max_readings_per_sec: body.max_readings_per_sec,
         max_gateways: body.max_gateways,
+        allow_overcommit: body.allow_overcommit,
         dry_run: body.dry_run,
     };
     if body.dry_run {
@@ -306,6 +313,7 @@ pub async fn plan(
         gateway_tls: q.gateway_tls,
         max_readings_per_sec: q.max_readings_per_sec,
         max_gateways: q.max_gateways,
+        allow_overcommit: false,
         dry_run: true,
     };
     let plan = s.provisioner.plan(&id, options).await?;
@@ -594,4 +602,46 @@ pub async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/nodes", tag = "cluster",
+    responses((status = 200, description = "Swarm mode: the nodes, their role, availability, state, address, reserved and total memory and CPU, and the tenants on each, as `provision --json node list` prints them; 400 `usage` on one engine", body = Vec<NodeInventory>)))]
+pub async fn nodes(State(s): State<AppState>) -> ApiResult<Json<Vec<NodeInventory>>> {
+    Ok(Json(s.provisioner.node_list().await?))
+}
+
+#[utoipa::path(get, path = "/v1/capacity", tag = "cluster",
+    responses((status = 200, description = "Swarm mode: whether the cluster is N+1 and how many more tenants of today's size fit, as `provision --json capacity` prints it", body = CapacityReport)))]
+pub async fn capacity(State(s): State<AppState>) -> ApiResult<Json<CapacityReport>> {
+    Ok(Json(s.provisioner.capacity().await?))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrainBody {
+    /// How long to wait for the tasks to move and be healthy (default 180,
+    /// at most 3600).
+    pub timeout_secs: Option<u64>,
+}
+
+#[utoipa::path(post, path = "/v1/nodes/{node}/drain", tag = "cluster", params(("node" = String, Path, description = "The node's hostname or id")),
+    request_body(content = Option<DrainBody>),
+    responses((status = 200, description = "Drained: every tenant task moved and is healthy elsewhere; 504 `drain_incomplete` says which is not, 404 `unknown_node`", body = DrainReport)))]
+pub async fn node_drain(
+    State(s): State<AppState>,
+    Path(node): Path<String>,
+    JsonBody(body): JsonBody<DrainBody>,
+) -> ApiResult<Json<DrainReport>> {
+    let secs = body.timeout_secs.unwrap_or(180).min(3600);
+    let timeout = std::time::Duration::from_secs(secs);
+    Ok(Json(s.provisioner.node_drain(&node, timeout).await?))
+}
+
+#[utoipa::path(post, path = "/v1/nodes/{node}/activate", tag = "cluster", params(("node" = String, Path, description = "The node's hostname or id")),
+    responses((status = 200, description = "The node takes tasks again", body = NodeChanged)))]
+pub async fn node_activate(
+    State(s): State<AppState>,
+    Path(node): Path<String>,
+) -> ApiResult<Json<NodeChanged>> {
+    Ok(Json(s.provisioner.node_activate(&node).await?))
 }

@@ -189,7 +189,13 @@ impl Watcher {
                 };
                 self.metrics.watcher_event(&event.action);
                 let relevant = matches!(event.action.as_str(), "die" | "destroy" | "oom");
-                if relevant {
+                if event.action.starts_with("node ") {
+                    // Swarm: a node went down or came back; the Swarm moves
+                    // the tasks, every tenant's endpoints may have moved.
+                    tracing::info!(node = %event.container, action = %event.action, "swarm node event");
+                    self.cache.invalidate();
+                    let _ = tx.send(Trigger::All("swarm node event"));
+                } else if relevant {
                     self.cache.invalidate();
                     if let Some(id) = event.tenant {
                         let why = format!("container {} {}", event.container, event.action);

@@ -10,10 +10,12 @@ use std::time::Duration;
 use hyper::Method;
 use provisioner::backend::LogChunk;
 use provisioner::cql::gateways::GatewayInfo;
+use provisioner::domain::capacity::NodeInventory;
 use provisioner::ops::alerts::{
     AlertAdded, AlertList, AlertRemoved, AlertRequest, ReportSchedule, ReportScheduleRequest,
     ReportSendRequest, ReportSent,
 };
+use provisioner::ops::nodes::{CapacityReport, DrainReport, NodeChanged};
 use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
 use provisioner::store::operations::{OperationRecord, OperationState};
 use provisioner::{ErrorInfo, ErrorKind, ProviderId, Provisioner, Role, StartOptions};
@@ -51,6 +53,7 @@ impl Driver {
                     "gateway_tls": options.gateway_tls,
                     "max_readings_per_sec": options.max_readings_per_sec,
                     "max_gateways": options.max_gateways,
+                    "allow_overcommit": options.allow_overcommit,
                     "dry_run": options.dry_run,
                 });
                 let path = format!("/v1/tenants/{id}/start");
@@ -143,6 +146,41 @@ impl Driver {
             (Driver::Local(p), _) => Ok(p.status(id).await?),
             (Driver::Remote(c), Some(id)) => Ok(vec![c.get(&format!("/v1/tenants/{id}")).await?]),
             (Driver::Remote(c), None) => Ok(c.get("/v1/tenants").await?),
+        }
+    }
+
+    pub async fn node_list(&self) -> anyhow::Result<Vec<NodeInventory>> {
+        match self {
+            Driver::Local(p) => Ok(p.node_list().await?),
+            Driver::Remote(c) => Ok(c.get("/v1/nodes").await?),
+        }
+    }
+
+    pub async fn capacity(&self) -> anyhow::Result<CapacityReport> {
+        match self {
+            Driver::Local(p) => Ok(p.capacity().await?),
+            Driver::Remote(c) => Ok(c.get("/v1/capacity").await?),
+        }
+    }
+
+    pub async fn node_drain(&self, node: &str, timeout: Duration) -> anyhow::Result<DrainReport> {
+        match self {
+            Driver::Local(p) => Ok(p.node_drain(node, timeout).await?),
+            Driver::Remote(c) => {
+                let body = json!({ "timeout_secs": timeout.as_secs() });
+                let path = format!("/v1/nodes/{node}/drain");
+                Ok(c.json(Method::POST, &path, Some(&body)).await?)
+            }
+        }
+    }
+
+    pub async fn node_activate(&self, node: &str) -> anyhow::Result<NodeChanged> {
+        match self {
+            Driver::Local(p) => Ok(p.node_activate(node).await?),
+            Driver::Remote(c) => {
+                let path = format!("/v1/nodes/{node}/activate");
+                Ok(c.json(Method::POST, &path, None::<&()>).await?)
+            }
         }
     }
 

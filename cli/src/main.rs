@@ -16,6 +16,7 @@ mod history;
 mod list;
 mod logging;
 mod logs;
+mod node;
 mod output;
 mod plan;
 mod reconcile;
@@ -96,6 +97,11 @@ enum Command {
     /// Make, list and revoke the operator tokens of provisiond's TCP listener.
     #[command(subcommand)]
     Token(token::Command),
+    /// Swarm mode: list the nodes, drain one, activate it again.
+    #[command(subcommand)]
+    Node(node::Command),
+    /// Swarm mode: whether the cluster is N+1, and how many more tenants fit.
+    Capacity(node::CapacityOptions),
     /// Write a tenant's containers as a docker-compose file.
     Export(export::Options),
     /// Print the shell completion script.
@@ -161,6 +167,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(o) => plan::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,
         Command::Token(c) => token::run(&ctx, c).await,
+        Command::Node(c) => node::run(&ctx, c).await,
+        Command::Capacity(o) => node::capacity(&ctx, o).await,
         Command::Export(o) => export::run(&ctx, o).await,
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     }

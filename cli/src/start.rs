@@ -1,6 +1,6 @@
 //! `provision start <provider> [--gateway-port P] [--admin-port P]
 //! [--gateway-tls off|optional|required] [--max-readings-per-sec N]
-//! [--max-gateways N] [--dry-run]`
+//! [--max-gateways N] [--allow-overcommit] [--dry-run]`
 
 use provisioner::domain::GatewayTls;
 use provisioner::{ProviderId, StartOptions};
@@ -47,6 +47,7 @@ impl Target {
             gateway_tls: self.gateway_tls,
             max_readings_per_sec: self.max_readings_per_sec,
             max_gateways: self.max_gateways,
+            allow_overcommit: false,
             dry_run,
         };
         Ok((provider(&self.provider)?, options))
@@ -57,13 +58,18 @@ impl Target {
 pub struct Options {
     #[command(flatten)]
     target: Target,
+    /// Swarm mode: start even if afterwards the cluster could not absorb
+    /// the loss of a node (without it such a start fails, exit code 16).
+    #[arg(long)]
+    allow_overcommit: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
 }
 
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
-    let (id, options) = o.target.parse(o.dry_run)?;
+    let (id, mut options) = o.target.parse(o.dry_run)?;
+    options.allow_overcommit = o.allow_overcommit;
     let report = ctx.driver.start(&id, options).await?;
     if ctx.json {
         output::json(&report);

@@ -20,12 +20,45 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
             print_table(&statuses);
             println!();
             for s in &statuses {
+                for line in placement_lines(s) {
+                    println!("{line}");
+                }
                 println!("{}", gateways_line(s));
                 println!("{}", notifier_line(s));
             }
         }
     }
     Ok(())
+}
+
+/// Swarm mode: `acme ingest: node provision-swarm-2, endpoint
+/// 10.231.0.12:6001, task running`, one line per app.
+pub fn placement_lines(s: &TenantStatus) -> Vec<String> {
+    if s.mode != provisioner::config::DockerMode::Swarm {
+        return Vec::new();
+    }
+    let mut lines: Vec<String> = s
+        .containers
+        .iter()
+        .map(|c| {
+            let d = &c.details;
+            format!(
+                "{} {}: node {}, endpoint {}, task {}",
+                s.provider,
+                c.role,
+                d.node.as_deref().unwrap_or("-"),
+                d.endpoint.as_deref().unwrap_or("-"),
+                d.task_state.as_deref().unwrap_or("- (none scheduled)")
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "{}: gateway endpoint {}, admin {}",
+        s.provider,
+        s.gateway_endpoint.as_deref().unwrap_or("-"),
+        s.admin_url.as_deref().unwrap_or("-")
+    ));
+    lines
 }
 
 /// `acme: gateway connections: plain 1, tls 2; max readings/s 300; max

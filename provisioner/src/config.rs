@@ -38,6 +38,7 @@ pub struct Config {
     /// through; `None` (no `[mail]` section): mail is off, the notifiers
     /// still track alert states.
     pub mail: Option<MailConfig>,
+    pub swarm: SwarmConfig,
 }
 
 /// How the notifier talks to the relay: `NOTIFIER_SMTP_TLS`.
@@ -256,6 +257,48 @@ pub struct DockerConfig {
     /// provisioner creates (e.g. an environment or
     /// owner tag; the tests put their cleanup scope here).
     pub extra_labels: std::collections::BTreeMap<String, String>,
+    /// `engine` (default): tenant apps are containers on one engine.
+    /// `swarm`: the engine is a Swarm manager and tenant apps are services
+    /// the Swarm places on its nodes (`[swarm]`).
+    pub mode: DockerMode,
+}
+
+/// Where tenant apps run: containers on one engine, or Swarm services.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerMode {
+    #[default]
+    Engine,
+    Swarm,
+}
+
+impl DockerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DockerMode::Engine => "engine",
+            DockerMode::Swarm => "swarm",
+        }
+    }
+}
+
+/// `[docker] mode = "swarm"`: how tenant services are placed and where the
+/// nodes find the images.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmConfig {
+    /// The registry the nodes pull from (`host:port`): every image is
+    /// `<registry>/<name>` (the tenant images of `[images]` and the managed
+    /// Cassandra's), pinned by digest in each service. Unset: the names as
+    /// they are, from a registry the nodes already know.
+    pub registry: Option<String>,
+    /// Placement constraints every tenant service gets, as Swarm writes
+    /// them (`node.labels.tier == tenants`).
+    pub constraints: Vec<String>,
+    /// The memory tenant apps may reserve on each node, in MiB (default:
+    /// all the node has). Leave room for the engine, the OS and a
+    /// Cassandra node on the same host.
+    pub node_memory_mb: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -380,6 +423,7 @@ impl Default for Config {
             admin: AdminPanelConfig::default(),
             log_format: "json".into(),
             mail: None,
+            swarm: SwarmConfig::default(),
         }
     }
 }
@@ -391,6 +435,7 @@ impl Default for DockerConfig {
             network: "provision-net".into(),
             container_prefix: "provision".into(),
             extra_labels: Default::default(),
+            mode: DockerMode::Engine,
         }
     }
 }
@@ -633,6 +678,40 @@ impl Config {
     /// The container name of one of a tenant's apps.
     pub fn container_name(&self, tenant: &ProviderId, role: Role) -> String {
         format!("{}-{tenant}-{role}", self.docker.container_prefix)
+    }
+
+    /// Whether tenant apps are Swarm services.
+    pub fn swarm(&self) -> bool {
+        self.docker.mode == DockerMode::Swarm
+    }
+
+    /// An image as the platform's nodes name it: in Swarm mode with a
+    /// registry, `<registry>/<image>`; else as configured.
+    pub fn platform_image(&self, image: &str) -> String {
+        match (&self.swarm.registry, self.swarm()) {
+            (Some(registry), true) => format!("{}/{image}", registry.trim_end_matches('/')),
+            _ => image.to_owned(),
+        }
+    }
+
+    /// The address the managed Cassandra publishes CQL on, where the
+    /// provisioner reaches it: loopback on one engine; in Swarm mode the
+    /// manager's address when the engine is reached over TCP (the node
+    /// runs on the manager), else loopback (the provisioner runs there).
+    pub fn managed_cql_host(&self) -> String {
+        let tcp_host = self
+            .docker
+            .host
+            .as_deref()
+            .and_then(|h| {
+                h.strip_prefix("tcp://")
+                    .or_else(|| h.strip_prefix("http://"))
+            })
+            .and_then(|h| h.rsplit_once(':').map(|(host, _)| host.to_owned()));
+        match tcp_host {
+            Some(host) if self.swarm() => host,
+            _ => "127.0.0.1".to_owned(),
+        }
     }
 
     /// The image of a role.

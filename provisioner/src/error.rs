@@ -62,6 +62,15 @@ pub enum Error {
     InvalidRule(#[from] notifier::rules::RuleError),
     #[error("mail is off: the config has no [mail] relay, so no report can be sent; add a [mail] section (README, Configuration) and run `provision reconcile`")]
     MailOff,
+    #[error("starting {tenant} would break N+1: if {} failed, the other nodes could not hold its tasks; add a node, free reservations, or pass --allow-overcommit", .losses.join(" or "))]
+    NotNPlusOne {
+        tenant: ProviderId,
+        losses: Vec<String>,
+    },
+    #[error("node {node} is not drained: {why}")]
+    DrainIncomplete { node: String, why: String },
+    #[error("{0} works only in Swarm mode; set [docker] mode = \"swarm\" (README, Swarm)")]
+    NotSwarmMode(&'static str),
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
     #[error("stopped by the test hook right after step {0}")]
     Injected(usize),
@@ -77,6 +86,11 @@ impl Error {
             | Error::NoKeyspace(_)
             | Error::InvalidRule(_) => ErrorKind::Usage,
             Error::MailOff => ErrorKind::MailOff,
+            Error::NotSwarmMode(_) => ErrorKind::Usage,
+            Error::NotNPlusOne { .. } => ErrorKind::NotNPlusOne,
+            Error::DrainIncomplete { .. } => ErrorKind::DrainIncomplete,
+            Error::Backend(BackendError::NodeUnknown { .. }) => ErrorKind::UnknownNode,
+            Error::Backend(BackendError::NotSwarm { .. }) => ErrorKind::Usage,
             Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
             Error::Ports(_) => ErrorKind::PortTaken,
             Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,

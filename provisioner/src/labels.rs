@@ -18,3 +18,5 @@ pub const ROLE_ADMIN: &str = "admin";
 pub const ROLE_NOTIFIER: &str = "notifier";
 pub const ROLE_CASSANDRA: &str = "cassandra";
 pub const ROLE_NETWORK: &str = "network";
+/// On a Swarm secret: the service that mounts it.
+pub const SERVICE: &str = "io.provision.service";

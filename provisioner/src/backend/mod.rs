@@ -1,15 +1,32 @@
 //! The backend seam: what the operations need from a container platform,
 //! as one trait. [`docker::DockerBackend`] implements it on one Docker
-//! engine; [`memory::MemoryBackend`] in memory, for the executor's unit
-//! tests. A Swarm backend is the next implementation.
+//! engine; [`swarm::SwarmBackend`] on a Swarm manager (tenant apps as
+//! services, the rest through the manager's own engine);
+//! [`memory::MemoryBackend`] in memory, for the executor's unit tests.
+//! [`for_config`] picks one by `[docker] mode`.
 
 pub mod docker;
 pub mod memory;
+pub mod swarm;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+
+/// The backend `[docker] mode` names.
+pub fn for_config(config: &Config) -> Arc<dyn Backend> {
+    if config.swarm() {
+        Arc::new(swarm::SwarmBackend::new(config.clone()))
+    } else {
+        Arc::new(docker::DockerBackend::new(config.clone()))
+    }
+}
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::capacity::{Availability, NodeInventory};
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{ObservedContainer, ObservedInfra};
 use crate::domain::{ContainerState, Health, ProviderId};
@@ -23,6 +40,10 @@ pub enum BackendError {
     ImageMissing { image: String },
     #[error("network {network} is gone; run start again")]
     NetworkGone { network: String },
+    #[error("no Swarm node is named {node}; see provision node list")]
+    NodeUnknown { node: String },
+    #[error("this engine is not a Swarm manager ({why}); set [docker] mode = \"engine\" or point [docker] host at a manager")]
+    NotSwarm { why: String },
     #[error("docker {what} failed: {why}")]
     Api { what: String, why: String },
 }
@@ -48,6 +69,18 @@ pub struct ContainerDetails {
     /// Whether the kernel's OOM killer ended the container's last run, or
     /// any run the platform still has events of.
     pub oom_killed: bool,
+    /// Swarm mode: the node the app's task runs on (its hostname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Swarm mode: where the app's published port answers, `address:port`
+    /// of that node (ports are published in host mode, so the endpoint
+    /// moves with the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Swarm mode: the state of the app's current task (`running`,
+    /// `starting`, `pending`: no node has room, ...), with its error if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_state: Option<String>,
 }
 
 /// CPU (percent of one core) and memory use of a running container
@@ -84,6 +117,14 @@ pub enum Probe {
     Healthy,
     /// Not yet, and why (the last error, the container's state).
     NotYet(String),
+}
+
+/// What a platform that spans nodes adds (Swarm): its nodes, with what
+/// they have and what our tasks reserve on each, and drain/activate.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    async fn nodes(&self) -> Result<Vec<NodeInventory>>;
+    async fn set_availability(&self, node: &str, availability: Availability) -> Result<()>;
 }
 
 /// What the operations need from the container platform. Every call that
@@ -133,4 +174,10 @@ pub trait Backend: Send + Sync {
     /// The platform's events about our containers, from now on. The stream
     /// ends (or fails) when the platform goes away.
     async fn events(&self) -> Result<BoxStream<'static, Result<ContainerEvent>>>;
+
+    /// The platform's nodes, when it spans several (Swarm); `None` on one
+    /// engine.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 }

@@ -31,7 +31,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn host_points(config: &Config) -> Vec<String> {
     match config.cassandra.mode {
-        CassandraMode::Managed => vec![format!("127.0.0.1:{}", config.cassandra.host_port)],
+        CassandraMode::Managed => vec![format!(
+            "{}:{}",
+            config.managed_cql_host(),
+            config.cassandra.host_port
+        )],
         CassandraMode::External => config.cassandra.contact_points.clone(),
     }
 }

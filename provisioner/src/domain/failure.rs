@@ -33,13 +33,21 @@ pub enum ErrorKind {
     /// Mail is off: the config has no `[mail]` relay (`provision report
     /// send`).
     MailOff,
+    /// The start would leave the Swarm unable to absorb the loss of any
+    /// one node (`--allow-overcommit` overrides).
+    NotNPlusOne,
+    /// No Swarm node has that name or id.
+    UnknownNode,
+    /// A node drain that did not finish: a task did not move, or is not
+    /// healthy on its new node.
+    DrainIncomplete,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -55,6 +63,9 @@ impl ErrorKind {
         ErrorKind::Unauthorized,
         ErrorKind::DaemonUnreachable,
         ErrorKind::MailOff,
+        ErrorKind::NotNPlusOne,
+        ErrorKind::UnknownNode,
+        ErrorKind::DrainIncomplete,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -74,6 +85,9 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::DaemonUnreachable => "daemon_unreachable",
             ErrorKind::MailOff => "mail_off",
+            ErrorKind::NotNPlusOne => "not_n_plus_one",
+            ErrorKind::UnknownNode => "unknown_node",
+            ErrorKind::DrainIncomplete => "drain_incomplete",
             ErrorKind::Other => "other",
         }
     }
@@ -96,6 +110,9 @@ impl ErrorKind {
             ErrorKind::Unauthorized => 13,
             ErrorKind::DaemonUnreachable => 14,
             ErrorKind::MailOff => 15,
+            ErrorKind::NotNPlusOne => 16,
+            ErrorKind::UnknownNode => 17,
+            ErrorKind::DrainIncomplete => 18,
         }
     }
 }

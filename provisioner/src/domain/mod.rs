@@ -1,8 +1,10 @@
-//! The domain: identifiers, the tenant container spec and its hash,
+//! The domain: identifiers, the tenant container spec and its hash, the
+//! cluster's N+1 capacity,
 //! desired and observed state, port choice, and the pure planner that
 //! turns them into a [`plan::Plan`]. No I/O happens here; everything else
 //! depends on it, it depends on nothing of the crate but the config's data.
 
+pub mod capacity;
 pub mod failure;
 pub mod ids;
 pub mod plan;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::capacity::Reservation;
 use super::ids::{ProviderId, Role};
 use super::state::{GatewayTls, TenantLimits};
 use crate::config::Config;
@@ -142,7 +143,6 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
     }
     let mut extra_hosts = Vec::new();
     let mut secrets_digest = None;
-    let mut memory_mb = config.limits.memory_mb;
     let (container_port, health_port, binary) = match role {
         Role::Ingest => {
             let mode = inputs.gateway_tls;
@@ -203,7 +203,6 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                 }
             }
             extra_hosts.push(HOST_GATEWAY.to_owned());
-            memory_mb = config.limits.notifier_memory_mb;
             (None, NOTIFIER_HEALTH_PORT, "/notifier")
         }
     };
@@ -230,14 +229,37 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         extra_hosts,
         secrets_digest,
         network: config.tenant_network(id),
-        memory_bytes: memory_mb * 1024 * 1024,
+        memory_bytes: reservation(config, role).memory_bytes,
         pids: limits.pids,
-        nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
+        nano_cpus: nano_cpus(config),
         health_interval_secs: config.health.interval_secs.max(1),
         secrets_dir: inputs.secrets_dir,
         labels,
         hardened: true,
     }
+}
+
+fn nano_cpus(config: &Config) -> Option<i64> {
+    let cpus = config.limits.cpus;
+    (cpus > 0.0).then_some((cpus * 1e9) as i64)
+}
+
+/// What one of a tenant's apps reserves: its memory limit (the notifier's
+/// own) and its CPU limit, if any. On Swarm the limits are reservations.
+pub fn reservation(config: &Config, role: Role) -> Reservation {
+    let memory_mb = match role {
+        Role::Notifier => config.limits.notifier_memory_mb,
+        Role::Ingest | Role::Admin => config.limits.memory_mb,
+    };
+    Reservation {
+        memory_bytes: memory_mb * 1024 * 1024,
+        nano_cpus: nano_cpus(config).unwrap_or(0),
+    }
+}
+
+/// What a tenant of today's size reserves: its three apps.
+pub fn tenant_reservations(config: &Config) -> Vec<Reservation> {
+    Role::ALL.iter().map(|r| reservation(config, *r)).collect()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod export;
 mod gateways;
 mod history;
+pub mod nodes;
 mod reconcile;
 pub mod report;
 mod start;
@@ -40,7 +41,6 @@ pub use report::{
 pub use start::StartOptions;
 pub use tokens::TokenCreated;
 
-use crate::backend::docker::DockerBackend;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::cql::{Connector, CqlConnector};
@@ -124,11 +124,11 @@ pub fn user_name(uid: &str) -> String {
 }
 
 impl Provisioner {
-    /// Opens the state store (creating it on first use) with the Docker
-    /// backend and the configured Cassandra.
+    /// Opens the state store (creating it on first use) with the backend
+    /// of `[docker] mode` and the configured Cassandra.
     pub async fn open(config: Config) -> Result<Provisioner> {
         let store = Store::open(&config.state_path()).await?;
-        let backend = Arc::new(DockerBackend::new(config.clone()));
+        let backend = crate::backend::for_config(&config);
         let cql = Arc::new(CqlConnector {
             config: config.clone(),
         });

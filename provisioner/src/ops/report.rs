@@ -182,6 +182,15 @@ pub struct TenantStatus {
     pub gateway_tls: GatewayTls,
     pub admin_port: Option<u16>,
     pub admin_url: Option<String>,
+    /// Where gateways connect: `[ports] public_host` and the gateway port
+    /// on one engine; in Swarm mode the address of the node ingest's task
+    /// runs on (ports are published in host mode), so it moves with the
+    /// task; null while no task runs.
+    #[serde(default)]
+    pub gateway_endpoint: Option<String>,
+    /// `engine` or `swarm` (`[docker] mode`).
+    #[serde(default)]
+    pub mode: crate::config::DockerMode,
     pub keyspace: String,
     /// Readings per second the tenant's ingest takes in at most
     /// (`start --max-readings-per-sec`); null: unlimited.

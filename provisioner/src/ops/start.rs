@@ -7,9 +7,10 @@
 use super::executor::Execution;
 use super::report::StartState;
 use super::{Provisioner, StartReport};
+use crate::domain::capacity::Reservation;
 use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
-use crate::domain::spec::{tenant_container, ContainerSpec, SpecInputs};
+use crate::domain::spec::{reservation, tenant_container, ContainerSpec, SpecInputs};
 use crate::domain::state::TenantRecord;
 use crate::domain::{GatewayTls, Plan, Pool, ProviderId, Role, TenantLimits};
 use crate::error::{Error, Result};
@@ -32,6 +33,8 @@ pub struct StartOptions {
     /// Gateway connections at once; `Some(0)` is ingest's default again,
     /// `None` keeps what the tenant has.
     pub max_gateways: Option<u32>,
+    /// Swarm mode: start even if the cluster is no longer N+1 afterwards.
+    pub allow_overcommit: bool,
     pub dry_run: bool,
 }
 
@@ -60,6 +63,9 @@ impl StartOptions {
         }
         if let Some(n) = self.max_gateways {
             text.push_str(&format!(" --max-gateways {n}"));
+        }
+        if self.allow_overcommit {
+            text.push_str(" --allow-overcommit");
         }
         text
     }
@@ -153,6 +159,23 @@ impl Provisioner {
         ))
     }
 
+    /// What the tenant's apps that do not run yet will reserve once they
+    /// do (none on one engine, which has no reservations to check).
+    async fn apps_to_place(&self, id: &ProviderId) -> Result<Vec<Reservation>> {
+        if self.backend.cluster().is_none() {
+            return Ok(Vec::new());
+        }
+        let observed = self.backend.observe_containers(Some(id)).await?;
+        Ok(Role::ALL
+            .into_iter()
+            .filter(|role| {
+                let name = self.config.container_name(id, *role);
+                !observed.iter().any(|c| c.name == name && c.running())
+            })
+            .map(|role| reservation(&self.config, role))
+            .collect())
+    }
+
     /// What `start` would do now, without doing it.
     pub async fn plan(&self, id: &ProviderId, options: StartOptions) -> Result<Plan> {
         let record = self.store.tenant(id).await?;
@@ -175,6 +198,10 @@ impl Provisioner {
             return Ok(self.start_report(id, &plan, plan.lines(), record.as_ref(), None, true));
         }
         self.operation(Some(id), "start", options.describe(id), async {
+            if !options.allow_overcommit {
+                self.check_n_plus_one(id, &self.apps_to_place(id).await?)
+                    .await?;
+            }
             let mut run = Execution::new(self, id);
             let mut replans = 0;
             let plan = loop {
@@ -192,7 +219,16 @@ impl Provisioner {
             let record = self.known(id).await?;
             let password = run.admin_password.take();
             let applied = std::mem::take(&mut run.applied);
-            Ok(self.start_report(id, &plan, applied, Some(&record), password, false))
+            let mut report = self.start_report(id, &plan, applied, Some(&record), password, false);
+            if self.config.swarm() {
+                // Where the tasks landed.
+                let status = self.status(Some(id)).await?;
+                if let Some(s) = status.into_iter().next() {
+                    report.gateway_endpoint = s.gateway_endpoint;
+                    report.admin_url = s.admin_url;
+                }
+            }
+            Ok(report)
         })
         .await
     }

@@ -94,7 +94,10 @@ impl Provisioner {
             .and_then(NotifierHealth::parse)
             .as_ref()
             .map(notifier_status);
+        let (gateway_endpoint, admin_url) = self.endpoints(&record, &containers);
         Ok(TenantStatus {
+            gateway_endpoint,
+            mode: self.config.docker.mode,
             notifier,
             mail_configured: self.config.mail.is_some(),
             keyspace: record.id.keyspace(),
@@ -106,11 +109,39 @@ impl Provisioner {
             gateway_port: record.gateway_port,
             gateway_tls: record.gateway_tls,
             admin_port: record.admin_port,
-            admin_url: self.admin_url(record.admin_port),
+            admin_url,
             provider: record.id,
             containers,
             backoff: None,
         })
+    }
+
+    /// Where the tenant's gateways and staff connect: on one engine the
+    /// public host and the leased ports; in Swarm mode the endpoints of
+    /// the nodes its ingest and admin tasks run on (none while no task
+    /// runs).
+    pub(super) fn endpoints(
+        &self,
+        record: &TenantRecord,
+        containers: &[ContainerStatus],
+    ) -> (Option<String>, Option<String>) {
+        if !self.config.swarm() {
+            let host = &self.config.ports.public_host;
+            return (
+                record.gateway_port.map(|p| format!("{host}:{p}")),
+                self.admin_url(record.admin_port),
+            );
+        }
+        let endpoint = |role: Role| {
+            containers
+                .iter()
+                .find(|c| c.role == role)
+                .and_then(|c| c.details.endpoint.clone())
+        };
+        (
+            endpoint(Role::Ingest),
+            endpoint(Role::Admin).map(|e| format!("http://{e}/")),
+        )
     }
 
     /// `logs`: the log stream of a tenant's app.

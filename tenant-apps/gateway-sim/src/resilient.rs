@@ -51,6 +51,28 @@ pub struct ResilientConfig {
     pub drain_timeout: Duration,
     /// Appends one line per ack ([`Ack::line`]) to this file.
     pub acked_file: Option<PathBuf>,
+    /// Where to connect now, if it can change during the run (a tenant
+    /// whose ingest moved to another Swarm node, as a DNS name re-pointed
+    /// would): read at every (re)connect instead of `addr`.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// An address that others may change while gateways run.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoint(Arc<Mutex<String>>);
+
+impl Endpoint {
+    pub fn new(addr: &str) -> Endpoint {
+        Endpoint(Arc::new(Mutex::new(addr.to_owned())))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    pub fn set(&self, addr: &str) {
+        *self.0.lock().expect("not poisoned") = addr.to_owned();
+    }
 }
 
 impl ResilientConfig {
@@ -68,6 +90,7 @@ impl ResilientConfig {
             max_backoff: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(120),
             acked_file: None,
+            endpoint: None,
         }
     }
 
@@ -375,6 +398,14 @@ enum SessionEnd {
 }
 
 impl OneGateway {
+    /// Where to connect now.
+    fn addr(&self) -> String {
+        match &self.cfg.endpoint {
+            Some(e) => e.get(),
+            None => self.cfg.addr.clone(),
+        }
+    }
+
     fn period(&self) -> Duration {
         Duration::from_secs_f64(1.0 / self.cfg.rate)
     }
@@ -435,7 +466,7 @@ impl OneGateway {
             }
             let login = tokio::time::timeout(
                 Duration::from_secs(10),
-                Gateway::login_with(&self.cfg.addr, &self.cfg.connector, &self.id, &self.token),
+                Gateway::login_with(&self.addr(), &self.cfg.connector, &self.id, &self.token),
             )
             .await;
             let why = match login {

@@ -29,7 +29,10 @@ pub(super) fn managed_labels(config: &Config, role: &str) -> HashMap<String, Str
     labels
 }
 
-/// Creates a bridge network (409 = exists); `tenant` labels a tenant's own.
+/// Creates a network (409 = exists): a bridge on one engine, an
+/// attachable overlay in Swarm mode (services on every node and the
+/// managed Cassandra container on the manager join it); `tenant` labels a
+/// tenant's own.
 pub(super) async fn create_network(
     docker: &Docker,
     config: &Config,
@@ -42,7 +45,8 @@ pub(super) async fn create_network(
     }
     let request = NetworkCreateRequest {
         name: name.to_owned(),
-        driver: Some("bridge".to_owned()),
+        driver: Some(if config.swarm() { "overlay" } else { "bridge" }.to_owned()),
+        attachable: config.swarm().then_some(true),
         labels: Some(labels),
         ..Default::default()
     };
@@ -127,7 +131,8 @@ pub(super) async fn require_image(docker: &Docker, image: &str) -> Result<()> {
 }
 
 /// Creates (409 = exists) and starts (304 = running) the managed Cassandra
-/// with its data on a named volume, CQL published on loopback only, and
+/// with its data on a named volume, CQL published on loopback only (in Swarm mode on the
+/// manager's address: [`Config::managed_cql_host`]), and
 /// hardened as far as Cassandra allows (README, "Security"): no
 /// capabilities, no new privileges, a read-only root filesystem with a
 /// tmpfs `/tmp` (the entrypoint renders `cassandra.yaml` there, the JVM
@@ -135,7 +140,8 @@ pub(super) async fn require_image(docker: &Docker, image: &str) -> Result<()> {
 /// CQL port.
 pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result<()> {
     let c = &config.cassandra;
-    require_image(docker, &c.image).await?;
+    let image = config.platform_image(&c.image);
+    require_image(docker, &image).await?;
     let managed = managed_labels(config, labels::ROLE_CASSANDRA);
     let volume = VolumeCreateRequest {
         name: Some(c.volume.clone()),
@@ -147,7 +153,7 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
         .await
         .map_err(|e| api(format!("create volume {}", c.volume), e))?;
     let body = ContainerCreateBody {
-        image: Some(c.image.clone()),
+        image: Some(image),
         user: Some("999:999".to_owned()),
         labels: Some(managed),
         env: Some(vec![format!("CASSANDRA_HEAP={}", c.heap)]),
@@ -157,7 +163,7 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
             port_bindings: Some(HashMap::from([(
                 "9042/tcp".to_owned(),
                 Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_ip: Some(config.managed_cql_host()),
                     host_port: Some(c.host_port.to_string()),
                 }]),
             )])),

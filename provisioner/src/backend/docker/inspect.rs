@@ -84,6 +84,7 @@ pub(super) async fn details(
         health_log,
         restart_count,
         oom_killed,
+        ..ContainerDetails::default()
     }))
 }
 
@@ -165,22 +166,39 @@ pub(super) fn logs(
     follow: bool,
     tail: Option<u64>,
 ) -> impl futures::Stream<Item = Result<LogChunk>> {
-    use bollard::container::LogOutput;
-    let options = bollard::query_parameters::LogsOptions {
+    log_chunks(
+        docker.logs(name, Some(log_options(follow, tail))),
+        format!("logs of {name}"),
+    )
+}
+
+/// The engine's log request: both streams, all or the last `tail` lines.
+pub(crate) fn log_options(
+    follow: bool,
+    tail: Option<u64>,
+) -> bollard::query_parameters::LogsOptions {
+    bollard::query_parameters::LogsOptions {
         follow,
         stdout: true,
         stderr: true,
         tail: tail.map_or_else(|| "all".to_owned(), |t| t.to_string()),
         ..Default::default()
-    };
-    let what = format!("logs of {name}");
-    docker
-        .logs(name, Some(options))
-        .map(move |item| match item {
-            Ok(LogOutput::StdErr { message }) => Ok(LogChunk::Stderr(message.to_vec())),
-            Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
-            Err(e) => Err(api(&what, e)),
-        })
+    }
+}
+
+/// A container's or a service's log stream as chunks.
+pub(crate) fn log_chunks(
+    stream: impl futures::Stream<
+        Item = std::result::Result<bollard::container::LogOutput, bollard::errors::Error>,
+    >,
+    what: String,
+) -> impl futures::Stream<Item = Result<LogChunk>> {
+    use bollard::container::LogOutput;
+    stream.map(move |item| match item {
+        Ok(LogOutput::StdErr { message }) => Ok(LogChunk::Stderr(message.to_vec())),
+        Ok(other) => Ok(LogChunk::Stdout(other.into_bytes().to_vec())),
+        Err(e) => Err(api(&what, e)),
+    })
 }
 
 /// The engine's events about containers with our label, from now on.

@@ -23,6 +23,7 @@ use tokio::sync::OnceCell;
 
 pub use containers::create_body;
 pub use inspect::http_ok;
+pub(crate) use inspect::{log_chunks, log_options};
 
 use super::{
     Backend, BackendError, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,

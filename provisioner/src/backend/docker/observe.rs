@@ -119,9 +119,12 @@ pub(super) async fn observe_infra(
             .await
         {
             Ok(i) => {
-                cassandra_outdated =
-                    built_from_other_image(docker, i.image.as_deref(), &config.cassandra.image)
-                        .await?;
+                cassandra_outdated = built_from_other_image(
+                    docker,
+                    i.image.as_deref(),
+                    &config.platform_image(&config.cassandra.image),
+                )
+                .await?;
                 // Created before the container was hardened (a read-only
                 // root stands for the rest of it).
                 cassandra_unhardened =

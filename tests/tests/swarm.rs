@@ -1,0 +1,592 @@
+//! `[docker] mode = "swarm"` on the 3-node Swarm of `scripts/swarm-up`
+//! (three engines in containers, a registry, the managed Cassandra on the
+//! manager): tenants as services spread over the nodes, their endpoints
+//! acking readings, a node lost under load, a node drained, the N+1 gate,
+//! and the life cycle.
+//!
+//! These tests need the bed, so `cargo test` skips them (`#[ignore]`);
+//! `scripts/test-swarm` brings the bed up and runs them with `--ignored`
+//! (`.ci/run` calls it after `scripts/test`). They share one state store
+//! and the one managed Cassandra (its rotated superuser lives in that
+//! store), and run one at a time: a node kill or a drain moves everyone's
+//! tasks.
+
+mod provision_support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gateway_sim::resilient::{self, Endpoint, Progress, ResilientConfig};
+use provision_support::{provision_bin, Run};
+use provision_testkit::faults::missing_acked;
+use provisioner::{Config, ProviderId, Provisioner};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+/// One test at a time.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// The six tenants the spread, loss and drain tests share.
+const TENANTS: [&str; 6] = ["sw_a", "sw_b", "sw_c", "sw_d", "sw_e", "sw_f"];
+
+/// The bed as `scripts/swarm-up` wrote it down.
+struct Bed {
+    manager: String,
+    registry: String,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+fn env_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(|v| v.trim_matches('"').to_owned())
+}
+
+impl Bed {
+    fn get() -> Bed {
+        let path = std::env::var("PROVISION_SWARM_ENV")
+            .unwrap_or_else(|_| "/run/provision-swarm/env".to_owned());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{path}: {e}; bring the bed up with scripts/swarm-up (scripts/test-swarm does)")
+        });
+        let dir = PathBuf::from(
+            std::env::var("PROVISION_SWARM_TEST_DIR")
+                .unwrap_or_else(|_| "/run/provision-swarm/test".to_owned()),
+        );
+        std::fs::create_dir_all(&dir).unwrap();
+        let bed = Bed {
+            manager: env_value(&text, "PROVISION_SWARM_MANAGER").expect("the manager"),
+            registry: env_value(&text, "PROVISION_SWARM_REGISTRY").expect("the registry"),
+            config: dir.join("provision.toml"),
+            dir,
+        };
+        std::fs::write(&bed.config, bed.config_text("")).unwrap();
+        bed
+    }
+
+    fn config_text(&self, swarm_extra: &str) -> String {
+        format!(
+            r#"state = "{dir}/state.db"
+data_dir = "{dir}"
+log_format = "text"
+
+[docker]
+host = "{manager}"
+mode = "swarm"
+extra_labels = {{ "io.provision.test" = "1" }}
+
+[swarm]
+registry = "{registry}"
+{swarm_extra}
+
+[cassandra]
+mode = "managed"
+heap = "768M"
+memory_mb = 1536
+connect_timeout_secs = 240
+
+[ports]
+gateway = "30001-30099"
+admin = "30101-30199"
+
+[health]
+timeout_secs = 240
+"#,
+            dir = self.dir.display(),
+            manager = self.manager,
+            registry = self.registry,
+        )
+    }
+
+    fn run_with(
+        &self,
+        config: &std::path::Path,
+        args: &[&str],
+    ) -> impl std::future::Future<Output = Run> {
+        let mut cmd = tokio::process::Command::new(provision_bin());
+        cmd.arg("--config")
+            .arg(config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        async move {
+            let out = cmd.output().await.expect("provision runs");
+            Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> impl std::future::Future<Output = Run> {
+        self.run_with(&self.config, args)
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let run = self.run(&all).await.ok();
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", run.stdout))
+    }
+
+    async fn provisioner(&self) -> Provisioner {
+        let config = Config::load(Some(&self.config)).expect("the bed's config parses");
+        Provisioner::open(config).await.expect("state store opens")
+    }
+
+    /// Starts the six shared tenants (a start of a running one changes
+    /// nothing), each with one gateway; answers their tokens.
+    async fn six_tenants(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for t in TENANTS {
+            self.run(&["--json", "start", t]).await.ok();
+            let list = self.json(&["gateway", "list", t]).await;
+            let has = list.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|g| g["gateway"] == "gw-1" && g["live"] == true)
+            });
+            if has {
+                self.run(&["gateway", "revoke", t, "gw-1"]).await.ok();
+            }
+            let token = self
+                .run(&["--json", "gateway", "add", t, "gw-1"])
+                .await
+                .ok()
+                .field("token")
+                .expect("a token");
+            out.push((t.to_owned(), token));
+        }
+        out
+    }
+
+    async fn status(&self, tenant: &str) -> Value {
+        self.json(&["status", tenant]).await
+    }
+
+    async fn nodes(&self) -> Vec<Value> {
+        self.json(&["node", "list"])
+            .await
+            .as_array()
+            .cloned()
+            .expect("a list of nodes")
+    }
+}
+
+fn endpoint_of(status: &Value) -> Option<String> {
+    status["gateway_endpoint"].as_str().map(str::to_owned)
+}
+
+/// The node (hostname) each of the tenant's apps runs on.
+fn nodes_of(status: &Value) -> Vec<String> {
+    status["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Streams `rate` readings/s from each tenant's gateway until stopped;
+/// answers the endpoints (to re-point) and the progress.
+struct Stream {
+    tenant: String,
+    endpoint: Endpoint,
+    progress: Arc<Progress>,
+    task: tokio::task::JoinHandle<resilient::ResilientReport>,
+}
+
+fn stream(tenant: &str, addr: &str, token: &str, rate: f64) -> Stream {
+    let endpoint = Endpoint::new(addr);
+    let progress = Progress::new(1);
+    let mut cfg = ResilientConfig::new(
+        addr,
+        vec![("gw-1".to_owned(), token.to_owned())],
+        rate,
+        Duration::from_secs(3600),
+    );
+    cfg.endpoint = Some(endpoint.clone());
+    cfg.drain_timeout = Duration::from_secs(120);
+    let task = tokio::spawn(resilient::run(cfg, progress.clone()));
+    Stream {
+        tenant: tenant.to_owned(),
+        endpoint,
+        progress,
+        task,
+    }
+}
+
+/// Waits until the stream's gateway got an ack after `since`.
+async fn acked_since(s: &Stream, since: Instant, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !s.progress.all_acked_since([0], since) {
+        assert!(
+            Instant::now() < deadline,
+            "{}: no ack within {within:?} (endpoint {})",
+            s.tenant,
+            s.endpoint.get()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops the streams, waits for every made reading to be acked, and
+/// checks that Cassandra holds each acked one.
+async fn finish(bed: &Bed, streams: Vec<Stream>) {
+    for s in &streams {
+        s.progress.stop_making();
+    }
+    let provisioner = bed.provisioner().await;
+    let session = provisioner::cql::session::admin_session(&provisioner.config, &provisioner.store)
+        .await
+        .unwrap();
+    for s in streams {
+        let report = s.task.await.unwrap();
+        assert!(report.acked() > 0, "{}: nothing acked", s.tenant);
+        assert_eq!(
+            report.unacked(),
+            0,
+            "{}: unacked readings\n{}",
+            s.tenant,
+            report.render()
+        );
+        let keyspace = ProviderId::parse(&s.tenant).unwrap().keyspace();
+        let missing = missing_acked(&session, &keyspace, &report.acks)
+            .await
+            .unwrap();
+        assert!(
+            missing.is_empty(),
+            "{}: acked but not in Cassandra: {missing:?}",
+            s.tenant
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn six_tenants_spread_over_three_nodes_and_every_endpoint_acks() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    let tokens = bed.six_tenants().await;
+
+    let nodes = bed.nodes().await;
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    for n in &nodes {
+        assert!(
+            n["tasks"].as_u64().unwrap() >= 1,
+            "a node without a tenant app: {n}"
+        );
+        assert!(n["reserved_memory_bytes"].as_i64().unwrap() > 0, "{n}");
+        assert!(n["memory_bytes"].as_i64().unwrap() > 0, "{n}");
+    }
+    let addresses: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n["address"].as_str().map(str::to_owned))
+        .collect();
+
+    let mut streams = Vec::new();
+    let since = Instant::now();
+    for (tenant, token) in &tokens {
+        let status = bed.status(tenant).await;
+        assert_eq!(status["state"], "running", "{status}");
+        assert_eq!(status["mode"], "swarm");
+        let endpoint = endpoint_of(&status).expect("a gateway endpoint");
+        let host = endpoint.rsplit_once(':').unwrap().0;
+        assert!(
+            addresses.iter().any(|a| a == host),
+            "{endpoint} is no node's address"
+        );
+        for c in status["containers"].as_array().unwrap() {
+            assert_eq!(c["task_state"], "running", "{c}");
+            assert!(c["node"].is_string(), "{c}");
+        }
+        streams.push(stream(tenant, &endpoint, token, 20.0));
+    }
+    for s in &streams {
+        acked_since(s, since, Duration::from_secs(60)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    finish(&bed, streams).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn a_lost_node_s_tenants_run_elsewhere_within_90_s_and_no_acked_reading_is_lost() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    let tokens = bed.six_tenants().await;
+    // The worker with the most ingest tasks is the one to lose.
+    let mut on_node: std::collections::BTreeMap<String, Vec<(String, String, String)>> =
+        Default::default();
+    for (tenant, token) in &tokens {
+        let status = bed.status(tenant).await;
+        let ingest = status["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["role"] == "ingest")
+            .cloned()
+            .unwrap();
+        let node = ingest["node"].as_str().unwrap().to_owned();
+        on_node.entry(node).or_default().push((
+            tenant.clone(),
+            token.clone(),
+            endpoint_of(&status).unwrap(),
+        ));
+    }
+    let victim = on_node
+        .iter()
+        .filter(|(n, _)| n.as_str() != "provision-swarm-1")
+        .max_by_key(|(_, t)| t.len())
+        .map(|(n, _)| n.clone())
+        .expect("a worker with an ingest task");
+
+    let mut streams = Vec::new();
+    let since = Instant::now();
+    for (tenant, token, endpoint) in on_node.values().flatten() {
+        streams.push(stream(tenant, endpoint, token, 20.0));
+    }
+    for s in &streams {
+        acked_since(s, since, Duration::from_secs(60)).await;
+    }
+    let moved: Vec<String> = on_node[&victim].iter().map(|(t, _, _)| t.clone()).collect();
+
+    let killed = Instant::now();
+    let status = tokio::process::Command::new("docker")
+        .args(["kill", &victim])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "docker kill {victim}");
+
+    // Within 90 s each of the victim's tenants runs elsewhere, and its
+    // gateway reaches the new endpoint.
+    let deadline = killed + Duration::from_secs(90);
+    let mut pending = moved.clone();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "not moved off {victim} within 90 s: {pending:?}"
+        );
+        let mut still = Vec::new();
+        for tenant in pending {
+            let status = bed.status(&tenant).await;
+            let placed = nodes_of(&status);
+            let endpoint = endpoint_of(&status);
+            let healthy = status["state"] == "running" && !placed.contains(&victim);
+            match endpoint.filter(|_| healthy) {
+                Some(e) => {
+                    let s = streams.iter().find(|s| s.tenant == tenant).unwrap();
+                    s.endpoint.set(&e);
+                }
+                None => still.push(tenant),
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let moved_in = killed.elapsed();
+    let after = Instant::now();
+    for s in &streams {
+        acked_since(s, after, Duration::from_secs(90)).await;
+    }
+    eprintln!(
+        "node {victim} killed: tenants {moved:?} healthy elsewhere after {:.1} s, acking again after {:.1} s",
+        moved_in.as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+    finish(&bed, streams).await;
+
+    // The bed as it was: the node back, and the tenants spread again.
+    let up = tokio::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/swarm-up"))
+        .status()
+        .await
+        .unwrap();
+    assert!(up.success(), "scripts/swarm-up brings {victim} back");
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn a_drained_node_keeps_no_tenant_task_and_every_tenant_stays_healthy() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    bed.six_tenants().await;
+    let node = "provision-swarm-2";
+    let report = bed.json(&["node", "drain", node, "--timeout", "240"]).await;
+    assert_eq!(report["node"], node);
+    let nodes = bed.nodes().await;
+    let drained = nodes.iter().find(|n| n["hostname"] == node).unwrap();
+    assert_eq!(drained["availability"], "drain");
+    assert_eq!(drained["tasks"], 0, "{drained}");
+    for t in TENANTS {
+        let status = bed.status(t).await;
+        assert_eq!(status["state"], "running", "{status}");
+        assert!(!nodes_of(&status).iter().any(|n| n == node), "{status}");
+    }
+    let back = bed.json(&["node", "activate", node]).await;
+    assert_eq!(back["availability"], "active");
+    let unknown = bed.run(&["node", "drain", "no-such-node"]).await;
+    assert_eq!(unknown.code, 17, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("no-such-node"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn a_start_that_would_break_n_plus_one_is_refused_and_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    bed.six_tenants().await;
+    let capacity = bed.json(&["capacity"]).await;
+    assert_eq!(capacity["n_plus_one"], true, "{capacity}");
+    assert!(
+        capacity["more_tenants"].as_u64().unwrap() >= 1,
+        "{capacity}"
+    );
+    assert_eq!(capacity["nodes"].as_array().unwrap().len(), 3);
+
+    // The same cluster, with room for tenant apps capped so that one more
+    // tenant cannot be absorbed when a node fails.
+    let reserved: i64 = capacity["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["reserved_memory_bytes"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let cap_mib = reserved / (1024 * 1024) + 64;
+    let tight = bed.dir.join("tight.toml");
+    std::fs::write(
+        &tight,
+        bed.config_text(&format!("node_memory_mb = {cap_mib}")),
+    )
+    .unwrap();
+    let refused = bed.run_with(&tight, &["start", "sw_over"]).await;
+    assert_eq!(refused.code, 16, "{refused:?}");
+    assert!(refused.stderr.contains("N+1"), "{}", refused.stderr);
+    let tight_capacity = bed.run_with(&tight, &["--json", "capacity"]).await.ok();
+    assert!(
+        tight_capacity.stdout.contains("\"more_tenants\": 0"),
+        "{}",
+        tight_capacity.stdout
+    );
+
+    // Nothing behind: no record, no service, no network.
+    let status = bed.run(&["status", "sw_over"]).await;
+    assert_eq!(status.code, 8, "{status:?}");
+    let services = tokio::process::Command::new("docker")
+        .args([
+            "-H",
+            &bed.manager,
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            "label=io.provision.tenant=sw_over",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        services.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&services.stdout)
+    );
+    let networks = tokio::process::Command::new("docker")
+        .args([
+            "-H",
+            &bed.manager,
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "name=provision-net-sw_over",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(networks.stdout.is_empty());
+
+    // --allow-overcommit starts it anyway; then it goes again.
+    bed.run_with(&tight, &["start", "sw_over", "--allow-overcommit"])
+        .await
+        .ok();
+    bed.run(&["destroy", "sw_over", "--purge", "--yes"])
+        .await
+        .ok();
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn start_stop_start_destroy_and_purge_as_on_one_engine() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    let t = "sw_life";
+    let first = bed.json(&["start", t]).await;
+    let (gateway, admin) = (first["gateway_port"].clone(), first["admin_port"].clone());
+    assert!(first["gateway_endpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!(":{gateway}")));
+    let status = bed.status(t).await;
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["containers"].as_array().unwrap().len(), 3);
+
+    bed.run(&["stop", t]).await.ok();
+    let stopped = bed.status(t).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    assert!(stopped["gateway_endpoint"].is_null(), "{stopped}");
+
+    let again = bed.json(&["start", t]).await;
+    assert_eq!(
+        (again["gateway_port"].clone(), again["admin_port"].clone()),
+        (gateway, admin)
+    );
+    assert_eq!(bed.status(t).await["state"], "running");
+    // A start of a running tenant changes nothing.
+    let same = bed.json(&["start", t]).await;
+    assert_eq!(same["changed"], false, "{same}");
+
+    bed.run(&["destroy", t, "--purge", "--yes"]).await.ok();
+    let gone = bed.run(&["status", t]).await;
+    assert_eq!(gone.code, 8, "{gone:?}");
+    let services = tokio::process::Command::new("docker")
+        .args([
+            "-H",
+            &bed.manager,
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.provision.tenant={t}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(services.stdout.is_empty());
+    let secrets = tokio::process::Command::new("docker")
+        .args([
+            "-H",
+            &bed.manager,
+            "secret",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.provision.tenant={t}"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        secrets.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&secrets.stdout)
+    );
+}
