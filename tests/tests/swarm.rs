@@ -443,6 +443,9 @@ async fn a_drained_node_keeps_no_tenant_task_and_every_tenant_stays_healthy() {
 async fn a_start_that_would_break_n_plus_one_is_refused_and_leaves_nothing() {
     let _serial = SERIAL.lock().await;
     let bed = Bed::get();
+    // Left by an earlier run that stopped midway, if any.
+    bed.run(&["destroy", "sw_over", "--purge-data", "--yes"])
+        .await;
     bed.six_tenants().await;
     let capacity = bed.json(&["capacity"]).await;
     assert_eq!(capacity["n_plus_one"], true, "{capacity}");
@@ -452,16 +455,17 @@ async fn a_start_that_would_break_n_plus_one_is_refused_and_leaves_nothing() {
     );
     assert_eq!(capacity["nodes"].as_array().unwrap().len(), 3);
 
-    // The same cluster, with room for tenant apps capped so that one more
-    // tenant cannot be absorbed when a node fails.
+    // The same cluster, with the room for tenant apps on each node capped
+    // below half of what is reserved with one more tenant: whichever node
+    // fails, the other two could not hold everything.
     let reserved: i64 = capacity["nodes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|n| n["reserved_memory_bytes"].as_i64().unwrap())
-        .max()
-        .unwrap();
-    let cap_mib = reserved / (1024 * 1024) + 64;
+        .sum();
+    let tenant = capacity["tenant_memory_bytes"].as_i64().unwrap();
+    let cap_mib = (reserved + tenant) / 2 / (1024 * 1024) - 1;
     let tight = bed.dir.join("tight.toml");
     std::fs::write(
         &tight,
@@ -518,7 +522,7 @@ async fn a_start_that_would_break_n_plus_one_is_refused_and_leaves_nothing() {
     bed.run_with(&tight, &["start", "sw_over", "--allow-overcommit"])
         .await
         .ok();
-    bed.run(&["destroy", "sw_over", "--purge", "--yes"])
+    bed.run(&["destroy", "sw_over", "--purge-data", "--yes"])
         .await
         .ok();
 }
@@ -554,7 +558,7 @@ async fn start_stop_start_destroy_and_purge_as_on_one_engine() {
     let same = bed.json(&["start", t]).await;
     assert_eq!(same["changed"], false, "{same}");
 
-    bed.run(&["destroy", t, "--purge", "--yes"]).await.ok();
+    bed.run(&["destroy", t, "--purge-data", "--yes"]).await.ok();
     let gone = bed.run(&["status", t]).await;
     assert_eq!(gone.code, 8, "{gone:?}");
     let services = tokio::process::Command::new("docker")

@@ -13,7 +13,7 @@ use bollard::query_parameters::{InspectContainerOptions, ListServicesOptions, Li
 use bollard::Docker;
 
 use super::nodes;
-use crate::backend::docker::{api, log_chunks, log_options};
+use crate::backend::docker::{api, is_status, log_chunks, log_options};
 use crate::backend::{BackendError, ContainerDetails, LogChunk, Probe, Result};
 use crate::domain::state::ObservedContainer;
 use crate::domain::{ContainerState, Health, ProviderId};
@@ -39,7 +39,8 @@ async fn services(docker: &Docker, tenant: Option<&ProviderId>) -> Result<Vec<Se
         .map_err(|e| api("list services", e))
 }
 
-/// The tasks of services whose name or id is in `services`.
+/// The tasks of services whose name or id is in `services` (none for a
+/// service that is gone).
 async fn tasks_of(docker: &Docker, services: Vec<String>) -> Result<Vec<Task>> {
     if services.is_empty() {
         return Ok(Vec::new());
@@ -47,10 +48,12 @@ async fn tasks_of(docker: &Docker, services: Vec<String>) -> Result<Vec<Task>> {
     let options = ListTasksOptions {
         filters: filters("service", services),
     };
-    docker
-        .list_tasks(Some(options))
-        .await
-        .map_err(|e| api("list tasks", e))
+    match docker.list_tasks(Some(options)).await {
+        Ok(tasks) => Ok(tasks),
+        // A service removed meanwhile has no tasks left to list.
+        Err(e) if is_status(&e, 404) => Ok(Vec::new()),
+        Err(e) => Err(api("list tasks", e)),
+    }
 }
 
 /// The tasks the Swarm still holds of the service with this id.
