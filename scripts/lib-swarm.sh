@@ -63,18 +63,6 @@ container_is_bed() {
     [ "$(docker container inspect --format "{{ index .Config.Labels \"$BED_LABEL\" }}" "$1" 2>/dev/null)" = 1 ]
 }
 
-# The Debian mirror this machine's apt already uses (as scripts/setup finds
-# it), so debootstrap goes where apt goes.
-debian_mirror() {
-    local uri=""
-    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-        uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    elif [ -f /etc/apt/sources.list ]; then
-        uri=$(awk '/^deb / && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
-    fi
-    echo "$uri"
-}
-
 # The capabilities the Docker CLI knows, by number. A node gets all of them
 # but those this machine's bounding set lacks: on some hosts (a VM whose init
 # drops CAP_SYS_RESOURCE) `--privileged` fails with "unable to apply caps",

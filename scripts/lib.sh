@@ -54,3 +54,15 @@ inputs_hash() {
     shift
     (cd "$dir" && find "${@:-.}" -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
 }
+
+# The Debian mirror this machine's apt already uses, so debootstrap goes
+# where apt goes (the JRE base image, the Swarm test bed's node image).
+debian_mirror() {
+    local uri=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    elif [ -f /etc/apt/sources.list ]; then
+        uri=$(awk '/^deb / && $3 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+    fi
+    echo "$uri"
+}
