@@ -90,7 +90,6 @@ impl Error {
             Error::NotNPlusOne { .. } => ErrorKind::NotNPlusOne,
             Error::DrainIncomplete { .. } => ErrorKind::DrainIncomplete,
             Error::Backend(BackendError::NodeUnknown { .. }) => ErrorKind::UnknownNode,
-            Error::Backend(BackendError::NotSwarm { .. }) => ErrorKind::Usage,
             Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
             Error::Ports(_) => ErrorKind::PortTaken,
             Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,

@@ -42,8 +42,6 @@ pub enum BackendError {
     NetworkGone { network: String },
     #[error("no Swarm node is named {node}; see provision node list")]
     NodeUnknown { node: String },
-    #[error("this engine is not a Swarm manager ({why}); set [docker] mode = \"engine\" or point [docker] host at a manager")]
-    NotSwarm { why: String },
     #[error("docker {what} failed: {why}")]
     Api { what: String, why: String },
 }

@@ -68,9 +68,10 @@ impl Provisioner {
     pub async fn capacity(&self) -> Result<CapacityReport> {
         let nodes = self.cluster("provision capacity")?.nodes().await?;
         let tenant = tenant_reservations(&self.config);
+        let losses = capacity::losses_not_absorbed(&nodes);
         Ok(CapacityReport {
-            losses_not_absorbed: capacity::losses_not_absorbed(&nodes),
-            n_plus_one: capacity::losses_not_absorbed(&nodes).is_empty(),
+            n_plus_one: losses.is_empty(),
+            losses_not_absorbed: losses,
             tenant_memory_bytes: tenant.iter().map(|r| r.memory_bytes).sum(),
             more_tenants: capacity::more_tenants(&nodes, &tenant, MORE_TENANTS_LIMIT),
             tenant_reservations: tenant,
