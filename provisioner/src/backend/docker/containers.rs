@@ -33,6 +33,23 @@ pub(super) fn log_config() -> HostConfigLogConfig {
     }
 }
 
+/// A tenant app's health check: its binary's `healthcheck` subcommand
+/// (the same on one engine and on a Swarm service).
+pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
+    HealthConfig {
+        test: Some(vec![
+            "CMD".into(),
+            spec.binary.clone(),
+            "healthcheck".into(),
+        ]),
+        interval: Some(secs(spec.health_interval_secs)),
+        timeout: Some(secs(5)),
+        retries: Some(3),
+        start_period: Some(secs(60)),
+        start_interval: None,
+    }
+}
+
 /// The engine's create request for a tenant container: the spec's image
 /// (by id, so a container runs exactly the build its spec names), its
 /// published port if it has one, its extra hosts, its limits and the
@@ -50,18 +67,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         user: Some(spec.user.clone()),
         exposed_ports: published.as_ref().map(|(key, _)| vec![key.clone()]),
-        healthcheck: Some(HealthConfig {
-            test: Some(vec![
-                "CMD".into(),
-                spec.binary.clone(),
-                "healthcheck".into(),
-            ]),
-            interval: Some(secs(spec.health_interval_secs)),
-            timeout: Some(secs(5)),
-            retries: Some(3),
-            start_period: Some(secs(60)),
-            start_interval: None,
-        }),
+        healthcheck: Some(health_check(spec)),
         host_config: Some(HostConfig {
             // Empty, not absent, for the notifier: what compose sends for a
             // service without ports, so an exported tenant inspects the same.

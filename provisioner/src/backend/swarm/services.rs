@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, NetworkAttachmentConfig,
-    ResourceObject, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecPrivileges,
-    TaskSpecContainerSpecSecrets, TaskSpecLogDriver, TaskSpecPlacement,
-    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject, SecretSpec,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets,
+    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{
     CreateImageOptions, InspectServiceOptions, ListSecretsOptions, UpdateServiceOptions,
@@ -23,7 +22,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::backend::docker::{api, is_status};
+use crate::backend::docker::{api, health_check, is_status};
 use crate::backend::{BackendError, Result};
 use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
@@ -214,18 +213,7 @@ fn service_spec(
             no_new_privileges: Some(hardened),
             ..Default::default()
         }),
-        health_check: Some(HealthConfig {
-            test: Some(vec![
-                "CMD".into(),
-                spec.binary.clone(),
-                "healthcheck".into(),
-            ]),
-            interval: Some(nanos(spec.health_interval_secs)),
-            timeout: Some(nanos(5)),
-            retries: Some(3),
-            start_period: Some(nanos(60)),
-            start_interval: None,
-        }),
+        health_check: Some(health_check(spec)),
         stop_grace_period: Some(nanos(10)),
         secrets: Some(
             secrets
