@@ -133,6 +133,17 @@ timeout_secs = 240
             .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", run.stdout))
     }
 
+    /// The ids `docker <kind> ls -q --filter <filter>` lists on the manager.
+    async fn on_manager(&self, kind: &str, filter: &str) -> String {
+        let out = tokio::process::Command::new("docker")
+            .args(["-H", &self.manager, kind, "ls", "-q", "--filter", filter])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "docker {kind} ls on the manager");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     async fn provisioner(&self) -> Provisioner {
         let config = Config::load(Some(&self.config)).expect("the bed's config parses");
         Provisioner::open(config).await.expect("state store opens")
@@ -485,38 +496,14 @@ async fn a_start_that_would_break_n_plus_one_is_refused_and_leaves_nothing() {
     // Nothing behind: no record, no service, no network.
     let status = bed.run(&["status", "sw_over"]).await;
     assert_eq!(status.code, 8, "{status:?}");
-    let services = tokio::process::Command::new("docker")
-        .args([
-            "-H",
-            &bed.manager,
-            "service",
-            "ls",
-            "-q",
-            "--filter",
-            "label=io.provision.tenant=sw_over",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        services.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&services.stdout)
-    );
-    let networks = tokio::process::Command::new("docker")
-        .args([
-            "-H",
-            &bed.manager,
-            "network",
-            "ls",
-            "-q",
-            "--filter",
-            "name=provision-net-sw_over",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(networks.stdout.is_empty());
+    let services = bed
+        .on_manager("service", "label=io.provision.tenant=sw_over")
+        .await;
+    assert!(services.is_empty(), "{}", services);
+    let networks = bed
+        .on_manager("network", "name=provision-net-sw_over")
+        .await;
+    assert!(networks.is_empty());
 
     // --allow-overcommit starts it anyway; then it goes again.
     bed.run_with(&tight, &["start", "sw_over", "--allow-overcommit"])
@@ -561,36 +548,12 @@ async fn start_stop_start_destroy_and_purge_as_on_one_engine() {
     bed.run(&["destroy", t, "--purge-data", "--yes"]).await.ok();
     let gone = bed.run(&["status", t]).await;
     assert_eq!(gone.code, 8, "{gone:?}");
-    let services = tokio::process::Command::new("docker")
-        .args([
-            "-H",
-            &bed.manager,
-            "service",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("label=io.provision.tenant={t}"),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(services.stdout.is_empty());
-    let secrets = tokio::process::Command::new("docker")
-        .args([
-            "-H",
-            &bed.manager,
-            "secret",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("label=io.provision.tenant={t}"),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        secrets.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&secrets.stdout)
-    );
+    let services = bed
+        .on_manager("service", &format!("label=io.provision.tenant={t}"))
+        .await;
+    assert!(services.is_empty());
+    let secrets = bed
+        .on_manager("secret", &format!("label=io.provision.tenant={t}"))
+        .await;
+    assert!(secrets.is_empty(), "{}", secrets);
 }
