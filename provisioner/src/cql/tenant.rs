@@ -8,6 +8,8 @@
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
+use scylla::errors::ExecutionError;
+use scylla::statement::unprepared::Statement;
 use tenant_schema::{MIGRATIONS, SCHEMA_VERSION_SETTING};
 
 use super::{statement_error, Result};
@@ -51,12 +53,34 @@ fn cql_string(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// How long one schema or role statement may take. Cassandra applies schema
+/// changes one at a time, so twenty tenants created or dropped at once on a
+/// loaded 2-core node queue behind each other well past the driver's 30 s.
+const SCHEMA_STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a statement that timed out on the client side is tried again.
+/// Every statement sent by [`run`] is idempotent (`IF [NOT] EXISTS`, grants,
+/// upserts), so a retry after a timeout that the node did apply converges.
+const SCHEMA_STATEMENT_ATTEMPTS: u32 = 3;
+
+/// Runs one idempotent schema, role or settings statement, retrying a
+/// client-side timeout.
 async fn run(session: &Session, tenant: &ProviderId, what: &str, cql: String) -> Result<()> {
-    session
-        .query_unpaged(cql, ())
-        .await
-        .map(|_| ())
-        .map_err(|e| statement_error(tenant, what, e))
+    let mut statement = Statement::new(cql);
+    statement.set_request_timeout(Some(SCHEMA_STATEMENT_TIMEOUT));
+    let mut attempt = 1;
+    loop {
+        match session.query_unpaged(statement.clone(), ()).await {
+            Ok(_) => return Ok(()),
+            Err(ExecutionError::RequestTimeout(after)) if attempt < SCHEMA_STATEMENT_ATTEMPTS => {
+                tracing::warn!(
+                    %tenant, what, attempt, after_secs = after.as_secs(),
+                    "schema statement timed out on the client side; trying it again"
+                );
+                attempt += 1;
+            }
+            Err(e) => return Err(statement_error(tenant, what, e)),
+        }
+    }
 }
 
 /// The schema version applied to a tenant keyspace: 0 while its settings
