@@ -12,6 +12,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PROVISION_CACHE/target}"
 RUST_TARGET="x86_64-unknown-linux-gnu"
 export RELEASE_BIN_DIR="$CARGO_TARGET_DIR/$RUST_TARGET/release"
 
+# How the test scripts call cargo test. The end-to-end tests of tests/ only
+# orchestrate engines, nodes and clients, so their crate (provision-testkit)
+# is compiled at opt-level 1: its two dozen test binaries are the longest
+# part of a clean build. The crates they drive (the provisioner, ingest,
+# gateway-sim, ...) stay at the release profile's level.
+TEST_CARGO_FLAGS=(--release --locked --config 'profile.release.package.provision-testkit.opt-level=1')
+
 # The classic builder: images here are FROM scratch or FROM a locally
 # imported base, and no BuildKit frontend can be pulled on this network.
 export DOCKER_BUILDKIT=0

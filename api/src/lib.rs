@@ -8,6 +8,8 @@
 //!   tenant, and the long polls that wait for them;
 //! - [`watcher`]: keeps every tenant at its desired state;
 //! - [`cache`]: the tenants' status as the list and the metrics serve it;
+//! - [`endpoints`]: where each tenant app answers now, as the watcher
+//!   follows it;
 //! - [`metrics`]: `/metrics`, in Prometheus' text format;
 //! - [`openapi`]: the OpenAPI 3.1 document, from the handlers' annotations;
 //! - [`auth`]: who asks (the Unix socket's peer, or an operator token on
@@ -15,6 +17,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod endpoints;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -30,6 +33,7 @@ use axum::Router;
 use provisioner::Provisioner;
 
 use cache::StatusCache;
+use endpoints::EndpointBook;
 use jobs::Jobs;
 use metrics::Metrics;
 use watcher::Watcher;
@@ -43,6 +47,7 @@ pub struct AppState {
     pub cache: Arc<StatusCache>,
     pub metrics: Arc<Metrics>,
     pub watcher: Arc<Watcher>,
+    pub endpoints: Arc<EndpointBook>,
 }
 
 impl AppState {
@@ -59,11 +64,13 @@ impl AppState {
             hook.1.invalidate();
         });
         let jobs = Arc::new(Jobs::new(provisioner.clone(), changes, metrics.clone()));
+        let endpoints = Arc::new(EndpointBook::new(metrics.clone()));
         let watcher = Arc::new(Watcher::new(
             provisioner.clone(),
             jobs.clone(),
             cache.clone(),
             metrics.clone(),
+            endpoints.clone(),
         ));
         AppState {
             provisioner,
@@ -71,6 +78,7 @@ impl AppState {
             cache,
             metrics,
             watcher,
+            endpoints,
         }
     }
 }
@@ -110,6 +118,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/reconcile", post(routes::reconcile))
         .route("/v1/operations", get(routes::operations))
         .route("/v1/operations/{op}", get(routes::operation))
+        .route("/v1/endpoints", get(routes::endpoints))
         .route("/v1/nodes", get(routes::nodes))
         .route("/v1/capacity", get(routes::capacity))
         .route("/v1/nodes/{node}/drain", post(routes::node_drain))

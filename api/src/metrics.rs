@@ -29,6 +29,7 @@ struct Counters {
     reconcile_passes: u64,
     reconcile_seconds: f64,
     engine_reconnects: u64,
+    endpoint_changes: u64,
     /// Per kind: bucket counts, count and sum of the operations this
     /// daemon ran.
     durations: BTreeMap<&'static str, ([u64; BUCKETS.len()], u64, f64)>,
@@ -55,6 +56,10 @@ impl Metrics {
 
     pub fn engine_reconnected(&self) {
         self.with(|c| c.engine_reconnects += 1);
+    }
+
+    pub fn endpoint_changed(&self) {
+        self.with(|c| c.endpoint_changes += 1);
     }
 
     pub fn operation_done(&self, kind: &'static str, took: Duration) {
@@ -343,6 +348,17 @@ pub async fn render(state: &AppState) -> Result<String, Error> {
         out,
         "provisiond_engine_reconnects_total {}",
         c.engine_reconnects
+    );
+    family(
+        &mut out,
+        "provisiond_endpoint_changes_total",
+        "counter",
+        "Tenant app endpoints that changed (an app started, moved to another node, or stopped).",
+    );
+    let _ = writeln!(
+        out,
+        "provisiond_endpoint_changes_total {}",
+        c.endpoint_changes
     );
     drop(c);
     family(

@@ -47,6 +47,7 @@ use crate::routes;
         routes::report_send,
         routes::operations,
         routes::operation,
+        routes::endpoints,
         routes::nodes,
         routes::capacity,
         routes::node_drain,

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Requester;
+use crate::endpoints::Endpoints;
 use crate::problem::ApiError;
 use crate::AppState;
 
@@ -602,6 +603,14 @@ pub async fn metrics(State(s): State<AppState>) -> ApiResult<Response> {
         text,
     )
         .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/endpoints", tag = "cluster",
+    responses((status = 200, description = "Where every tenant's ingest and admin answer now, each with the time it last changed. On one engine: the public host and the leased ports while the app runs. In Swarm mode: the address of the node its task runs on; the watcher follows the tasks the Swarm moves after a node event, and this route takes a fresh look too", body = Endpoints)))]
+pub async fn endpoints(State(s): State<AppState>) -> ApiResult<Json<Endpoints>> {
+    s.endpoints.refresh(&s.provisioner).await?;
+    let view = s.endpoints.view(s.provisioner.config.docker.mode);
+    Ok(Json(view.expect("a look was just taken")))
 }
 
 #[utoipa::path(get, path = "/v1/nodes", tag = "cluster",

@@ -9,6 +9,10 @@
 //! next one: 1 s, doubling up to `max_backoff_secs`; its status says so.
 //! A tenant stopped through provision is stopped by its desired state:
 //! its reconcile plans nothing.
+//!
+//! The watcher also keeps the daemon's [`EndpointBook`]: a look after
+//! every pass, and, after a Swarm node event, a look every second while
+//! the Swarm moves the lost node's tasks (their endpoints move with them).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +24,7 @@ use provisioner::{ErrorKind, ProviderId, Provisioner};
 use tokio::sync::mpsc;
 
 use crate::cache::StatusCache;
+use crate::endpoints::{EndpointBook, FOLLOW, FOLLOW_POLL};
 use crate::jobs::Jobs;
 use crate::metrics::Metrics;
 
@@ -71,9 +76,12 @@ pub struct Watcher {
     jobs: Arc<Jobs>,
     cache: Arc<StatusCache>,
     metrics: Arc<Metrics>,
+    endpoints: Arc<EndpointBook>,
     resync: Duration,
     max_backoff: Duration,
     repairs: Mutex<HashMap<ProviderId, Repairs>>,
+    /// While the endpoints are followed after a node event: until when.
+    follow_until: Mutex<Option<Instant>>,
 }
 
 impl Watcher {
@@ -82,6 +90,7 @@ impl Watcher {
         jobs: Arc<Jobs>,
         cache: Arc<StatusCache>,
         metrics: Arc<Metrics>,
+        endpoints: Arc<EndpointBook>,
     ) -> Watcher {
         let daemon = &provisioner.config.daemon;
         Watcher {
@@ -91,7 +100,9 @@ impl Watcher {
             jobs,
             cache,
             metrics,
+            endpoints,
             repairs: Mutex::new(HashMap::new()),
+            follow_until: Mutex::new(None),
         }
     }
 
@@ -194,6 +205,7 @@ impl Watcher {
                     // the tasks, every tenant's endpoints may have moved.
                     tracing::info!(node = %event.container, action = %event.action, "swarm node event");
                     self.cache.invalidate();
+                    self.follow_endpoints();
                     let _ = tx.send(Trigger::All("swarm node event"));
                 } else if relevant {
                     self.cache.invalidate();
@@ -236,6 +248,40 @@ impl Watcher {
         });
         futures::future::join_all(repairs).await;
         self.metrics.reconcile_pass(started.elapsed());
+        self.look_at_endpoints().await;
+    }
+
+    /// Looks at the endpoints every [`FOLLOW_POLL`] until [`FOLLOW`] has
+    /// passed since the last call (one follower at a time).
+    fn follow_endpoints(self: &Arc<Self>) {
+        let mut until = self.follow_until.lock().expect("not poisoned");
+        let following = until.is_some();
+        *until = Some(Instant::now() + FOLLOW);
+        if following {
+            return;
+        }
+        drop(until);
+        let watcher = self.clone();
+        tokio::spawn(async move {
+            loop {
+                watcher.look_at_endpoints().await;
+                tokio::time::sleep(FOLLOW_POLL).await;
+                let mut until = watcher.follow_until.lock().expect("not poisoned");
+                if until.is_none_or(|u| Instant::now() >= u) {
+                    *until = None;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// One look at the endpoints; a change makes the status list stale.
+    async fn look_at_endpoints(&self) {
+        match self.endpoints.refresh(&self.provisioner).await {
+            Ok(changes) if !changes.is_empty() => self.cache.invalidate(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "watcher: cannot read the endpoints"),
+        }
     }
 
     /// One tenant to its desired state, unless it backs off.

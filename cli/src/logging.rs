@@ -26,7 +26,8 @@ pub fn init(verbose: u8, format: Format) {
         .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         Format::Text => builder.with_target(false).compact().init(),
         Format::Json => builder

@@ -73,6 +73,24 @@ async fn the_daemon_answers_what_the_cli_answers_and_errors_as_problems() {
     let (status, _, body) = get(&socket, "/v1/tenants").await;
     assert_eq!(status, 200);
     assert!(body.contains(&format!("\"provider\":\"{id}\"")), "{body}");
+    // On one engine the endpoints are the public host and the leased ports.
+    let (status, _, body) = get(&socket, "/v1/endpoints").await;
+    assert_eq!(status, 200, "{body}");
+    let book: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(book["mode"], "engine", "{body}");
+    for (app, port) in [
+        ("ingest", &cli["gateway_port"]),
+        ("admin", &cli["admin_port"]),
+    ] {
+        let entry = book["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["tenant"] == id.as_str() && e["app"] == app)
+            .unwrap_or_else(|| panic!("no {app} of {id}: {body}"));
+        assert_eq!(entry["endpoint"], format!("127.0.0.1:{port}"), "{body}");
+        assert!(entry["since"].is_string(), "{body}");
+    }
     let (status, _, body) = get(&socket, &format!("/v1/tenants/{id}/plan")).await;
     assert_eq!(
         (status, body.contains("\"plan\":[]")),

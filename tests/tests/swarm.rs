@@ -9,7 +9,10 @@
 //! (`.ci/run` calls it after `scripts/test`). They share one state store
 //! and the one managed Cassandra (its rotated superuser lives in that
 //! store), and run one at a time: a node kill or a drain moves everyone's
-//! tasks.
+//! tasks. libtest runs them in the order of their names, so the spread
+//! test (`a_bed_s_...`) runs first, on the tenants it starts on a fresh
+//! bed: the Swarm does not move tasks back onto a node that was drained
+//! or lost and came back, so after those tests one node may run none.
 
 mod provision_support;
 
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway_sim::resilient::{self, Endpoint, Progress, ResilientConfig};
-use provision_support::{provision_bin, Run};
+use provision_support::{api, provision_bin, provisiond_bin, Run};
 use provision_testkit::faults::missing_acked;
 use provisioner::{Config, ProviderId, Provisioner};
 use serde_json::Value;
@@ -174,6 +177,39 @@ timeout_secs = 240
         out
     }
 
+    /// `provisiond` on the bed's config, on a Unix socket of the test
+    /// directory (the socket's peer needs no token), its log beside it.
+    async fn daemon(&self) -> BedDaemon {
+        let socket = self.dir.join("provisiond.sock");
+        let log = self.dir.join("provisiond.log");
+        let _ = std::fs::remove_file(&socket);
+        let child = tokio::process::Command::new(provisiond_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("provisiond starts");
+        let daemon = BedDaemon { child, socket, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::UnixStream::connect(&daemon.socket)
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "provisiond did not listen within 30 s:\n{}",
+                daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        daemon
+    }
+
     async fn status(&self, tenant: &str) -> Value {
         self.json(&["status", tenant]).await
     }
@@ -185,6 +221,49 @@ timeout_secs = 240
             .cloned()
             .expect("a list of nodes")
     }
+}
+
+struct BedDaemon {
+    #[allow(dead_code)] // killed on drop
+    child: tokio::process::Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl BedDaemon {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let target = format!("unix:{}", self.socket.display());
+        let (status, _, body) = api(&target, "GET", path, None, None).await;
+        (status, body)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A counter of `/metrics` (0 while it has no sample).
+    async fn counter(&self, sample: &str) -> u64 {
+        let (_, metrics) = self.get("/metrics").await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The newest endpoint the daemon's watcher logged for the tenant's
+/// ingest (`endpoint changed tenant=.. app=ingest from=.. to=..`), unless
+/// that change was to none.
+fn watcher_moved_to(log: &str, tenant: &str) -> Option<String> {
+    let line = log.lines().rfind(|l| {
+        l.contains("endpoint changed")
+            && l.contains(&format!("tenant={tenant} "))
+            && l.contains("app=ingest")
+    })?;
+    let to = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("to="))?;
+    (to != "-").then(|| to.to_owned())
 }
 
 fn endpoint_of(status: &Value) -> Option<String> {
@@ -278,7 +357,7 @@ async fn finish(bed: &Bed, streams: Vec<Stream>) {
 
 #[tokio::test]
 #[ignore = "needs the Swarm test bed: scripts/test-swarm"]
-async fn six_tenants_spread_over_three_nodes_and_every_endpoint_acks() {
+async fn a_bed_s_six_tenants_spread_over_three_nodes_and_every_endpoint_acks() {
     let _serial = SERIAL.lock().await;
     let bed = Bed::get();
     let tokens = bed.six_tenants().await;
@@ -355,6 +434,30 @@ async fn a_lost_node_s_tenants_run_elsewhere_within_90_s_and_no_acked_reading_is
         .map(|(n, _)| n.clone())
         .expect("a worker with an ingest task");
 
+    let victim_address = bed
+        .nodes()
+        .await
+        .iter()
+        .find(|n| n["hostname"] == victim.as_str())
+        .and_then(|n| n["address"].as_str().map(str::to_owned))
+        .expect("the victim's address");
+    // The daemon's watcher is what sees the new placement.
+    let daemon = bed.daemon().await;
+    let (code, body) = daemon.get("/v1/endpoints").await;
+    assert_eq!(code, 200, "{body}");
+    let book: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(book["mode"], "swarm", "{book}");
+    for (tenant, _, endpoint) in on_node.values().flatten() {
+        assert!(
+            book["endpoints"].as_array().unwrap().iter().any(|e| {
+                e["tenant"] == tenant.as_str()
+                    && e["app"] == "ingest"
+                    && e["endpoint"] == endpoint.as_str()
+            }),
+            "{tenant} at {endpoint} not in the daemon's endpoints: {book}"
+        );
+    }
+
     let mut streams = Vec::new();
     let since = Instant::now();
     for (tenant, token, endpoint) in on_node.values().flatten() {
@@ -373,33 +476,50 @@ async fn a_lost_node_s_tenants_run_elsewhere_within_90_s_and_no_acked_reading_is
         .unwrap();
     assert!(status.success(), "docker kill {victim}");
 
-    // Within 90 s each of the victim's tenants runs elsewhere, and its
-    // gateway reaches the new endpoint.
+    // Within 90 s each of the victim's tenants runs elsewhere, healthy;
+    // the daemon's watcher (nobody asks it meanwhile) logged its new
+    // endpoint, and its gateway is re-pointed there.
     let deadline = killed + Duration::from_secs(90);
     let mut pending = moved.clone();
     while !pending.is_empty() {
         assert!(
             Instant::now() < deadline,
-            "not moved off {victim} within 90 s: {pending:?}"
+            "not moved off {victim} within 90 s: {pending:?}\n{}",
+            daemon.log()
         );
+        let log = daemon.log();
         let mut still = Vec::new();
         for tenant in pending {
+            let to = watcher_moved_to(&log, &tenant)
+                .filter(|to| !to.starts_with(&format!("{victim_address}:")));
+            let Some(to) = to else {
+                still.push(tenant);
+                continue;
+            };
             let status = bed.status(&tenant).await;
-            let placed = nodes_of(&status);
-            let endpoint = endpoint_of(&status);
-            let healthy = status["state"] == "running" && !placed.contains(&victim);
-            match endpoint.filter(|_| healthy) {
-                Some(e) => {
-                    let s = streams.iter().find(|s| s.tenant == tenant).unwrap();
-                    s.endpoint.set(&e);
-                }
-                None => still.push(tenant),
+            let healthy = status["state"] == "running" && !nodes_of(&status).contains(&victim);
+            if healthy && endpoint_of(&status).as_ref() == Some(&to) {
+                let s = streams.iter().find(|s| s.tenant == tenant).unwrap();
+                s.endpoint.set(&to);
+            } else {
+                still.push(tenant);
             }
         }
         pending = still;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let moved_in = killed.elapsed();
+    assert!(
+        daemon
+            .counter("provisiond_watcher_events_total{action=\"node down\"}")
+            .await
+            >= 1,
+        "the watcher saw no node down:\n{}",
+        daemon.log()
+    );
+    // At least each moved ingest to its new node.
+    let changes = daemon.counter("provisiond_endpoint_changes_total").await;
+    assert!(changes >= moved.len() as u64, "{changes} endpoint changes");
     let after = Instant::now();
     for s in &streams {
         acked_since(s, after, Duration::from_secs(90)).await;

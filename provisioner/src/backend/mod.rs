@@ -117,12 +117,31 @@ pub enum Probe {
     NotYet(String),
 }
 
+/// Where one tenant app answers now.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEndpoint {
+    pub tenant: ProviderId,
+    /// `ingest` (the gateway endpoint) or `admin` (the panel).
+    pub app: String,
+    /// Swarm mode: the node (hostname) its task runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `address:port` where its published port answers while the app
+    /// runs; none while it is stopped or being moved.
+    pub endpoint: Option<String>,
+}
+
 /// What a platform that spans nodes adds (Swarm): its nodes, with what
-/// they have and what our tasks reserve on each, and drain/activate.
+/// they have and what our tasks reserve on each, drain/activate, and
+/// where each app's task runs now.
 #[async_trait]
 pub trait Cluster: Send + Sync {
     async fn nodes(&self) -> Result<Vec<NodeInventory>>;
     async fn set_availability(&self, node: &str, availability: Availability) -> Result<()>;
+    /// The endpoint of every tenant app that publishes a port, from one
+    /// listing of services, tasks and nodes.
+    async fn endpoints(&self) -> Result<Vec<AppEndpoint>>;
 }
 
 /// What the operations need from the container platform. Every call that

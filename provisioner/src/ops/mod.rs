@@ -13,6 +13,7 @@
 
 pub mod alerts;
 mod destroy;
+mod endpoints;
 pub mod executor;
 pub mod export;
 mod gateways;

@@ -27,7 +27,9 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::docker::DockerBackend;
-use super::{Backend, Cluster, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage};
+use super::{
+    AppEndpoint, Backend, Cluster, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,
+};
 use crate::config::Config;
 use crate::domain::capacity::{Availability, NodeInventory};
 use crate::domain::spec::ContainerSpec;
@@ -63,6 +65,10 @@ impl Cluster for SwarmBackend {
 
     async fn set_availability(&self, node: &str, availability: Availability) -> Result<()> {
         nodes::set_availability(self.docker().await?, node, availability).await
+    }
+
+    async fn endpoints(&self) -> Result<Vec<AppEndpoint>> {
+        tasks::endpoints(self.docker().await?).await
     }
 }
 

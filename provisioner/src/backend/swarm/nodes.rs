@@ -50,16 +50,6 @@ pub(super) async fn addresses(docker: &Docker) -> Result<HashMap<String, NodeAdd
         .collect())
 }
 
-/// The ids of the nodes that are down.
-pub(super) async fn down(docker: &Docker) -> Result<Vec<String>> {
-    Ok(addresses(docker)
-        .await?
-        .into_iter()
-        .filter(|(_, n)| n.state == Some(NodeState::DOWN))
-        .map(|(id, _)| id)
-        .collect())
-}
-
 fn lowercase<T: serde::Serialize>(value: &Option<T>) -> String {
     value
         .as_ref()

@@ -12,9 +12,9 @@ use bollard::models::{NodeState, Service, Task, TaskState};
 use bollard::query_parameters::{InspectContainerOptions, ListServicesOptions, ListTasksOptions};
 use bollard::Docker;
 
-use super::nodes;
+use super::nodes::{self, NodeAddress};
 use crate::backend::docker::{api, is_status, log_chunks, log_options};
-use crate::backend::{BackendError, ContainerDetails, LogChunk, Probe, Result};
+use crate::backend::{AppEndpoint, BackendError, ContainerDetails, LogChunk, Probe, Result};
 use crate::domain::state::ObservedContainer;
 use crate::domain::{ContainerState, Health, ProviderId};
 use crate::labels;
@@ -124,13 +124,6 @@ fn current<'a>(tasks: &'a [Task], service_id: &str, down: &[String]) -> Option<&
         .max_by_key(|t| t.created_at.as_ref().map(|c| c.to_string()))
 }
 
-fn hash_label(s: &Service) -> Option<String> {
-    s.spec
-        .as_ref()
-        .and_then(|s| s.labels.as_ref())
-        .and_then(|l| l.get(labels::CONFIG_HASH).cloned())
-}
-
 /// Every tenant service as an observed container.
 pub(super) async fn observe_services(
     docker: &Docker,
@@ -139,7 +132,7 @@ pub(super) async fn observe_services(
     let services = services(docker, tenant).await?;
     let ids: Vec<String> = services.iter().filter_map(|s| s.id.clone()).collect();
     let tasks = tasks_of(docker, ids).await?;
-    let down = nodes::down(docker).await?;
+    let down = down_of(&nodes::addresses(docker).await?);
     let mut out: Vec<ObservedContainer> = services
         .iter()
         .map(|s| {
@@ -147,15 +140,10 @@ pub(super) async fn observe_services(
             let (state, health) = state_of(current(&tasks, &id, &down), replicas(s));
             ObservedContainer {
                 name: service_name(s),
-                tenant: s
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.labels.as_ref())
-                    .and_then(|l| l.get(labels::TENANT))
-                    .and_then(|t| ProviderId::parse(t).ok()),
+                tenant: label(s, labels::TENANT).and_then(|t| ProviderId::parse(t).ok()),
                 state,
                 health,
-                spec_hash: hash_label(s),
+                spec_hash: label(s, labels::CONFIG_HASH).cloned(),
             }
         })
         .collect();
@@ -204,22 +192,24 @@ fn describe(task: &Task) -> String {
     }
 }
 
-/// The app's details: its current task's state, node and endpoint (the
-/// node's address and the published port), the newest health line when
-/// the task runs on the manager itself.
-pub(super) async fn details(docker: &Docker, name: &str) -> Result<Option<ContainerDetails>> {
-    let Some((service, tasks)) = service_and_tasks(docker, name).await? else {
-        return Ok(None);
-    };
-    let id = service.id.clone().unwrap_or_default();
-    let nodes = nodes::addresses(docker).await?;
-    let down: Vec<String> = nodes
+/// The ids of the nodes that are down.
+fn down_of(nodes: &HashMap<String, NodeAddress>) -> Vec<String> {
+    nodes
         .iter()
         .filter(|(_, n)| n.state == Some(NodeState::DOWN))
         .map(|(id, _)| id.clone())
-        .collect();
-    let task = current(&tasks, &id, &down);
-    let (state, health) = state_of(task, replicas(&service));
+        .collect()
+}
+
+/// The node (hostname) the app's current task runs on and, while the app
+/// runs, its endpoint there: the node's address and the service's
+/// published port (host mode: the port moves with the task).
+fn placed(
+    service: &Service,
+    task: Option<&Task>,
+    state: ContainerState,
+    nodes: &HashMap<String, NodeAddress>,
+) -> (Option<String>, Option<String>) {
     let node = task
         .and_then(|t| t.node_id.as_ref())
         .and_then(|n| nodes.get(n));
@@ -235,6 +225,63 @@ pub(super) async fn details(docker: &Docker, name: &str) -> Result<Option<Contai
         .zip(published)
         .filter(|_| state.is_running())
         .map(|(addr, port)| format!("{addr}:{port}"));
+    (node.and_then(|n| n.hostname.clone()), endpoint)
+}
+
+fn label<'a>(s: &'a Service, key: &str) -> Option<&'a String> {
+    s.spec
+        .as_ref()
+        .and_then(|s| s.labels.as_ref())
+        .and_then(|l| l.get(key))
+}
+
+/// Every tenant service that publishes a port: its node and endpoint now.
+pub(super) async fn endpoints(docker: &Docker) -> Result<Vec<AppEndpoint>> {
+    let services = services(docker, None).await?;
+    let ids: Vec<String> = services.iter().filter_map(|s| s.id.clone()).collect();
+    let tasks = tasks_of(docker, ids).await?;
+    let nodes = nodes::addresses(docker).await?;
+    let down = down_of(&nodes);
+    let mut out: Vec<AppEndpoint> = services
+        .iter()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.endpoint_spec.as_ref())
+                .and_then(|e| e.ports.as_ref())
+                .is_some_and(|p| !p.is_empty())
+        })
+        .filter_map(|s| {
+            let tenant = ProviderId::parse(label(s, labels::TENANT)?).ok()?;
+            let app = label(s, labels::ROLE)?.clone();
+            let task = current(&tasks, s.id.as_deref().unwrap_or_default(), &down);
+            let (state, _) = state_of(task, replicas(s));
+            let (node, endpoint) = placed(s, task, state, &nodes);
+            Some(AppEndpoint {
+                tenant,
+                app,
+                node,
+                endpoint,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.tenant, &a.app).cmp(&(&b.tenant, &b.app)));
+    Ok(out)
+}
+
+/// The app's details: its current task's state, node and endpoint (the
+/// node's address and the published port), the newest health line when
+/// the task runs on the manager itself.
+pub(super) async fn details(docker: &Docker, name: &str) -> Result<Option<ContainerDetails>> {
+    let Some((service, tasks)) = service_and_tasks(docker, name).await? else {
+        return Ok(None);
+    };
+    let id = service.id.clone().unwrap_or_default();
+    let nodes = nodes::addresses(docker).await?;
+    let down = down_of(&nodes);
+    let task = current(&tasks, &id, &down);
+    let (state, health) = state_of(task, replicas(&service));
+    let (node, endpoint) = placed(&service, task, state, &nodes);
     let started_at = task
         .filter(|_| state.is_running())
         .and_then(|t| t.status.as_ref())
@@ -269,7 +316,7 @@ pub(super) async fn details(docker: &Docker, name: &str) -> Result<Option<Contai
         health_log,
         // Tasks the Swarm replaced (it keeps a few in its history).
         restart_count: tasks.len().saturating_sub(1) as i64,
-        node: node.and_then(|n| n.hostname.clone()),
+        node,
         endpoint,
         task_state: task.map(describe),
         ..ContainerDetails::default()
