@@ -12,6 +12,8 @@
 //! - [`rate_limit`]: the tenant's readings per second, held by backpressure
 //! - [`tls`]: TLS on the gateway port (off, optional, required) and its
 //!   certificate, reloaded when renewed
+//! - [`proxy_protocol`]: the pure decoder of the PROXY protocol v2 header
+//!   a front puts before a gateway's bytes
 //! - [`admission`]: the connection caps (logged in, without a hello, per
 //!   address) and the back-off of addresses whose hellos fail
 //! - [`auth`]: checking a hello, with a short negative cache
@@ -28,6 +30,7 @@ pub mod auth;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod proxy_protocol;
 pub mod rate_limit;
 pub mod revocation;
 pub mod sampled_log;
