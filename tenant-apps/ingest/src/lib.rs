@@ -14,6 +14,9 @@
 //!   certificate, reloaded when renewed
 //! - [`proxy_protocol`]: the pure decoder of the PROXY protocol v2 header
 //!   a front puts before a gateway's bytes
+//! - [`trusted_proxies`]: the fronts trusted to send it
+//!   (`INGEST_TRUSTED_PROXIES`), reading it off a connection, refusing it
+//!   from anyone else
 //! - [`admission`]: the connection caps (logged in, without a hello, per
 //!   address) and the back-off of addresses whose hellos fail
 //! - [`auth`]: checking a hello, with a short negative cache
@@ -38,4 +41,5 @@ pub mod server;
 pub mod settings;
 pub mod store;
 pub mod tls;
+pub mod trusted_proxies;
 pub mod write_queue;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tenant_common::ConfigError;
 
 use crate::tls::TlsMode;
+use crate::trusted_proxies::TrustedProxies;
 
 /// How one ingest process listens and limits itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,12 @@ pub struct Settings {
     /// [`crate::store::parse_consistency`]): how many replicas hold a frame
     /// before it is acked.
     pub write_consistency: scylla::statement::Consistency,
+    /// `INGEST_TRUSTED_PROXIES` (comma-separated IP addresses; default
+    /// none): the fronts whose connections start with a PROXY protocol v2
+    /// header, whose source address then stands for the connection's
+    /// ([`crate::trusted_proxies`]). From any other address a header is
+    /// refused; with none set, no header is expected at all.
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6000";
@@ -101,6 +108,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             write_consistency: scylla::statement::Consistency::LocalQuorum,
+            trusted_proxies: TrustedProxies::none(),
         }
     }
 }
@@ -172,6 +180,7 @@ impl Settings {
                 }
                 _ => d.write_consistency,
             },
+            trusted_proxies: parse(&lookup, "INGEST_TRUSTED_PROXIES", d.trusted_proxies)?,
         }
         .checked()
     }
@@ -271,6 +280,8 @@ mod tests {
     #[test]
     fn defaults_apply_when_nothing_is_set() {
         assert_eq!(read(&[]).unwrap(), Settings::default());
+        let blank = read(&[("INGEST_TRUSTED_PROXIES", " ")]).unwrap();
+        assert!(blank.trusted_proxies.is_empty(), "no front trusted");
     }
 
     #[test]
@@ -289,8 +300,11 @@ mod tests {
             ("INGEST_REVOCATION_CHECK_SECS", "2"),
             ("INGEST_WRITE_CONSISTENCY", "ONE"),
             ("INGEST_MAX_READINGS_PER_SEC", "500"),
+            ("INGEST_TRUSTED_PROXIES", "10.0.1.5, 10.0.2.5"),
         ])
         .unwrap();
+        assert!(s.trusted_proxies.trusts("10.0.2.5".parse().unwrap()));
+        assert!(!s.trusted_proxies.trusts("10.0.3.5".parse().unwrap()));
         assert_eq!(s.max_readings_per_sec, 500);
         assert_eq!(s.write_consistency, scylla::statement::Consistency::One);
         assert_eq!(s.hello_timeout, Duration::from_secs(3));
@@ -346,6 +360,9 @@ mod tests {
             ("INGEST_MAX_READINGS_PER_SEC", "-1"),
             ("INGEST_MAX_READINGS_PER_SEC", "fast"),
             ("INGEST_MAX_READINGS_PER_SEC", "5000000000"),
+            ("INGEST_TRUSTED_PROXIES", "front-1"),
+            ("INGEST_TRUSTED_PROXIES", "10.0.1.5,"),
+            ("INGEST_TRUSTED_PROXIES", "10.0.0.0/8"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
