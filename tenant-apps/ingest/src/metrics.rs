@@ -9,6 +9,7 @@ use tenant_schema::health::IngestHealth;
 
 use crate::admission::Rejection;
 use crate::auth::HelloRefusal;
+use crate::trusted_proxies::ProxyRefusal;
 
 /// Upper bounds of the write latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -44,6 +45,9 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     /// Plain connections closed because TLS is required.
     pub plain_refused: AtomicU64,
+    /// PROXY protocol v2 headers taken from trusted fronts.
+    pub proxy_headers: AtomicU64,
+    proxy_refused: [AtomicU64; ProxyRefusal::ALL.len()],
     pub auth_failures: AtomicU64,
     hello_refusals: [AtomicU64; HelloRefusal::ALL.len()],
     /// Reads of a gateway's row to check a hello.
@@ -96,6 +100,16 @@ impl Metrics {
     /// Hellos refused for `why` so far.
     pub fn hello_refusals(&self, why: HelloRefusal) -> u64 {
         self.hello_refusals[why as usize].load(Relaxed)
+    }
+
+    /// Counts one connection closed for its PROXY header.
+    pub fn refuse_proxy(&self, why: ProxyRefusal) {
+        Self::inc(&self.proxy_refused[why as usize]);
+    }
+
+    /// Connections closed for their PROXY header for `why` so far.
+    pub fn proxy_refused(&self, why: ProxyRefusal) -> u64 {
+        self.proxy_refused[why as usize].load(Relaxed)
     }
 
     /// Counts one wait of a connection for the rate limit.
@@ -205,6 +219,12 @@ impl Metrics {
             "counter",
             "Plain connections closed because the port requires TLS.",
             get(&self.plain_refused),
+        );
+        one(
+            "ingest_proxy_headers_total",
+            "counter",
+            "PROXY protocol v2 headers taken from trusted fronts (INGEST_TRUSTED_PROXIES).",
+            get(&self.proxy_headers),
         );
         one(
             "ingest_connections_evicted_total",
@@ -337,6 +357,14 @@ impl Metrics {
                 .iter()
                 .map(|r| (r.label(), self.hello_refusals(*r))),
         );
+        labeled(
+            &mut out,
+            "ingest_proxy_refused_total",
+            "Connections closed for their PROXY header, by reason (untrusted: one from an address not in INGEST_TRUSTED_PROXIES; missing: none from a trusted front; invalid: one that cannot be decoded).",
+            ProxyRefusal::ALL
+                .iter()
+                .map(|r| (r.label(), self.proxy_refused(*r))),
+        );
         let name = "ingest_write_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to write one frame to Cassandra.");
         let _ = writeln!(out, "# TYPE {name} histogram");
@@ -397,6 +425,9 @@ mod tests {
         m.reject(Rejection::Address);
         Metrics::inc(&m.logged_in_tls);
         m.rate_limited(Duration::from_millis(1500));
+        Metrics::inc(&m.proxy_headers);
+        m.refuse_proxy(ProxyRefusal::Untrusted);
+        m.refuse_proxy(ProxyRefusal::Untrusted);
         let text = m.render();
         assert!(
             text.contains("ingest_connections{transport=\"plain\"} 0\n"),
@@ -431,6 +462,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ingest_acks_total 1\n"), "{text}");
+        assert!(text.contains("ingest_proxy_headers_total 1\n"), "{text}");
+        assert!(
+            text.contains("ingest_proxy_refused_total{reason=\"untrusted\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ingest_proxy_refused_total{reason=\"missing\"} 0\n"),
+            "{text}"
+        );
         assert!(
             text.contains("ingest_write_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
             "{text}"
