@@ -69,6 +69,7 @@ pub async fn run(
         write_concurrency = settings.write_concurrency,
         batch_frames = settings.batch_frames,
         tls = settings.tls.as_str(),
+        trusted_proxies = %settings.trusted_proxies,
         write_consistency = tenant_schema::cql::consistency_name(settings.write_consistency),
         "ingest ready"
     );
@@ -78,12 +79,13 @@ pub async fn run(
         metrics.clone(),
         shutdown.clone(),
     ));
-    let gateways = tokio::spawn(server::serve(
+    let gateways = tokio::spawn(server::serve_behind(
         listener,
         store,
         metrics,
         Limits::from(&settings),
         tls,
+        settings.trusted_proxies.clone(),
         shutdown.clone(),
     ));
     shutdown.cancelled().await;

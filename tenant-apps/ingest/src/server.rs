@@ -33,8 +33,21 @@
 //!   byte before anything else; the TLS handshake, like that first byte,
 //!   must come within the hello deadline. Inside TLS everything above holds
 //!   unchanged.
+//! - the PROXY protocol v2 ([`crate::trusted_proxies`]): a connection from
+//!   a trusted front (`INGEST_TRUSTED_PROXIES`) must start with a header,
+//!   which is read off it, within the hello deadline, before it is
+//!   admitted: the address the header names (the front's own for `LOCAL`)
+//!   is then the connection's for everything after, admission (caps per
+//!   address, the back-off) and logs included. The front's address is
+//!   never admitted, counted or backed off for the gateways behind it.
+//!   When fronts are trusted, a connection from any other address is
+//!   looked at first (nothing consumed) and refused if it starts with the
+//!   header's signature. Both come before the sort by first byte (the
+//!   header precedes a TLS ClientHello). With no front trusted, nothing of
+//!   this runs.
 //!
-//! Error codes sent: `auth`, `protocol` (DESIGN.md), and `busy` (a cap, an
+//! Error codes sent: `auth`, `protocol` (DESIGN.md; also a missing, bad or
+//! untrusted PROXY header), and `busy` (a cap, an
 //! eviction or the back-off), `idle` (idle timeout), `unavailable`
 //! (Cassandra failed), `shutdown`, `tls` (a plain connection where TLS is
 //! required).
@@ -65,6 +78,7 @@ use crate::revocation::{self, SessionGuard, Sessions};
 use crate::sampled_log::LogSampler;
 use crate::store::Store;
 use crate::tls::{GatewayTls, TlsMode, Transport};
+use crate::trusted_proxies::{self, FrontConnection, ProxyRefusal, TrustedProxies};
 use crate::write_queue::{Grouping, WriteQueue};
 
 /// How often `last_seen` is written per connection, at most.
@@ -137,16 +151,41 @@ struct Shared {
     refusal_log: LogSampler,
     welcome_log: LogSampler,
     tls: GatewayTls,
+    proxies: TrustedProxies,
 }
 
 /// Accepts gateways on `listener` until `shutdown` is cancelled, then waits
-/// for every connection to finish its in-flight writes and answers.
+/// for every connection to finish its in-flight writes and answers. No
+/// front is trusted to send a PROXY header ([`serve_behind`]).
 pub async fn serve(
     listener: TcpListener,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     limits: Limits,
     tls: GatewayTls,
+    shutdown: CancellationToken,
+) {
+    serve_behind(
+        listener,
+        store,
+        metrics,
+        limits,
+        tls,
+        TrustedProxies::none(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`], with the fronts in `proxies` trusted to name the gateways
+/// they forward in a PROXY protocol v2 header.
+pub async fn serve_behind(
+    listener: TcpListener,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    tls: GatewayTls,
+    proxies: TrustedProxies,
     shutdown: CancellationToken,
 ) {
     let writes = WriteQueue::start(store.clone(), metrics.clone(), limits.writes);
@@ -180,6 +219,7 @@ pub async fn serve(
         refusal_log: LogSampler::new(REFUSALS_LOGGED_PER_SECOND),
         welcome_log: LogSampler::new(WELCOMES_LOGGED_PER_SECOND),
         tls,
+        proxies,
     });
     let tracker = TaskTracker::new();
     loop {
@@ -190,21 +230,25 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                match shared.admission.admit(peer.ip(), Instant::now()) {
-                    Ok(admitted) => {
-                        if admitted.evicted_another {
-                            Metrics::inc(&shared.metrics.connections_evicted);
-                        }
+                // the hello deadline runs from accept
+                let hello_deadline = tokio::time::Instant::now() + shared.limits.hello_timeout;
+                if shared.proxies.trusts(peer.ip()) {
+                    // admitted once its header says whom for
+                    tracker.spawn(proxied(stream, peer, shared.clone(), hello_deadline));
+                    continue;
+                }
+                match shared.admit(peer) {
+                    Ok(slot) => {
                         tracker.spawn(sort_and_serve(
                             stream,
                             peer,
                             shared.clone(),
-                            admitted.unauthenticated,
+                            slot,
+                            hello_deadline,
                         ));
                     }
-                    Err(refused) => {
-                        shared.log_rejection(peer, &refused);
-                        tracker.spawn(refuse(stream, refused.why));
+                    Err(why) => {
+                        tracker.spawn(refuse(stream, why));
                     }
                 }
             }
@@ -226,6 +270,38 @@ pub async fn serve(
 }
 
 impl Shared {
+    /// Admits a connection from `peer` as one waiting for its hello, or
+    /// counts, logs and returns the refusal's line.
+    fn admit(&self, peer: SocketAddr) -> Result<Unauthenticated, String> {
+        match self.admission.admit(peer.ip(), Instant::now()) {
+            Ok(admitted) => {
+                if admitted.evicted_another {
+                    Metrics::inc(&self.metrics.connections_evicted);
+                }
+                Ok(admitted.unauthenticated)
+            }
+            Err(refused) => {
+                self.log_rejection(peer, &refused);
+                Err(refused.why)
+            }
+        }
+    }
+
+    /// Counts and (sampled) logs a connection closed for its PROXY header;
+    /// `peer` is the socket's.
+    fn log_proxy_refusal(&self, peer: SocketAddr, why: ProxyRefusal, error: &str) {
+        self.metrics.refuse_proxy(why);
+        let reason = why.label();
+        if let Some(suppressed) = self.refusal_log.admit(reason, Instant::now()) {
+            if why == ProxyRefusal::Untrusted {
+                tracing::info!(%peer, reason, suppressed, "PROXY header from an untrusted address refused");
+            } else {
+                // a trusted front that sends no valid header is misconfigured
+                tracing::warn!(%peer, reason, suppressed, error, "connection from a trusted front refused");
+            }
+        }
+    }
+
     /// Counts and (sampled) logs a connection refused at accept or at log-in.
     fn log_rejection(&self, peer: SocketAddr, refused: &Refused) {
         self.metrics.reject(refused.rejection);
@@ -263,16 +339,71 @@ impl Shared {
     }
 }
 
+/// A connection from a trusted front: reads its PROXY header within the
+/// hello deadline, then admits and serves it as the gateway the header
+/// names (as the front itself for `LOCAL`). Without a valid header it gets
+/// `<error code="protocol">` and closes; the front's address is not
+/// admitted or backed off for it.
+async fn proxied(
+    mut stream: TcpStream,
+    front: SocketAddr,
+    shared: Arc<Shared>,
+    hello_deadline: tokio::time::Instant,
+) {
+    let taken = trusted_proxies::take_header(
+        &mut stream,
+        front,
+        hello_deadline,
+        shared.limits.hello_timeout,
+    );
+    let (why, line) = match taken.await {
+        FrontConnection::Header { peer, header } => {
+            Metrics::inc(&shared.metrics.proxy_headers);
+            tracing::debug!(%peer, %front, command = ?header.command, "PROXY header");
+            match shared.admit(peer) {
+                Ok(slot) => sort_and_serve(stream, peer, shared, slot, hello_deadline).await,
+                Err(why) => refuse(stream, why).await,
+            }
+            return;
+        }
+        // nothing sent (a front's TCP health check), or a broken socket
+        FrontConnection::Gone(e) => {
+            tracing::debug!(%front, error = %e, "connection from a trusted front ended before its PROXY header");
+            return;
+        }
+        FrontConnection::Refused { why, line } => (why, line),
+    };
+    shared.log_proxy_refusal(front, why, &line);
+    close_with(stream, "protocol", &line).await;
+}
+
 /// Sorts an admitted connection by its first byte (plain or TLS), shakes
 /// hands if it is TLS, and serves it; all of it within the hello deadline,
-/// which runs from here.
+/// which runs from accept. When fronts are trusted, a connection that
+/// starts with a PROXY header here (from any other address, or a second
+/// one behind a front's) is refused first.
 async fn sort_and_serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     slot: Unauthenticated,
+    hello_deadline: tokio::time::Instant,
 ) {
-    let hello_deadline = tokio::time::Instant::now() + shared.limits.hello_timeout;
+    if !shared.proxies.is_empty() {
+        // A peer silent (or only `\r\n`) until the deadline is no header:
+        // the connection code refuses it for its missing hello.
+        let proxy = tokio::time::timeout_at(
+            hello_deadline,
+            trusted_proxies::starts_with_signature(&stream),
+        )
+        .await;
+        if let Ok(Ok(true)) = proxy {
+            let why = "PROXY header from an untrusted address";
+            shared.log_proxy_refusal(peer, ProxyRefusal::Untrusted, why);
+            close_with(stream, "protocol", why).await;
+            return;
+        }
+    }
     // A peer silent until the deadline is plain: the connection code
     // refuses it for its missing hello.
     let transport = tokio::time::timeout_at(hello_deadline, shared.tls.transport(&stream))
