@@ -13,8 +13,9 @@ use ingest::metrics::Metrics;
 use ingest::server::Limits;
 use ingest::settings::Settings;
 use ingest::store::Store;
+use ingest::trusted_proxies::TrustedProxies;
 use ingest::write_queue::Grouping;
-use provision_testkit::apps::{commission_gateway, spawn_ingest};
+use provision_testkit::apps::{commission_gateway, spawn_ingest, spawn_ingest_behind};
 use provision_testkit::{cassandra, query_rows, CassandraNode, TestTenant};
 use scylla::client::session::Session;
 use tenant_schema::model::new_gateway_token;
@@ -56,6 +57,11 @@ struct Ingest {
 
 impl Ingest {
     async fn start(limits: Limits) -> Ingest {
+        Ingest::start_behind(limits, TrustedProxies::none()).await
+    }
+
+    /// An ingest whose connections from `proxies` carry a PROXY v2 header.
+    async fn start_behind(limits: Limits, proxies: TrustedProxies) -> Ingest {
         let node = cassandra().await;
         let tenant = TestTenant::create(node, "ingest").await;
         let admin = node.admin_session().await;
@@ -67,7 +73,11 @@ impl Ingest {
         );
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
-        let (addr, server) = spawn_ingest(&store, &metrics, limits, &shutdown).await;
+        let (addr, server) = if proxies.is_empty() {
+            spawn_ingest(&store, &metrics, limits, &shutdown).await
+        } else {
+            spawn_ingest_behind(&store, &metrics, limits, proxies, &shutdown).await
+        };
         Ingest {
             node,
             tenant,
@@ -1249,5 +1259,111 @@ async fn an_unknown_gateway_is_answered_from_a_short_negative_cache() {
         admitted <= ingest::auth::UNKNOWN_GATEWAY_TTL + Duration::from_millis(1500),
         "{admitted:?}"
     );
+    ingest.stop().await;
+}
+
+/// A PROXY protocol v2 header as HAProxy's `send-proxy-v2` writes it
+/// (doc/proxy-protocol.txt, 2.2): the signature, PROXY over TCP/IPv4, the
+/// 12 address bytes, no TLV. Written out here rather than taken from the
+/// decoder, so that the test checks the decoder against the spec.
+fn proxy_v2_header(client: std::net::SocketAddrV4, front: std::net::SocketAddrV4) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0x00, 0x0c]);
+    h.extend_from_slice(&client.ip().octets());
+    h.extend_from_slice(&front.ip().octets());
+    h.extend_from_slice(&client.port().to_be_bytes());
+    h.extend_from_slice(&front.port().to_be_bytes());
+    h
+}
+
+/// Behind a trusted front (127.0.0.1 here), ingest counts a connection
+/// under the address its PROXY header names, not the front's: one named
+/// client fills its share of connections without a hello and the next from
+/// it is refused, while another named client, through the same front, logs
+/// in and is acked. A front's connection without a header, and a header
+/// from an address not trusted, get the protocol error; a plain gateway
+/// from that other address is served as before.
+#[tokio::test]
+async fn a_trusted_front_s_proxy_header_names_the_gateway_and_no_one_else_may_send_one() {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use tokio::io::AsyncWriteExt;
+    let front: std::net::IpAddr = Ipv4Addr::LOCALHOST.into();
+    let ingest = Ingest::start_behind(
+        Limits {
+            max_unauthenticated_per_address: 2,
+            hello_timeout: Duration::from_secs(60),
+            ..limits()
+        },
+        [front].into_iter().collect(),
+    )
+    .await;
+    let token = ingest.commission("gw-1").await;
+    let port: u16 = ingest.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    // Documentation addresses (RFC 5737): only named in headers, never
+    // connected to.
+    let busy_client = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 40_000);
+    let other_client = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 11), 40_001);
+
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = silent_socket(&ingest.addr, front).await;
+        s.write_all(&proxy_v2_header(busy_client, to))
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    let metrics = ingest.metrics.clone();
+    eventually(Duration::from_secs(10), "2 admitted for 192.0.2.10", || {
+        count(&metrics.connections_unauthenticated) == 2
+    })
+    .await;
+    let mut third = Gateway::connect_from(&ingest.addr, front).await.unwrap();
+    third.send(&proxy_v2_header(busy_client, to)).await.unwrap();
+    let answers = until_closed(&mut third).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(error_code(&answers[0]), "busy", "{answers:?}");
+
+    // Another client through the same front is not held back by the first.
+    let mut gw = Gateway::connect_from(&ingest.addr, front).await.unwrap();
+    gw.send(&proxy_v2_header(other_client, to)).await.unwrap();
+    assert_eq!(gw.hello("gw-1", &token).await.unwrap(), Answer::Welcome);
+    let t0 = t0();
+    gw.send(reading(1, &t0, "proxied", "7").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut gw).await, Answer::Ack { seq: 1 });
+    assert_eq!(ingest.reading_count("gw-1", day(&t0)).await, 1);
+    assert_eq!(count(&ingest.metrics.proxy_headers), 4);
+
+    // The front's connection must carry a header.
+    let mut bare = Gateway::connect_from(&ingest.addr, front).await.unwrap();
+    let answer = bare.hello("gw-1", &token).await.unwrap();
+    assert_eq!(error_code(&answer), "protocol", "{answer:?}");
+    assert!(until_closed(&mut bare).await.is_empty());
+
+    // Nobody else may send one; without one, they are served as before.
+    let elsewhere = loopback(9);
+    let mut forged = Gateway::connect_from(&ingest.addr, elsewhere)
+        .await
+        .unwrap();
+    forged
+        .send(&proxy_v2_header(other_client, to))
+        .await
+        .unwrap();
+    let answers = until_closed(&mut forged).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    match &answers[0] {
+        Answer::Error { code, why } => {
+            assert_eq!(code, "protocol");
+            assert!(why.contains("untrusted"), "{why}");
+        }
+        other => panic!("expected the protocol error, got {other:?}"),
+    }
+    let mut plain = Gateway::connect_from(&ingest.addr, elsewhere)
+        .await
+        .unwrap();
+    assert_eq!(plain.hello("gw-1", &token).await.unwrap(), Answer::Welcome);
+    drop(held);
     ingest.stop().await;
 }
