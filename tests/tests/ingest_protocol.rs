@@ -1305,12 +1305,13 @@ async fn a_trusted_front_s_proxy_header_names_the_gateway_and_no_one_else_may_se
     let busy_client = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 40_000);
     let other_client = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 11), 40_001);
 
+    // Two connections of one client that has begun, not finished, its hello.
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut s = silent_socket(&ingest.addr, front).await;
-        s.write_all(&proxy_v2_header(busy_client, to))
-            .await
-            .unwrap();
+        let mut bytes = proxy_v2_header(busy_client, to);
+        bytes.extend_from_slice(b"<hello gateway=");
+        s.write_all(&bytes).await.unwrap();
         held.push(s);
     }
     let metrics = ingest.metrics.clone();
