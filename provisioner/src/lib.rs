@@ -15,6 +15,9 @@
 //! - [`ops`]: the operations (start, stop, destroy, reconcile, status,
 //!   gateways, history), each observe → plan → apply, and the executor.
 //!
+//! [`front`] renders the HAProxy configuration of the front that owns the
+//! tenants' public ports (a pure function; nothing runs the front yet).
+//!
 //! [`error`] wraps each layer's error and maps kinds to exit codes.
 
 pub mod backend;
@@ -22,6 +25,7 @@ pub mod config;
 pub mod cql;
 pub mod domain;
 pub mod error;
+pub mod front;
 pub mod labels;
 pub mod lock;
 pub mod ops;

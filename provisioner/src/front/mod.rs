@@ -1,0 +1,225 @@
+//! The front: the HAProxy on every host that owns the tenants' public
+//! ports and forwards them to the tenant apps. This module renders its
+//! configuration, as a pure function of a typed description ([`Front`]),
+//! from the template `haproxy.cfg.hbs`; running and reloading HAProxy is
+//! not its business (the provisioner does not run the front yet).
+//!
+//! - A gateway port ([`App::Ingest`]) is forwarded in TCP mode, each
+//!   connection opened with a PROXY protocol v2 header (`send-proxy-v2`)
+//!   that names the gateway, which ingest reads from trusted fronts
+//!   (`INGEST_TRUSTED_PROXIES`).
+//! - An admin port ([`App::Admin`]) is forwarded in HTTP mode, the client's
+//!   address in `X-Forwarded-For` (one address: a client's own header is
+//!   dropped first).
+//! - The global section is ready for master-worker mode (`-W` on the
+//!   command line) and seamless reloads: its stats socket exposes the
+//!   listening sockets (`expose-fd listeners`), so a new process started
+//!   with `-x <socket>` takes them over without refusing a connection.
+//!
+//! Nothing a caller passes can add a line to the configuration: tenant ids
+//! are [`ProviderId`]s, addresses are [`SocketAddr`]s, and the two paths
+//! are checked against a narrow set of characters. Routes are sorted by
+//! tenant and app, so the same routes render the same text whatever their
+//! order.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::domain::{ProviderId, Role};
+
+/// The template, embedded in the binary.
+const TEMPLATE: &str = include_str!("haproxy.cfg.hbs");
+
+/// What the front runs: its global settings and one route per tenant app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Front {
+    pub global: Global,
+    pub routes: Vec<Route>,
+}
+
+/// The process-wide settings of the front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    /// The admin socket (mode 600, level admin, exposing the listeners for
+    /// a seamless reload with `-x`).
+    pub stats_socket: PathBuf,
+    pub pidfile: PathBuf,
+    /// The process's connection limit.
+    pub maxconn: u32,
+}
+
+/// A tenant app the front forwards to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum App {
+    /// The gateway port: TCP, with a PROXY protocol v2 header.
+    Ingest,
+    /// The admin panel: HTTP, with `X-Forwarded-For`.
+    Admin,
+}
+
+impl App {
+    /// The tenant role this app is.
+    pub fn role(self) -> Role {
+        match self {
+            App::Ingest => Role::Ingest,
+            App::Admin => Role::Admin,
+        }
+    }
+}
+
+impl fmt::Display for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.role().as_str())
+    }
+}
+
+/// One public port of a tenant app: the front listens on `bind` and
+/// forwards to `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub tenant: ProviderId,
+    pub app: App,
+    pub bind: SocketAddr,
+    pub target: SocketAddr,
+}
+
+impl Route {
+    /// The name of the route's frontend, backend and server:
+    /// `<app>_<tenant>`, unique per (tenant, app) and stable.
+    pub fn name(&self) -> String {
+        format!("{}_{}", self.app, self.tenant)
+    }
+}
+
+/// Why a front description cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    #[error("the front has two routes for {app} of tenant {tenant}")]
+    DuplicateRoute { tenant: ProviderId, app: App },
+    #[error("the front binds {addr} twice ({first} and {second})")]
+    DuplicateBind {
+        addr: SocketAddr,
+        first: String,
+        second: String,
+    },
+    #[error("route {route}: {what} {addr} has port 0")]
+    PortZero {
+        route: String,
+        what: &'static str,
+        addr: SocketAddr,
+    },
+    #[error("the front's {what} {path:?} must be an absolute path of letters, digits and '/', '.', '_', '-'")]
+    BadPath { what: &'static str, path: PathBuf },
+    #[error("the front's maxconn must be at least 1")]
+    ZeroMaxconn,
+    #[error("rendering the front's configuration: {0}")]
+    Render(#[from] Box<handlebars::RenderError>),
+}
+
+/// The template's data: every value already checked and printed.
+#[derive(Serialize)]
+struct Context {
+    global: GlobalContext,
+    routes: Vec<RouteContext>,
+}
+
+#[derive(Serialize)]
+struct GlobalContext {
+    maxconn: u32,
+    pidfile: String,
+    stats_socket: String,
+}
+
+#[derive(Serialize)]
+struct RouteContext {
+    name: String,
+    ingest: bool,
+    bind: String,
+    target: String,
+}
+
+/// Renders the front's HAProxy configuration.
+pub fn render(front: &Front) -> Result<String, FrontError> {
+    let context = context(front)?;
+    let mut registry = handlebars::Handlebars::new();
+    // A configuration file, not HTML; the values are checked instead.
+    registry.register_escape_fn(handlebars::no_escape);
+    registry.set_strict_mode(true);
+    registry
+        .render_template(TEMPLATE, &context)
+        .map_err(|e| FrontError::Render(Box::new(e)))
+}
+
+fn context(front: &Front) -> Result<Context, FrontError> {
+    let global = &front.global;
+    if global.maxconn == 0 {
+        return Err(FrontError::ZeroMaxconn);
+    }
+    let mut routes: Vec<&Route> = front.routes.iter().collect();
+    routes.sort_by(|a, b| (&a.tenant, a.app).cmp(&(&b.tenant, b.app)));
+    let mut binds: Vec<(SocketAddr, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for route in &routes {
+        if !seen.insert((&route.tenant, route.app)) {
+            return Err(FrontError::DuplicateRoute {
+                tenant: route.tenant.clone(),
+                app: route.app,
+            });
+        }
+        for (what, addr) in [("bind", route.bind), ("target", route.target)] {
+            if addr.port() == 0 {
+                return Err(FrontError::PortZero {
+                    route: route.name(),
+                    what,
+                    addr,
+                });
+            }
+        }
+        if let Some((_, first)) = binds.iter().find(|(addr, _)| *addr == route.bind) {
+            return Err(FrontError::DuplicateBind {
+                addr: route.bind,
+                first: first.clone(),
+                second: route.name(),
+            });
+        }
+        binds.push((route.bind, route.name()));
+    }
+    Ok(Context {
+        global: GlobalContext {
+            maxconn: global.maxconn,
+            pidfile: checked_path("pidfile", &global.pidfile)?,
+            stats_socket: checked_path("stats socket", &global.stats_socket)?,
+        },
+        routes: routes
+            .into_iter()
+            .map(|route| RouteContext {
+                name: route.name(),
+                ingest: route.app == App::Ingest,
+                bind: route.bind.to_string(),
+                target: route.target.to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// `path` as text, if it is absolute and made only of characters that
+/// cannot end a word or a line in HAProxy's configuration.
+fn checked_path(what: &'static str, path: &Path) -> Result<String, FrontError> {
+    let bad = || FrontError::BadPath {
+        what,
+        path: path.to_owned(),
+    };
+    let text = path.to_str().ok_or_else(bad)?;
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-');
+    if !path.is_absolute() || !text.chars().all(safe) {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests;
