@@ -1,11 +1,15 @@
 //! The tenant apps as tests drive them without containers: an ingest server
 //! in-process on a loopback port (the library's own `serve`, or
-//! `serve_behind` with trusted fronts), and gateways
-//! commissioned in a tenant keyspace the way the admin panel does it.
+//! `serve_behind` with trusted fronts), alone or as an [`Ingest`] on a
+//! fresh tenant keyspace of the test node, and gateways commissioned in a
+//! tenant keyspace the way the admin panel does it; [`loopback`] addresses
+//! to connect from, and [`eventually`] to wait on a metric.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
+use gateway_sim::client::Gateway;
 use ingest::metrics::Metrics;
 use ingest::server::{serve_behind, Limits};
 use ingest::store::Store;
@@ -16,6 +20,8 @@ use tenant_schema::model::{hash_gateway_token, new_gateway_token};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::{cassandra, query_rows, CassandraNode, TestTenant};
 
 /// Serves gateway protocol v1 over `store` on a fresh loopback port until
 /// `shutdown`; returns the address (`127.0.0.1:PORT`) and the server task.
@@ -105,4 +111,136 @@ pub async fn commission_gateway(session: &Session, keyspace: &str, id: &str) -> 
     let token = new_gateway_token();
     commission_gateway_with(session, keyspace, id, &token).await;
     token
+}
+
+/// A tenant keyspace, an in-process ingest on it, and the admin session
+/// that commissions gateways and reads what landed (the ingest tests, and
+/// the front's).
+pub struct Ingest {
+    pub node: &'static CassandraNode,
+    pub tenant: TestTenant,
+    pub admin: Session,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub addr: String,
+    pub shutdown: CancellationToken,
+    pub server: Option<JoinHandle<()>>,
+}
+
+impl Ingest {
+    /// An ingest that trusts no front.
+    pub async fn start(limits: Limits) -> Ingest {
+        Ingest::start_behind(limits, TrustedProxies::none()).await
+    }
+
+    /// An ingest whose connections from `proxies` carry a PROXY v2 header.
+    pub async fn start_behind(limits: Limits, proxies: TrustedProxies) -> Ingest {
+        let node = cassandra().await;
+        let tenant = TestTenant::create(node, "ingest").await;
+        let admin = node.admin_session().await;
+        let session = Arc::new(tenant.session(node).await);
+        let store = Arc::new(
+            Store::prepare(session, &tenant.keyspace)
+                .await
+                .expect("ingest prepares its statements as the tenant role"),
+        );
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let (addr, server) = if proxies.is_empty() {
+            spawn_ingest(&store, &metrics, limits, &shutdown).await
+        } else {
+            spawn_ingest_behind(&store, &metrics, limits, proxies, &shutdown).await
+        };
+        Ingest {
+            node,
+            tenant,
+            admin,
+            store,
+            metrics,
+            addr,
+            shutdown,
+            server: Some(server),
+        }
+    }
+
+    /// Commissions a gateway as the admin panel would; returns its token.
+    pub async fn commission(&self, id: &str) -> String {
+        commission_gateway(&self.admin, &self.tenant.keyspace, id).await
+    }
+
+    /// Revokes a gateway's token as the admin panel would.
+    pub async fn revoke(&self, id: &str) {
+        self.admin
+            .query_unpaged(
+                format!(
+                    "UPDATE {}.gateways SET revoked_at = ? WHERE gateway_id = ?",
+                    self.tenant.keyspace
+                ),
+                (Utc::now(), id),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Connects and says hello as `id`; panics unless welcomed.
+    pub async fn login(&self, id: &str, token: &str) -> Gateway {
+        Gateway::login(&self.addr, id, token)
+            .await
+            .unwrap_or_else(|e| panic!("{id} cannot log in: {e}"))
+    }
+
+    /// `(sensor, name, value, unit, seq)` of a gateway's readings on a day.
+    pub async fn readings(
+        &self,
+        gw: &str,
+        day: NaiveDate,
+    ) -> Vec<(String, String, f64, Option<String>, i64)> {
+        let mut rows: Vec<(String, String, f64, Option<String>, i64)> = query_rows(
+            &self.admin,
+            format!(
+                "SELECT sensor, name, value, unit, seq FROM {}.readings WHERE gateway_id = ? AND day = ?",
+                self.tenant.keyspace
+            ),
+            (gw, day),
+        )
+        .await;
+        rows.sort_by(|a, b| (a.4, &a.0, &a.1).cmp(&(b.4, &b.0, &b.1)));
+        rows
+    }
+
+    /// How many readings of gateway `gw` landed on `day`.
+    pub async fn reading_count(&self, gw: &str, day: NaiveDate) -> usize {
+        self.readings(gw, day).await.len()
+    }
+
+    /// Stops the server (waiting up to 15 s) and drops the keyspace.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
+        self.tenant.drop(self.node).await;
+    }
+}
+
+/// 127.0.0.`last_three`: one of loopback's many addresses, to connect from.
+pub fn loopback(last_three: u32) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 | last_three))
+}
+
+/// Polls `done` every 20 ms until it holds or `within` passes.
+pub async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A counter's or gauge's value.
+pub fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -9,17 +9,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use gateway_sim::answer::Answer;
 use gateway_sim::client::{ClientError, Gateway};
-use ingest::metrics::Metrics;
 use ingest::server::Limits;
 use ingest::settings::Settings;
-use ingest::store::Store;
-use ingest::trusted_proxies::TrustedProxies;
 use ingest::write_queue::Grouping;
-use provision_testkit::apps::{commission_gateway, spawn_ingest, spawn_ingest_behind};
-use provision_testkit::{cassandra, query_rows, CassandraNode, TestTenant};
-use scylla::client::session::Session;
+use provision_testkit::apps::{count, eventually, loopback, spawn_ingest, Ingest};
+use provision_testkit::query_rows;
 use tenant_schema::model::new_gateway_token;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The UTC day the tests' readings fall on: yesterday, so that every time
@@ -39,110 +34,6 @@ fn limits() -> Limits {
         max_connections: 100,
         max_pipeline: 128,
         ..Limits::from(&Settings::default())
-    }
-}
-
-/// A tenant keyspace, an in-process ingest on it, and the admin session
-/// that commissions gateways and reads what landed.
-struct Ingest {
-    node: &'static CassandraNode,
-    tenant: TestTenant,
-    admin: Session,
-    store: Arc<Store>,
-    metrics: Arc<Metrics>,
-    addr: String,
-    shutdown: CancellationToken,
-    server: Option<JoinHandle<()>>,
-}
-
-impl Ingest {
-    async fn start(limits: Limits) -> Ingest {
-        Ingest::start_behind(limits, TrustedProxies::none()).await
-    }
-
-    /// An ingest whose connections from `proxies` carry a PROXY v2 header.
-    async fn start_behind(limits: Limits, proxies: TrustedProxies) -> Ingest {
-        let node = cassandra().await;
-        let tenant = TestTenant::create(node, "ingest").await;
-        let admin = node.admin_session().await;
-        let session = Arc::new(tenant.session(node).await);
-        let store = Arc::new(
-            Store::prepare(session, &tenant.keyspace)
-                .await
-                .expect("ingest prepares its statements as the tenant role"),
-        );
-        let metrics = Arc::new(Metrics::default());
-        let shutdown = CancellationToken::new();
-        let (addr, server) = if proxies.is_empty() {
-            spawn_ingest(&store, &metrics, limits, &shutdown).await
-        } else {
-            spawn_ingest_behind(&store, &metrics, limits, proxies, &shutdown).await
-        };
-        Ingest {
-            node,
-            tenant,
-            admin,
-            store,
-            metrics,
-            addr,
-            shutdown,
-            server: Some(server),
-        }
-    }
-
-    /// Commissions a gateway as the admin panel would; returns its token.
-    async fn commission(&self, id: &str) -> String {
-        commission_gateway(&self.admin, &self.tenant.keyspace, id).await
-    }
-
-    async fn revoke(&self, id: &str) {
-        self.admin
-            .query_unpaged(
-                format!(
-                    "UPDATE {}.gateways SET revoked_at = ? WHERE gateway_id = ?",
-                    self.tenant.keyspace
-                ),
-                (Utc::now(), id),
-            )
-            .await
-            .unwrap();
-    }
-
-    async fn login(&self, id: &str, token: &str) -> Gateway {
-        Gateway::login(&self.addr, id, token)
-            .await
-            .unwrap_or_else(|e| panic!("{id} cannot log in: {e}"))
-    }
-
-    /// `(sensor, name, value, unit, seq)` of a gateway's readings on a day.
-    async fn readings(
-        &self,
-        gw: &str,
-        day: NaiveDate,
-    ) -> Vec<(String, String, f64, Option<String>, i64)> {
-        let mut rows: Vec<(String, String, f64, Option<String>, i64)> = query_rows(
-            &self.admin,
-            format!(
-                "SELECT sensor, name, value, unit, seq FROM {}.readings WHERE gateway_id = ? AND day = ?",
-                self.tenant.keyspace
-            ),
-            (gw, day),
-        )
-        .await;
-        rows.sort_by(|a, b| (a.4, &a.0, &a.1).cmp(&(b.4, &b.0, &b.1)));
-        rows
-    }
-
-    async fn reading_count(&self, gw: &str, day: NaiveDate) -> usize {
-        self.readings(gw, day).await.len()
-    }
-
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
-        }
-        self.tenant.drop(self.node).await;
     }
 }
 
@@ -729,10 +620,6 @@ async fn shutdown_acks_in_flight_frames_and_every_acked_frame_is_written() {
     ingest.stop().await;
 }
 
-fn loopback(last_three: u32) -> std::net::IpAddr {
-    std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 | last_three))
-}
-
 /// Opens a TCP connection from `source` that sends nothing.
 async fn silent_socket(addr: &str, source: std::net::IpAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -741,22 +628,6 @@ async fn silent_socket(addr: &str, source: std::net::IpAddr) -> tokio::net::TcpS
         .connect(addr.parse().unwrap())
         .await
         .unwrap_or_else(|e| panic!("connect from {source}: {e}"))
-}
-
-/// Polls `done` every 20 ms until it holds or `within` passes.
-async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + within;
-    while !done() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not within {within:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
-    counter.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// 1,500 sockets from 100 addresses that never say hello (15 each, under

@@ -12,11 +12,8 @@ use gateway_sim::sim::{self, SimConfig, Stop};
 use ingest::metrics::Metrics;
 use ingest::server::Limits;
 use ingest::settings::Settings;
-use ingest::store::Store;
-use provision_testkit::apps::{commission_gateway_with, spawn_ingest};
-use provision_testkit::{cassandra, TestTenant};
+use provision_testkit::apps::{commission_gateway_with, Ingest};
 use tenant_schema::model::new_gateway_token;
-use tokio_util::sync::CancellationToken;
 
 /// One flood at a time: two on the 2-core machine would starve each other.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -31,32 +28,21 @@ async fn flood(
     run: Duration,
 ) -> (sim::Report, Arc<Metrics>) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let node = cassandra().await;
-    let tenant = TestTenant::create(node, "ratelim").await;
-    let admin = node.admin_session().await;
-    let token = new_gateway_token();
-    let ids: Vec<String> = (0..gateways).map(|i| format!("flood-{i}")).collect();
-    for id in &ids {
-        commission_gateway_with(&admin, &tenant.keyspace, id, &token).await;
-    }
-    let session = Arc::new(tenant.session(node).await);
-    let store = Arc::new(
-        Store::prepare(session, &tenant.keyspace)
-            .await
-            .expect("ingest prepares its statements as the tenant role"),
-    );
-    let metrics = Arc::new(Metrics::default());
-    let shutdown = CancellationToken::new();
     let settings = Settings::from_lookup(|name| {
         (name == "INGEST_MAX_READINGS_PER_SEC").then(|| limit.to_string())
     })
     .expect("the limit is a valid setting");
     let limits = Limits::from(&settings);
     assert_eq!(limits.max_readings_per_sec, limit);
-    let (addr, server) = spawn_ingest(&store, &metrics, limits, &shutdown).await;
+    let ingest = Ingest::start(limits).await;
+    let token = new_gateway_token();
+    let ids: Vec<String> = (0..gateways).map(|i| format!("flood-{i}")).collect();
+    for id in &ids {
+        commission_gateway_with(&ingest.admin, &ingest.tenant.keyspace, id, &token).await;
+    }
     let report = sim::run(SimConfig {
         connector: Default::default(),
-        addr,
+        addr: ingest.addr.clone(),
         gateways: ids.into_iter().map(|id| (id, token.clone())).collect(),
         rate: 0.0,
         stop: Stop::After(run),
@@ -68,8 +54,8 @@ async fn flood(
         drain_timeout: Duration::from_secs(30),
     })
     .await;
-    shutdown.cancel();
-    let _ = server.await;
+    let metrics = ingest.metrics.clone();
+    ingest.stop().await;
     (report, metrics)
 }
 
