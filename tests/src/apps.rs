@@ -146,11 +146,8 @@ impl Ingest {
         );
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
-        let (addr, server) = if proxies.is_empty() {
-            spawn_ingest(&store, &metrics, limits, &shutdown).await
-        } else {
-            spawn_ingest_behind(&store, &metrics, limits, proxies, &shutdown).await
-        };
+        let (addr, server) =
+            spawn_ingest_behind(&store, &metrics, limits, proxies, &shutdown).await;
         Ingest {
             node,
             tenant,
