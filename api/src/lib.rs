@@ -116,6 +116,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/tenants/{id}/report", put(routes::report_schedule))
         .route("/v1/tenants/{id}/report/send", post(routes::report_send))
         .route("/v1/reconcile", post(routes::reconcile))
+        .route("/v1/tenants/{id}/upgrade", post(routes::upgrade))
+        .route("/v1/upgrade", post(routes::upgrade_all))
         .route("/v1/operations", get(routes::operations))
         .route("/v1/operations/{op}", get(routes::operation))
         .route("/v1/endpoints", get(routes::endpoints))

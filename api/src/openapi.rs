@@ -36,6 +36,8 @@ use crate::routes;
         routes::plan,
         routes::logs,
         routes::reconcile,
+        routes::upgrade,
+        routes::upgrade_all,
         routes::gateway_add,
         routes::gateway_list,
         routes::gateway_revoke,

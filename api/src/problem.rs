@@ -33,13 +33,15 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         | ErrorKind::PortPoolExhausted
         | ErrorKind::Conflict
         | ErrorKind::MailOff
-        | ErrorKind::NotNPlusOne => StatusCode::CONFLICT,
+        | ErrorKind::NotNPlusOne
+        | ErrorKind::RolledBack => StatusCode::CONFLICT,
         ErrorKind::DrainIncomplete => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::EngineUnreachable
         | ErrorKind::CassandraUnreachable
         | ErrorKind::CassandraAuth
         | ErrorKind::Insecure
         | ErrorKind::Unhealthy
+        | ErrorKind::Front
         | ErrorKind::DaemonUnreachable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
     }

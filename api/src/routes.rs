@@ -22,7 +22,7 @@ use provisioner::ops::alerts::{
     ReportSendRequest, ReportSent,
 };
 use provisioner::ops::nodes::{CapacityReport, DrainReport, NodeChanged};
-use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
+use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus, UpgradeOptions};
 use provisioner::store::operations::OperationRecord;
 use provisioner::{ProviderId, Role, StartOptions};
 use serde::de::DeserializeOwned;
@@ -200,6 +200,7 @@ pub async fn start(
         max_gateways: body.max_gateways,
         allow_overcommit: body.allow_overcommit,
         dry_run: body.dry_run,
+        image_tag: None,
     };
     if body.dry_run {
         let report: StartReport = s.provisioner.start(&id, options).await?;
@@ -316,6 +317,7 @@ pub async fn plan(
         max_gateways: q.max_gateways,
         allow_overcommit: false,
         dry_run: true,
+        image_tag: None,
     };
     let plan = s.provisioner.plan(&id, options).await?;
     Ok(Json(PlanReport::new(&plan, true)))
@@ -340,6 +342,79 @@ pub async fn reconcile(
         .jobs
         .submit("reconcile", None, &who.0, move |p| async move {
             p.reconcile(false).await
+        })
+        .await?;
+    Ok(accepted(op))
+}
+
+/// What an upgrade asks for.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeBody {
+    /// The tag of the images to run (default: the tenant's own, a rebuilt
+    /// image under the same tag being an upgrade too).
+    #[serde(default)]
+    pub image_tag: Option<String>,
+    /// `POST /v1/upgrade`: tenants upgraded at once (default 1).
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// `POST /v1/upgrade`: go on after a tenant failed.
+    #[serde(default)]
+    pub keep_going: bool,
+}
+
+impl UpgradeBody {
+    fn options(&self) -> ApiResult<UpgradeOptions> {
+        if self.parallelism == Some(0) {
+            return Err(provisioner::Error::Usage("parallelism must be at least 1".into()).into());
+        }
+        Ok(UpgradeOptions {
+            image_tag: self.image_tag.clone(),
+            parallelism: self.parallelism.unwrap_or(1),
+            keep_going: self.keep_going,
+        })
+    }
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{id}/upgrade", tag = "tenants", params(("id" = String, Path, description = "The provider (tenant) id", pattern = "^[a-z][a-z0-9_]{0,31}$")),
+    request_body(content = Option<UpgradeBody>),
+    responses(
+        (status = 202, description = "Queued: follow the operation, which ends with an UpgradeReport (a rollback is its error, kind `rolled_back`)", body = Accepted,
+            headers(("Location" = String, description = "The operation's URL")))))]
+pub async fn upgrade(
+    State(s): State<AppState>,
+    Extension(who): Extension<Requester>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpgradeBody>,
+) -> ApiResult<Response> {
+    let id = provider(&id)?;
+    let options = body.options()?;
+    known(&s, &id).await?;
+    let tenant = id.clone();
+    let op = s
+        .jobs
+        .submit("upgrade", Some(&id), &who.0, move |p| async move {
+            p.upgrade(&tenant, &options).await
+        })
+        .await?;
+    Ok(accepted(op))
+}
+
+#[utoipa::path(post, path = "/v1/upgrade", tag = "tenants",
+    request_body(content = Option<UpgradeBody>),
+    responses(
+        (status = 202, description = "Queued: follow the operation, which ends with an UpgradeReport", body = Accepted,
+            headers(("Location" = String, description = "The operation's URL")))))]
+pub async fn upgrade_all(
+    State(s): State<AppState>,
+    Extension(who): Extension<Requester>,
+    JsonBody(body): JsonBody<UpgradeBody>,
+) -> ApiResult<Response> {
+    let options = body.options()?;
+    let op = s
+        .jobs
+        .submit("upgrade", None, &who.0, move |p| async move {
+            p.upgrade_all(&options).await
         })
         .await?;
     Ok(accepted(op))

@@ -16,7 +16,9 @@ use provisioner::ops::alerts::{
     ReportSendRequest, ReportSent,
 };
 use provisioner::ops::nodes::{CapacityReport, DrainReport, NodeChanged};
-use provisioner::ops::{PlanReport, ReconcileReport, StartReport, TenantStatus};
+use provisioner::ops::{
+    PlanReport, ReconcileReport, StartReport, TenantStatus, UpgradeOptions, UpgradeReport,
+};
 use provisioner::store::operations::{OperationRecord, OperationState};
 use provisioner::{ErrorInfo, ErrorKind, ProviderId, Provisioner, Role, StartOptions};
 use serde::de::DeserializeOwned;
@@ -107,6 +109,30 @@ impl Driver {
                     true => Ok(c.json(Method::POST, "/v1/reconcile", Some(&body)).await?),
                     false => operation(c, "/v1/reconcile", None::<&()>).await,
                 }
+            }
+        }
+    }
+
+    /// One tenant's upgrade (`id`), or every running tenant's.
+    pub async fn upgrade(
+        &self,
+        id: Option<&ProviderId>,
+        options: &UpgradeOptions,
+    ) -> anyhow::Result<UpgradeReport> {
+        match (self, id) {
+            (Driver::Local(p), Some(id)) => Ok(p.upgrade(id, options).await?),
+            (Driver::Local(p), None) => Ok(p.upgrade_all(options).await?),
+            (Driver::Remote(c), id) => {
+                let body = json!({
+                    "image_tag": options.image_tag,
+                    "parallelism": options.parallelism,
+                    "keep_going": options.keep_going,
+                });
+                let path = match id {
+                    Some(id) => format!("/v1/tenants/{id}/upgrade"),
+                    None => "/v1/upgrade".to_owned(),
+                };
+                operation(c, &path, Some(&body)).await
             }
         }
     }

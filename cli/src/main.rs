@@ -25,6 +25,7 @@ mod start;
 mod status;
 mod stop;
 mod token;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +93,9 @@ enum Command {
     Reconcile(reconcile::Options),
     /// Say what `start` would do.
     Plan(plan::Options),
+    /// Roll a tenant's apps (or every tenant's) to new images, each new app
+    /// started beside the old one and switched to behind the front.
+    Upgrade(upgrade::Options),
     /// Show the operations log: what was asked, when, by whom, how it ended.
     History(history::Options),
     /// Make, list and revoke the operator tokens of provisiond's TCP listener.
@@ -165,6 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(c) => report::run(&ctx, c).await,
         Command::Reconcile(o) => reconcile::run(&ctx, o).await,
         Command::Plan(o) => plan::run(&ctx, o).await,
+        Command::Upgrade(o) => upgrade::run(&ctx, o).await,
         Command::History(o) => history::run(&ctx, o).await,
         Command::Token(c) => token::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
@@ -176,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// An error's exit code: its kind's, or 1 for one from outside the library.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if let Some(failed) = error.downcast_ref::<reconcile::Failed>() {
+    if let Some(failed) = error.downcast_ref::<output::Reported>() {
         return failed.exit_code;
     }
     if let Some(remote) = error.downcast_ref::<client::RemoteError>() {
@@ -219,7 +224,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
-            if e.downcast_ref::<reconcile::Failed>().is_none() {
+            if e.downcast_ref::<output::Reported>().is_none() {
                 eprintln!("error: {e:#}");
                 if json {
                     json_error(&e, code);

@@ -2,6 +2,15 @@
 
 use serde::Serialize;
 
+/// A failure already printed (a reconcile or an upgrade with failed
+/// tenants, a report mail that failed): the process only ends with its
+/// exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("failed (reported above)")]
+pub struct Reported {
+    pub exit_code: u8,
+}
+
 pub fn json(value: &impl Serialize) {
     println!(
         "{}",

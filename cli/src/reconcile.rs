@@ -9,14 +9,6 @@ pub struct Options {
     dry_run: bool,
 }
 
-/// Some tenants failed (each is reported); the run ends with the first
-/// failure's exit code.
-#[derive(Debug, thiserror::Error)]
-#[error("reconcile failed for some tenants")]
-pub struct Failed {
-    pub exit_code: u8,
-}
-
 pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     let report = ctx.driver.reconcile(o.dry_run).await?;
     if ctx.json {
@@ -29,7 +21,7 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
     match report.first_error() {
         Some(e) => {
             eprintln!("error: {}", e.message);
-            Err(Failed {
+            Err(output::Reported {
                 exit_code: e.exit_code,
             }
             .into())

@@ -3,7 +3,7 @@
 
 use provisioner::ops::alerts::{ReportOutcome, ReportScheduleRequest, ReportSendRequest};
 
-use crate::{output, provider, reconcile, Ctx};
+use crate::{output, provider, Ctx};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx, c: Command) -> anyhow::Result<()> {
                         sent.reason.as_deref().unwrap_or("no reason given")
                     );
                 }
-                return Err(reconcile::Failed {
+                return Err(output::Reported {
                     exit_code: provisioner::ErrorKind::Other.exit_code(),
                 }
                 .into());

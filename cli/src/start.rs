@@ -49,6 +49,7 @@ impl Target {
             max_gateways: self.max_gateways,
             allow_overcommit: false,
             dry_run,
+            image_tag: None,
         };
         Ok((provider(&self.provider)?, options))
     }

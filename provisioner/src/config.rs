@@ -39,6 +39,38 @@ pub struct Config {
     /// still track alert states.
     pub mail: Option<MailConfig>,
     pub swarm: SwarmConfig,
+    /// The front: an HAProxy on the host that owns the tenants' public
+    /// ports (off by default: each tenant app publishes its own).
+    pub front: FrontConfig,
+}
+
+/// `[front]`: the per-host HAProxy that binds every leased tenant port and
+/// forwards to the tenant apps, so that an app can be replaced behind a
+/// port that never closes (`provision upgrade`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FrontConfig {
+    /// `true`: the front owns the ports; `false` (default): today's
+    /// behaviour, each tenant container publishes its own port.
+    pub enabled: bool,
+    /// Its image (built by `scripts/setup` from Debian's `haproxy`).
+    pub image: String,
+    /// Its container's name.
+    pub container: String,
+    /// HAProxy's `maxconn`: connections at once over all tenants (each
+    /// takes two file descriptors).
+    pub maxconn: u32,
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        FrontConfig {
+            enabled: false,
+            image: "provision/front:dev".into(),
+            container: "provision-front".into(),
+            maxconn: 9000,
+        }
+    }
 }
 
 /// How the notifier talks to the relay: `NOTIFIER_SMTP_TLS`.
@@ -424,6 +456,7 @@ impl Default for Config {
             log_format: "json".into(),
             mail: None,
             swarm: SwarmConfig::default(),
+            front: FrontConfig::default(),
         }
     }
 }
@@ -583,6 +616,14 @@ impl Config {
                 "[gateway_tls] needs both cert_file and key_file, or neither".into(),
             ));
         }
+        if self.front.enabled && self.swarm() {
+            return Err(bad(
+                "[front] enabled = true is not supported in [docker] mode = \"swarm\" yet".into(),
+            ));
+        }
+        if self.front.maxconn == 0 {
+            return Err(bad("[front] maxconn must be at least 1".into()));
+        }
         Ok(())
     }
 
@@ -722,6 +763,23 @@ impl Config {
             Role::Notifier => &self.images.notifier,
         }
     }
+
+    /// The image of a role with its tag replaced by `tag` (`provision
+    /// upgrade --image-tag`), or as configured when `tag` is `None`.
+    pub fn image_tagged(&self, role: Role, tag: Option<&str>) -> String {
+        let image = self.image(role);
+        let Some(tag) = tag else {
+            return image.to_owned();
+        };
+        // A ':' after the last '/' starts the tag; one before it is a
+        // registry's port.
+        let name_start = image.rfind('/').map_or(0, |i| i + 1);
+        let repository = match image[name_start..].find(':') {
+            Some(i) => &image[..name_start + i],
+            None => image,
+        };
+        format!("{repository}:{tag}")
+    }
 }
 
 #[cfg(test)]
@@ -852,5 +910,46 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn an_image_tag_replaces_the_tag_and_keeps_a_registry_port() {
+        let mut config = Config::default();
+        assert_eq!(
+            config.image_tagged(Role::Ingest, Some("v2")),
+            "provision/ingest:v2"
+        );
+        assert_eq!(
+            config.image_tagged(Role::Ingest, None),
+            "provision/ingest:dev"
+        );
+        config.images.admin = "registry.local:5000/provision/admin".into();
+        assert_eq!(
+            config.image_tagged(Role::Admin, Some("v3")),
+            "registry.local:5000/provision/admin:v3"
+        );
+        config.images.admin = "registry.local:5000/admin:dev".into();
+        assert_eq!(
+            config.image_tagged(Role::Admin, Some("v3")),
+            "registry.local:5000/admin:v3"
+        );
+    }
+
+    #[test]
+    fn the_front_is_off_by_default_and_refused_on_swarm_for_now() {
+        let path = Path::new("t.toml");
+        assert!(!Config::parse("", path).unwrap().front.enabled);
+        assert!(
+            Config::parse("[front]\nenabled = true\n", path)
+                .unwrap()
+                .front
+                .enabled
+        );
+        let err = Config::parse(
+            "[front]\nenabled = true\n[docker]\nmode = \"swarm\"\n",
+            path,
+        )
+        .unwrap_err();
+        assert!(err.why.contains("[front]"), "{err}");
     }
 }

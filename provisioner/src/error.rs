@@ -71,6 +71,14 @@ pub enum Error {
     DrainIncomplete { node: String, why: String },
     #[error("{0} works only in Swarm mode; set [docker] mode = \"swarm\" (README, Swarm)")]
     NotSwarmMode(&'static str),
+    #[error(transparent)]
+    Front(#[from] crate::front::FrontError),
+    #[error("tenant {tenant}: the new {role} did not become healthy ({why}); it was removed and {role} keeps running on the old container (rolled back)")]
+    RolledBack {
+        tenant: ProviderId,
+        role: Role,
+        why: String,
+    },
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
     #[error("stopped by the test hook right after step {0}")]
     Injected(usize),
@@ -101,6 +109,8 @@ impl Error {
             | Error::Cql(CqlError::UnknownGateway { .. })
             | Error::Cql(CqlError::UnknownRule { .. }) => ErrorKind::UnknownProvider,
             Error::Unhealthy { .. } => ErrorKind::Unhealthy,
+            Error::RolledBack { .. } => ErrorKind::RolledBack,
+            Error::Front(_) => ErrorKind::Front,
             Error::Cql(CqlError::GatewayExists { .. }) | Error::TokenExists(_) => {
                 ErrorKind::Conflict
             }

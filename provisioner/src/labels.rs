@@ -18,5 +18,7 @@ pub const ROLE_ADMIN: &str = "admin";
 pub const ROLE_NOTIFIER: &str = "notifier";
 pub const ROLE_CASSANDRA: &str = "cassandra";
 pub const ROLE_NETWORK: &str = "network";
+/// The front, the per-host HAProxy (`[front]`).
+pub const ROLE_FRONT: &str = "front";
 /// On a Swarm secret: the service that mounts it.
 pub const SERVICE: &str = "io.provision.service";

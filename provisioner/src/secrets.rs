@@ -139,6 +139,7 @@ mod tests {
             created_at: String::new(),
             gateway_tls: Default::default(),
             limits: Default::default(),
+            image_tag: None,
         }
     }
 

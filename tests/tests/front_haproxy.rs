@@ -61,6 +61,7 @@ impl FrontDir {
     fn write_config(&self, routes: Vec<Route>) -> PathBuf {
         let front = Front {
             global: Global {
+                generation: "test-1".into(),
                 stats_socket: self.file("front.sock"),
                 pidfile: self.file("front.pid"),
                 maxconn: 1000,
@@ -198,13 +199,13 @@ fn routes(
             tenant: tenant.clone(),
             app: App::Ingest,
             bind: gateways,
-            target: ingest,
+            target: Some(ingest),
         },
         Route {
             tenant: tenant.clone(),
             app: App::Admin,
             bind: admin,
-            target: loopback_port(),
+            target: Some(loopback_port()),
         },
     ]
 }

@@ -125,6 +125,7 @@ impl Backend for MemoryBackend {
                 default_superuser_login: false,
                 attach_container: attach.clone(),
                 tenant_network,
+                front: Default::default(),
             }
         }))
     }
@@ -143,6 +144,7 @@ impl Backend for MemoryBackend {
                     state: c.state().0,
                     health: c.state().1,
                     spec_hash: Some(c.spec.hash()),
+                    address: None,
                 })
                 .collect()
         }))

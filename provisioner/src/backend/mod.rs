@@ -172,6 +172,37 @@ pub trait Backend: Send + Sync {
 
     /// Creates a container from its spec (not started).
     async fn create_container(&self, spec: &ContainerSpec) -> Result<()>;
+    /// Creates a container from `spec` under another name (the new copy of
+    /// an app beside the old one), labelled as `spec`'s own.
+    async fn create_container_named(&self, spec: &ContainerSpec, name: &str) -> Result<()> {
+        let _ = (spec, name);
+        Err(self.unsupported("creating a copy of a tenant app"))
+    }
+    /// Renames a container (running or not).
+    async fn rename_container(&self, name: &str, to: &str) -> Result<()> {
+        let _ = (name, to);
+        Err(self.unsupported("renaming a container"))
+    }
+    /// Creates (if missing) and starts the front: `[front] image` with host
+    /// networking, the host folder `dir` mounted at its
+    /// [`crate::front::runtime::CONTAINER_DIR`] (its configuration, admin
+    /// socket and pid file).
+    async fn ensure_front(&self, dir: &std::path::Path) -> Result<()> {
+        let _ = dir;
+        Err(self.unsupported("the front"))
+    }
+    /// Sends `signal` (`SIGUSR2`, ...) to a container's main process.
+    async fn signal(&self, name: &str, signal: &str) -> Result<()> {
+        let _ = (name, signal);
+        Err(self.unsupported("signalling a container"))
+    }
+    /// The error of a call this platform does not support.
+    fn unsupported(&self, what: &str) -> BackendError {
+        BackendError::Api {
+            what: what.to_owned(),
+            why: "not supported on this platform".to_owned(),
+        }
+    }
     async fn start_container(&self, name: &str) -> Result<()>;
     async fn stop_container(&self, name: &str) -> Result<()>;
     async fn remove_container(&self, name: &str) -> Result<()>;

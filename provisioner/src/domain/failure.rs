@@ -41,13 +41,19 @@ pub enum ErrorKind {
     /// A node drain that did not finish: a task did not move, or is not
     /// healthy on its new node.
     DrainIncomplete,
+    /// A copy-update-switch whose new app did not become healthy: it was
+    /// removed, and the tenant kept serving on the old one.
+    RolledBack,
+    /// The front (the per-host HAProxy) could not be started, reloaded or
+    /// changed.
+    Front,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -66,6 +72,8 @@ impl ErrorKind {
         ErrorKind::NotNPlusOne,
         ErrorKind::UnknownNode,
         ErrorKind::DrainIncomplete,
+        ErrorKind::RolledBack,
+        ErrorKind::Front,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -88,6 +96,8 @@ impl ErrorKind {
             ErrorKind::NotNPlusOne => "not_n_plus_one",
             ErrorKind::UnknownNode => "unknown_node",
             ErrorKind::DrainIncomplete => "drain_incomplete",
+            ErrorKind::RolledBack => "rolled_back",
+            ErrorKind::Front => "front",
             ErrorKind::Other => "other",
         }
     }
@@ -113,6 +123,8 @@ impl ErrorKind {
             ErrorKind::NotNPlusOne => 16,
             ErrorKind::UnknownNode => 17,
             ErrorKind::DrainIncomplete => 18,
+            ErrorKind::RolledBack => 19,
+            ErrorKind::Front => 20,
         }
     }
 }

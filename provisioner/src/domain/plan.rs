@@ -95,6 +95,19 @@ pub enum Step {
     StopContainer {
         name: String,
     },
+    /// Copy-update-switch behind the front: the new container from `spec`
+    /// beside the running one, healthy, then the front's target switched
+    /// to it and the old one drained and removed; one that does not get
+    /// healthy is removed and the old one keeps serving (rolled back).
+    SwitchContainer {
+        spec: Box<ContainerSpec>,
+        why: &'static str,
+    },
+    /// `[front]`: the front on this host gets every tenant's routes now
+    /// (started first when it does not run).
+    SyncFront {
+        start: bool,
+    },
     WaitHealthy {
         role: Role,
         name: String,
@@ -201,6 +214,15 @@ impl fmt::Display for Step {
             },
             Step::StartContainer { name, .. } => write!(f, "start container {name}"),
             Step::StopContainer { name } => write!(f, "stop container {name}"),
+            Step::SwitchContainer { spec, why } => write!(
+                f,
+                "switch {} to a new container from {} behind the front, then drain the old one ({why})",
+                spec.name, spec.image
+            ),
+            Step::SyncFront { start: true } => {
+                write!(f, "start the front with every tenant's routes")
+            }
+            Step::SyncFront { start: false } => write!(f, "update the front's routes"),
             Step::WaitHealthy { name, .. } => write!(f, "wait until {name} is healthy"),
             Step::ReleasePorts { ports } => {
                 let ports: Vec<String> = ports.iter().map(u16::to_string).collect();

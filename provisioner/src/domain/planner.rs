@@ -9,8 +9,8 @@ use super::plan::{Plan, Step};
 use super::ports::Choice;
 use super::spec::ContainerSpec;
 use super::state::{
-    CassandraObserved, CertificateObserved, Desired, GatewayTls, Health, ObservedContainer,
-    ObservedInfra, TenantLimits, TenantRecord,
+    CassandraObserved, CertificateObserved, Desired, FrontObserved, GatewayTls, Health,
+    ObservedContainer, ObservedInfra, TenantLimits, TenantRecord,
 };
 
 /// The first admin user's name.
@@ -218,11 +218,14 @@ fn storage_steps(tenant: &TenantView, steps: &mut Vec<Step>) {
 }
 
 /// The container steps that make the tenant's apps run from their specs;
-/// with `wait`, a wait for each container not yet healthy.
+/// with `wait`, a wait for each container not yet healthy. Behind the
+/// front (`front`), a running app with a published port whose spec
+/// changed is replaced by a switch, never removed first.
 fn container_steps(
     specs: &[ContainerSpec],
     observed: &[ObservedContainer],
     wait: bool,
+    front: bool,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut waits = Vec::new();
@@ -232,9 +235,17 @@ fn container_steps(
             why,
         };
         let name = spec.name.clone();
+        let drifted = |c: &ObservedContainer| c.spec_hash.as_deref() != Some(spec.hash().as_str());
         match find(observed, &spec.name) {
             None => steps.push(create("missing")),
-            Some(c) if c.spec_hash.as_deref() != Some(spec.hash().as_str()) => {
+            Some(c) if drifted(c) && front && c.running() && spec.container_port.is_some() => {
+                steps.push(Step::SwitchContainer {
+                    spec: Box::new(spec.clone()),
+                    why: "configuration changed",
+                });
+                continue;
+            }
+            Some(c) if drifted(c) => {
                 steps.push(Step::RemoveContainer {
                     name: name.clone(),
                     why: "configuration changed",
@@ -293,8 +304,58 @@ pub fn plan_start(
         }
     }
     storage_steps(tenant, &mut steps);
-    steps.extend(container_steps(&target.specs, observed, true));
+    steps.extend(leftover_steps(tenant, observed));
+    let front = infra.front.enabled();
+    steps.extend(container_steps(&target.specs, observed, true, front));
+    front_step(infra, &mut steps);
     plan(tenant, steps, infra_notices(infra))
+}
+
+/// Copies of the tenant's apps that an interrupted switch left behind
+/// (`<name>-next`, `<name>-old`): the apps themselves are planned by
+/// their canonical names.
+fn leftover_steps(tenant: &TenantView, observed: &[ObservedContainer]) -> Vec<Step> {
+    observed
+        .iter()
+        .filter(|c| c.tenant.as_ref() == Some(&tenant.id))
+        .filter(|c| {
+            tenant.names.iter().all(|(_, name)| *name != c.name)
+                && tenant
+                    .names
+                    .iter()
+                    .any(|(_, name)| c.name.starts_with(&format!("{name}-")))
+        })
+        .map(|c| Step::RemoveContainer {
+            name: c.name.clone(),
+            why: "left over from an interrupted switch",
+        })
+        .collect()
+}
+
+/// `[front]`: the front starts when it does not run, and gets the routes
+/// again when the tenant's changed (a port leased or released, an app
+/// created, started or switched, an address moved). Last, so that the
+/// apps it points at are up.
+fn front_step(infra: &ObservedInfra, steps: &mut Vec<Step>) {
+    let changes_routes = steps.iter().any(|s| {
+        matches!(
+            s,
+            Step::LeasePort { .. }
+                | Step::ReleasePorts { .. }
+                | Step::CreateContainer { .. }
+                | Step::StartContainer { .. }
+        )
+    });
+    match infra.front {
+        FrontObserved::Off => {}
+        FrontObserved::Missing | FrontObserved::Stopped => {
+            steps.push(Step::SyncFront { start: true })
+        }
+        FrontObserved::Running { routes_current } if !routes_current || changes_routes => {
+            steps.push(Step::SyncFront { start: false })
+        }
+        FrontObserved::Running { .. } => {}
+    }
 }
 
 /// `stop`: the desired state becomes stopped (a destroyed tenant stays
@@ -362,6 +423,7 @@ pub fn plan_destroy(
     if !ports.is_empty() {
         steps.push(Step::ReleasePorts { ports });
     }
+    front_step(infra, &mut steps);
     steps.push(Step::RemoveSecrets);
     if purge {
         steps.push(Step::DropData {
@@ -389,11 +451,18 @@ pub fn plan_reconcile_tenant(
             p
         }
         (Some(Desired::Stopped), _) => plan_stop(tenant, observed),
-        (Some(Desired::Destroyed), _) => plan(
-            tenant,
-            removal_steps(tenant, infra, observed, "tenant is destroyed"),
-            Vec::new(),
-        ),
+        (Some(Desired::Destroyed), _) => {
+            let mut steps = removal_steps(tenant, infra, observed, "tenant is destroyed");
+            if matches!(
+                infra.front,
+                FrontObserved::Running {
+                    routes_current: false
+                }
+            ) {
+                steps.push(Step::SyncFront { start: false });
+            }
+            plan(tenant, steps, Vec::new())
+        }
         _ => plan(tenant, Vec::new(), Vec::new()),
     }
 }

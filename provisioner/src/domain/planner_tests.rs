@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::domain::ids::Pool;
 use crate::domain::ports::Choice;
 use crate::domain::spec::{tenant_container, SpecInputs};
-use crate::domain::state::{ContainerState, NetworkObserved};
+use crate::domain::state::{ContainerState, FrontObserved, NetworkObserved};
 use crate::domain::{GatewayTls, TenantLimits};
 
 fn acme() -> ProviderId {
@@ -29,6 +29,7 @@ fn record(desired: Desired) -> TenantRecord {
         created_at: String::new(),
         gateway_tls: GatewayTls::Optional,
         limits: TenantLimits::default(),
+        image_tag: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn spec_in(config: &Config, role: Role, port: u16, gateway_tls: GatewayTls) -> C
             role,
             host_port: role.pool().map(|_| port),
             image_id: "sha256:1",
+            image_tag: None,
             secrets_dir: PathBuf::from("/data/secrets"),
             gateway_tls,
             limits: TenantLimits::default(),
@@ -122,6 +124,7 @@ fn infra(network: bool, cassandra: CassandraObserved) -> ObservedInfra {
             exists: network,
             cassandra_attached: network,
         },
+        front: FrontObserved::Off,
     }
 }
 
@@ -136,6 +139,7 @@ fn container(name: &str, running: bool, health: Health, hash: Option<String>) ->
         },
         health,
         spec_hash: hash,
+        address: None,
     }
 }
 
@@ -347,6 +351,7 @@ fn new_limits_are_recorded_and_recreate_ingest() {
             role: Role::Ingest,
             host_port: Some(6001),
             image_id: "sha256:1",
+            image_tag: None,
             secrets_dir: PathBuf::from("/data/secrets"),
             gateway_tls: GatewayTls::Optional,
             limits,
@@ -628,5 +633,114 @@ fn orphans_are_reported_not_removed() {
     assert_eq!(
         orphans(&[&acme()], &observed).to_string(),
         "plan:\n  report orphan container provision-ghost-ingest (tenant ghost is unknown; not removed)\n"
+    );
+}
+
+fn behind_front(front: FrontObserved) -> ObservedInfra {
+    ObservedInfra {
+        front,
+        ..infra(true, CassandraObserved::Running)
+    }
+}
+
+#[test]
+fn behind_the_front_a_changed_app_is_switched_never_removed_first() {
+    let target = StartTarget {
+        specs: vec![
+            spec_with_tls(Role::Ingest, 6001, GatewayTls::Required),
+            spec(Role::Admin, 8081),
+            spec(Role::Notifier, 0),
+        ],
+        gateway_tls: GatewayTls::Required,
+        ..kept()
+    };
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &target,
+        &behind_front(FrontObserved::Running {
+            routes_current: true,
+        }),
+        &healthy_acme(),
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  set gateway TLS to required
+  switch provision-acme-ingest to a new container from provision/ingest:dev behind the front, then drain the old one (configuration changed)
+"
+    );
+}
+
+#[test]
+fn the_front_is_started_when_missing_and_synced_when_its_routes_are_stale() {
+    let running = view(Some(record(Desired::Running)));
+    for (front, line) in [
+        (
+            FrontObserved::Missing,
+            Some("start the front with every tenant's routes"),
+        ),
+        (
+            FrontObserved::Stopped,
+            Some("start the front with every tenant's routes"),
+        ),
+        (
+            FrontObserved::Running {
+                routes_current: false,
+            },
+            Some("update the front's routes"),
+        ),
+        (
+            FrontObserved::Running {
+                routes_current: true,
+            },
+            None,
+        ),
+        (FrontObserved::Off, None),
+    ] {
+        let plan = plan_start(&running, &kept(), &behind_front(front), &healthy_acme());
+        assert_eq!(
+            plan.lines(),
+            line.into_iter().collect::<Vec<_>>(),
+            "{front:?}"
+        );
+    }
+    // a new app behind a running front: its routes follow it
+    let mut observed = healthy_acme().to_vec();
+    observed.remove(0);
+    let plan = plan_start(
+        &running,
+        &kept(),
+        &behind_front(FrontObserved::Running {
+            routes_current: true,
+        }),
+        &observed,
+    );
+    assert_eq!(
+        plan.lines().last().map(String::as_str),
+        Some("update the front's routes"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_copy_left_by_an_interrupted_switch_is_removed() {
+    let mut observed = healthy_acme().to_vec();
+    observed.push(container(
+        "provision-acme-ingest-next",
+        true,
+        Health::Healthy,
+        None,
+    ));
+    let plan = plan_start(
+        &view(Some(record(Desired::Running))),
+        &kept(),
+        &infra(true, CassandraObserved::Running),
+        &observed,
+    );
+    assert_eq!(
+        plan.to_string(),
+        "plan for tenant acme:
+  remove container provision-acme-ingest-next (left over from an interrupted switch)
+"
     );
 }

@@ -33,6 +33,11 @@ pub const HOST_GATEWAY: &str = "host.docker.internal:host-gateway";
 /// host folder [`crate::secrets`] writes.
 pub const SECRETS_MOUNT: &str = "/run/secrets";
 
+/// Where the front's connections come from, as the tenant apps name it:
+/// their network's gateway, the host's address on the tenant's bridge
+/// (the front runs with host networking).
+pub const FRONT_ADDRESS: &str = "default-gateway";
+
 /// The uid and gid the tenant apps run as.
 pub const APP_USER: &str = "10001:10001";
 
@@ -106,6 +111,8 @@ pub struct SpecInputs<'a> {
     /// The leased port (`None` for a role that publishes none).
     pub host_port: Option<u16>,
     pub image_id: &'a str,
+    /// The tag of the images the tenant runs (`None`: as configured).
+    pub image_tag: Option<&'a str>,
     pub secrets_dir: PathBuf,
     /// TLS on the gateway port (ingest only).
     pub gateway_tls: GatewayTls,
@@ -167,6 +174,12 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                     env.insert(name.to_owned(), format!("{SECRETS_MOUNT}/{file}"));
                 }
             }
+            if config.front.enabled {
+                env.insert(
+                    "INGEST_TRUSTED_PROXIES".to_owned(),
+                    FRONT_ADDRESS.to_owned(),
+                );
+            }
             (Some(INGEST_PORT), INGEST_HEALTH_PORT, "/ingest")
         }
         Role::Admin => {
@@ -176,6 +189,9 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
             );
             if config.admin.behind_tls {
                 env.insert("ADMIN_BEHIND_TLS".to_owned(), "true".to_owned());
+            }
+            if config.front.enabled {
+                env.insert("ADMIN_TRUSTED_PROXIES".to_owned(), FRONT_ADDRESS.to_owned());
             }
             (Some(ADMIN_PORT), ADMIN_PORT, "/admin")
         }
@@ -217,7 +233,7 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         name: config.container_name(id, role),
         tenant: id.clone(),
         role,
-        image: config.image(role).to_owned(),
+        image: config.image_tagged(role, inputs.image_tag),
         image_id: inputs.image_id.to_owned(),
         env,
         user: APP_USER.to_owned(),
@@ -225,7 +241,10 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         container_port,
         health_port,
         host_ip: config.ports.bind_address.clone(),
-        host_port: inputs.host_port.filter(|_| container_port.is_some()),
+        // Behind the front, the front binds the leased port.
+        host_port: inputs
+            .host_port
+            .filter(|_| container_port.is_some() && !config.front.enabled),
         extra_hosts,
         secrets_digest,
         network: config.tenant_network(id),
@@ -279,6 +298,7 @@ mod tests {
                 role,
                 host_port: Some(port),
                 image_id,
+                image_tag: None,
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls,
                 limits: TenantLimits::default(),
@@ -299,6 +319,7 @@ mod tests {
                 role: Role::Ingest,
                 host_port: Some(6001),
                 image_id: "sha256:aaa",
+                image_tag: None,
                 secrets_dir: PathBuf::from("/data/secrets/acme-ingest"),
                 gateway_tls: GatewayTls::Optional,
                 limits: TenantLimits::default().changed(Some(300), Some(2)),
@@ -340,6 +361,7 @@ mod tests {
                 role: Role::Notifier,
                 host_port: None,
                 image_id: "sha256:nnn",
+                image_tag: None,
                 secrets_dir: PathBuf::from("/data/secrets/acme-notifier"),
                 gateway_tls: GatewayTls::Optional,
                 limits: TenantLimits::default(),
@@ -417,6 +439,7 @@ mod tests {
                 role: Role::Admin,
                 host_port: Some(8081),
                 image_id: "sha256:aaa",
+                image_tag: None,
                 secrets_dir: PathBuf::from("/data/secrets/acme-admin"),
                 gateway_tls: GatewayTls::Optional,
                 limits: TenantLimits::default(),

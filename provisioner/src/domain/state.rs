@@ -221,6 +221,9 @@ pub struct ObservedContainer {
     /// The hash of the [`crate::domain::spec::ContainerSpec`] it was
     /// created from (a label).
     pub spec_hash: Option<String>,
+    /// Its address on its tenant network while it runs (one engine; what
+    /// the front forwards to).
+    pub address: Option<std::net::IpAddr>,
 }
 
 impl ObservedContainer {
@@ -271,6 +274,30 @@ pub struct ObservedInfra {
     pub attach_container: Option<String>,
     /// The network of the tenant being planned.
     pub tenant_network: NetworkObserved,
+    /// The front, when `[front] enabled`.
+    pub front: FrontObserved,
+}
+
+/// The front (the per-host HAProxy that owns the tenant ports) as
+/// observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrontObserved {
+    /// `[front] enabled = false`: each tenant app publishes its own port.
+    #[default]
+    Off,
+    Missing,
+    Stopped,
+    /// Running; `routes_current`: its routes for the tenant being planned
+    /// are what the tenant's leases and containers say now.
+    Running {
+        routes_current: bool,
+    },
+}
+
+impl FrontObserved {
+    pub fn enabled(self) -> bool {
+        self != FrontObserved::Off
+    }
 }
 
 /// One tenant as the state store knows it.
@@ -290,6 +317,9 @@ pub struct TenantRecord {
     pub gateway_tls: GatewayTls,
     /// The rate limit and the cap on gateways, as last asked by `start`.
     pub limits: TenantLimits,
+    /// The tag of the images the tenant's apps run, as `provision upgrade
+    /// --image-tag` last set it; `None`: the configured images.
+    pub image_tag: Option<String>,
 }
 
 impl TenantRecord {

@@ -1,8 +1,9 @@
 //! The front: the HAProxy on every host that owns the tenants' public
 //! ports and forwards them to the tenant apps. This module renders its
 //! configuration, as a pure function of a typed description ([`Front`]),
-//! from the template `haproxy.cfg.hbs`; running and reloading HAProxy is
-//! not its business (the provisioner does not run the front yet).
+//! from the template `haproxy.cfg.hbs`; [`runtime`] runs it on this host:
+//! its directory, the routes made from the store and the observed
+//! containers, and the sync that brings the running HAProxy to them.
 //!
 //! - A gateway port ([`App::Ingest`]) is forwarded in TCP mode, each
 //!   connection opened with a PROXY protocol v2 header (`send-proxy-v2`)
@@ -15,6 +16,11 @@
 //!   command line) and seamless reloads: its stats socket exposes the
 //!   listening sockets (`expose-fd listeners`), so a new process started
 //!   with `-x <socket>` takes them over without refusing a connection.
+//!   Its `description` is the configuration's generation, which `show
+//!   info` reports: how a reload is known to be done.
+//! - A route whose app does not run (stopped, being replaced) keeps its
+//!   port bound, its one server disabled: a changed target, or none, is a
+//!   runtime API change (`set server`), never a reload.
 //!
 //! Nothing a caller passes can add a line to the configuration: tenant ids
 //! are [`ProviderId`]s, addresses are [`SocketAddr`]s, and the two paths
@@ -27,7 +33,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{ProviderId, Role};
 
@@ -41,9 +47,14 @@ pub struct Front {
     pub routes: Vec<Route>,
 }
 
+pub mod runtime;
+
 /// The process-wide settings of the front.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {
+    /// The configuration's generation (HAProxy's `description`, which
+    /// `show info` reports): letters, digits and '-'.
+    pub generation: String,
     /// The admin socket (mode 600, level admin, exposing the listeners for
     /// a seamless reload with `-x`).
     pub stats_socket: PathBuf,
@@ -53,7 +64,8 @@ pub struct Global {
 }
 
 /// A tenant app the front forwards to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum App {
     /// The gateway port: TCP, with a PROXY protocol v2 header.
     Ingest,
@@ -62,6 +74,8 @@ pub enum App {
 }
 
 impl App {
+    pub const ALL: [App; 2] = [App::Ingest, App::Admin];
+
     /// The tenant role this app is.
     pub fn role(self) -> Role {
         match self {
@@ -78,13 +92,14 @@ impl fmt::Display for App {
 }
 
 /// One public port of a tenant app: the front listens on `bind` and
-/// forwards to `target`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// forwards to `target` (none: the app does not run; the port stays
+/// bound and its connections are closed, or answered 503).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub tenant: ProviderId,
     pub app: App,
     pub bind: SocketAddr,
-    pub target: SocketAddr,
+    pub target: Option<SocketAddr>,
 }
 
 impl Route {
@@ -116,6 +131,35 @@ pub enum FrontError {
     BadPath { what: &'static str, path: PathBuf },
     #[error("the front's maxconn must be at least 1")]
     ZeroMaxconn,
+    #[error("the front's generation {0:?} must be letters, digits and '-'")]
+    BadGeneration(String),
+    #[error("[ports] bind_address {0:?} must be an IP address when [front] enabled (the front binds it)")]
+    BindAddress(String),
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} does not hold the front's routes ({why}); remove it and run `provision reconcile`"
+    )]
+    Corrupt { path: PathBuf, why: String },
+    #[error("the front's admin socket {socket} did not answer `{command}`: {why}; see `docker logs provision-front`")]
+    Admin {
+        socket: PathBuf,
+        command: String,
+        why: String,
+    },
+    #[error("the front refused `{command}`: {answer}")]
+    Refused { command: String, answer: String },
+    #[error("the front did not load its new configuration (generation {generation}) within {secs} s (it serves {serving}); a port may be taken by another process: see `docker logs provision-front`")]
+    NotReloaded {
+        generation: String,
+        serving: String,
+        secs: u64,
+    },
     #[error("rendering the front's configuration: {0}")]
     Render(#[from] Box<handlebars::RenderError>),
 }
@@ -129,6 +173,7 @@ struct Context {
 
 #[derive(Serialize)]
 struct GlobalContext {
+    generation: String,
     maxconn: u32,
     pidfile: String,
     stats_socket: String,
@@ -139,8 +184,17 @@ struct RouteContext {
     name: String,
     ingest: bool,
     bind: String,
+    /// The server's address, or a placeholder for a disabled server.
     target: String,
+    disabled: bool,
 }
+
+/// Where a route without a target points its disabled server (never
+/// connected to: the server is in maintenance until a target is set).
+pub const NO_TARGET: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9,
+));
 
 /// Renders the front's HAProxy configuration.
 pub fn render(front: &Front) -> Result<String, FrontError> {
@@ -170,7 +224,8 @@ fn context(front: &Front) -> Result<Context, FrontError> {
                 app: route.app,
             });
         }
-        for (what, addr) in [("bind", route.bind), ("target", route.target)] {
+        let target = route.target.unwrap_or(NO_TARGET);
+        for (what, addr) in [("bind", route.bind), ("target", target)] {
             if addr.port() == 0 {
                 return Err(FrontError::PortZero {
                     route: route.name(),
@@ -188,8 +243,17 @@ fn context(front: &Front) -> Result<Context, FrontError> {
         }
         binds.push((route.bind, route.name()));
     }
+    let generation_ok = !global.generation.is_empty()
+        && global
+            .generation
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !generation_ok {
+        return Err(FrontError::BadGeneration(global.generation.clone()));
+    }
     Ok(Context {
         global: GlobalContext {
+            generation: global.generation.clone(),
             maxconn: global.maxconn,
             pidfile: checked_path("pidfile", &global.pidfile)?,
             stats_socket: checked_path("stats socket", &global.stats_socket)?,
@@ -200,7 +264,8 @@ fn context(front: &Front) -> Result<Context, FrontError> {
                 name: route.name(),
                 ingest: route.app == App::Ingest,
                 bind: route.bind.to_string(),
-                target: route.target.to_string(),
+                target: route.target.unwrap_or(NO_TARGET).to_string(),
+                disabled: route.target.is_none(),
             })
             .collect(),
     })

@@ -9,6 +9,7 @@ fn tenant(id: &str) -> ProviderId {
 
 fn global() -> Global {
     Global {
+        generation: "g-1".into(),
         stats_socket: "/run/provision/front.sock".into(),
         pidfile: "/run/provision/front.pid".into(),
         maxconn: 20000,
@@ -20,7 +21,7 @@ fn route(id: &str, app: App, bind: &str, target: &str) -> Route {
         tenant: tenant(id),
         app,
         bind: bind.parse().unwrap(),
-        target: target.parse().unwrap(),
+        target: Some(target.parse().unwrap()),
     }
 }
 
@@ -34,6 +35,8 @@ const HEADER: &str = "\
 # the next render replaces it.
 
 global
+    # the generation: `show info` reports it, so a reload is seen done
+    description g-1
     maxconn 20000
     pidfile /run/provision/front.pid
     # -x <this socket> hands the listeners to the next worker on a reload.
@@ -82,6 +85,12 @@ frontend admin_acme
 backend admin_acme
     mode http
     timeout server 1m
+    # one request per server connection: none is left idle on an app that
+    # is being replaced, and a request the old app dropped while draining
+    # is sent again
+    option http-server-close
+    retry-on conn-failure empty-response
+    retries 3
     server admin_acme 172.18.0.5:8080
 "
     );

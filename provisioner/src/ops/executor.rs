@@ -173,7 +173,14 @@ impl<'a> Execution<'a> {
                 backend.start_container(name).await?;
             }
             Step::StopContainer { name } => backend.stop_container(name).await?,
-            Step::WaitHealthy { role, name } => self.wait_healthy(*role, name).await?,
+            Step::WaitHealthy { role, name } => wait_healthy(prov, id, *role, name).await?,
+            Step::SwitchContainer { spec, .. } => {
+                self.write_secrets(spec.role).await?;
+                prov.switch_container(id, spec).await?;
+            }
+            Step::SyncFront { .. } => {
+                prov.sync_front().await?;
+            }
             Step::ReleasePorts { .. } => store.release_ports(id).await?,
             Step::RemoveSecrets => {
                 secrets::remove(prov.data_dir(), id)?;
@@ -209,32 +216,38 @@ impl<'a> Execution<'a> {
         )?;
         Ok(())
     }
+}
 
-    /// Waits until a container answers its health endpoint, polling.
-    async fn wait_healthy(&self, role: Role, name: &str) -> Result<()> {
-        let port = match role {
-            Role::Ingest => INGEST_HEALTH_PORT,
-            Role::Admin => ADMIN_PORT,
-            Role::Notifier => NOTIFIER_HEALTH_PORT,
+/// Waits until `id`'s container `name` (of `role`) answers its health
+/// endpoint, polling, for `[health] timeout_secs` at most.
+pub(super) async fn wait_healthy(
+    prov: &Provisioner,
+    id: &ProviderId,
+    role: Role,
+    name: &str,
+) -> Result<()> {
+    let port = match role {
+        Role::Ingest => INGEST_HEALTH_PORT,
+        Role::Admin => ADMIN_PORT,
+        Role::Notifier => NOTIFIER_HEALTH_PORT,
+    };
+    let timeout = Duration::from_secs(prov.config.health.timeout_secs);
+    let deadline = Instant::now() + timeout;
+    let network = prov.config.tenant_network(id);
+    loop {
+        let why = match prov.backend.probe_health(name, &network, port).await? {
+            Probe::Healthy => return Ok(()),
+            Probe::NotYet(why) => why,
         };
-        let timeout = Duration::from_secs(self.prov.config.health.timeout_secs);
-        let deadline = Instant::now() + timeout;
-        let network = self.prov.config.tenant_network(self.id);
-        loop {
-            let why = match self.prov.backend.probe_health(name, &network, port).await? {
-                Probe::Healthy => return Ok(()),
-                Probe::NotYet(why) => why,
-            };
-            if Instant::now() >= deadline {
-                return Err(Error::Unhealthy {
-                    tenant: self.id.clone(),
-                    role,
-                    container: name.into(),
-                    secs: timeout.as_secs(),
-                    why,
-                });
-            }
-            tokio::time::sleep(HEALTH_POLL).await;
+        if Instant::now() >= deadline {
+            return Err(Error::Unhealthy {
+                tenant: id.clone(),
+                role,
+                container: name.into(),
+                secs: timeout.as_secs(),
+                why,
+            });
         }
+        tokio::time::sleep(HEALTH_POLL).await;
     }
 }

@@ -278,8 +278,15 @@ impl Provisioner {
                 None => None,
             };
             specs.push(
-                self.container_spec(id, role, port, record.gateway_tls, record.limits)
-                    .await?,
+                self.container_spec(
+                    id,
+                    role,
+                    port,
+                    record.gateway_tls,
+                    record.limits,
+                    record.image_tag.as_deref(),
+                )
+                .await?,
             );
         }
         Ok(compose_file(id, &specs))
@@ -303,6 +310,7 @@ mod tests {
                 role,
                 host_port: role.pool().map(|_| port),
                 image_id: "sha256:abc",
+                image_tag: None,
                 secrets_dir: PathBuf::from(format!("/data/secrets/acme-{role}")),
                 gateway_tls: Default::default(),
                 limits: Default::default(),

@@ -1,5 +1,6 @@
-//! The operations: one file each (start, stop, destroy, reconcile, status
-//! and logs, gateways, alerts and reports, history), each observe → plan →
+//! The operations: one file each (start, stop, destroy, reconcile, upgrade,
+//! status and logs, gateways, alerts and reports, history; `front`, the
+//! per-host front's sync and the copy-update-switch), each observe → plan →
 //! apply (the gateway, alert and report calls write the tenant's keyspace
 //! directly, under its lock). Observing
 //! reads the store and the backend; planning is [`crate::domain::planner`];
@@ -16,6 +17,7 @@ mod destroy;
 mod endpoints;
 pub mod executor;
 pub mod export;
+mod front;
 mod gateways;
 mod history;
 pub mod nodes;
@@ -25,6 +27,7 @@ mod start;
 mod status;
 mod stop;
 mod tokens;
+pub mod upgrade;
 
 #[cfg(test)]
 mod tests;
@@ -35,12 +38,14 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 pub use executor::Fault;
+pub use front::FrontChange;
 pub use report::{
     Answer, ContainerStatus, GatewayConnections, NotifierStatus, PlanReport, ReconcileReport,
     StartReport, TenantStatus,
 };
 pub use start::StartOptions;
 pub use tokens::TokenCreated;
+pub use upgrade::{UpgradeOptions, UpgradeReport};
 
 use crate::backend::Backend;
 use crate::config::Config;

@@ -131,6 +131,7 @@ impl Provisioner {
         let mut infra = self.backend.observe_infra(Some(id)).await?;
         infra.default_superuser_login = default_login;
         let observed = self.backend.observe_containers(Some(id)).await?;
+        self.observe_front(&mut infra, id, &observed).await?;
         let target = match record.desired {
             Desired::Running => Some(self.start_target(id, &StartOptions::default()).await?),
             _ => None,

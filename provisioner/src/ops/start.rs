@@ -20,7 +20,7 @@ use crate::store::StoreError;
 const MAX_REPLANS: usize = 64;
 
 /// What `start` asks for.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     pub gateway_port: Option<u16>,
     pub admin_port: Option<u16>,
@@ -36,6 +36,9 @@ pub struct StartOptions {
     /// Swarm mode: start even if the cluster is no longer N+1 afterwards.
     pub allow_overcommit: bool,
     pub dry_run: bool,
+    /// The tag of the images to run (`provision upgrade --image-tag`);
+    /// `None` keeps what the tenant runs.
+    pub image_tag: Option<String>,
 }
 
 impl StartOptions {
@@ -96,6 +99,10 @@ impl Provisioner {
             ports.push((pool, choice));
         }
         let record = self.store.tenant(id).await?;
+        let image_tag = match &options.image_tag {
+            Some(tag) => Some(tag.clone()),
+            None => record.as_ref().and_then(|r| r.image_tag.clone()),
+        };
         let gateway_tls = options
             .gateway_tls
             .or(record.as_ref().map(|r| r.gateway_tls))
@@ -114,7 +121,7 @@ impl Provisioner {
                     .map(|(_, c)| Choice::port(*c))
             });
             specs.push(
-                self.container_spec(id, role, port, gateway_tls, limits)
+                self.container_spec(id, role, port, gateway_tls, limits, image_tag.as_deref())
                     .await?,
             );
         }
@@ -143,8 +150,10 @@ impl Provisioner {
         host_port: Option<u16>,
         gateway_tls: GatewayTls,
         limits: TenantLimits,
+        image_tag: Option<&str>,
     ) -> Result<ContainerSpec> {
-        let image_id = self.backend.image_id(self.config.image(role)).await?;
+        let image = self.config.image_tagged(role, image_tag);
+        let image_id = self.backend.image_id(&image).await?;
         Ok(tenant_container(
             &self.config,
             SpecInputs {
@@ -152,6 +161,7 @@ impl Provisioner {
                 role,
                 host_port,
                 image_id: &image_id,
+                image_tag,
                 secrets_dir: crate::secrets::dir(self.data_dir(), id, role),
                 gateway_tls,
                 limits,
@@ -179,8 +189,9 @@ impl Provisioner {
     /// What `start` would do now, without doing it.
     pub async fn plan(&self, id: &ProviderId, options: StartOptions) -> Result<Plan> {
         let record = self.store.tenant(id).await?;
-        let infra = self.observe_infra(Some(id)).await?;
+        let mut infra = self.observe_infra(Some(id)).await?;
         let observed = self.backend.observe_containers(Some(id)).await?;
+        self.observe_front(&mut infra, id, &observed).await?;
         let target = self.start_target(id, &options).await?;
         Ok(planner::plan_start(
             &self.view(id, record),
@@ -193,7 +204,7 @@ impl Provisioner {
     /// `start`: brings the tenant to running and healthy.
     pub async fn start(&self, id: &ProviderId, options: StartOptions) -> Result<StartReport> {
         if options.dry_run {
-            let plan = self.plan(id, options).await?;
+            let plan = self.plan(id, options.clone()).await?;
             let record = self.store.tenant(id).await?;
             return Ok(self.start_report(id, &plan, plan.lines(), record.as_ref(), None, true));
         }
@@ -205,7 +216,7 @@ impl Provisioner {
             let mut run = Execution::new(self, id);
             let mut replans = 0;
             let plan = loop {
-                let plan = self.plan(id, options).await?;
+                let plan = self.plan(id, options.clone()).await?;
                 match run.apply(&plan).await {
                     Err(Error::Store(StoreError::LeaseTaken { pool, port, holder }))
                         if replans < MAX_REPLANS =>

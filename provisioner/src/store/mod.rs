@@ -103,6 +103,11 @@ ALTER TABLE providers ADD COLUMN gateway_tls TEXT NOT NULL DEFAULT 'optional';
 ALTER TABLE providers ADD COLUMN max_readings_per_sec INTEGER;
 ALTER TABLE providers ADD COLUMN max_gateways INTEGER;
 "#,
+    // NULL: the configured images' tags; else the tag `provision upgrade
+    // --image-tag` rolled the tenant's apps to.
+    r#"
+ALTER TABLE providers ADD COLUMN image_tag TEXT;
+"#,
 ];
 
 /// What can go wrong in the state store.

@@ -13,7 +13,7 @@ use crate::domain::{Desired, GatewayTls, Pool, ProviderId, TenantLimits};
 
 const SELECT_TENANT: &str = "SELECT p.id, p.desired, p.cassandra_password, p.session_secret, \
      p.schema_version, p.role_ready, p.admin_user_created, p.created_at, p.gateway_tls, \
-     p.max_readings_per_sec, p.max_gateways, \
+     p.max_readings_per_sec, p.max_gateways, p.image_tag, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'gateway') AS gw, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'admin') AS ad \
      FROM providers p";
@@ -50,6 +50,7 @@ impl Store {
                 max_readings_per_sec: self.limit(r, "max_readings_per_sec")?,
                 max_gateways: self.limit(r, "max_gateways")?,
             },
+            image_tag: r.get("image_tag"),
             gateway_port: r.get::<Option<i64>, _>("gw").map(|p| p as u16),
             admin_port: r.get::<Option<i64>, _>("ad").map(|p| p as u16),
         })
@@ -158,6 +159,12 @@ impl Store {
 
     pub async fn set_desired(&self, id: &ProviderId, desired: Desired) -> Result<()> {
         self.set_column(id, "desired", desired.as_str().to_owned())
+            .await
+    }
+
+    /// The image tag the tenant's apps run (`None`: the configured images).
+    pub async fn set_image_tag(&self, id: &ProviderId, tag: Option<&str>) -> Result<()> {
+        self.set_column(id, "image_tag", tag.map(str::to_owned))
             .await
     }
 

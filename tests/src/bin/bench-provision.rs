@@ -353,6 +353,7 @@ fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
         created_at: String::new(),
         gateway_tls: provisioner::domain::GatewayTls::Off,
         limits: Default::default(),
+        image_tag: None,
     }
 }
 
@@ -814,6 +815,7 @@ impl Bench {
                 role,
                 host_port: record.port(role),
                 image_id: &image_id,
+                image_tag: None,
                 secrets_dir: secrets,
                 gateway_tls: record.gateway_tls,
                 limits: record.limits,

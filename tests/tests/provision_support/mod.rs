@@ -451,6 +451,12 @@ impl Gateway {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("gateway port accepts");
+        Gateway::over(stream, gateway, token).await
+    }
+
+    /// Says hello on a connection made by the caller (from an address of
+    /// its choice).
+    pub async fn over(stream: TcpStream, gateway: &str, token: &str) -> Result<Gateway, String> {
         let (r, w) = stream.into_split();
         let mut gw = Gateway {
             reader: BufReader::new(r),

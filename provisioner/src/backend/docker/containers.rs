@@ -9,7 +9,8 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RenameContainerOptions,
+    StopContainerOptions,
 };
 use bollard::Docker;
 
@@ -147,6 +148,40 @@ pub(super) async fn stop_container(docker: &Docker, name: &str) -> Result<()> {
         Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
         Err(e) => Err(api(format!("stop container {name}"), e)),
     }
+}
+
+/// Renames a container; already named so counts as done.
+pub(super) async fn rename_container(docker: &Docker, name: &str, to: &str) -> Result<()> {
+    let options = RenameContainerOptions {
+        name: to.to_owned(),
+    };
+    match docker.rename_container(name, options).await {
+        Ok(()) => Ok(()),
+        Err(e)
+            if is_status(&e, 404)
+                && docker
+                    .inspect_container(
+                        to,
+                        None::<bollard::query_parameters::InspectContainerOptions>,
+                    )
+                    .await
+                    .is_ok() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(api(format!("rename container {name} to {to}"), e)),
+    }
+}
+
+/// Sends a signal to a running container's main process.
+pub(super) async fn signal(docker: &Docker, name: &str, signal: &str) -> Result<()> {
+    let options = KillContainerOptions {
+        signal: signal.to_owned(),
+    };
+    docker
+        .kill_container(name, Some(options))
+        .await
+        .map_err(|e| api(format!("send {signal} to container {name}"), e))
 }
 
 pub(super) async fn remove_container(docker: &Docker, name: &str) -> Result<()> {

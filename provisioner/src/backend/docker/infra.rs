@@ -3,6 +3,7 @@
 //! (404 = done), and the node's hardened container with its volume.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkConnectRequest,
@@ -17,6 +18,7 @@ use super::{api, is_status};
 use crate::backend::{BackendError, Result};
 use crate::config::Config;
 use crate::domain::ProviderId;
+use crate::front::runtime::CONTAINER_DIR;
 use crate::labels;
 
 /// The labels of what the provisioner creates besides tenant containers:
@@ -213,4 +215,44 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
     };
     create_container(docker, &c.container, body).await?;
     start_container(docker, &c.container).await
+}
+
+/// Creates (409 = exists) and starts (304 = running) the front: HAProxy in
+/// master-worker mode (`-W`: a SIGUSR2 reloads it, the new worker taking
+/// the listening sockets over), with host networking so that it binds the
+/// tenants' ports on the host, the host folder `dir` mounted at
+/// [`CONTAINER_DIR`], and the hardening of the tenant containers: a
+/// read-only root, no capabilities (the ports are above 1024), no new
+/// privileges.
+pub(super) async fn ensure_front(docker: &Docker, config: &Config, dir: &Path) -> Result<()> {
+    let front = &config.front;
+    require_image(docker, &front.image).await?;
+    let body = ContainerCreateBody {
+        image: Some(front.image.clone()),
+        entrypoint: Some(vec![
+            "/usr/sbin/haproxy".to_owned(),
+            "-W".to_owned(),
+            "-db".to_owned(),
+            "-f".to_owned(),
+            format!("{CONTAINER_DIR}/haproxy.cfg"),
+        ]),
+        cmd: Some(Vec::new()),
+        labels: Some(managed_labels(config, labels::ROLE_FRONT)),
+        host_config: Some(HostConfig {
+            network_mode: Some("host".to_owned()),
+            binds: Some(vec![format!("{}:{CONTAINER_DIR}", dir.display())]),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+            log_config: Some(log_config()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    create_container(docker, &front.container, body).await?;
+    start_container(docker, &front.container).await
 }

@@ -150,6 +150,23 @@ impl Backend for DockerBackend {
         containers::create_container(docker, &spec.name, create_body(spec)).await
     }
 
+    async fn create_container_named(&self, spec: &ContainerSpec, name: &str) -> Result<()> {
+        let docker = self.docker().await?;
+        containers::create_container(docker, name, create_body(spec)).await
+    }
+
+    async fn rename_container(&self, name: &str, to: &str) -> Result<()> {
+        containers::rename_container(self.docker().await?, name, to).await
+    }
+
+    async fn ensure_front(&self, dir: &std::path::Path) -> Result<()> {
+        infra::ensure_front(self.docker().await?, &self.config, dir).await
+    }
+
+    async fn signal(&self, name: &str, signal: &str) -> Result<()> {
+        containers::signal(self.docker().await?, name, signal).await
+    }
+
     async fn start_container(&self, name: &str) -> Result<()> {
         containers::start_container(self.docker().await?, name).await
     }

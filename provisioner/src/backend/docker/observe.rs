@@ -11,7 +11,9 @@ use bollard::Docker;
 use super::{api, is_status};
 use crate::backend::Result;
 use crate::config::{CassandraMode, Config};
-use crate::domain::state::{CassandraObserved, NetworkObserved, ObservedContainer, ObservedInfra};
+use crate::domain::state::{
+    CassandraObserved, FrontObserved, NetworkObserved, ObservedContainer, ObservedInfra,
+};
 use crate::domain::{ContainerState, Health, ProviderId};
 use crate::labels;
 
@@ -81,6 +83,14 @@ pub(super) async fn observe_containers(
                 state,
                 health,
                 spec_hash: labels.get(labels::CONFIG_HASH).cloned(),
+                address: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .into_iter()
+                    .flat_map(|n| n.into_values())
+                    .filter_map(|e| e.ip_address)
+                    .find_map(|ip| ip.parse().ok())
+                    .filter(|_| running),
             }
         })
         .collect();
@@ -139,7 +149,29 @@ pub(super) async fn observe_infra(
             Err(e) => return Err(api(format!("inspect container {container}"), e)),
         },
     };
+    let front = match config.front.enabled {
+        false => FrontObserved::Off,
+        true => match docker
+            .inspect_container(&config.front.container, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(i) if i.state.as_ref().and_then(|s| s.running).unwrap_or(false) => {
+                FrontObserved::Running {
+                    routes_current: false,
+                }
+            }
+            Ok(_) => FrontObserved::Stopped,
+            Err(e) if is_status(&e, 404) => FrontObserved::Missing,
+            Err(e) => {
+                return Err(api(
+                    format!("inspect container {}", config.front.container),
+                    e,
+                ))
+            }
+        },
+    };
     Ok(ObservedInfra {
+        front,
         network,
         network_exists,
         cassandra_container: container,

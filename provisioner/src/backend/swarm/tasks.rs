@@ -144,6 +144,7 @@ pub(super) async fn observe_services(
                 state,
                 health,
                 spec_hash: label(s, labels::CONFIG_HASH).cloned(),
+                address: None,
             }
         })
         .collect();
