@@ -337,14 +337,11 @@ fn leftover_steps(tenant: &TenantView, observed: &[ObservedContainer]) -> Vec<St
 /// created, started or switched, an address moved). Last, so that the
 /// apps it points at are up.
 fn front_step(infra: &ObservedInfra, steps: &mut Vec<Step>) {
-    let changes_routes = steps.iter().any(|s| {
-        matches!(
-            s,
-            Step::LeasePort { .. }
-                | Step::ReleasePorts { .. }
-                | Step::CreateContainer { .. }
-                | Step::StartContainer { .. }
-        )
+    let changes_routes = steps.iter().any(|s| match s {
+        Step::LeasePort { .. } | Step::ReleasePorts { .. } => true,
+        Step::CreateContainer { spec, .. } => spec.container_port.is_some(),
+        Step::StartContainer { role, .. } => role.pool().is_some(),
+        _ => false,
     });
     match infra.front {
         FrontObserved::Off => {}

@@ -159,7 +159,7 @@ impl Provisioner {
             let mut failed = false;
             for batch in ids.chunks(options.parallelism.max(1)) {
                 if failed && !options.keep_going {
-                    tenants.extend(batch.iter().map(|id| skipped(id)));
+                    tenants.extend(batch.iter().map(skipped));
                     continue;
                 }
                 let runs = batch.iter().map(|id| async move {

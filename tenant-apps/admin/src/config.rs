@@ -2,13 +2,14 @@
 //! [`TenantConfig`] plus `ADMIN_LISTEN`, the session secret
 //! (`ADMIN_SESSION_SECRET_FILE` or `ADMIN_SESSION_SECRET`) and the login
 //! limits (`ADMIN_LOGIN_WINDOW_SECS`, `ADMIN_LOGIN_FAILURES_PER_USERNAME`,
-//! `ADMIN_LOGIN_FAILURES_PER_ADDRESS`) and `ADMIN_BEHIND_TLS`.
+//! `ADMIN_LOGIN_FAILURES_PER_ADDRESS`), `ADMIN_BEHIND_TLS` and
+//! `ADMIN_TRUSTED_PROXIES`.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use tenant_common::{ConfigError, TenantConfig};
+use tenant_common::{ConfigError, TenantConfig, TrustedProxies};
 
 use crate::ratelimit::LoginLimits;
 
@@ -37,6 +38,13 @@ pub struct AdminConfig {
     /// operator says browsers reach the panel over TLS (a proxy in front
     /// terminates it), so every cookie is `Secure`.
     pub behind_tls: bool,
+    /// `ADMIN_TRUSTED_PROXIES` (comma-separated IP addresses and/or
+    /// `default-gateway`, as ingest's `INGEST_TRUSTED_PROXIES`; default
+    /// none): the proxies whose requests name their client in the last
+    /// `X-Forwarded-For` entry ([`crate::client`]). `default-gateway` is
+    /// the gateway of the container's default route, read from
+    /// `/proc/net/route` at startup (none: an error).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -46,6 +54,7 @@ impl std::fmt::Debug for AdminConfig {
             .field("listen", &self.listen)
             .field("login_limits", &self.login_limits)
             .field("behind_tls", &self.behind_tls)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field(
                 "session_secret",
                 &self.session_secret.as_ref().map(|_| "<redacted>"),
@@ -65,6 +74,7 @@ impl AdminConfig {
             )?,
             login_limits: login_limits_from_env()?,
             behind_tls: tenant_common::env_parse("ADMIN_BEHIND_TLS", false)?,
+            trusted_proxies: tenant_common::trusted_proxies::from_env("ADMIN_TRUSTED_PROXIES")?,
         })
     }
 }

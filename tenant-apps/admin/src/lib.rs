@@ -16,7 +16,9 @@
 //! Modules: [`session`] (signed session cookies, revoked at logout),
 //! [`csrf`] (form tokens), [`ratelimit`] (failed logins, kept in the tenant
 //! keyspace) and [`password`] (argon2 verifications in bounded memory) are
-//! the auth layer; [`store`] is the code that talks to Cassandra, with the
+//! the auth layer, and [`client`] tells who a request comes from (the peer,
+//! or the client a trusted proxy names in `X-Forwarded-For`); [`store`] is
+//! the code that talks to Cassandra, with the
 //! `notifier` table's rows read and written through the notifier crate's
 //! `notifier::store::AlertStore` ([`AppState::alerts`]), so the panel, the
 //! CLI and the notifier share one definition of them; [`reports`] and [`charts`] are pure
@@ -28,8 +30,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use scylla::client::session::Session as CassandraSession;
+use tenant_common::TrustedProxies;
 
 pub mod charts;
+pub mod client;
 pub mod config;
 pub mod csrf;
 pub mod error;
@@ -83,6 +87,9 @@ impl std::fmt::Debug for PanelOptions {
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// The proxies trusted to name the client (`ADMIN_TRUSTED_PROXIES`,
+    /// [`AppState::trusting`]); none unless set.
+    proxies: Arc<TrustedProxies>,
 }
 
 #[derive(Debug)]
@@ -116,7 +123,22 @@ impl AppState {
                 limiter: ratelimit::LoginLimiter::new(options.login_limits),
                 passwords: password::PasswordChecker::default(),
             }),
+            proxies: Arc::new(TrustedProxies::none()),
         })
+    }
+
+    /// The panel, with the requests from `proxies` naming their client in
+    /// `X-Forwarded-For` ([`client`]).
+    pub fn trusting(self, proxies: TrustedProxies) -> Self {
+        AppState {
+            proxies: Arc::new(proxies),
+            ..self
+        }
+    }
+
+    /// The proxies trusted to name the client.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.proxies
     }
 
     pub fn tenant_id(&self) -> &str {

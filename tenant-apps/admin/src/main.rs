@@ -14,7 +14,9 @@ const USAGE: &str = "usage: admin [serve | healthcheck]\n\
                CASSANDRA_CONTACT_POINTS, CASSANDRA_USERNAME, CASSANDRA_PASSWORD, LOG_FORMAT,\n\
                ADMIN_LISTEN (default 0.0.0.0:8080), ADMIN_SESSION_SECRET_FILE or\n\
                ADMIN_SESSION_SECRET (hex), ADMIN_LOGIN_WINDOW_SECS (default 900),\n\
-               ADMIN_LOGIN_FAILURES_PER_USERNAME (5), ADMIN_LOGIN_FAILURES_PER_ADDRESS (20)\n\
+               ADMIN_LOGIN_FAILURES_PER_USERNAME (5), ADMIN_LOGIN_FAILURES_PER_ADDRESS (20),\n\
+               ADMIN_BEHIND_TLS (false), ADMIN_TRUSTED_PROXIES (IP addresses and/or\n\
+               default-gateway, whose X-Forwarded-For names the client; default none)\n\
   healthcheck  exit 0 if the panel at ADMIN_LISTEN answers GET /healthz with 200";
 
 fn main() -> ExitCode {
@@ -86,8 +88,24 @@ async fn run(config: AdminConfig) -> anyhow::Result<()> {
         },
     )
     .await
-    .context("cannot prepare the panel")?;
-    tracing::info!(listen = %config.listen, tenant = %config.tenant.tenant_id, "admin panel listening");
+    .context("cannot prepare the panel")?
+    .trusting(config.trusted_proxies.clone());
+    let proxies = &config.trusted_proxies;
+    match proxies.default_gateway() {
+        Some(gateway) => tracing::info!(
+            listen = %config.listen,
+            tenant = %config.tenant.tenant_id,
+            trusted_proxies = %proxies,
+            default_gateway = %gateway,
+            "admin panel listening"
+        ),
+        None => tracing::info!(
+            listen = %config.listen,
+            tenant = %config.tenant.tenant_id,
+            trusted_proxies = %proxies,
+            "admin panel listening"
+        ),
+    }
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

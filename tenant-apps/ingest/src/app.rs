@@ -15,6 +15,7 @@ use crate::server::{self, Limits};
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 use crate::tls::{CertificateFiles, GatewayTls, TlsError};
+use crate::trusted_proxies::TrustedProxies;
 
 /// How long in-flight frames get after SIGTERM (Docker waits 10 s).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -46,6 +47,7 @@ pub async fn run(
     // A certificate that cannot be read fails the start at once, before
     // the wait for Cassandra.
     let tls = gateway_tls(&settings)?;
+    log_trusted_proxies(&settings.trusted_proxies);
     let deadline = Instant::now() + cfg.connect_timeout;
     let store = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),
@@ -97,6 +99,22 @@ pub async fn run(
     }
     http.abort();
     Ok(())
+}
+
+/// The fronts trusted to send a PROXY header, as resolved (with
+/// `default-gateway`'s address), once at startup.
+fn log_trusted_proxies(proxies: &TrustedProxies) {
+    const WHAT: &str =
+        "PROXY protocol v2 headers expected from these fronts (INGEST_TRUSTED_PROXIES)";
+    if proxies.is_empty() {
+        return;
+    }
+    match proxies.default_gateway() {
+        Some(gateway) => {
+            tracing::info!(trusted_proxies = %proxies, default_gateway = %gateway, "{WHAT}")
+        }
+        None => tracing::info!(trusted_proxies = %proxies, "{WHAT}"),
+    }
 }
 
 fn gateway_tls(settings: &Settings) -> Result<GatewayTls, TlsError> {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tenant_common::ConfigError;
+use tenant_common::{trusted_proxies, ConfigError};
 
 use crate::tls::TlsMode;
 use crate::trusted_proxies::TrustedProxies;
@@ -76,11 +76,14 @@ pub struct Settings {
     /// [`crate::store::parse_consistency`]): how many replicas hold a frame
     /// before it is acked.
     pub write_consistency: scylla::statement::Consistency,
-    /// `INGEST_TRUSTED_PROXIES` (comma-separated IP addresses; default
-    /// none): the fronts whose connections start with a PROXY protocol v2
-    /// header, whose source address then stands for the connection's
-    /// ([`crate::trusted_proxies`]). From any other address a header is
-    /// refused; with none set, no header is expected at all.
+    /// `INGEST_TRUSTED_PROXIES` (comma-separated IP addresses and/or
+    /// `default-gateway`; default none): the fronts whose connections start
+    /// with a PROXY protocol v2 header, whose source address then stands
+    /// for the connection's ([`crate::trusted_proxies`]). From any other
+    /// address a header is refused; with none set, no header is expected at
+    /// all. `default-gateway` is the gateway of the default route in
+    /// `/proc/net/route`, read when the settings are (no such route: an
+    /// error).
     pub trusted_proxies: TrustedProxies,
 }
 
@@ -119,8 +122,19 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the settings through `lookup`.
+    /// Reads the settings through `lookup` (and `default-gateway`, if
+    /// asked, from this host's `/proc/net/route`).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_and_routes(lookup, trusted_proxies::read_route_table)
+    }
+
+    /// Reads the settings through `lookup`, with `route_table` reading the
+    /// text of `/proc/net/route` when `INGEST_TRUSTED_PROXIES` lists
+    /// `default-gateway`.
+    pub fn from_lookup_and_routes(
+        lookup: impl Fn(&str) -> Option<String>,
+        route_table: impl FnOnce() -> std::io::Result<String>,
+    ) -> Result<Self, ConfigError> {
         let d = Self::default();
         let secs = |name, default: Duration| {
             positive(&lookup, name, default.as_secs()).map(Duration::from_secs)
@@ -180,7 +194,11 @@ impl Settings {
                 }
                 _ => d.write_consistency,
             },
-            trusted_proxies: parse(&lookup, "INGEST_TRUSTED_PROXIES", d.trusted_proxies)?,
+            trusted_proxies: trusted_proxies::from_lookup(
+                &lookup,
+                "INGEST_TRUSTED_PROXIES",
+                route_table,
+            )?,
         }
         .checked()
     }
@@ -318,6 +336,32 @@ mod tests {
         assert_eq!(s.write_concurrency, 5);
         assert_eq!(s.batch_frames, 1);
         assert_eq!(s.batch_linger, Duration::ZERO);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn default_gateway_is_read_from_the_route_table() {
+        let map: HashMap<String, String> = HashMap::from([(
+            "INGEST_TRUSTED_PROXIES".to_string(),
+            "default-gateway, 10.0.1.5".to_string(),
+        )]);
+        let routes =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                      eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                      eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let s = Settings::from_lookup_and_routes(|n| map.get(n).cloned(), || Ok(routes.into()))
+            .unwrap();
+        assert!(s.trusted_proxies.trusts("172.18.0.1".parse().unwrap()));
+        assert!(s.trusted_proxies.trusts("10.0.1.5".parse().unwrap()));
+        assert_eq!(s.trusted_proxies.to_string(), "10.0.1.5,172.18.0.1");
+        // no default route: the start fails, naming the variable
+        let err = Settings::from_lookup_and_routes(
+            |n| map.get(n).cloned(),
+            || Ok("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n".into()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("INGEST_TRUSTED_PROXIES"), "{err}");
+        assert!(err.to_string().contains("no IPv4 default route"), "{err}");
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! is, and the PROXY protocol v2 header ([`crate::proxy_protocol`]) on an
 //! accepted connection:
 //!
-//! - [`TrustedProxies`]: `INGEST_TRUSTED_PROXIES`, the fronts' addresses.
-//!   Empty (the default), nothing changes: no header is expected, and one
-//!   sent anyway is a protocol v1 framing error like any other bytes.
+//! - [`TrustedProxies`]: `INGEST_TRUSTED_PROXIES`, the fronts' addresses
+//!   (comma-separated IP addresses and/or `default-gateway`, the gateway of
+//!   the container's default route, which on a Docker bridge network is the
+//!   host, where a front with host networking connects from; resolved once
+//!   at startup). Parsed by [`tenant_common::trusted_proxies`], which the
+//!   admin panel's `ADMIN_TRUSTED_PROXIES` shares. Empty (the default),
+//!   nothing changes: no header is expected, and one sent anyway is a
+//!   protocol v1 framing error like any other bytes.
 //! - [`read_header`]: a connection from a trusted front must start with a
 //!   header; it is read off the stream, exactly its bytes (16 fixed, then
 //!   the length they announce), before anything else looks at the stream,
@@ -16,10 +21,7 @@
 //! The server ([`crate::server`]) does both within the hello deadline, and
 //! admits a proxied connection under the address its header names.
 
-use std::collections::BTreeSet;
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -29,80 +31,12 @@ use crate::proxy_protocol::{
     classify, decode_rest, parse_fixed, Header, ProxyHeaderError, Start, FIXED_LEN, SIGNATURE,
 };
 
+/// The fronts trusted to send a header (shared with the admin panel).
+pub use tenant_common::trusted_proxies::TrustedProxies;
+
 /// How long to wait before looking again at a connection whose first bytes
 /// are only a part of the signature (a v1 gateway may start with `\r\n`).
 const PEEK_AGAIN: Duration = Duration::from_millis(10);
-
-/// The addresses whose connections carry a PROXY protocol v2 header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(BTreeSet<IpAddr>);
-
-impl TrustedProxies {
-    /// No front: no connection carries a header.
-    pub fn none() -> TrustedProxies {
-        TrustedProxies::default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether a connection from `peer` must start with a header (an IPv4
-    /// address mapped into IPv6 is its IPv4 address).
-    pub fn trusts(&self, peer: IpAddr) -> bool {
-        !self.0.is_empty() && self.0.contains(&peer.to_canonical())
-    }
-}
-
-impl FromIterator<IpAddr> for TrustedProxies {
-    fn from_iter<I: IntoIterator<Item = IpAddr>>(addresses: I) -> Self {
-        TrustedProxies(addresses.into_iter().map(|a| a.to_canonical()).collect())
-    }
-}
-
-/// Comma-separated IP addresses, e.g. `10.0.1.5,10.0.2.5,fd00::5`.
-impl FromStr for TrustedProxies {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut addresses = BTreeSet::new();
-        for item in s.split(',').map(str::trim) {
-            if item.is_empty() {
-                return Err("an empty entry: list IP addresses separated by commas".into());
-            }
-            let ip: IpAddr = item.parse().map_err(|_| {
-                if item.contains('/') {
-                    format!("`{item}` is a range: list each front's IP address")
-                } else {
-                    format!("`{item}` is not an IP address")
-                }
-            })?;
-            if ip.is_unspecified() {
-                return Err(format!(
-                    "`{item}` is no peer's address: list each front's IP address"
-                ));
-            }
-            addresses.insert(ip.to_canonical());
-        }
-        Ok(TrustedProxies(addresses))
-    }
-}
-
-/// Comma-separated, as parsed (`none` when empty).
-impl fmt::Display for TrustedProxies {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("none");
-        }
-        for (i, ip) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{ip}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Why a connection was closed for its PROXY header
 /// (`<error code="protocol">`).
@@ -262,10 +196,6 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
     /// A PROXY header for TCP over IPv4 from `10.9.8.7:4321`, with an ALPN TLV.
     fn v4_header() -> Vec<u8> {
         let mut h = SIGNATURE.to_vec();
@@ -273,34 +203,6 @@ mod tests {
         h.extend_from_slice(&[10, 9, 8, 7, 10, 0, 0, 1, 0x10, 0xe1, 0x17, 0x71]);
         h.extend_from_slice(&[0x01, 0x00, 0x02, b'h', b'2']);
         h
-    }
-
-    #[test]
-    fn the_list_parses_into_canonical_addresses() {
-        let p: TrustedProxies = " 10.0.1.5, fd00::5 ,::ffff:10.0.2.5".parse().unwrap();
-        assert!(p.trusts(ip("10.0.1.5")));
-        assert!(p.trusts(ip("10.0.2.5")));
-        assert!(
-            p.trusts(ip("::ffff:10.0.1.5")),
-            "a mapped peer is its IPv4 address"
-        );
-        assert!(p.trusts(ip("fd00::5")));
-        assert!(!p.trusts(ip("10.0.1.6")));
-        assert_eq!(p.to_string(), "10.0.1.5,10.0.2.5,fd00::5");
-        assert!(!TrustedProxies::none().trusts(ip("10.0.1.5")));
-        assert_eq!(TrustedProxies::none().to_string(), "none");
-        for (bad, why) in [
-            ("10.0.1.5,", "an empty entry"),
-            ("10.0.1.5,,10.0.1.6", "an empty entry"),
-            ("front-1", "`front-1` is not an IP address"),
-            ("10.0.0.0/8", "is a range"),
-            ("10.0.1.5:6001", "is not an IP address"),
-            ("0.0.0.0", "no peer's address"),
-            ("::", "no peer's address"),
-        ] {
-            let err = bad.parse::<TrustedProxies>().unwrap_err();
-            assert!(err.contains(why), "{bad}: {err}");
-        }
     }
 
     #[tokio::test]

@@ -217,9 +217,10 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
     start_container(docker, &c.container).await
 }
 
-/// Creates (409 = exists) and starts (304 = running) the front: HAProxy in
-/// master-worker mode (`-W`: a SIGUSR2 reloads it, the new worker taking
-/// the listening sockets over), with host networking so that it binds the
+/// Creates (409 = exists) and starts (304 = running) the front: its image
+/// runs HAProxy in master-worker mode on `CONTAINER_DIR/haproxy.cfg`
+/// (`-W`: a SIGUSR2 reloads it, the new worker taking the listening
+/// sockets over; images/front/README.md), with host networking so that it binds the
 /// tenants' ports on the host, the host folder `dir` mounted at
 /// [`CONTAINER_DIR`], and the hardening of the tenant containers: a
 /// read-only root, no capabilities (the ports are above 1024), no new
@@ -229,14 +230,6 @@ pub(super) async fn ensure_front(docker: &Docker, config: &Config, dir: &Path) -
     require_image(docker, &front.image).await?;
     let body = ContainerCreateBody {
         image: Some(front.image.clone()),
-        entrypoint: Some(vec![
-            "/usr/sbin/haproxy".to_owned(),
-            "-W".to_owned(),
-            "-db".to_owned(),
-            "-f".to_owned(),
-            format!("{CONTAINER_DIR}/haproxy.cfg"),
-        ]),
-        cmd: Some(Vec::new()),
         labels: Some(managed_labels(config, labels::ROLE_FRONT)),
         host_config: Some(HostConfig {
             network_mode: Some("host".to_owned()),

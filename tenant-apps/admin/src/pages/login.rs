@@ -15,6 +15,7 @@ use axum::{Extension, Form};
 use chrono::Utc;
 use serde::Deserialize;
 
+use crate::client::client_address;
 use crate::csrf::{self, CsrfField, CsrfForm};
 use crate::error::AppError;
 use crate::ratelimit::LimitError;
@@ -101,19 +102,16 @@ pub(super) async fn submit(
     if !csrf::verify_login_token(keys, &nonce, &form.csrf) {
         return Err(AppError::CsrfRejected);
     }
-    let address = connect_info.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
-    let address = address.as_deref();
+    let client_ip = client_of(&state, connect_info, &headers);
+    let address = client_ip.as_deref();
+    let client = address.unwrap_or("-");
     let username = form.username.trim();
     let limiter = state.limiter();
     let attempt = match limiter.begin(state.store(), username, address).await {
         Ok(attempt) => attempt,
         Err(e) => {
             if let LimitError::Locked { .. } = e {
-                tracing::warn!(
-                    username,
-                    address = address.unwrap_or("-"),
-                    "login refused: too many failures"
-                );
+                tracing::warn!(username, client, "login refused: too many failures");
             }
             return Err(e.into());
         }
@@ -136,14 +134,14 @@ pub(super) async fn submit(
     let ok = match state.passwords().verify(form.password, stored).await {
         Ok(ok) => ok,
         Err(e) => {
-            tracing::warn!(username, address = address.unwrap_or("-"), error = %e, "login not checked");
+            tracing::warn!(username, client, error = %e, "login not checked");
             limiter.withdraw(state.store(), attempt).await?;
             return Err(e.into());
         }
     };
     if !ok {
         limiter.failed(attempt);
-        tracing::info!(username, address = address.unwrap_or("-"), "login failed");
+        tracing::info!(username, client, "login failed");
         return login_page(
             &state,
             &headers,
@@ -155,7 +153,7 @@ pub(super) async fn submit(
         .await;
     }
     limiter.succeeded(state.store(), attempt).await?;
-    tracing::info!(username, "logged in");
+    tracing::info!(username, client, "logged in");
     let value = keys.sign_session(username, Utc::now() + session::SESSION_TTL);
     let mut response = Redirect::to("/").into_response();
     let set = response.headers_mut();
@@ -167,6 +165,18 @@ pub(super) async fn submit(
         set.append(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// Who posts: the peer, or the client a trusted proxy names
+/// ([`client_address`]); what the logs (`client=`) and the per-address
+/// login limit count. `None` when the peer is unknown.
+fn client_of(
+    state: &AppState,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let peer = connect_info.map(|Extension(ConnectInfo(addr))| addr);
+    client_address(peer, headers, state.trusted_proxies()).map(|ip| ip.to_string())
 }
 
 /// A form with nothing but its CSRF token.
@@ -186,6 +196,7 @@ impl CsrfField for CsrfOnly {
 /// was copied to), then deletes it from the browser.
 pub(super) async fn logout(
     State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     posted: CsrfForm<CsrfOnly>,
 ) -> Result<Response, AppError> {
@@ -197,7 +208,12 @@ pub(super) async fn logout(
         .revoke_session(&session.fingerprint(), now, remaining)
         .await?;
     let Session { username, .. } = session;
-    tracing::info!(username, "logged out");
+    let client = client_of(&state, connect_info, &headers);
+    tracing::info!(
+        username,
+        client = client.as_deref().unwrap_or("-"),
+        "logged out"
+    );
     let mut response = Redirect::to("/login").into_response();
     if let Ok(v) = state.keys().session_clear_cookie(&headers).parse() {
         response.headers_mut().append(header::SET_COOKIE, v);

@@ -1,0 +1,460 @@
+//! The proxies (the front, HAProxy) a tenant app trusts to name the client
+//! they forward: ingest's `INGEST_TRUSTED_PROXIES` (a PROXY protocol v2
+//! header) and the admin panel's `ADMIN_TRUSTED_PROXIES`
+//! (`X-Forwarded-For`). One syntax for both, parsed here:
+//!
+//! - comma-separated IP addresses, e.g. `10.0.1.5,10.0.2.5,fd00::5` (no
+//!   ranges, no names, no unspecified address);
+//! - and/or the entry `default-gateway`: the gateway of the container's
+//!   IPv4 default route, read once at startup from `/proc/net/route`. In a
+//!   container on a Docker bridge network that is the host's address on
+//!   the bridge, which is where a front running with host networking
+//!   connects from. No default route (or one without a gateway) stops the
+//!   start with an error naming the variable.
+//!
+//! [`ProxyList`] is the variable as written (pure [`FromStr`]);
+//! [`ProxyList::resolve`] turns it into the [`TrustedProxies`] the apps ask,
+//! given the route table's text; [`default_gateway`] reads that text, a
+//! pure function. [`from_lookup`] does the three for a variable.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+use crate::ConfigError;
+
+/// Where the kernel lists the IPv4 routes.
+pub const ROUTE_TABLE: &str = "/proc/net/route";
+
+/// The entry that stands for the default route's gateway.
+pub const DEFAULT_GATEWAY: &str = "default-gateway";
+
+/// The addresses whose connections (or requests) may name the client they
+/// forward. IPv4 addresses mapped into IPv6 are stored and asked as their
+/// IPv4 address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    addresses: BTreeSet<IpAddr>,
+    /// The address `default-gateway` resolved to, if it was asked (it is
+    /// in `addresses` too).
+    default_gateway: Option<Ipv4Addr>,
+}
+
+impl TrustedProxies {
+    /// No proxy trusted.
+    pub fn none() -> TrustedProxies {
+        TrustedProxies::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty()
+    }
+
+    /// Whether `peer` is a trusted proxy (an IPv4 address mapped into IPv6
+    /// is its IPv4 address).
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        !self.addresses.is_empty() && self.addresses.contains(&peer.to_canonical())
+    }
+
+    /// The trusted addresses, sorted.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses.iter().copied()
+    }
+
+    /// What `default-gateway` resolved to, when it was listed.
+    pub fn default_gateway(&self) -> Option<Ipv4Addr> {
+        self.default_gateway
+    }
+}
+
+impl FromIterator<IpAddr> for TrustedProxies {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(addresses: I) -> Self {
+        TrustedProxies {
+            addresses: addresses.into_iter().map(|a| a.to_canonical()).collect(),
+            default_gateway: None,
+        }
+    }
+}
+
+/// IP addresses only (`default-gateway` needs the route table: parse a
+/// [`ProxyList`] and [`ProxyList::resolve`] it).
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let list: ProxyList = s.parse()?;
+        if list.default_gateway {
+            return Err(format!(
+                "`{DEFAULT_GATEWAY}` needs the route table: resolve a ProxyList"
+            ));
+        }
+        Ok(list.addresses.into_iter().collect())
+    }
+}
+
+/// Comma-separated addresses (`none` when empty); the default gateway is
+/// one of them, not named.
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.addresses.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, ip) in self.addresses.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{ip}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A trusted-proxies variable as written: addresses, and whether
+/// `default-gateway` was listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyList {
+    pub addresses: BTreeSet<IpAddr>,
+    pub default_gateway: bool,
+}
+
+/// Comma-separated entries, each an IP address or `default-gateway`, e.g.
+/// `default-gateway,10.0.1.5,fd00::5`.
+impl FromStr for ProxyList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut list = ProxyList::default();
+        for item in s.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(format!(
+                    "an empty entry: list IP addresses (or `{DEFAULT_GATEWAY}`) separated by commas"
+                ));
+            }
+            if item.eq_ignore_ascii_case(DEFAULT_GATEWAY) {
+                list.default_gateway = true;
+                continue;
+            }
+            let ip: IpAddr = item.parse().map_err(|_| {
+                if item.contains('/') {
+                    format!("`{item}` is a range: list each proxy's IP address")
+                } else {
+                    format!("`{item}` is not an IP address (nor `{DEFAULT_GATEWAY}`)")
+                }
+            })?;
+            if ip.is_unspecified() {
+                return Err(format!(
+                    "`{item}` is no peer's address: list each proxy's IP address"
+                ));
+            }
+            list.addresses.insert(ip.to_canonical());
+        }
+        Ok(list)
+    }
+}
+
+impl ProxyList {
+    /// The trusted addresses: the listed ones, and the default route's
+    /// gateway when `default-gateway` was listed, found in the text of the
+    /// route table that `route_table` reads (only then is it called).
+    pub fn resolve(
+        self,
+        route_table: impl FnOnce() -> std::io::Result<String>,
+    ) -> Result<TrustedProxies, String> {
+        let mut addresses = self.addresses;
+        let mut default_gateway = None;
+        if self.default_gateway {
+            let text = route_table().map_err(|e| {
+                format!("`{DEFAULT_GATEWAY}`: cannot read the route table {ROUTE_TABLE}: {e}")
+            })?;
+            let gateway = self::default_gateway(&text)
+                .map_err(|e| format!("`{DEFAULT_GATEWAY}`: {ROUTE_TABLE}: {e}"))?
+                .ok_or_else(|| {
+                    format!(
+                        "`{DEFAULT_GATEWAY}`: no IPv4 default route with a gateway here (no line \
+                         of {ROUTE_TABLE} with Destination 00000000 and a Gateway, as in a \
+                         container on an internal network); list the proxy's IP address instead"
+                    )
+                })?;
+            addresses.insert(IpAddr::V4(gateway));
+            default_gateway = Some(gateway);
+        }
+        Ok(TrustedProxies {
+            addresses,
+            default_gateway,
+        })
+    }
+}
+
+/// The gateway of the IPv4 default route in the text of `/proc/net/route`:
+/// among the lines whose Destination and Mask are `00000000`, that are up
+/// (flag `RTF_UP`) and have a gateway (flag `RTF_GATEWAY`, a Gateway other
+/// than `00000000`), the one with the lowest Metric (the first of equals).
+/// `Ok(None)` when there is none; an error for a default route line that
+/// cannot be read.
+///
+/// The kernel prints each address as the `u32` its four bytes (network
+/// order) make in the host's byte order, `%08X`: on a little-endian host
+/// `172.17.0.1` is `010011AC`.
+pub fn default_gateway(route_table: &str) -> Result<Option<Ipv4Addr>, String> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    let mut lines = route_table.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("no `{name}` column in its header"))
+    };
+    let (destination, gateway, flags, metric, mask) = (
+        column("Destination")?,
+        column("Gateway")?,
+        column("Flags")?,
+        column("Metric")?,
+        column("Mask")?,
+    );
+    let mut best: Option<(u32, Ipv4Addr)> = None;
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let field = |i: usize, name: &str| {
+            fields
+                .get(i)
+                .ok_or_else(|| format!("a line has no {name}: {line:?}"))
+        };
+        let hex = |i: usize, name: &str| {
+            let text = field(i, name)?;
+            u32::from_str_radix(text, 16)
+                .map_err(|_| format!("{name} `{text}` is not hexadecimal: {line:?}"))
+        };
+        if hex(destination, "Destination")? != 0 || hex(mask, "Mask")? != 0 {
+            continue;
+        }
+        let route_flags = hex(flags, "Flags")?;
+        let via = hex(gateway, "Gateway")?;
+        if route_flags & RTF_UP == 0 || route_flags & RTF_GATEWAY == 0 || via == 0 {
+            continue;
+        }
+        let text = field(metric, "Metric")?;
+        let route_metric: u32 = text
+            .parse()
+            .map_err(|_| format!("Metric `{text}` is not a number: {line:?}"))?;
+        // the bytes as the kernel had them, in network order
+        let address = Ipv4Addr::from(via.to_ne_bytes());
+        if best.is_none_or(|(m, _)| route_metric < m) {
+            best = Some((route_metric, address));
+        }
+    }
+    Ok(best.map(|(_, address)| address))
+}
+
+/// The trusted proxies the variable `name` lists (none when unset or
+/// blank), `default-gateway` resolved with the route table `route_table`
+/// reads. Errors name the variable.
+pub fn from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    route_table: impl FnOnce() -> std::io::Result<String>,
+) -> Result<TrustedProxies, ConfigError> {
+    let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(TrustedProxies::none());
+    };
+    let invalid = |why: String| ConfigError::Invalid {
+        name,
+        value: value.clone(),
+        why,
+    };
+    value
+        .trim()
+        .parse::<ProxyList>()
+        .map_err(invalid)?
+        .resolve(route_table)
+        .map_err(invalid)
+}
+
+/// The text of this host's (this container's) [`ROUTE_TABLE`].
+pub fn read_route_table() -> std::io::Result<String> {
+    std::fs::read_to_string(ROUTE_TABLE)
+}
+
+/// [`from_lookup`] over the process environment and [`ROUTE_TABLE`].
+pub fn from_env(name: &'static str) -> Result<TrustedProxies, ConfigError> {
+    from_lookup(|n| std::env::var(n).ok(), name, read_route_table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    /// `/proc/net/route` in a container on a Docker bridge network
+    /// (172.18.0.0/16, the host at 172.18.0.1), as a little-endian host
+    /// writes it.
+    const CONTAINER_ROUTES: &str = "\
+Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       
+eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0                                                                               
+eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0                                                                               
+";
+
+    fn no_table() -> std::io::Result<String> {
+        panic!("the route table is read only for default-gateway")
+    }
+
+    #[test]
+    fn the_list_parses_into_canonical_addresses() {
+        let p: TrustedProxies = " 10.0.1.5, fd00::5 ,::ffff:10.0.2.5".parse().unwrap();
+        assert!(p.trusts(ip("10.0.1.5")));
+        assert!(p.trusts(ip("10.0.2.5")));
+        assert!(
+            p.trusts(ip("::ffff:10.0.1.5")),
+            "a mapped peer is its IPv4 address"
+        );
+        assert!(p.trusts(ip("fd00::5")));
+        assert!(!p.trusts(ip("10.0.1.6")));
+        assert_eq!(p.to_string(), "10.0.1.5,10.0.2.5,fd00::5");
+        assert_eq!(p.default_gateway(), None);
+        assert!(!TrustedProxies::none().trusts(ip("10.0.1.5")));
+        assert_eq!(TrustedProxies::none().to_string(), "none");
+        for (bad, why) in [
+            ("10.0.1.5,", "an empty entry"),
+            ("10.0.1.5,,10.0.1.6", "an empty entry"),
+            ("front-1", "`front-1` is not an IP address"),
+            (
+                "default_gateway",
+                "is not an IP address (nor `default-gateway`)",
+            ),
+            ("10.0.0.0/8", "is a range"),
+            ("10.0.1.5:6001", "is not an IP address"),
+            ("0.0.0.0", "no peer's address"),
+            ("::", "no peer's address"),
+            ("default-gateway", "needs the route table"),
+        ] {
+            let err = bad.parse::<TrustedProxies>().unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn default_gateway_is_an_entry_of_the_list() {
+        let list: ProxyList = "10.0.1.5, Default-Gateway".parse().unwrap();
+        assert!(list.default_gateway);
+        assert_eq!(list.addresses, BTreeSet::from([ip("10.0.1.5")]));
+        let plain: ProxyList = "10.0.1.5".parse().unwrap();
+        assert!(!plain.default_gateway);
+        // without default-gateway the table is never read
+        let p = plain.resolve(no_table).unwrap();
+        assert_eq!(p.to_string(), "10.0.1.5");
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn the_default_routes_gateway_is_read_from_the_route_table() {
+        assert_eq!(
+            default_gateway(CONTAINER_ROUTES),
+            Ok(Some(Ipv4Addr::new(172, 18, 0, 1)))
+        );
+        // a host: two default routes, the lower metric wins; a default
+        // route that is down or has no gateway does not count
+        let host = "\
+Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0
+eth0\t00000000\t0100000A\t0003\t0\t0\t100\t00000000\t0\t0\t0
+eth1\t00000000\t0200000A\t0002\t0\t0\t0\t00000000\t0\t0\t0
+tun0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t0000000A\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0
+";
+        assert_eq!(default_gateway(host), Ok(Some(Ipv4Addr::new(10, 0, 0, 1))));
+        let resolved = "default-gateway,10.0.1.5"
+            .parse::<ProxyList>()
+            .unwrap()
+            .resolve(|| Ok(CONTAINER_ROUTES.to_owned()))
+            .unwrap();
+        assert!(resolved.trusts(ip("172.18.0.1")));
+        assert!(resolved.trusts(ip("::ffff:172.18.0.1")));
+        assert!(resolved.trusts(ip("10.0.1.5")));
+        assert!(!resolved.trusts(ip("172.18.0.2")));
+        assert_eq!(
+            resolved.default_gateway(),
+            Some(Ipv4Addr::new(172, 18, 0, 1))
+        );
+        assert_eq!(resolved.to_string(), "10.0.1.5,172.18.0.1");
+    }
+
+    #[test]
+    fn no_default_route_is_none_and_a_broken_table_an_error() {
+        let header =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+        // a container on an internal network: no default route at all
+        let internal =
+            format!("{header}eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n");
+        assert_eq!(default_gateway(&internal), Ok(None));
+        assert_eq!(default_gateway(header), Ok(None));
+        assert_eq!(
+            default_gateway(""),
+            Err("no `Destination` column in its header".into())
+        );
+        let bad = format!("{header}eth0\t00000000\tnothex\t0003\t0\t0\t0\t00000000\t0\t0\t0\n");
+        let err = default_gateway(&bad).unwrap_err();
+        assert!(err.contains("Gateway `nothex` is not hexadecimal"), "{err}");
+        let short = format!("{header}eth0\t00000000\n");
+        let err = default_gateway(&short).unwrap_err();
+        assert!(err.contains("a line has no"), "{err}");
+
+        let err = "default-gateway"
+            .parse::<ProxyList>()
+            .unwrap()
+            .resolve(|| Ok(internal.clone()))
+            .unwrap_err();
+        assert!(
+            err.contains("no IPv4 default route with a gateway"),
+            "{err}"
+        );
+        let err = "default-gateway"
+            .parse::<ProxyList>()
+            .unwrap()
+            .resolve(|| Err(std::io::Error::other("no /proc")))
+            .unwrap_err();
+        assert!(err.contains("cannot read the route table"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_resolves_or_names_itself() {
+        let lookup =
+            |value: &'static str| move |n: &str| (n == "X_PROXIES").then(|| value.to_owned());
+        assert_eq!(
+            from_lookup(|_| None, "X_PROXIES", no_table).unwrap(),
+            TrustedProxies::none()
+        );
+        assert!(from_lookup(lookup("  "), "X_PROXIES", no_table)
+            .unwrap()
+            .is_empty());
+        let p = from_lookup(lookup("10.0.1.5"), "X_PROXIES", no_table).unwrap();
+        assert!(p.trusts(ip("10.0.1.5")));
+        for (value, why) in [
+            ("front", "not an IP address"),
+            ("default-gateway", "no IPv4 default route"),
+        ] {
+            let err = from_lookup(lookup(value), "X_PROXIES", || {
+                Ok("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n".into())
+            })
+            .unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    ConfigError::Invalid {
+                        name: "X_PROXIES",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+}
