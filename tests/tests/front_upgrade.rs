@@ -467,3 +467,42 @@ async fn a_changed_limit_is_applied_by_a_switch_that_only_asks_gateways_to_recon
         "{env_vars:?}"
     );
 }
+
+#[tokio::test]
+async fn through_provisiond_an_upgrade_is_an_operation_like_the_others() {
+    let mut env = front_env("pvfrontd", (29251, 29259), (29351, 29359)).await;
+    let daemon = env.daemon(&[], None).await;
+    env.through(&daemon);
+    let tenant = Started::new(&env, "fdaemon").await;
+    let mut open = tenant.streaming().await;
+    build_tag("front-next");
+    let run = env
+        .run(&["--json", "upgrade", &tenant.id, "--image-tag", "front-next"])
+        .await
+        .ok();
+    assert!(
+        run.stdout.contains("\"result\": \"upgraded\""),
+        "{}",
+        run.stdout
+    );
+    let told = open.read_element().await;
+    assert!(told.starts_with(r#"<error code="shutdown">"#), "{told}");
+    Gateway::connect(tenant.port, "gw-1", &tenant.token).await;
+    let history = env.run(&["--json", "history", &tenant.id]).await.ok();
+    assert!(
+        history.stdout.contains(&format!(
+            "\"request\": \"upgrade {} --image-tag front-next\"",
+            tenant.id
+        )),
+        "{}",
+        history.stdout
+    );
+    assert!(
+        history.stdout.contains("\"state\": \"succeeded\""),
+        "{}",
+        history.stdout
+    );
+    // The same through the daemon: an unknown tenant is its 404, exit 8.
+    let unknown = env.run(&["upgrade", "nosuch_tenant"]).await;
+    assert_eq!(unknown.code, 8, "{}", unknown.stderr);
+}

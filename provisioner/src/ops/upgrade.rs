@@ -137,10 +137,11 @@ impl Provisioner {
     ) -> Result<UpgradeReport> {
         let started = Instant::now();
         let text = describe(Some(id), options);
-        let tenant = self
-            .operation(Some(id), "upgrade", text, self.upgrade_one(id, options))
-            .await?;
-        Ok(self.report(options, vec![tenant], started))
+        self.operation(Some(id), "upgrade", text, async {
+            let tenant = self.upgrade_one(id, options).await?;
+            Ok(self.report(options, vec![tenant], started))
+        })
+        .await
     }
 
     /// Upgrades every tenant that should run, `parallelism` at once.
