@@ -32,6 +32,7 @@ bed_images() {
     echo "${PROVISION_ADMIN_IMAGE:-provision/admin:dev}"
     echo "${PROVISION_NOTIFIER_IMAGE:-provision/notifier:dev}"
     echo "${PROVISION_CASSANDRA_IMAGE:-provision/cassandra:5.0}"
+    echo "${PROVISION_FRONT_IMAGE:-provision/front:dev}"
     echo "$SWARM_NODE_IMAGE"
 }
 

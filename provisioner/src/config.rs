@@ -60,6 +60,22 @@ pub struct FrontConfig {
     /// HAProxy's `maxconn`: connections at once over all tenants (each
     /// takes two file descriptors).
     pub maxconn: u32,
+    /// Swarm mode: the network (CIDR, e.g. `10.0.0.0/24`) the nodes'
+    /// addresses are in. A front reaches a tenant app on another node
+    /// from its own node's address, so the apps trust a PROXY header or
+    /// `X-Forwarded-For` from this network (and from their default
+    /// gateway, where the front of their own node comes from). Required
+    /// with the front on a Swarm.
+    pub node_network: Option<String>,
+    /// Swarm mode: a tenant app publishes (host mode) on its leased port
+    /// plus this offset, where the front of every node reaches it; the
+    /// leased port is the front's.
+    pub internal_port_offset: u16,
+    /// Swarm mode: the manager's Docker API as the front of every node
+    /// reaches it (`http://host:port`), where it reads the configuration
+    /// the provisioner publishes; default: `[docker] host` when that is
+    /// `tcp://host:port`.
+    pub manager_url: Option<String>,
 }
 
 impl Default for FrontConfig {
@@ -69,6 +85,9 @@ impl Default for FrontConfig {
             image: "provision/front:dev".into(),
             container: "provision-front".into(),
             maxconn: 9000,
+            node_network: None,
+            internal_port_offset: 10000,
+            manager_url: None,
         }
     }
 }
@@ -617,14 +636,88 @@ impl Config {
             ));
         }
         if self.front.enabled && self.swarm() {
-            return Err(bad(
-                "[front] enabled = true is not supported in [docker] mode = \"swarm\" yet".into(),
-            ));
+            self.check_swarm_front().map_err(bad)?;
         }
         if self.front.maxconn == 0 {
             return Err(bad("[front] maxconn must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// What the front needs on a Swarm: the nodes' network, internal
+    /// ports that fit and are in no pool, a manager its nodes reach.
+    fn check_swarm_front(&self) -> std::result::Result<(), String> {
+        let front = &self.front;
+        let network = front.node_network.as_deref().ok_or(
+            "[front] node_network is required in swarm mode: the network (CIDR) the nodes' \
+             addresses are in, whose fronts the tenant apps trust",
+        )?;
+        network
+            .parse::<tenant_common::trusted_proxies::Network>()
+            .map_err(|why| format!("[front] node_network: {why}"))?;
+        if front.internal_port_offset == 0 {
+            return Err("[front] internal_port_offset must be at least 1".into());
+        }
+        let pools = self.pools();
+        for pool in [&pools.gateway, &pools.admin] {
+            let shifted = pool
+                .ports()
+                .end()
+                .checked_add(front.internal_port_offset)
+                .and_then(|end| {
+                    PortRange::parse(&format!(
+                        "{}-{end}",
+                        pool.ports().start() + front.internal_port_offset
+                    ))
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "[front] internal_port_offset {} puts ports of {pool} past 65535",
+                        front.internal_port_offset
+                    )
+                })?;
+            if shifted.overlaps(&pools.gateway) || shifted.overlaps(&pools.admin) {
+                return Err(format!(
+                    "[front] internal_port_offset {}: the internal ports {shifted} overlap \
+                     [ports] gateway {} or admin {}",
+                    front.internal_port_offset, pools.gateway, pools.admin
+                ));
+            }
+        }
+        self.front_manager_url()?;
+        Ok(())
+    }
+
+    /// The manager's Docker API as the fronts on a Swarm reach it
+    /// (`[front] manager_url`, or `[docker] host` over TCP as HTTP).
+    pub fn front_manager_url(&self) -> std::result::Result<String, String> {
+        if let Some(url) = &self.front.manager_url {
+            let host = url.strip_prefix("http://").unwrap_or_default();
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            {
+                return Err(format!(
+                    "[front] manager_url {url:?} must be http://host:port"
+                ));
+            }
+            return Ok(url.clone());
+        }
+        match self
+            .docker
+            .host
+            .as_deref()
+            .and_then(|h| h.strip_prefix("tcp://"))
+        {
+            Some(host) => Ok(format!("http://{host}")),
+            None => Err(
+                "the front on a Swarm reads its configuration from the manager's Docker \
+                 API: set [front] manager_url = \"http://<manager>:<port>\" (every node's \
+                 front must reach it), or [docker] host = \"tcp://<manager>:<port>\""
+                    .into(),
+            ),
+        }
     }
 
     /// The two port pools.
@@ -936,7 +1029,7 @@ mod tests {
     }
 
     #[test]
-    fn the_front_is_off_by_default_and_refused_on_swarm_for_now() {
+    fn the_front_is_off_by_default_and_on_a_swarm_needs_the_nodes_network() {
         let path = Path::new("t.toml");
         assert!(!Config::parse("", path).unwrap().front.enabled);
         assert!(
@@ -950,6 +1043,41 @@ mod tests {
             path,
         )
         .unwrap_err();
-        assert!(err.why.contains("[front]"), "{err}");
+        assert!(
+            err.why.contains("[front] node_network is required"),
+            "{err}"
+        );
+        let swarm = |extra: &str| {
+            Config::parse(
+                &format!(
+                    "[front]\nenabled = true\nnode_network = \"10.231.0.0/24\"\n{extra}\n\
+                     [docker]\nmode = \"swarm\"\nhost = \"tcp://10.231.0.11:2375\"\n\
+                     [ports]\ngateway = \"30001-30099\"\nadmin = \"30101-30199\"\n"
+                ),
+                path,
+            )
+        };
+        let config = swarm("").unwrap();
+        assert_eq!(config.front.internal_port_offset, 10000);
+        assert_eq!(
+            config.front_manager_url().unwrap(),
+            "http://10.231.0.11:2375"
+        );
+        let config = swarm("manager_url = \"http://10.0.0.1:2375\"").unwrap();
+        assert_eq!(config.front_manager_url().unwrap(), "http://10.0.0.1:2375");
+        for (extra, why) in [
+            ("internal_port_offset = 50", "overlap"),
+            ("internal_port_offset = 40000", "past 65535"),
+            ("manager_url = \"tcp://x:1\"", "must be http://host:port"),
+        ] {
+            let err = swarm(extra).unwrap_err();
+            assert!(err.why.contains(why), "{extra}: {err}");
+        }
+        let err = Config::parse(
+            "[front]\nenabled = true\nnode_network = \"10.0.0.0/0\"\n[docker]\nmode = \"swarm\"\n",
+            path,
+        )
+        .unwrap_err();
+        assert!(err.why.contains("prefix length"), "{err}");
     }
 }

@@ -59,12 +59,19 @@ impl FrontDir {
 
     /// Renders `routes` into `haproxy.cfg` here; returns its path.
     fn write_config(&self, routes: Vec<Route>) -> PathBuf {
+        self.write_config_with(routes, false)
+    }
+
+    /// As [`FrontDir::write_config`], with the agent's program (a Swarm's
+    /// front) when `agent`.
+    fn write_config_with(&self, routes: Vec<Route>, agent: bool) -> PathBuf {
         let front = Front {
             global: Global {
                 generation: "test-1".into(),
                 stats_socket: self.file("front.sock"),
                 pidfile: self.file("front.pid"),
                 maxconn: 1000,
+                agent,
             },
             routes,
         };
@@ -81,10 +88,11 @@ impl Drop for FrontDir {
     }
 }
 
-/// `haproxy -c -f config`: whether it passed, and what it printed.
+/// `haproxy -W -c -f config` (master-worker, as the front runs): whether
+/// it passed, and what it printed.
 fn check(config: &Path) -> (bool, String) {
     let out = Command::new(haproxy_binary())
-        .arg("-c")
+        .args(["-W", "-c"])
         .arg("-f")
         .arg(config)
         .output()
@@ -200,12 +208,14 @@ fn routes(
             app: App::Ingest,
             bind: gateways,
             target: Some(ingest),
+            candidates: Vec::new(),
         },
         Route {
             tenant: tenant.clone(),
             app: App::Admin,
             bind: admin,
             target: Some(loopback_port()),
+            candidates: Vec::new(),
         },
     ]
 }
@@ -245,8 +255,24 @@ fn haproxy_s_own_check_accepts_the_rendered_configuration() {
             loopback_port(),
         ));
     }
-    for (what, routes) in [("two tenants", all), ("no route", Vec::new())] {
-        let config = dir.write_config(routes);
+    // A Swarm's: every node a checked server, and the agent's program.
+    let swarm: Vec<Route> = all
+        .iter()
+        .map(|r| Route {
+            target: None,
+            candidates: vec![
+                SocketAddr::from(([10, 231, 0, 11], 40001)),
+                SocketAddr::from(([10, 231, 0, 12], 40001)),
+            ],
+            ..r.clone()
+        })
+        .collect();
+    for (what, routes, agent) in [
+        ("two tenants", all, false),
+        ("no route", Vec::new(), false),
+        ("a swarm's", swarm, true),
+    ] {
+        let config = dir.write_config_with(routes, agent);
         let (passed, text) = check(&config);
         assert!(passed, "{what}: haproxy -c refused it:\n{text}");
         assert!(

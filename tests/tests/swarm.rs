@@ -2,7 +2,8 @@
 //! (three engines in containers, a registry, the managed Cassandra on the
 //! manager): tenants as services spread over the nodes, their endpoints
 //! acking readings, a node lost under load, a node drained, the N+1 gate,
-//! and the life cycle.
+//! the life cycle, and the front on every node (last: it takes the ports
+//! of the shared tenants, which it destroys first).
 //!
 //! These tests need the bed, so `cargo test` skips them (`#[ignore]`);
 //! `scripts/test-swarm` brings the bed up and runs them with `--ignored`
@@ -37,6 +38,10 @@ const TENANTS: [&str; 6] = ["sw_a", "sw_b", "sw_c", "sw_d", "sw_e", "sw_f"];
 struct Bed {
     manager: String,
     registry: String,
+    /// The network the nodes' addresses are in, and the host's address
+    /// on it (where the tests' gateways connect from).
+    subnet: String,
+    host: String,
     dir: PathBuf,
     config: PathBuf,
 }
@@ -62,6 +67,10 @@ impl Bed {
         let bed = Bed {
             manager: env_value(&text, "PROVISION_SWARM_MANAGER").expect("the manager"),
             registry: env_value(&text, "PROVISION_SWARM_REGISTRY").expect("the registry"),
+            subnet: env_value(&text, "PROVISION_SWARM_SUBNET")
+                .unwrap_or_else(|| "10.231.0.0/24".to_owned()),
+            host: env_value(&text, "PROVISION_SWARM_GATEWAY")
+                .unwrap_or_else(|| "10.231.0.1".to_owned()),
             config: dir.join("provision.toml"),
             dir,
         };
@@ -676,4 +685,159 @@ async fn start_stop_start_destroy_and_purge_as_on_one_engine() {
         .on_manager("secret", &format!("label=io.provision.tenant={t}"))
         .await;
     assert!(secrets.is_empty(), "{}", secrets);
+}
+
+/// Whether `docker -H <manager> <args>` succeeds.
+async fn on_manager_ok(bed: &Bed, args: &[&str]) -> bool {
+    tokio::process::Command::new("docker")
+        .args(["-H", &bed.manager])
+        .args(args)
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+#[ignore = "needs the Swarm test bed: scripts/test-swarm"]
+async fn z_behind_the_front_any_node_serves_a_gateway_and_its_endpoint_stays_when_the_task_moves() {
+    let _serial = SERIAL.lock().await;
+    let bed = Bed::get();
+    // The front binds every leased port on every node: the shared tenants,
+    // which publish theirs on their nodes, go first (this test runs last).
+    for t in TENANTS {
+        bed.run(&["destroy", t, "--purge-data", "--yes"]).await;
+    }
+    let config = bed.dir.join("front.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[front]\nenabled = true\nnode_network = \"{}\"\n",
+            bed.config_text(""),
+            bed.subnet
+        ),
+    )
+    .unwrap();
+    let t = "sw_front";
+    bed.run_with(&config, &["destroy", t, "--purge-data", "--yes"])
+        .await;
+    let started = bed.run_with(&config, &["--json", "start", t]).await.ok();
+    let started: Value = serde_json::from_str(&started.stdout).unwrap();
+    let port = started["gateway_port"].as_u64().expect("a gateway port");
+    let admin_port = started["admin_port"].as_u64().expect("an admin port");
+    let fixed = format!("localhost:{port}");
+    assert_eq!(started["gateway_endpoint"], fixed.as_str(), "{started}");
+    let token = bed
+        .run_with(&config, &["--json", "gateway", "add", t, "gw-1"])
+        .await
+        .ok()
+        .field("token")
+        .expect("a token");
+    let status = || async {
+        let run = bed.run_with(&config, &["--json", "status", t]).await.ok();
+        serde_json::from_str::<Value>(&run.stdout).unwrap()
+    };
+    let ingest_node = |status: &Value| {
+        status["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["role"] == "ingest")
+            .and_then(|c| c["node"].as_str().map(str::to_owned))
+    };
+    let before = status().await;
+    assert_eq!(before["state"], "running", "{before}");
+    let first = ingest_node(&before).expect("ingest runs on a node");
+    // A node the task does not run on, and its address.
+    let nodes = bed.nodes().await;
+    let other = nodes
+        .iter()
+        .find(|n| n["hostname"] != first.as_str() && n["availability"] == "active")
+        .expect("another active node");
+    let (other_name, other_addr) = (
+        other["hostname"].as_str().unwrap().to_owned(),
+        other["address"].as_str().unwrap().to_owned(),
+    );
+
+    // A gateway on that node is served: the front there forwards to the
+    // task's node (it may take the fronts a moment to start and load the
+    // configuration; the gateway connects again until it is acked).
+    let since = Instant::now();
+    let s = stream(t, &format!("{other_addr}:{port}"), &token, 20.0);
+    acked_since(&s, since, Duration::from_secs(180)).await;
+    // Ingest names the gateway's own address (the host's on the bed's
+    // network), from the PROXY header of a front on another node.
+    let logs = bed
+        .run_with(&config, &["logs", t, "--tail", "200"])
+        .await
+        .ok();
+    let host = &bed.host;
+    assert!(
+        logs.stdout
+            .lines()
+            .any(|l| l.contains("gateway connected") && l.contains(&format!("{host}:"))),
+        "ingest does not name the gateway's address {host}:\n{}",
+        logs.stdout
+    );
+    // The panel answers through the front of a third node too.
+    let third = nodes
+        .iter()
+        .find(|n| n["hostname"] != other_name.as_str())
+        .and_then(|n| n["address"].as_str())
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = tokio::net::TcpStream::connect(format!("{third}:{admin_port}")).await;
+        let ok = match answer {
+            Ok(mut conn) => {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = conn
+                    .write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await;
+                let mut text = String::new();
+                let _ = conn.read_to_string(&mut text).await;
+                text.starts_with("HTTP/1.1 200")
+            }
+            Err(_) => false,
+        };
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the panel did not answer on {third}:{admin_port}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The task moves (its node drained): the endpoint stays, and the
+    // gateway, still pointed at the same node and port, is served again.
+    if first == other_name {
+        panic!("the gateway's node runs the task");
+    }
+    let drained = bed
+        .run_with(
+            &config,
+            &["--json", "node", "drain", &first, "--timeout", "240"],
+        )
+        .await;
+    let moved = status().await;
+    bed.run_with(&config, &["node", "activate", &first])
+        .await
+        .ok();
+    drained.ok();
+    let now_on = ingest_node(&moved).expect("ingest runs on a node");
+    assert_ne!(now_on, first, "{moved}");
+    assert_eq!(moved["gateway_endpoint"], fixed.as_str(), "{moved}");
+    assert_eq!(s.endpoint.get(), format!("{other_addr}:{port}"));
+    let since = Instant::now();
+    acked_since(&s, since, Duration::from_secs(90)).await;
+    finish(&bed, vec![s]).await;
+
+    bed.run_with(&config, &["destroy", t, "--purge-data", "--yes"])
+        .await
+        .ok();
+    // The front goes with the test: the next run's tenants publish their
+    // own ports again.
+    assert!(on_manager_ok(&bed, &["service", "rm", "provision-front"]).await);
 }

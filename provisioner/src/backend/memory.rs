@@ -123,6 +123,7 @@ impl Backend for MemoryBackend {
                 cassandra_outdated: false,
                 cassandra_unhardened: false,
                 default_superuser_login: false,
+                front_switches: true,
                 attach_container: attach.clone(),
                 tenant_network,
                 front: Default::default(),

@@ -142,6 +142,12 @@ pub trait Cluster: Send + Sync {
     /// The endpoint of every tenant app that publishes a port, from one
     /// listing of services, tasks and nodes.
     async fn endpoints(&self) -> Result<Vec<AppEndpoint>>;
+    /// The front's configuration as published for every node's front now
+    /// (none yet).
+    async fn published_front(&self) -> Result<Option<String>>;
+    /// Publishes `text` (of `generation`) as the front's configuration;
+    /// each node's front loads it when it sees it.
+    async fn publish_front(&self, text: &str, generation: &str) -> Result<()>;
 }
 
 /// What the operations need from the container platform. Every call that

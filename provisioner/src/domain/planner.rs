@@ -305,8 +305,8 @@ pub fn plan_start(
     }
     storage_steps(tenant, &mut steps);
     steps.extend(leftover_steps(tenant, observed));
-    let front = infra.front.enabled();
-    steps.extend(container_steps(&target.specs, observed, true, front));
+    let switch = infra.front.enabled() && infra.front_switches;
+    steps.extend(container_steps(&target.specs, observed, true, switch));
     front_step(infra, &mut steps);
     plan(tenant, steps, infra_notices(infra))
 }

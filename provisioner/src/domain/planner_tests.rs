@@ -125,6 +125,7 @@ fn infra(network: bool, cassandra: CassandraObserved) -> ObservedInfra {
             cassandra_attached: network,
         },
         front: FrontObserved::Off,
+        front_switches: true,
     }
 }
 

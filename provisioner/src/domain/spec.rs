@@ -38,6 +38,29 @@ pub const SECRETS_MOUNT: &str = "/run/secrets";
 /// (the front runs with host networking).
 pub const FRONT_ADDRESS: &str = "default-gateway";
 
+/// The fronts a tenant app trusts (`INGEST_TRUSTED_PROXIES`,
+/// `ADMIN_TRUSTED_PROXIES`): on one engine the host's front, at
+/// [`FRONT_ADDRESS`]; on a Swarm also every node's, from `[front]
+/// node_network` (a front reaches an app on another node from its node's
+/// address).
+fn front_sources(config: &Config) -> String {
+    match (&config.front.node_network, config.swarm()) {
+        (Some(network), true) => format!("{FRONT_ADDRESS},{network}"),
+        _ => FRONT_ADDRESS.to_owned(),
+    }
+}
+
+/// The port an app publishes behind the front: none on one engine (the
+/// front reaches the container on its network); on a Swarm the leased
+/// port plus `[front] internal_port_offset`, in host mode on the task's
+/// node, where every node's front reaches it.
+pub fn internal_port(config: &Config, leased: u16) -> Option<u16> {
+    config
+        .swarm()
+        .then(|| leased.checked_add(config.front.internal_port_offset))
+        .flatten()
+}
+
 /// The uid and gid the tenant apps run as.
 pub const APP_USER: &str = "10001:10001";
 
@@ -175,10 +198,7 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                 }
             }
             if config.front.enabled {
-                env.insert(
-                    "INGEST_TRUSTED_PROXIES".to_owned(),
-                    FRONT_ADDRESS.to_owned(),
-                );
+                env.insert("INGEST_TRUSTED_PROXIES".to_owned(), front_sources(config));
             }
             (Some(INGEST_PORT), INGEST_HEALTH_PORT, "/ingest")
         }
@@ -191,7 +211,7 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
                 env.insert("ADMIN_BEHIND_TLS".to_owned(), "true".to_owned());
             }
             if config.front.enabled {
-                env.insert("ADMIN_TRUSTED_PROXIES".to_owned(), FRONT_ADDRESS.to_owned());
+                env.insert("ADMIN_TRUSTED_PROXIES".to_owned(), front_sources(config));
             }
             (Some(ADMIN_PORT), ADMIN_PORT, "/admin")
         }
@@ -244,7 +264,11 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         // Behind the front, the front binds the leased port.
         host_port: inputs
             .host_port
-            .filter(|_| container_port.is_some() && !config.front.enabled),
+            .filter(|_| container_port.is_some())
+            .and_then(|port| match config.front.enabled {
+                true => internal_port(config, port),
+                false => Some(port),
+            }),
         extra_hosts,
         secrets_digest,
         network: config.tenant_network(id),

@@ -21,6 +21,12 @@
 //! - A route whose app does not run (stopped, being replaced) keeps its
 //!   port bound, its one server disabled: a changed target, or none, is a
 //!   runtime API change (`set server`), never a reload.
+//! - On a Swarm a route has no one target but candidates: the app's
+//!   internal port on every node, each a health-checked server, of which
+//!   the one whose node runs the task is up. A task that moves changes no
+//!   configuration. The configuration then also runs the agent
+//!   (`images/front/front-agent`, a `program` of the master) that keeps
+//!   each node's front on the configuration the provisioner publishes.
 //!
 //! Nothing a caller passes can add a line to the configuration: tenant ids
 //! are [`ProviderId`]s, addresses are [`SocketAddr`]s, and the two paths
@@ -61,6 +67,9 @@ pub struct Global {
     pub pidfile: PathBuf,
     /// The process's connection limit.
     pub maxconn: u32,
+    /// On a Swarm: the master runs the agent that follows the published
+    /// configuration.
+    pub agent: bool,
 }
 
 /// A tenant app the front forwards to.
@@ -93,13 +102,18 @@ impl fmt::Display for App {
 
 /// One public port of a tenant app: the front listens on `bind` and
 /// forwards to `target` (none: the app does not run; the port stays
-/// bound and its connections are closed, or answered 503).
+/// bound and its connections are closed, or answered 503), or on a Swarm
+/// to whichever of `candidates` is up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub tenant: ProviderId,
     pub app: App,
     pub bind: SocketAddr,
     pub target: Option<SocketAddr>,
+    /// On a Swarm: the app's internal port on every node, each a
+    /// health-checked server (the one whose node runs the task is up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<SocketAddr>,
 }
 
 impl Route {
@@ -177,6 +191,7 @@ struct GlobalContext {
     maxconn: u32,
     pidfile: String,
     stats_socket: String,
+    agent: bool,
 }
 
 #[derive(Serialize)]
@@ -184,8 +199,16 @@ struct RouteContext {
     name: String,
     ingest: bool,
     bind: String,
+    servers: Vec<ServerContext>,
+    /// Several servers, health-checked: one of them is up.
+    checked: bool,
+}
+
+#[derive(Serialize)]
+struct ServerContext {
+    name: String,
     /// The server's address, or a placeholder for a disabled server.
-    target: String,
+    addr: String,
     disabled: bool,
 }
 
@@ -225,7 +248,11 @@ fn context(front: &Front) -> Result<Context, FrontError> {
             });
         }
         let target = route.target.unwrap_or(NO_TARGET);
-        for (what, addr) in [("bind", route.bind), ("target", target)] {
+        let candidates = route.candidates.iter().map(|a| ("candidate", *a));
+        for (what, addr) in [("bind", route.bind), ("target", target)]
+            .into_iter()
+            .chain(candidates)
+        {
             if addr.port() == 0 {
                 return Err(FrontError::PortZero {
                     route: route.name(),
@@ -257,18 +284,42 @@ fn context(front: &Front) -> Result<Context, FrontError> {
             maxconn: global.maxconn,
             pidfile: checked_path("pidfile", &global.pidfile)?,
             stats_socket: checked_path("stats socket", &global.stats_socket)?,
+            agent: global.agent,
         },
-        routes: routes
-            .into_iter()
-            .map(|route| RouteContext {
-                name: route.name(),
-                ingest: route.app == App::Ingest,
-                bind: route.bind.to_string(),
-                target: route.target.unwrap_or(NO_TARGET).to_string(),
-                disabled: route.target.is_none(),
-            })
-            .collect(),
+        routes: routes.into_iter().map(route_context).collect(),
     })
+}
+
+/// A route's servers: its one target (disabled when none), or on a
+/// Swarm one per candidate, `node1`, `node2`, ... in address order.
+fn route_context(route: &Route) -> RouteContext {
+    let servers = if route.candidates.is_empty() {
+        vec![ServerContext {
+            name: route.name(),
+            addr: route.target.unwrap_or(NO_TARGET).to_string(),
+            disabled: route.target.is_none(),
+        }]
+    } else {
+        let mut candidates = route.candidates.clone();
+        candidates.sort();
+        candidates.dedup();
+        candidates
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| ServerContext {
+                name: format!("node{}", i + 1),
+                addr: addr.to_string(),
+                disabled: false,
+            })
+            .collect()
+    };
+    RouteContext {
+        name: route.name(),
+        ingest: route.app == App::Ingest,
+        bind: route.bind.to_string(),
+        checked: !route.candidates.is_empty(),
+        servers,
+    }
 }
 
 /// `path` as text, if it is absolute and made only of characters that

@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 
 use super::{render, App, Front, FrontError, Global, Route};
 use crate::config::Config;
-use crate::domain::spec::{ADMIN_PORT, INGEST_PORT};
+use crate::domain::spec::{internal_port, ADMIN_PORT, INGEST_PORT};
 use crate::domain::state::{ObservedContainer, TenantRecord};
 use crate::domain::{Desired, ProviderId};
 
@@ -113,6 +113,7 @@ pub fn global(config: &Config, routes: &[Route]) -> Global {
         stats_socket: dir.join(ADMIN_SOCKET),
         pidfile: dir.join(PID_FILE),
         maxconn: config.front.maxconn,
+        agent: config.swarm(),
     }
 }
 
@@ -125,11 +126,17 @@ pub fn binds(routes: &[Route]) -> BTreeSet<(ProviderId, App, SocketAddr)> {
         .collect()
 }
 
-/// A short hash of the binds and `maxconn`: `g-` and 12 hex digits.
+/// A short hash of the binds, the candidates (on a Swarm) and `maxconn`:
+/// `g-` and 12 hex digits.
 fn generation(routes: &[Route], maxconn: u32) -> String {
     let mut hash = Sha256::new();
     for (tenant, app, bind) in binds(routes) {
         hash.update(format!("{tenant} {app} {bind}\n"));
+    }
+    for route in routes.iter().filter(|r| !r.candidates.is_empty()) {
+        let mut candidates = route.candidates.clone();
+        candidates.sort();
+        hash.update(format!("{} {candidates:?}\n", route.name()));
     }
     hash.update(format!("maxconn {maxconn}\n"));
     format!("g-{}", &hex::encode(hash.finalize())[..12])
@@ -152,6 +159,48 @@ pub fn routes(
     tenants: &[TenantRecord],
     containers: &[ObservedContainer],
 ) -> Result<Vec<Route>, FrontError> {
+    leased(config, tenants, |record, app, _| {
+        let name = config.container_name(&record.id, app.role());
+        let target = containers
+            .iter()
+            .find(|c| c.name == name && c.running())
+            .and_then(|c| c.address)
+            .map(|ip| SocketAddr::new(ip, app_port(app)));
+        (target, Vec::new())
+    })
+}
+
+/// On a Swarm, the routes every tenant should have: as [`routes`], each
+/// forwarded to the app's internal port (`[front] internal_port_offset`
+/// past the leased one) on every node in `nodes`, whichever runs it.
+pub fn swarm_routes(
+    config: &Config,
+    tenants: &[TenantRecord],
+    nodes: &[IpAddr],
+) -> Result<Vec<Route>, FrontError> {
+    leased(config, tenants, |_, _, port| {
+        let candidates = internal_port(config, port)
+            .map(|internal| {
+                let mut all: Vec<SocketAddr> = nodes
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, internal))
+                    .collect();
+                all.sort();
+                all.dedup();
+                all
+            })
+            .unwrap_or_default();
+        (None, candidates)
+    })
+}
+
+/// A route for each leased port of each tenant that is not destroyed,
+/// sorted, its targets from `place`.
+fn leased(
+    config: &Config,
+    tenants: &[TenantRecord],
+    place: impl Fn(&TenantRecord, App, u16) -> (Option<SocketAddr>, Vec<SocketAddr>),
+) -> Result<Vec<Route>, FrontError> {
     let bind_ip: IpAddr = config
         .ports
         .bind_address
@@ -163,17 +212,13 @@ pub fn routes(
             let Some(port) = record.port(app.role()) else {
                 continue;
             };
-            let name = config.container_name(&record.id, app.role());
-            let target = containers
-                .iter()
-                .find(|c| c.name == name && c.running())
-                .and_then(|c| c.address)
-                .map(|ip| SocketAddr::new(ip, app_port(app)));
+            let (target, candidates) = place(record, app, port);
             routes.push(Route {
                 tenant: record.id.clone(),
                 app,
                 bind: SocketAddr::new(bind_ip, port),
                 target,
+                candidates,
             });
         }
     }
@@ -348,6 +393,43 @@ mod tests {
             global(&config, &added).generation
         );
         assert!(global(&config, &added).generation.starts_with("g-"));
+    }
+
+    #[test]
+    fn on_a_swarm_every_node_is_a_candidate_at_the_internal_port() {
+        let mut config = Config::default();
+        config.docker.mode = crate::config::DockerMode::Swarm;
+        let tenants = [
+            record("acme", Desired::Running, Some((6001, 8081))),
+            record("gone", Desired::Destroyed, Some((6003, 8083))),
+        ];
+        let nodes: Vec<IpAddr> = ["10.0.0.12", "10.0.0.11"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let routes = swarm_routes(&config, &tenants, &nodes).unwrap();
+        let text: Vec<String> = routes
+            .iter()
+            .map(|r| format!("{} {} {:?} {:?}", r.name(), r.bind, r.target, r.candidates))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "ingest_acme 0.0.0.0:6001 None [10.0.0.11:16001, 10.0.0.12:16001]",
+                "admin_acme 0.0.0.0:8081 None [10.0.0.11:18081, 10.0.0.12:18081]",
+            ]
+        );
+        // a node more is a new configuration
+        let more: Vec<IpAddr> = ["10.0.0.12", "10.0.0.11", "10.0.0.13"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let grown = swarm_routes(&config, &tenants, &more).unwrap();
+        assert_ne!(
+            global(&config, &routes).generation,
+            global(&config, &grown).generation
+        );
+        assert!(global(&config, &routes).agent);
     }
 
     #[test]

@@ -13,6 +13,7 @@ fn global() -> Global {
         stats_socket: "/run/provision/front.sock".into(),
         pidfile: "/run/provision/front.pid".into(),
         maxconn: 20000,
+        agent: false,
     }
 }
 
@@ -22,6 +23,7 @@ fn route(id: &str, app: App, bind: &str, target: &str) -> Route {
         app,
         bind: bind.parse().unwrap(),
         target: Some(target.parse().unwrap()),
+        candidates: Vec::new(),
     }
 }
 
@@ -208,4 +210,86 @@ fn paths_that_could_end_a_line_or_a_word_are_refused() {
         Vec::new(),
     );
     assert!(matches!(err, FrontError::ZeroMaxconn), "{err}");
+}
+
+#[test]
+fn on_a_swarm_every_node_is_a_checked_server_and_the_master_runs_the_agent() {
+    let nodes = [
+        "10.231.0.13:40001",
+        "10.231.0.11:40001",
+        "10.231.0.12:40001",
+    ];
+    let swarm_route = |app, bind: &str, nodes: &[&str]| Route {
+        tenant: tenant("acme"),
+        app,
+        bind: bind.parse().unwrap(),
+        target: None,
+        candidates: nodes.iter().map(|n| n.parse().unwrap()).collect(),
+    };
+    let front = Front {
+        global: Global {
+            agent: true,
+            ..global()
+        },
+        routes: vec![
+            swarm_route(App::Ingest, "0.0.0.0:30001", &nodes),
+            swarm_route(
+                App::Admin,
+                "0.0.0.0:30101",
+                &["10.231.0.12:40101", "10.231.0.11:40101"],
+            ),
+        ],
+    };
+    let text = render(&front).unwrap();
+    assert!(text.contains(
+        "
+program agent
+    command /usr/local/bin/front-agent
+    no option start-on-reload
+"
+    ));
+    assert!(
+        text.contains(
+            "
+backend ingest_acme
+    mode tcp
+    # the app runs on one node: its server is up, the others down
+    option redispatch
+    retries 3
+    default-server check check-send-proxy inter 1s fall 2 rise 1
+    server node1 10.231.0.11:40001 send-proxy-v2
+    server node2 10.231.0.12:40001 send-proxy-v2
+    server node3 10.231.0.13:40001 send-proxy-v2
+"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "
+    option redispatch
+    default-server check inter 1s fall 2 rise 1
+    server node1 10.231.0.11:40101
+    server node2 10.231.0.12:40101
+"
+        ),
+        "{text}"
+    );
+    // without the agent, no program section
+    let engine = render(&Front {
+        global: global(),
+        routes: front.routes.clone(),
+    })
+    .unwrap();
+    assert!(!engine.contains("program agent"));
+    // a candidate with port 0 is refused
+    let mut bad = front.routes.clone();
+    bad[0].candidates.push("10.231.0.14:0".parse().unwrap());
+    assert!(matches!(
+        refusal(global(), bad),
+        FrontError::PortZero {
+            what: "candidate",
+            ..
+        }
+    ));
 }

@@ -3,7 +3,9 @@
 //! is the public host and the tenant's leased port, while the app runs. On
 //! a Swarm ports are published in host mode, so an endpoint is the address
 //! of the node the app's task runs on, and it moves with the task; the
-//! daemon's watcher follows it after a node event.
+//! daemon's watcher follows it after a node event. Behind the front
+//! (`[front] enabled`) an endpoint never moves: the public host and the
+//! leased port, on a Swarm too (every node's front binds it).
 
 use std::collections::HashSet;
 
@@ -16,7 +18,11 @@ impl Provisioner {
     /// The endpoint of every tenant app that publishes a port (ingest and
     /// admin), sorted by tenant and app.
     pub async fn app_endpoints(&self) -> Result<Vec<AppEndpoint>> {
-        if let Some(cluster) = self.backend.cluster() {
+        if let Some(cluster) = self
+            .backend
+            .cluster()
+            .filter(|_| !self.config.front.enabled)
+        {
             return Ok(cluster.endpoints().await?);
         }
         let running: HashSet<String> = self

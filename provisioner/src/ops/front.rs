@@ -9,22 +9,29 @@
 //!   to the master, which hands the listening sockets to the new worker;
 //!   the old worker keeps its established connections), confirmed by the
 //!   generation the new worker reports.
+//! - On a Swarm the front is a service on every node, and a sync
+//!   publishes the configuration (every tenant's routes, to every node's
+//!   internal port) when it is not the newest already; each node's agent
+//!   loads it with a seamless reload. A task that moves changes nothing:
+//!   each front's health checks find the node it runs on.
 //! - [`Provisioner::switch_container`] is the copy-update-switch: the new
 //!   copy of an app beside the old one, healthy, then the front switched to
 //!   it and the old one drained (SIGTERM: ingest acks what it holds, then
 //!   sends `<error code="shutdown">`) and removed. A copy that does not get
 //!   healthy is removed, and the front never left the old one.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::executor::wait_healthy;
 use super::Provisioner;
+use crate::backend::Cluster;
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{FrontObserved, ObservedContainer, ObservedInfra};
 use crate::domain::ProviderId;
 use crate::error::{Error, Result};
 use crate::front::runtime::{self, FrontDir};
-use crate::front::{Front, FrontError};
+use crate::front::{render, Front, FrontError};
 use crate::lock;
 
 /// How long a started or reloaded front may take to serve its new
@@ -59,6 +66,13 @@ impl Provisioner {
         if !matches!(infra.front, FrontObserved::Running { .. }) {
             return Ok(());
         }
+        if let Some(cluster) = self.backend.cluster() {
+            let wanted = render(&self.swarm_front(cluster).await?)?;
+            infra.front = FrontObserved::Running {
+                routes_current: cluster.published_front().await?.as_deref() == Some(&*wanted),
+            };
+            return Ok(());
+        }
         let records: Vec<_> = self.store.tenant(id).await?.into_iter().collect();
         let wanted = runtime::routes(&self.config, &records, observed)?;
         let given: Vec<_> = self
@@ -81,6 +95,9 @@ impl Provisioner {
     }
 
     async fn sync_front_locked(&self) -> Result<FrontChange> {
+        if let Some(cluster) = self.backend.cluster() {
+            return self.sync_swarm_front(cluster).await;
+        }
         let dir = self.front_dir();
         let tenants = self.store.tenants().await?;
         let containers = self.backend.observe_containers(None).await?;
@@ -126,6 +143,51 @@ impl Provisioner {
             .await?;
         tracing::info!(generation = %front.global.generation, "front reloaded");
         Ok(FrontChange::Reloaded)
+    }
+
+    /// What every node's front should run on a Swarm: every tenant's
+    /// routes, each to its app's internal port on every node.
+    async fn swarm_front(&self, cluster: &dyn Cluster) -> Result<Front> {
+        let tenants = self.store.tenants().await?;
+        let nodes: Vec<IpAddr> = cluster
+            .nodes()
+            .await?
+            .iter()
+            .filter_map(|n| n.address.as_deref()?.parse().ok())
+            .filter(|ip: &IpAddr| !ip.is_unspecified())
+            .collect();
+        let routes = runtime::swarm_routes(&self.config, &tenants, &nodes)?;
+        Ok(Front {
+            global: runtime::global(&self.config, &routes),
+            routes,
+        })
+    }
+
+    /// On a Swarm: publishes the configuration unless it is the newest
+    /// already, and starts the front's service when it does not run.
+    async fn sync_swarm_front(&self, cluster: &dyn Cluster) -> Result<FrontChange> {
+        let front = self.swarm_front(cluster).await?;
+        let text = render(&front)?;
+        let changed = cluster.published_front().await?.as_deref() != Some(&*text);
+        if changed {
+            cluster
+                .publish_front(&text, &front.global.generation)
+                .await?;
+            tracing::info!(generation = %front.global.generation, "front configuration published");
+        }
+        let running = matches!(
+            self.backend.observe_infra(None).await?.front,
+            FrontObserved::Running { .. }
+        );
+        if !running {
+            self.backend.ensure_front(self.front_dir().host()).await?;
+            tracing::info!(generation = %front.global.generation, "front started on every node");
+            return Ok(FrontChange::Started);
+        }
+        Ok(match changed {
+            true => FrontChange::Reloaded,
+            false => FrontChange::Unchanged,
+        })
     }
 
     /// Polls the admin socket until the serving worker reports

@@ -119,13 +119,13 @@ impl Provisioner {
     /// Where the tenant's gateways and staff connect: on one engine the
     /// public host and the leased ports; in Swarm mode the endpoints of
     /// the nodes its ingest and admin tasks run on (none while no task
-    /// runs).
+    /// runs), unless the front binds the leased ports on every node.
     pub(super) fn endpoints(
         &self,
         record: &TenantRecord,
         containers: &[ContainerStatus],
     ) -> (Option<String>, Option<String>) {
-        if !self.config.swarm() {
+        if !self.config.swarm() || self.config.front.enabled {
             let host = &self.config.ports.public_host;
             return (
                 record.gateway_port.map(|p| format!("{host}:{p}")),

@@ -4,7 +4,10 @@
 //! (`X-Forwarded-For`). One syntax for both, parsed here:
 //!
 //! - comma-separated IP addresses, e.g. `10.0.1.5,10.0.2.5,fd00::5` (no
-//!   ranges, no names, no unspecified address);
+//!   names, no unspecified address);
+//! - and/or networks in CIDR notation, e.g. `10.231.0.0/24`: every address
+//!   in it (the nodes of a Swarm, whose fronts connect from their own
+//!   addresses; `/0` is refused: it would trust everyone);
 //! - and/or the entry `default-gateway`: the gateway of the container's
 //!   IPv4 default route, read once at startup from `/proc/net/route`. In a
 //!   container on a Docker bridge network that is the host's address on
@@ -36,6 +39,8 @@ pub const DEFAULT_GATEWAY: &str = "default-gateway";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies {
     addresses: BTreeSet<IpAddr>,
+    /// Networks every address of which is trusted.
+    networks: BTreeSet<Network>,
     /// The address `default-gateway` resolved to, if it was asked (it is
     /// in `addresses` too).
     default_gateway: Option<Ipv4Addr>,
@@ -48,18 +53,24 @@ impl TrustedProxies {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty()
+        self.addresses.is_empty() && self.networks.is_empty()
     }
 
     /// Whether `peer` is a trusted proxy (an IPv4 address mapped into IPv6
     /// is its IPv4 address).
     pub fn trusts(&self, peer: IpAddr) -> bool {
-        !self.addresses.is_empty() && self.addresses.contains(&peer.to_canonical())
+        let peer = peer.to_canonical();
+        self.addresses.contains(&peer) || self.networks.iter().any(|n| n.contains(peer))
     }
 
     /// The trusted addresses, sorted.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.addresses.iter().copied()
+    }
+
+    /// The trusted networks, sorted.
+    pub fn networks(&self) -> impl Iterator<Item = Network> + '_ {
+        self.networks.iter().copied()
     }
 
     /// What `default-gateway` resolved to, when it was listed.
@@ -72,6 +83,7 @@ impl FromIterator<IpAddr> for TrustedProxies {
     fn from_iter<I: IntoIterator<Item = IpAddr>>(addresses: I) -> Self {
         TrustedProxies {
             addresses: addresses.into_iter().map(|a| a.to_canonical()).collect(),
+            networks: BTreeSet::new(),
             default_gateway: None,
         }
     }
@@ -89,24 +101,97 @@ impl FromStr for TrustedProxies {
                 "`{DEFAULT_GATEWAY}` needs the route table: resolve a ProxyList"
             ));
         }
-        Ok(list.addresses.into_iter().collect())
+        Ok(TrustedProxies {
+            addresses: list.addresses,
+            networks: list.networks,
+            default_gateway: None,
+        })
     }
 }
 
-/// Comma-separated addresses (`none` when empty); the default gateway is
-/// one of them, not named.
+/// Comma-separated addresses, then networks (`none` when empty); the
+/// default gateway is one of the addresses, not named.
 impl fmt::Display for TrustedProxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.addresses.is_empty() {
+        if self.is_empty() {
             return f.write_str("none");
         }
-        for (i, ip) in self.addresses.iter().enumerate() {
+        let addresses = self.addresses.iter().map(|ip| ip.to_string());
+        let networks = self.networks.iter().map(|n| n.to_string());
+        for (i, entry) in addresses.chain(networks).enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
-            write!(f, "{ip}")?;
+            f.write_str(&entry)?;
         }
         Ok(())
+    }
+}
+
+/// A network in CIDR notation (`10.231.0.0/24`, `fd00::/64`): its address
+/// with the host bits cleared, and its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` (canonical: an IPv4-mapped address is its IPv4
+    /// address) is in the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                u32::from(ip) & v4_mask(self.prefix) == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                u128::from(ip) & v6_mask(self.prefix) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn v4_mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// `address/prefix`, the host bits of the address cleared; a prefix of
+/// 0 (everyone) is refused.
+impl FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is no network: write address/prefix"))?;
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| format!("`{s}`: `{address}` is not an IP address"))?;
+        let address = address.to_canonical();
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (1..=max).contains(p))
+            .ok_or_else(|| format!("`{s}`: the prefix length must be 1 to {max}"))?;
+        let address = match address {
+            IpAddr::V4(ip) => IpAddr::V4(Ipv4Addr::from(u32::from(ip) & v4_mask(prefix))),
+            IpAddr::V6(ip) => {
+                IpAddr::V6(std::net::Ipv6Addr::from(u128::from(ip) & v6_mask(prefix)))
+            }
+        };
+        Ok(Network { address, prefix })
     }
 }
 
@@ -115,11 +200,12 @@ impl fmt::Display for TrustedProxies {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProxyList {
     pub addresses: BTreeSet<IpAddr>,
+    pub networks: BTreeSet<Network>,
     pub default_gateway: bool,
 }
 
-/// Comma-separated entries, each an IP address or `default-gateway`, e.g.
-/// `default-gateway,10.0.1.5,fd00::5`.
+/// Comma-separated entries, each an IP address, a network or
+/// `default-gateway`, e.g. `default-gateway,10.0.1.5,fd00::5,10.231.0.0/24`.
 impl FromStr for ProxyList {
     type Err = String;
 
@@ -135,12 +221,12 @@ impl FromStr for ProxyList {
                 list.default_gateway = true;
                 continue;
             }
+            if item.contains('/') {
+                list.networks.insert(item.parse()?);
+                continue;
+            }
             let ip: IpAddr = item.parse().map_err(|_| {
-                if item.contains('/') {
-                    format!("`{item}` is a range: list each proxy's IP address")
-                } else {
-                    format!("`{item}` is not an IP address (nor `{DEFAULT_GATEWAY}`)")
-                }
+                format!("`{item}` is not an IP address, a network or `{DEFAULT_GATEWAY}`")
             })?;
             if ip.is_unspecified() {
                 return Err(format!(
@@ -181,6 +267,7 @@ impl ProxyList {
         }
         Ok(TrustedProxies {
             addresses,
+            networks: self.networks,
             default_gateway,
         })
     }
@@ -327,9 +414,12 @@ eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
             ("front-1", "`front-1` is not an IP address"),
             (
                 "default_gateway",
-                "is not an IP address (nor `default-gateway`)",
+                "is not an IP address, a network or `default-gateway`",
             ),
-            ("10.0.0.0/8", "is a range"),
+            ("0.0.0.0/0", "the prefix length must be 1 to 32"),
+            ("10.0.0.0/33", "the prefix length must be 1 to 32"),
+            ("fd00::/200", "the prefix length must be 1 to 128"),
+            ("front/24", "`front` is not an IP address"),
             ("10.0.1.5:6001", "is not an IP address"),
             ("0.0.0.0", "no peer's address"),
             ("::", "no peer's address"),
@@ -338,6 +428,28 @@ eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
             let err = bad.parse::<TrustedProxies>().unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_network_trusts_every_address_in_it_and_no_other() {
+        let p: TrustedProxies = "10.231.0.77/24, fd00:1::/64, 172.18.0.1".parse().unwrap();
+        for inside in [
+            "10.231.0.11",
+            "10.231.0.255",
+            "::ffff:10.231.0.12",
+            "fd00:1::9",
+        ] {
+            assert!(p.trusts(ip(inside)), "{inside}");
+        }
+        for outside in ["10.231.1.11", "10.23.0.11", "fd00:2::9", "172.18.0.2"] {
+            assert!(!p.trusts(ip(outside)), "{outside}");
+        }
+        assert!(p.trusts(ip("172.18.0.1")));
+        // the host bits are cleared
+        assert_eq!(p.to_string(), "172.18.0.1,10.231.0.0/24,fd00:1::/64");
+        let host: TrustedProxies = "10.0.0.5/32".parse().unwrap();
+        assert!(host.trusts(ip("10.0.0.5")) && !host.trusts(ip("10.0.0.4")));
+        assert!(!host.is_empty());
     }
 
     #[test]

@@ -406,7 +406,7 @@ mod tests {
             ("INGEST_MAX_READINGS_PER_SEC", "5000000000"),
             ("INGEST_TRUSTED_PROXIES", "front-1"),
             ("INGEST_TRUSTED_PROXIES", "10.0.1.5,"),
-            ("INGEST_TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("INGEST_TRUSTED_PROXIES", "10.0.0.0/0"),
         ] {
             let err = read(&[(name, value)]).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

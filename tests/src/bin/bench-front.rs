@@ -1032,6 +1032,15 @@ impl Bench {
                 *c = Some(a.saturating_sub(b).as_secs_f64() / wall);
             }
         }
+        // Nothing acked at all is a broken setup (an app, the front or the
+        // engine gone), not a measure: stop, and clean up.
+        assert!(
+            report.acked > 0,
+            "{}: no frame acked ({} errors, first: {:?}); is the engine up (docker ps)?",
+            side.name,
+            report.errors.len(),
+            report.errors.first()
+        );
         Sample::new(&report, cores)
     }
 
@@ -1096,6 +1105,7 @@ impl Bench {
                         app,
                         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, RSS_BASE + offset + t as u16)),
                         target: None,
+                        candidates: Vec::new(),
                     }
                 })
             })

@@ -12,11 +12,14 @@
 //! - [`tasks`]: what the operations observe: a service's current task,
 //!   its node and its endpoint;
 //! - [`nodes`]: the cluster's nodes, their capacity and what is reserved
-//!   on them (`provision node`, `provision capacity`).
+//!   on them (`provision node`, `provision capacity`);
+//! - [`front`]: with `[front] enabled`, the front as a global service on
+//!   every node, and the configuration published for its agents.
 //!
 //! A container is named by its service: `stop_container` scales the
 //! service to 0 replicas and `start_container` to 1.
 
+mod front;
 pub mod nodes;
 mod services;
 mod tasks;
@@ -33,7 +36,7 @@ use super::{
 use crate::config::Config;
 use crate::domain::capacity::{Availability, NodeInventory};
 use crate::domain::spec::ContainerSpec;
-use crate::domain::state::{ObservedContainer, ObservedInfra};
+use crate::domain::state::{FrontObserved, ObservedContainer, ObservedInfra};
 use crate::domain::ProviderId;
 
 /// A Swarm, through one of its managers.
@@ -70,12 +73,31 @@ impl Cluster for SwarmBackend {
     async fn endpoints(&self) -> Result<Vec<AppEndpoint>> {
         tasks::endpoints(self.docker().await?).await
     }
+
+    async fn published_front(&self) -> Result<Option<String>> {
+        front::newest(self.docker().await?).await
+    }
+
+    async fn publish_front(&self, text: &str, generation: &str) -> Result<()> {
+        front::publish(self.docker().await?, &self.config, text, generation).await
+    }
 }
 
 #[async_trait]
 impl Backend for SwarmBackend {
+    /// The manager's, but the front is a service on every node.
     async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
-        self.manager.observe_infra(tenant).await
+        let mut infra = self.manager.observe_infra(tenant).await?;
+        infra.front_switches = false;
+        if self.config.front.enabled {
+            infra.front = match front::exists(self.docker().await?, &self.config).await? {
+                true => FrontObserved::Running {
+                    routes_current: false,
+                },
+                false => FrontObserved::Missing,
+            };
+        }
+        Ok(infra)
     }
 
     async fn observe_containers(
@@ -123,6 +145,13 @@ impl Backend for SwarmBackend {
 
     async fn start_container(&self, name: &str) -> Result<()> {
         services::scale(self.docker().await?, name, 1).await
+    }
+
+    /// The front's global service (the folder is the provisioner's
+    /// host's: each node's front takes its configuration from the
+    /// manager instead).
+    async fn ensure_front(&self, _dir: &std::path::Path) -> Result<()> {
+        front::ensure(self.docker().await?, &self.config).await
     }
 
     async fn stop_container(&self, name: &str) -> Result<()> {

@@ -283,13 +283,7 @@ fn service_spec(
                 aliases: Some(vec![spec.name.clone()]),
                 driver_opts: None,
             }]),
-            log_driver: Some(TaskSpecLogDriver {
-                name: Some("json-file".to_owned()),
-                options: Some(HashMap::from([
-                    ("max-size".to_owned(), "10m".to_owned()),
-                    ("max-file".to_owned(), "3".to_owned()),
-                ])),
-            }),
+            log_driver: Some(log_driver()),
             ..Default::default()
         }),
         mode: Some(ServiceSpecMode {
@@ -303,6 +297,17 @@ fn service_spec(
             ports: ports.map(|p| vec![p]),
         }),
         ..Default::default()
+    }
+}
+
+/// The log driver of our services: json-file, rotated (10 MB, 3 files).
+pub(super) fn log_driver() -> TaskSpecLogDriver {
+    TaskSpecLogDriver {
+        name: Some("json-file".to_owned()),
+        options: Some(HashMap::from([
+            ("max-size".to_owned(), "10m".to_owned()),
+            ("max-file".to_owned(), "3".to_owned()),
+        ])),
     }
 }
 

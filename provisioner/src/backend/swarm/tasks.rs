@@ -65,6 +65,11 @@ pub(super) async fn of_service_id(docker: &Docker, id: &str) -> Result<Vec<Task>
         .collect())
 }
 
+/// The tasks the Swarm holds of the service named `name`.
+pub(super) async fn of_service_name(docker: &Docker, name: &str) -> Result<Vec<Task>> {
+    tasks_of(docker, vec![name.to_owned()]).await
+}
+
 fn service_name(s: &Service) -> String {
     s.spec
         .as_ref()
