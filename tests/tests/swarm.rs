@@ -38,6 +38,8 @@ const TENANTS: [&str; 6] = ["sw_a", "sw_b", "sw_c", "sw_d", "sw_e", "sw_f"];
 struct Bed {
     manager: String,
     registry: String,
+    /// Where the host pushes to the bed's registry.
+    registry_push: String,
     /// The network the nodes' addresses are in, and the host's address
     /// on it (where the tests' gateways connect from).
     subnet: String,
@@ -67,6 +69,8 @@ impl Bed {
         let bed = Bed {
             manager: env_value(&text, "PROVISION_SWARM_MANAGER").expect("the manager"),
             registry: env_value(&text, "PROVISION_SWARM_REGISTRY").expect("the registry"),
+            registry_push: env_value(&text, "PROVISION_SWARM_REGISTRY_PUSH")
+                .expect("the registry's push address"),
             subnet: env_value(&text, "PROVISION_SWARM_SUBNET")
                 .unwrap_or_else(|| "10.231.0.0/24".to_owned()),
             host: env_value(&text, "PROVISION_SWARM_GATEWAY")
@@ -832,6 +836,47 @@ async fn z_behind_the_front_any_node_serves_a_gateway_and_its_endpoint_stays_whe
     assert_eq!(s.endpoint.get(), format!("{other_addr}:{port}"));
     let since = Instant::now();
     acked_since(&s, since, Duration::from_secs(90)).await;
+
+    // An upgrade to other builds is the Swarm's start-first update behind
+    // the fronts: the gateway, on the same node and port, is acked again
+    // by the new ingest, and loses nothing.
+    for app in ["ingest", "admin", "notifier"] {
+        let pushed = format!("{}/provision/{app}:swup", bed.registry_push);
+        for args in [
+            vec![
+                "tag".to_owned(),
+                format!("provision/{app}:dev"),
+                pushed.clone(),
+            ],
+            vec!["push".to_owned(), pushed],
+        ] {
+            let out = std::process::Command::new("docker")
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "docker {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let before_upgrade = ingest_node(&status().await);
+    let upgraded = bed
+        .run_with(&config, &["--json", "upgrade", t, "--image-tag", "swup"])
+        .await
+        .ok();
+    let report: Value = serde_json::from_str(&upgraded.stdout).unwrap();
+    assert_eq!(report["tenants"][0]["result"], "upgraded", "{report}");
+    let after = status().await;
+    assert_eq!(after["gateway_endpoint"], fixed.as_str(), "{after}");
+    assert_ne!(
+        ingest_node(&after),
+        before_upgrade,
+        "start-first puts the new task on another node: {after}"
+    );
+    let since = Instant::now();
+    acked_since(&s, since, Duration::from_secs(60)).await;
     finish(&bed, vec![s]).await;
 
     bed.run_with(&config, &["destroy", t, "--purge-data", "--yes"])

@@ -123,7 +123,6 @@ impl Backend for MemoryBackend {
                 cassandra_outdated: false,
                 cassandra_unhardened: false,
                 default_superuser_login: false,
-                front_switches: true,
                 attach_container: attach.clone(),
                 tenant_network,
                 front: Default::default(),

@@ -109,6 +109,16 @@ pub struct ContainerEvent {
     pub action: String,
 }
 
+/// How a [`Backend::replace_beside`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replacement {
+    /// The copy runs healthy; the old app is gone.
+    Done,
+    /// The copy did not get healthy and was removed; the old app never
+    /// stopped. Why.
+    RolledBack(String),
+}
+
 /// Whether a container answers its health endpoint yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
@@ -188,6 +198,13 @@ pub trait Backend: Send + Sync {
     async fn rename_container(&self, name: &str, to: &str) -> Result<()> {
         let _ = (name, to);
         Err(self.unsupported("renaming a container"))
+    }
+    /// Replaces the running app by a copy from `spec` that the platform
+    /// starts beside it and stops the old one only once the copy is
+    /// healthy (a Swarm's `start-first` rolling update), or rolls back.
+    async fn replace_beside(&self, spec: &ContainerSpec) -> Result<Replacement> {
+        let _ = spec;
+        Err(self.unsupported("replacing an app beside itself"))
     }
     /// Creates (if missing) and starts the front: `[front] image` with host
     /// networking, the host folder `dir` mounted at its

@@ -305,8 +305,8 @@ pub fn plan_start(
     }
     storage_steps(tenant, &mut steps);
     steps.extend(leftover_steps(tenant, observed));
-    let switch = infra.front.enabled() && infra.front_switches;
-    steps.extend(container_steps(&target.specs, observed, true, switch));
+    let front = infra.front.enabled();
+    steps.extend(container_steps(&target.specs, observed, true, front));
     front_step(infra, &mut steps);
     plan(tenant, steps, infra_notices(infra))
 }

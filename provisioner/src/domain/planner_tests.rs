@@ -125,7 +125,6 @@ fn infra(network: bool, cassandra: CassandraObserved) -> ObservedInfra {
             cassandra_attached: network,
         },
         front: FrontObserved::Off,
-        front_switches: true,
     }
 }
 

@@ -276,11 +276,6 @@ pub struct ObservedInfra {
     pub tenant_network: NetworkObserved,
     /// The front, when `[front] enabled`.
     pub front: FrontObserved,
-    /// Whether an app behind the front is replaced by a switch (a copy
-    /// beside it, then the front pointed at the copy: one engine). On a
-    /// Swarm a changed app is recreated, and each node's front finds it
-    /// again by its health checks.
-    pub front_switches: bool,
 }
 
 /// The front (the per-host HAProxy that owns the tenant ports) as

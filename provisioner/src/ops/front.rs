@@ -9,6 +9,9 @@
 //!   to the master, which hands the listening sockets to the new worker;
 //!   the old worker keeps its established connections), confirmed by the
 //!   generation the new worker reports.
+//! - On a Swarm the switch is the Swarm's rolling update in `start-first`
+//!   order (the new task beside the old one, on another node, healthy
+//!   before the old one stops), rolled back when the new task fails.
 //! - On a Swarm the front is a service on every node, and a sync
 //!   publishes the configuration (every tenant's routes, to every node's
 //!   internal port) when it is not the newest already; each node's agent
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::executor::wait_healthy;
 use super::Provisioner;
-use crate::backend::Cluster;
+use crate::backend::{Cluster, Replacement};
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{FrontObserved, ObservedContainer, ObservedInfra};
 use crate::domain::ProviderId;
@@ -216,13 +219,31 @@ impl Provisioner {
 
     /// The copy-update-switch of one app of `id` to `spec` (see the
     /// module). The old container keeps its name until the switch:
-    /// `<name>-next` is the copy, `<name>-old` the one draining.
+    /// `<name>-next` is the copy, `<name>-old` the one draining. On a
+    /// Swarm the platform does the same
+    /// ([`crate::backend::Backend::replace_beside`]).
     pub(super) async fn switch_container(
         &self,
         id: &ProviderId,
         spec: &ContainerSpec,
     ) -> Result<()> {
         let backend = self.backend.as_ref();
+        if backend.cluster().is_some() {
+            return match backend.replace_beside(spec).await? {
+                Replacement::Done => {
+                    tracing::info!(service = %spec.name, "switched to the new task; the old one drained");
+                    Ok(())
+                }
+                Replacement::RolledBack(why) => {
+                    tracing::warn!(service = %spec.name, %why, "the new task is not healthy; rolled back");
+                    Err(Error::RolledBack {
+                        tenant: id.clone(),
+                        role: spec.role,
+                        why,
+                    })
+                }
+            };
+        }
         let next = format!("{}-next", spec.name);
         let old = format!("{}-old", spec.name);
         // What an interrupted switch left.

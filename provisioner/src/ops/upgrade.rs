@@ -9,8 +9,8 @@
 //!
 //! Without the front, the same plan replaces the apps in place: the
 //! tenant's ports close while its containers are recreated (a notice
-//! says so). On a Swarm the apps are replaced in place too, behind every
-//! node's front: the ports stay bound, connections wait for the new task.
+//! says so). On a Swarm the switch is the Swarm's own rolling update in
+//! `start-first` order, behind every node's front.
 
 use std::time::Instant;
 
@@ -201,13 +201,6 @@ impl Provisioner {
             notices.push(
                 "[front] is off: each app was replaced in place, its port closed meanwhile; \
                  with the front on, an upgrade switches behind a port that stays open"
-                    .to_owned(),
-            );
-        } else if self.backend.cluster().is_some() {
-            notices.push(
-                "on a Swarm each app's service was recreated in place (no copy beside it): \
-                 every node's front kept the ports bound, and its gateways reconnected to \
-                 the new task"
                     .to_owned(),
             );
         }

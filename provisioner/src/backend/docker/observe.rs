@@ -172,7 +172,6 @@ pub(super) async fn observe_infra(
     };
     Ok(ObservedInfra {
         front,
-        front_switches: true,
         network,
         network_exists,
         cassandra_container: container,

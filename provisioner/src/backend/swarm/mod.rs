@@ -31,7 +31,8 @@ use futures::StreamExt;
 
 use super::docker::DockerBackend;
 use super::{
-    AppEndpoint, Backend, Cluster, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,
+    AppEndpoint, Backend, Cluster, ContainerDetails, ContainerEvent, LogChunk, Probe, Replacement,
+    Result, Usage,
 };
 use crate::config::Config;
 use crate::domain::capacity::{Availability, NodeInventory};
@@ -88,7 +89,6 @@ impl Backend for SwarmBackend {
     /// The manager's, but the front is a service on every node.
     async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
         let mut infra = self.manager.observe_infra(tenant).await?;
-        infra.front_switches = false;
         if self.config.front.enabled {
             infra.front = match front::exists(self.docker().await?, &self.config).await? {
                 true => FrontObserved::Running {
@@ -145,6 +145,11 @@ impl Backend for SwarmBackend {
 
     async fn start_container(&self, name: &str) -> Result<()> {
         services::scale(self.docker().await?, name, 1).await
+    }
+
+    /// The Swarm's rolling update, `start-first`, rolled back on failure.
+    async fn replace_beside(&self, spec: &ContainerSpec) -> Result<Replacement> {
+        services::replace(self.docker().await?, &self.config, spec).await
     }
 
     /// The front's global service (the folder is the provisioner's

@@ -10,10 +10,13 @@ use base64::Engine as _;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject, SecretSpec,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecFile, TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets,
-    TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
+    ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
+    ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecPrivileges, TaskSpecContainerSpecSecrets, TaskSpecLogDriver,
+    TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
+    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{
     CreateImageOptions, InspectServiceOptions, ListSecretsOptions, UpdateServiceOptions,
@@ -23,7 +26,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::backend::docker::{api, health_check, is_status};
-use crate::backend::{BackendError, Result};
+use crate::backend::{BackendError, Replacement, Result};
 use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
 use crate::labels;
@@ -329,6 +332,118 @@ pub(super) async fn create(docker: &Docker, config: &Config, spec: &ContainerSpe
     // Secrets of an earlier spec (a rotated one) that no task holds now.
     let keep: Vec<String> = secrets.into_iter().map(|s| s.name).collect();
     remove_secrets(docker, &spec.name, &keep).await
+}
+
+/// How long a replacing task may take past the health timeout (its node
+/// pulls the image first).
+const REPLACE_SLACK: Duration = Duration::from_secs(60);
+
+/// Replaces the running service by `spec` as a copy-update-switch: the
+/// Swarm's rolling update in `start-first` order starts the new task
+/// beside the old one (on another node: both publish the same host port,
+/// which the scheduler never gives twice on a node), marks it running
+/// only once its health check passed, then stops the old one (SIGTERM:
+/// ingest drains). Every node's front health-checks every node, so it
+/// sends new connections to the new task as soon as it listens, and none
+/// to the old one once it stopped listening. A new task that fails is
+/// rolled back by the Swarm (`failure_action: rollback`); one that is not
+/// healthy within the health timeout is rolled back here.
+pub(super) async fn replace(
+    docker: &Docker,
+    config: &Config,
+    spec: &ContainerSpec,
+) -> Result<Replacement> {
+    let mut secrets = secret_files(spec)?;
+    for file in &mut secrets {
+        file.id = Some(create_secret(docker, spec, file).await?);
+    }
+    let service = docker
+        .inspect_service(&spec.name, None::<InspectServiceOptions>)
+        .await
+        .map_err(|e| api(format!("inspect service {}", spec.name), e))?;
+    let previous_update = format!(
+        "{:?}",
+        service.update_status.as_ref().map(|u| u.started_at.clone())
+    );
+    let mut new = service_spec(config, spec, &secrets, 1);
+    new.update_config = Some(ServiceSpecUpdateConfig {
+        parallelism: Some(1),
+        order: Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST),
+        failure_action: Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+        monitor: Some(nanos(5)),
+        max_failure_ratio: Some(0.0),
+        ..Default::default()
+    });
+    new.rollback_config = Some(ServiceSpecRollbackConfig {
+        parallelism: Some(1),
+        order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
+        ..Default::default()
+    });
+    let version = service.version.and_then(|v| v.index).unwrap_or(0);
+    let options = UpdateServiceOptions {
+        version: version as i32,
+        ..Default::default()
+    };
+    docker
+        .update_service(&spec.name, new, options, None)
+        .await
+        .map_err(|e| api(format!("update service {}", spec.name), e))?;
+    let timeout = Duration::from_secs(config.health.timeout_secs) + REPLACE_SLACK;
+    let deadline = Instant::now() + timeout;
+    let outcome = loop {
+        let status = docker
+            .inspect_service(&spec.name, None::<InspectServiceOptions>)
+            .await
+            .map_err(|e| api(format!("inspect service {}", spec.name), e))?
+            .update_status;
+        let ours = status
+            .as_ref()
+            .filter(|u| format!("{:?}", Some(u.started_at.clone())) != previous_update);
+        let message = ours.and_then(|u| u.message.clone()).unwrap_or_default();
+        match ours.and_then(|u| u.state) {
+            Some(ServiceUpdateStatusStateEnum::COMPLETED) => break Replacement::Done,
+            Some(
+                ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
+                | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED
+                | ServiceUpdateStatusStateEnum::PAUSED,
+            ) => break Replacement::RolledBack(message),
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            rollback(docker, &spec.name).await?;
+            break Replacement::RolledBack(format!(
+                "the new task was not healthy within {} s ({message}); rolled back",
+                timeout.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if matches!(outcome, Replacement::Done) {
+        // The old spec's secrets, once no task holds them.
+        let keep: Vec<String> = secrets.into_iter().map(|s| s.name).collect();
+        remove_secrets(docker, &spec.name, &keep).await?;
+    }
+    Ok(outcome)
+}
+
+/// Asks the Swarm to roll the service back to its previous spec.
+async fn rollback(docker: &Docker, name: &str) -> Result<()> {
+    let service = docker
+        .inspect_service(name, None::<InspectServiceOptions>)
+        .await
+        .map_err(|e| api(format!("inspect service {name}"), e))?;
+    let version = service.version.and_then(|v| v.index).unwrap_or(0);
+    let options = UpdateServiceOptions {
+        version: version as i32,
+        rollback: Some("previous".to_owned()),
+        ..Default::default()
+    };
+    let spec = service.spec.unwrap_or_default();
+    docker
+        .update_service(name, spec, options, None)
+        .await
+        .map(drop)
+        .map_err(|e| api(format!("roll back service {name}"), e))
 }
 
 /// How often a scale tries again when the service changed under it (the
