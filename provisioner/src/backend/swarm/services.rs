@@ -10,7 +10,7 @@ use base64::Engine as _;
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject, SecretSpec,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    Service, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     ServiceUpdateStatusStateEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecFile,
@@ -379,11 +379,7 @@ pub(super) async fn replace(
         order: Some(ServiceSpecRollbackConfigOrderEnum::START_FIRST),
         ..Default::default()
     });
-    let version = service.version.and_then(|v| v.index).unwrap_or(0);
-    let options = UpdateServiceOptions {
-        version: version as i32,
-        ..Default::default()
-    };
+    let options = update_options(&service, None);
     docker
         .update_service(&spec.name, new, options, None)
         .await
@@ -426,19 +422,25 @@ pub(super) async fn replace(
     Ok(outcome)
 }
 
+/// An update of `service` at the version it was read at (one out of
+/// sequence is refused), or a `rollback` to its previous spec.
+fn update_options(service: &Service, rollback: Option<&str>) -> UpdateServiceOptions {
+    let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+    UpdateServiceOptions {
+        version: version as i32,
+        rollback: rollback.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
 /// Asks the Swarm to roll the service back to its previous spec.
 async fn rollback(docker: &Docker, name: &str) -> Result<()> {
     let service = docker
         .inspect_service(name, None::<InspectServiceOptions>)
         .await
         .map_err(|e| api(format!("inspect service {name}"), e))?;
-    let version = service.version.and_then(|v| v.index).unwrap_or(0);
-    let options = UpdateServiceOptions {
-        version: version as i32,
-        rollback: Some("previous".to_owned()),
-        ..Default::default()
-    };
-    let spec = service.spec.unwrap_or_default();
+    let options = update_options(&service, Some("previous"));
+    let spec = service.spec.clone().unwrap_or_default();
     docker
         .update_service(name, spec, options, None)
         .await
@@ -481,7 +483,7 @@ async fn scale_once(docker: &Docker, name: &str, replicas: i64) -> Result<()> {
         }
         Err(e) => return Err(api(format!("inspect service {name}"), e)),
     };
-    let mut spec = service.spec.unwrap_or_default();
+    let mut spec = service.spec.clone().unwrap_or_default();
     let current = spec
         .mode
         .as_ref()
@@ -496,11 +498,7 @@ async fn scale_once(docker: &Docker, name: &str, replicas: i64) -> Result<()> {
         }),
         ..Default::default()
     });
-    let version = service.version.and_then(|v| v.index).unwrap_or(0);
-    let options = UpdateServiceOptions {
-        version: version as i32,
-        ..Default::default()
-    };
+    let options = update_options(&service, None);
     docker
         .update_service(name, spec, options, None)
         .await
