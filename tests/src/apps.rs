@@ -210,6 +210,36 @@ impl Ingest {
         self.readings(gw, day).await.len()
     }
 
+    /// Restarts the server as a container restart does: a graceful stop
+    /// (it acks what it holds and tells each gateway `<error
+    /// code="shutdown">`), then a new server with `limits` on the same
+    /// address, store and metrics (no front). Answers how long the
+    /// gateways had no server.
+    pub async fn restart(&mut self, limits: Limits) -> Duration {
+        self.shutdown.cancel();
+        let stopping = std::time::Instant::now();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("ingest stops within 30 s")
+                .expect("the server task ends cleanly");
+        }
+        self.shutdown = CancellationToken::new();
+        let listener = TcpListener::bind(&self.addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind {} again: {e}", self.addr));
+        self.server = Some(tokio::spawn(serve_behind(
+            listener,
+            self.store.clone(),
+            self.metrics.clone(),
+            limits,
+            GatewayTls::off(),
+            TrustedProxies::none(),
+            self.shutdown.clone(),
+        )));
+        stopping.elapsed()
+    }
+
     /// Stops the server (waiting up to 15 s) and drops the keyspace.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

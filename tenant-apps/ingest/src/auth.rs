@@ -5,9 +5,17 @@
 //! - an id with no row is remembered for [`UNKNOWN_GATEWAY_TTL`] (a short
 //!   negative cache, so a gateway commissioned just now gets in soon), and
 //!   hellos for it are refused without a read meanwhile;
-//! - anything else reads the row (counted in `ingest_token_reads_total`);
-//!   a token is never cached as valid, and a wrong token for a known id is
-//!   never cached at all.
+//! - a live gateway whose token matches its row in the [`GatewayBook`] (a
+//!   copy of the whole `gateways` table at most [`BOOK_TTL`] old, read once
+//!   for many hellos) is welcomed without a read of its own
+//!   (`ingest_token_book_hits_total`): a storm of 10,000 logins after a
+//!   restart costs one paged read of the table, not 10,000. A revoke
+//!   reaches new hellos within [`BOOK_TTL`] plus that read;
+//! - anything else (an id the book lacks, a token that does not match it,
+//!   a revoked entry) reads the row, which decides (counted in
+//!   `ingest_token_reads_total`): a refusal is never taken from the book,
+//!   so a gateway commissioned or given a new token just now gets in, and
+//!   a wrong token for a known id is never cached at all.
 //!
 //! A successful check returns the stored hash the token matched, which the
 //! revocation watch ([`crate::revocation`]) later compares the row with.
@@ -17,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tenant_schema::model::{gateway_token_matches, GatewayId};
+use tenant_schema::registry::GatewayEntry;
 
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
@@ -25,6 +34,70 @@ use crate::store::{Store, StoreError};
 pub const UNKNOWN_GATEWAY_TTL: Duration = Duration::from_secs(3);
 /// Ids the negative cache holds at most (memory bound).
 const MAX_UNKNOWN_CACHED: usize = 10_000;
+/// How old a [`GatewayBook`] may be to welcome a hello: how long a revoked
+/// token may still log in (an open connection of it is closed by the
+/// revocation watch, [`crate::revocation`]).
+pub const BOOK_TTL: Duration = Duration::from_secs(5);
+
+/// Every commissioned gateway's row by id.
+type Records = Arc<HashMap<String, GatewayEntry>>;
+
+/// Every commissioned gateway's row, as read at one moment: what hellos are
+/// welcomed from. Refreshed by the revocation watch while connections are
+/// open, and by the first hello that finds it older than its TTL (the
+/// others wait for that one read, then use it).
+pub struct GatewayBook {
+    ttl: Duration,
+    /// When the copy's read started, and the copy.
+    current: Mutex<Option<(Instant, Records)>>,
+    /// One refresh at a time.
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl GatewayBook {
+    /// An empty book whose copies serve for `ttl` (at most [`BOOK_TTL`]).
+    pub fn new(ttl: Duration) -> Arc<GatewayBook> {
+        Arc::new(GatewayBook {
+            ttl: ttl.min(BOOK_TTL),
+            current: Mutex::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Keeps `records`, read from a query started at `read_at`.
+    pub fn put(&self, read_at: Instant, records: HashMap<String, GatewayEntry>) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_none_or(|(at, _)| *at <= read_at) {
+            *current = Some((read_at, Arc::new(records)));
+        }
+    }
+
+    /// The copy, if it is younger than the TTL at `now`.
+    fn fresh(&self, now: Instant) -> Option<Records> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current
+            .as_ref()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(_, records)| records.clone())
+    }
+
+    /// A fresh copy: this one, or one read now (once for all who ask
+    /// meanwhile).
+    async fn get(&self, store: &Store, metrics: &Metrics) -> Result<Records, StoreError> {
+        if let Some(records) = self.fresh(Instant::now()) {
+            return Ok(records);
+        }
+        let _one = self.refresh.lock().await;
+        if let Some(records) = self.fresh(Instant::now()) {
+            return Ok(records);
+        }
+        let read_at = Instant::now();
+        Metrics::inc(&metrics.token_book_reads);
+        let records = store.gateway_records().await?;
+        self.put(read_at, records);
+        Ok(self.fresh(read_at).unwrap_or_default())
+    }
+}
 
 /// Why a hello was refused (the `reason` label of
 /// `ingest_hello_refusals_total`).
@@ -102,15 +175,17 @@ pub struct Login {
 pub struct Authenticator {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
+    book: Arc<GatewayBook>,
     /// Ids with no row, until when.
     unknown: Mutex<HashMap<String, Instant>>,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, book: Arc<GatewayBook>) -> Self {
         Self {
             store,
             metrics,
+            book,
             unknown: Mutex::new(HashMap::new()),
         }
     }
@@ -127,6 +202,19 @@ impl Authenticator {
         if self.known_unknown(gateway.as_str(), Instant::now()) {
             Metrics::inc(&self.metrics.unknown_gateway_cache_hits);
             return refused(HelloRefusal::UnknownGateway);
+        }
+        let book = self.book.get(&self.store, &self.metrics).await?;
+        if let Some(hash) = book
+            .get(gateway.as_str())
+            .filter(|entry| entry.is_live())
+            .and_then(|entry| entry.token_hash.as_ref())
+            .filter(|hash| gateway_token_matches(token, hash))
+        {
+            Metrics::inc(&self.metrics.token_book_hits);
+            return Ok(Login {
+                gateway,
+                token_hash: hash.clone(),
+            });
         }
         Metrics::inc(&self.metrics.token_reads);
         let Some(entry) = self.store.gateway(&gateway).await? else {
@@ -165,5 +253,40 @@ impl Authenticator {
             }
         }
         unknown.insert(id.to_owned(), now + UNKNOWN_GATEWAY_TTL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> (String, GatewayEntry) {
+        let entry = GatewayEntry {
+            gateway_id: id.to_owned(),
+            display_name: None,
+            created_at: None,
+            revoked_at: None,
+            token_hash: None,
+        };
+        (id.to_owned(), entry)
+    }
+
+    #[test]
+    fn the_book_serves_for_its_ttl_and_an_older_read_never_replaces_a_newer_one() {
+        let book = GatewayBook::new(Duration::from_secs(60));
+        assert_eq!(book.ttl, BOOK_TTL, "capped");
+        let t0 = Instant::now();
+        assert!(book.fresh(t0).is_none());
+        book.put(t0, HashMap::from([entry("gw-1")]));
+        assert!(book
+            .fresh(t0 + Duration::from_secs(4))
+            .unwrap()
+            .contains_key("gw-1"));
+        assert!(book.fresh(t0 + BOOK_TTL).is_none());
+        let t1 = t0 + Duration::from_secs(1);
+        book.put(t1, HashMap::from([entry("gw-2")]));
+        book.put(t0, HashMap::from([entry("gw-old")]));
+        let now = book.fresh(t1).unwrap();
+        assert!(now.contains_key("gw-2") && !now.contains_key("gw-old"));
     }
 }

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub token_reads: AtomicU64,
     /// Hellos of unknown gateways answered from the negative cache.
     pub unknown_gateway_cache_hits: AtomicU64,
+    /// Hellos welcomed from the gateway book, without a read of their own.
+    pub token_book_hits: AtomicU64,
+    /// Reads of the whole gateways table for the book, by a hello.
+    pub token_book_reads: AtomicU64,
     /// Reads of the gateways table that look for revoked tokens.
     pub revocation_checks: AtomicU64,
     pub revocation_check_errors: AtomicU64,
@@ -243,6 +247,18 @@ impl Metrics {
             "counter",
             "Reads of a gateway's token hash to check a hello.",
             get(&self.token_reads),
+        );
+        one(
+            "ingest_token_book_hits_total",
+            "counter",
+            "Hellos welcomed from the gateway book (a copy of the gateways table), without a read.",
+            get(&self.token_book_hits),
+        );
+        one(
+            "ingest_token_book_reads_total",
+            "counter",
+            "Reads of the whole gateways table for the gateway book, made by a hello.",
+            get(&self.token_book_reads),
         );
         one(
             "ingest_unknown_gateway_cache_hits_total",

@@ -9,6 +9,9 @@
 //! `<error code="auth">token revoked</error>` and closes; nothing is acked
 //! after it.
 //!
+//! Each copy it reads is also the [`GatewayBook`] hellos are welcomed from,
+//! so a hello after a check sees every revoke that check acted on.
+//!
 //! A failed read changes nothing (Cassandra away is not a revocation); the
 //! next round tries again.
 
@@ -21,6 +24,7 @@ use tenant_schema::model::GatewayId;
 use tenant_schema::registry::GatewayEntry;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::GatewayBook;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -115,6 +119,7 @@ impl Sessions {
 /// Checks the open connections' gateways every `interval` until `shutdown`.
 pub async fn watch(
     sessions: Arc<Sessions>,
+    book: Arc<GatewayBook>,
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     interval: Duration,
@@ -131,8 +136,12 @@ pub async fn watch(
             continue;
         }
         Metrics::inc(&metrics.revocation_checks);
+        let read_at = std::time::Instant::now();
         match store.gateway_records().await {
             Ok(records) => {
+                // Hellos are welcomed from the same copy; it has every
+                // revoke this check closes connections for.
+                book.put(read_at, records.clone());
                 for gateway in sessions.revoke_stale(&records) {
                     Metrics::inc(&metrics.revoked_connections);
                     tracing::info!(gateway = %gateway, "gateway revoked; closing its connection");

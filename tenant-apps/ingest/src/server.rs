@@ -70,7 +70,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::{Admission, AdmissionLimits, Refused, Rejection, Unauthenticated};
-use crate::auth::{Authenticator, HelloError, HelloRefusal, Login};
+use crate::auth::{Authenticator, GatewayBook, HelloError, HelloRefusal, Login};
 use crate::metrics::Metrics;
 use crate::protocol::{self, DataFrame, Frame, FrameDecoder, TimeBounds};
 use crate::rate_limit::RateLimiter;
@@ -196,8 +196,10 @@ pub async fn serve_behind(
         .rate_limit
         .store(u64::from(limits.max_readings_per_sec), Ordering::Relaxed);
     let sessions = Sessions::new();
+    let book = GatewayBook::new(limits.revocation_check);
     let watcher = tokio::spawn(revocation::watch(
         sessions.clone(),
+        book.clone(),
         store.clone(),
         metrics.clone(),
         limits.revocation_check,
@@ -205,7 +207,7 @@ pub async fn serve_behind(
     ));
     let shared = Arc::new(Shared {
         writes,
-        auth: Authenticator::new(store, metrics.clone()),
+        auth: Authenticator::new(store, metrics.clone(), book),
         admission: Admission::new(AdmissionLimits {
             max_authenticated: limits.max_connections,
             max_unauthenticated: limits.max_unauthenticated,
