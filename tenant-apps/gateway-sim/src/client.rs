@@ -128,19 +128,57 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// Reads the server's answers, one per line.
 pub struct AnswerReader {
     inner: BufReader<Reader>,
-    line: String,
+    /// The bytes of a line not complete yet: kept here, not in a future,
+    /// so that [`AnswerReader::next`] can be cancelled without losing them.
+    line: Vec<u8>,
 }
+
+/// The read buffer of a connection. Answers are lines of well under 1 KiB
+/// (longer ones are read in pieces all the same); a small buffer keeps
+/// thousands of connections in one process cheap.
+const READ_BUFFER: usize = 1024;
 
 impl AnswerReader {
     /// The next answer; `None` once the server closed the connection.
+    ///
+    /// Cancel safe: dropped before it returns (a `select!` that took
+    /// another branch), it loses nothing, and the next call goes on with
+    /// the line it had begun.
     pub async fn next(&mut self) -> Result<Option<Answer>, ClientError> {
         loop {
-            self.line.clear();
-            if self.inner.read_line(&mut self.line).await? == 0 {
-                return Ok(None);
+            // `fill_buf` is cancel safe, and nothing below awaits: a
+            // cancelled call leaves the bytes in `inner` or in `line`.
+            let buf = self.inner.fill_buf().await?;
+            let complete = if buf.is_empty() {
+                if self.line.is_empty() {
+                    return Ok(None);
+                }
+                // the last line, without its newline
+                true
+            } else {
+                let (chunk, complete) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&buf[..=i], true),
+                    None => (buf, false),
+                };
+                let n = chunk.len();
+                self.line.extend_from_slice(chunk);
+                self.inner.consume(n);
+                complete
+            };
+            if !complete {
+                continue;
             }
-            if !self.line.trim().is_empty() {
-                return Ok(Some(Answer::parse(&self.line)?));
+            let parsed = match std::str::from_utf8(&self.line) {
+                Ok(line) if line.trim().is_empty() => None,
+                Ok(line) => Some(Answer::parse(line).map_err(ClientError::from)),
+                Err(_) => Some(Err(ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "stream did not contain valid UTF-8",
+                )))),
+            };
+            self.line.clear();
+            if let Some(answer) = parsed {
+                return answer.map(Some);
             }
         }
     }
@@ -222,8 +260,8 @@ impl Gateway {
     fn from_halves(rd: Reader, wr: Writer) -> Self {
         Self {
             answers: AnswerReader {
-                inner: BufReader::new(rd),
-                line: String::new(),
+                inner: BufReader::with_capacity(READ_BUFFER, rd),
+                line: Vec::new(),
             },
             frames: FrameWriter { inner: wr },
         }
@@ -265,5 +303,54 @@ impl Gateway {
 
     pub fn split(self) -> (AnswerReader, FrameWriter) {
         (self.answers, self.frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_answer_read_in_pieces_survives_a_cancelled_read() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let (rd, wr) = tokio::io::split(client);
+        let mut gw = Gateway::from_halves(Box::new(rd), Box::new(wr));
+        server.write_all(b"<ack seq=\"4").await.unwrap();
+        // half an answer, then the read is dropped (a select! went elsewhere)
+        let early = tokio::time::timeout(Duration::from_millis(50), gw.answers.next()).await;
+        assert!(early.is_err(), "{early:?}");
+        server
+            .write_all(b"2\"/>\n\n<welcome/>\n<ack seq=\"43\"/>")
+            .await
+            .unwrap();
+        assert_eq!(
+            gw.answers.next().await.unwrap(),
+            Some(Answer::Ack { seq: 42 })
+        );
+        assert_eq!(gw.answers.next().await.unwrap(), Some(Answer::Welcome));
+        drop(server);
+        // the last answer needs no newline; then the end
+        assert_eq!(
+            gw.answers.next().await.unwrap(),
+            Some(Answer::Ack { seq: 43 })
+        );
+        assert_eq!(gw.answers.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_longer_than_the_buffer_reads_whole() {
+        let (client, mut server) = tokio::io::duplex(256);
+        let (rd, wr) = tokio::io::split(client);
+        let mut gw = Gateway::from_halves(Box::new(rd), Box::new(wr));
+        let why = "x".repeat(3 * READ_BUFFER);
+        let line = format!("<error code=\"auth\">{why}</error>\n");
+        tokio::spawn(async move { server.write_all(line.as_bytes()).await });
+        assert_eq!(
+            gw.answers.next().await.unwrap(),
+            Some(Answer::Error {
+                code: "auth".into(),
+                why
+            })
+        );
     }
 }

@@ -83,12 +83,7 @@ impl Report {
 
     /// The `q` quantile (0..=1) of ack latency.
     pub fn latency(&self, q: f64) -> Duration {
-        if self.latencies_us.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((q * self.latencies_us.len() as f64).ceil() as usize)
-            .clamp(1, self.latencies_us.len());
-        Duration::from_micros(self.latencies_us[rank - 1])
+        nearest_rank(&self.latencies_us, q)
     }
 
     pub fn max_latency(&self) -> Duration {
@@ -119,6 +114,16 @@ impl Report {
         }
         out
     }
+}
+
+/// The `q` quantile (0..=1) of `sorted_us` (microseconds, sorted), by the
+/// nearest rank; zero if there are none.
+pub(crate) fn nearest_rank(sorted_us: &[u64], q: f64) -> Duration {
+    if sorted_us.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    Duration::from_micros(sorted_us[rank - 1])
 }
 
 #[derive(Default)]
