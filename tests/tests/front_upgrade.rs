@@ -10,6 +10,8 @@
 //!   tenant keeps serving on its old app, its open connection included;
 //! - starting and destroying another tenant (each a reload of the front)
 //!   closes no connection of a tenant already there;
+//! - a stopped tenant keeps its ports bound, pointed at nothing, and a
+//!   start serves them again;
 //! - ingest sees the gateway's own address through the front, and refuses
 //!   a PROXY header from anyone but the front.
 
@@ -360,6 +362,47 @@ async fn an_upgrade_to_an_image_that_never_gets_healthy_rolls_back_and_the_old_a
         "{}",
         reconcile.stdout
     );
+}
+
+/// The targets the front was last given for `tenant`'s routes
+/// (`<data dir>/front/routes.json`).
+fn front_targets(env: &Env, tenant: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(env.dir.join("front/routes.json")).unwrap();
+    let routes: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    routes
+        .into_iter()
+        .filter(|r| r["tenant"] == tenant)
+        .map(|r| r["target"].clone())
+        .collect()
+}
+
+/// A stopped tenant's ports stay bound behind the front, pointed at
+/// nothing (not at the address its container had); a start points them
+/// at the new containers and a gateway is acked again on the same port.
+#[tokio::test]
+async fn a_stopped_tenant_keeps_its_ports_behind_the_front_and_a_start_serves_them_again() {
+    let env = front_env("pvfrontstop", (29241, 29249), (29341, 29349)).await;
+    let tenant = Started::new(&env, "fstop").await;
+    drop(tenant.streaming().await);
+    assert!(front_targets(&env, &tenant.id)
+        .iter()
+        .all(|t| t.is_string()));
+    env.run(&["stop", &tenant.id]).await.ok();
+    let targets = front_targets(&env, &tenant.id);
+    assert_eq!(targets.len(), 2, "{targets:?}");
+    assert!(targets.iter().all(|t| t.is_null()), "{targets:?}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", tenant.port))
+            .await
+            .is_ok(),
+        "the stopped tenant's port stays bound"
+    );
+    env.run(&["start", &tenant.id]).await.ok();
+    assert!(front_targets(&env, &tenant.id)
+        .iter()
+        .all(|t| t.is_string()));
+    let mut again = Gateway::connect(tenant.port, "gw-1", &tenant.token).await;
+    again.reading(2, &now(), "power", "p", 2.0).await;
 }
 
 #[tokio::test]

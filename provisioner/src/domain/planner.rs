@@ -357,7 +357,14 @@ fn front_step(infra: &ObservedInfra, steps: &mut Vec<Step>) {
 
 /// `stop`: the desired state becomes stopped (a destroyed tenant stays
 /// destroyed), and the running containers stop; ports and data stay.
-pub fn plan_stop(tenant: &TenantView, observed: &[ObservedContainer]) -> Plan {
+/// Behind a running front, an app with a port that stopped leaves its
+/// route without a target (its port stays bound; connections are closed,
+/// or answered 503).
+pub fn plan_stop(
+    tenant: &TenantView,
+    observed: &[ObservedContainer],
+    front: FrontObserved,
+) -> Plan {
     let mut steps = Vec::new();
     if tenant
         .record
@@ -377,6 +384,15 @@ pub fn plan_stop(tenant: &TenantView, observed: &[ObservedContainer]) -> Plan {
                 name: c.name.clone(),
             }),
     );
+    let routed_stops = tenant.names.iter().any(|(role, name)| {
+        role.pool().is_some()
+            && steps
+                .iter()
+                .any(|s| matches!(s, Step::StopContainer { name: n } if n == name))
+    });
+    if routed_stops && matches!(front, FrontObserved::Running { .. }) {
+        steps.push(Step::SyncFront { start: false });
+    }
     plan(tenant, steps, Vec::new())
 }
 
@@ -447,7 +463,7 @@ pub fn plan_reconcile_tenant(
             p.steps.retain(|s| !matches!(s, Step::WaitHealthy { .. }));
             p
         }
-        (Some(Desired::Stopped), _) => plan_stop(tenant, observed),
+        (Some(Desired::Stopped), _) => plan_stop(tenant, observed, infra.front),
         (Some(Desired::Destroyed), _) => {
             let mut steps = removal_steps(tenant, infra, observed, "tenant is destroyed");
             if matches!(

@@ -534,15 +534,45 @@ fn stop_records_the_desired_state_and_stops_only_running_containers() {
         made(Role::Notifier, true, Health::Healthy),
     ];
     assert_eq!(
-        plan_stop(&view(Some(record(Desired::Running))), &observed).to_string(),
+        plan_stop(
+            &view(Some(record(Desired::Running))),
+            &observed,
+            FrontObserved::Off
+        )
+        .to_string(),
         "plan for tenant acme:
   set the desired state to stopped
   stop container provision-acme-ingest
   stop container provision-acme-notifier
 "
     );
+    // behind a running front, the stopped ingest's route loses its target
+    let running = FrontObserved::Running {
+        routes_current: true,
+    };
+    assert_eq!(
+        plan_stop(&view(Some(record(Desired::Running))), &observed, running).to_string(),
+        "plan for tenant acme:
+  set the desired state to stopped
+  stop container provision-acme-ingest
+  stop container provision-acme-notifier
+  update the front's routes
+"
+    );
+    // only the notifier (no port) stopping changes no route
+    let notifier = [made(Role::Notifier, true, Health::Healthy)];
+    assert!(
+        !plan_stop(&view(Some(record(Desired::Stopped))), &notifier, running)
+            .to_string()
+            .contains("front")
+    );
     // a destroyed tenant stays destroyed
-    assert!(plan_stop(&view(Some(record(Desired::Destroyed))), &[]).is_empty());
+    assert!(plan_stop(
+        &view(Some(record(Desired::Destroyed))),
+        &[],
+        FrontObserved::Off
+    )
+    .is_empty());
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! `stop`: the desired state becomes stopped and the running containers
-//! stop; ports and data stay.
+//! stop; ports and data stay (behind the front, their routes lose their
+//! targets).
 
 use super::executor::Execution;
 use super::{PlanReport, Provisioner};
 use crate::domain::planner;
+use crate::domain::state::FrontObserved;
 use crate::domain::ProviderId;
 use crate::error::Result;
 
@@ -12,9 +14,14 @@ impl Provisioner {
         let plan = async {
             let record = self.known(id).await?;
             let observed = self.backend.observe_containers(Some(id)).await?;
+            let front = match self.config.front.enabled {
+                true => self.backend.observe_infra(Some(id)).await?.front,
+                false => FrontObserved::Off,
+            };
             Ok::<_, crate::error::Error>(planner::plan_stop(
                 &self.view(id, Some(record)),
                 &observed,
+                front,
             ))
         };
         if dry_run {
