@@ -381,7 +381,7 @@ fn front_targets(env: &Env, tenant: &str) -> Vec<serde_json::Value> {
 /// at the new containers and a gateway is acked again on the same port.
 #[tokio::test]
 async fn a_stopped_tenant_keeps_its_ports_behind_the_front_and_a_start_serves_them_again() {
-    let env = front_env("pvfrontstop", (29241, 29249), (29341, 29349)).await;
+    let env = front_env("pvfrontstop", (29261, 29269), (29361, 29369)).await;
     let tenant = Started::new(&env, "fstop").await;
     drop(tenant.streaming().await);
     assert!(front_targets(&env, &tenant.id)
