@@ -32,6 +32,43 @@ use crate::{cassandra_image, is_conflict, is_not_found};
 /// The benchmarks' Cassandra node and its network.
 pub const NODE: &str = "provision-bench-cassandra";
 pub const NETWORK: &str = "provision-bench-net";
+
+/// A Cassandra node's container on [`NETWORK`] under `name` (its alias
+/// there), with `labels` and `env`, CQL published on a loopback port the
+/// engine picks.
+pub fn node_body(
+    name: &str,
+    labels: HashMap<String, String>,
+    env: Vec<String>,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(cassandra_image()),
+        labels: Some(labels),
+        env: Some(env),
+        exposed_ports: Some(vec!["9042/tcp".to_owned()]),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                "9042/tcp".to_owned(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".to_owned()),
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            network_mode: Some(NETWORK.to_owned()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                NETWORK.to_owned(),
+                EndpointSettings {
+                    aliases: Some(vec![name.to_owned()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
 /// The label on everything a benchmark creates (value: the run's suffix,
 /// or `node`).
 pub const BENCH_LABEL: &str = "io.provision.bench";
@@ -282,33 +319,7 @@ pub async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
     let running = match docker.inspect_container(NODE, None).await {
         Ok(i) => i.state.and_then(|s| s.running).unwrap_or(false),
         Err(e) if is_not_found(&e) => {
-            let body = ContainerCreateBody {
-                image: Some(cassandra_image()),
-                labels: Some(labels),
-                env: Some(vec!["CASSANDRA_HEAP=1G".to_owned()]),
-                exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-                host_config: Some(HostConfig {
-                    port_bindings: Some(HashMap::from([(
-                        "9042/tcp".to_owned(),
-                        Some(vec![PortBinding {
-                            host_ip: Some("127.0.0.1".to_owned()),
-                            host_port: Some(String::new()),
-                        }]),
-                    )])),
-                    network_mode: Some(NETWORK.to_owned()),
-                    ..Default::default()
-                }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(
-                        NETWORK.to_owned(),
-                        EndpointSettings {
-                            aliases: Some(vec![NODE.to_owned()]),
-                            ..Default::default()
-                        },
-                    )])),
-                }),
-                ..Default::default()
-            };
+            let body = node_body(NODE, labels, vec!["CASSANDRA_HEAP=1G".to_owned()]);
             let options = CreateContainerOptionsBuilder::default().name(NODE).build();
             docker
                 .create_container(Some(options), body)

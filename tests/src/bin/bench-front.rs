@@ -71,22 +71,19 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig, PortBinding,
-};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveImageOptionsBuilder};
 use bollard::Docker;
 use futures::{FutureExt, StreamExt};
 use gateway_sim::sim::{self, Report, SimConfig, Stop};
 use provision_testkit::apps::commission_gateway_with;
 use provision_testkit::bench::{
-    config_text, ensure_node, kib_field, loadavg, median, random_suffix, remove_node,
-    sibling_binary, BENCH_LABEL, NETWORK, NODE, SUPERUSER,
+    config_text, ensure_node, kib_field, loadavg, median, node_body, random_suffix, remove_node,
+    sibling_binary, BENCH_LABEL, NODE, SUPERUSER,
 };
 use provision_testkit::containers::{
     admin_image, container_state, ingest_image, notifier_image, process_cpu_time,
 };
-use provision_testkit::{cassandra_image, docker, remove_labelled};
+use provision_testkit::{docker, remove_labelled};
 use provisioner::cql::tenant::drop_tenant;
 use provisioner::front::runtime::{self, FrontDir};
 use provisioner::front::{App, Front, Route};
@@ -877,33 +874,7 @@ impl Bench {
         let labels = HashMap::from([(BENCH_LABEL.to_owned(), self.run.clone())]);
         let mut all = vec!["CASSANDRA_HEAP=1G".to_owned()];
         all.extend(env.iter().cloned());
-        let body = ContainerCreateBody {
-            image: Some(cassandra_image()),
-            labels: Some(labels),
-            env: Some(all),
-            exposed_ports: Some(vec!["9042/tcp".to_owned()]),
-            host_config: Some(HostConfig {
-                port_bindings: Some(HashMap::from([(
-                    "9042/tcp".to_owned(),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".to_owned()),
-                        host_port: Some(String::new()),
-                    }]),
-                )])),
-                network_mode: Some(NETWORK.to_owned()),
-                ..Default::default()
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    NETWORK.to_owned(),
-                    EndpointSettings {
-                        aliases: Some(vec![name.to_owned()]),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
-        };
+        let body = node_body(name, labels, all);
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         self.docker
             .create_container(Some(options), body)
