@@ -40,7 +40,7 @@ const MAX_UNKNOWN_CACHED: usize = 10_000;
 pub const BOOK_TTL: Duration = Duration::from_secs(5);
 
 /// Every commissioned gateway's row by id.
-type Records = Arc<HashMap<String, GatewayEntry>>;
+pub type Records = Arc<HashMap<String, GatewayEntry>>;
 
 /// Every commissioned gateway's row, as read at one moment: what hellos are
 /// welcomed from. Refreshed by the revocation watch while connections are
@@ -64,12 +64,15 @@ impl GatewayBook {
         })
     }
 
-    /// Keeps `records`, read from a query started at `read_at`.
-    pub fn put(&self, read_at: Instant, records: HashMap<String, GatewayEntry>) {
+    /// Keeps `records`, read from a query started at `read_at`, unless a
+    /// newer read is kept; answers them, shared.
+    pub fn put(&self, read_at: Instant, records: HashMap<String, GatewayEntry>) -> Records {
+        let records = Arc::new(records);
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_none_or(|(at, _)| *at <= read_at) {
-            *current = Some((read_at, Arc::new(records)));
+            *current = Some((read_at, records.clone()));
         }
+        records
     }
 
     /// The copy, if it is younger than the TTL at `now`.
@@ -94,8 +97,7 @@ impl GatewayBook {
         let read_at = Instant::now();
         Metrics::inc(&metrics.token_book_reads);
         let records = store.gateway_records().await?;
-        self.put(read_at, records);
-        Ok(self.fresh(read_at).unwrap_or_default())
+        Ok(self.put(read_at, records))
     }
 }
 

@@ -141,7 +141,7 @@ pub async fn watch(
             Ok(records) => {
                 // Hellos are welcomed from the same copy; it has every
                 // revoke this check closes connections for.
-                book.put(read_at, records.clone());
+                let records = book.put(read_at, records);
                 for gateway in sessions.revoke_stale(&records) {
                     Metrics::inc(&metrics.revoked_connections);
                     tracing::info!(gateway = %gateway, "gateway revoked; closing its connection");
