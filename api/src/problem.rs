@@ -34,6 +34,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         | ErrorKind::Conflict
         | ErrorKind::MailOff
         | ErrorKind::NotNPlusOne
+        | ErrorKind::ClustersFull
         | ErrorKind::RolledBack => StatusCode::CONFLICT,
         ErrorKind::DrainIncomplete => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::EngineUnreachable

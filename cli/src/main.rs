@@ -104,7 +104,8 @@ enum Command {
     /// Swarm mode: list the nodes, drain one, activate it again.
     #[command(subcommand)]
     Node(node::Command),
-    /// Swarm mode: whether the cluster is N+1, and how many more tenants fit.
+    /// Each Cassandra cluster's tenants, tables and room; in Swarm mode also
+    /// whether the nodes are N+1, and how many more tenants fit.
     Capacity(node::CapacityOptions),
     /// Write a tenant's containers as a docker-compose file.
     Export(export::Options),

@@ -1,9 +1,11 @@
-//! `provision node list|drain|activate` and `provision capacity` (Swarm
-//! mode): the cluster's nodes, moving tasks off one, and the N+1 check.
+//! `provision node list|drain|activate` (Swarm mode): the cluster's nodes
+//! and moving tasks off one; `provision capacity`: the Cassandra clusters'
+//! room and (Swarm mode) the N+1 check.
 
 use std::time::Duration;
 
 use provisioner::domain::capacity::NodeInventory;
+use provisioner::ops::clusters::ClusterCapacity;
 use provisioner::ops::nodes::CapacityReport;
 
 use crate::{output, Ctx};
@@ -44,6 +46,31 @@ fn mib(bytes: i64) -> String {
 
 fn cpus(nano: i64) -> String {
     format!("{:.2}", nano as f64 / 1e9)
+}
+
+fn print_clusters(clusters: &[ClusterCapacity]) {
+    println!(
+        "{:<16} {:<9} {:>8} {:>9} {:>6} {:>7}  CONTACT POINTS",
+        "CLUSTER", "MODE", "TENANTS", "CAPACITY", "ROOM", "TABLES"
+    );
+    let or_dash = |n: Option<String>| n.unwrap_or_else(|| "-".to_owned());
+    for c in clusters {
+        println!(
+            "{:<16} {:<9} {:>8} {:>9} {:>6} {:>7}  {}",
+            c.name,
+            c.mode,
+            c.tenants,
+            or_dash(c.capacity.map(|n| n.to_string())),
+            or_dash(c.room.map(|n| n.to_string())),
+            or_dash(c.tables.map(|n| n.to_string())),
+            c.contact_points.join(","),
+        );
+    }
+    for c in clusters {
+        if let Some(why) = &c.error {
+            println!("cluster {}: tables not counted: {why}", c.name);
+        }
+    }
 }
 
 fn print_nodes(nodes: &[NodeInventory]) {
@@ -122,9 +149,14 @@ pub async fn capacity(ctx: &Ctx, _o: CapacityOptions) -> anyhow::Result<()> {
         output::json(&report);
         return Ok(());
     }
+    print_clusters(&report.clusters);
+    let Some(n_plus_one) = report.n_plus_one else {
+        return Ok(());
+    };
+    println!();
     print_nodes(&report.nodes);
     println!();
-    match report.n_plus_one {
+    match n_plus_one {
         true => println!("N+1: yes (the loss of any one node fits on the others)"),
         false => {
             let nodes: Vec<&str> = report
@@ -141,7 +173,7 @@ pub async fn capacity(ctx: &Ctx, _o: CapacityOptions) -> anyhow::Result<()> {
     println!(
         "a tenant reserves {}; {} more fit while the cluster stays N+1",
         mib(report.tenant_memory_bytes),
-        report.more_tenants
+        report.more_tenants.unwrap_or(0)
     );
     Ok(())
 }

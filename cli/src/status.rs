@@ -23,6 +23,10 @@ pub async fn run(ctx: &Ctx, o: Options) -> anyhow::Result<()> {
                 for line in placement_lines(s) {
                     println!("{line}");
                 }
+                println!(
+                    "{}: keyspace {} on cassandra cluster {}",
+                    s.provider, s.keyspace, s.cluster
+                );
                 println!("{}", gateways_line(s));
                 println!("{}", notifier_line(s));
             }

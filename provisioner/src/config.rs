@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod clusters;
+pub use clusters::{ClusterEntry, DEFAULT_CLUSTER, MANAGED_NODE_CAPACITY};
+
 use crate::cql::Replication;
 use crate::domain::ports::{Pools, PortRange};
 use crate::domain::{ProviderId, Role};
@@ -402,6 +405,13 @@ pub struct CassandraConfig {
     /// How long to wait for CQL to answer (a managed node starting cold
     /// takes ~15-30 s).
     pub connect_timeout_secs: u64,
+    /// How many tenants the cluster of this section takes at most, when
+    /// there are no `clusters` (unset: the managed node's table limit,
+    /// [`clusters::MANAGED_NODE_CAPACITY`]; an external cluster's none).
+    pub capacity: Option<u32>,
+    /// `[[cassandra.clusters]]`: the clusters tenants are placed on, when
+    /// there are more than this section's one ([`clusters`]).
+    pub clusters: Vec<ClusterEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -514,6 +524,8 @@ impl Default for CassandraConfig {
             },
             write_consistency: "auto".into(),
             connect_timeout_secs: 180,
+            capacity: None,
+            clusters: Vec::new(),
         }
     }
 }
@@ -612,11 +624,13 @@ impl Config {
         }
         if self.cassandra.mode == CassandraMode::External
             && self.cassandra.contact_points.is_empty()
+            && self.cassandra.clusters.is_empty()
         {
             return Err(bad(
                 "[cassandra] mode = \"external\" needs contact_points".into()
             ));
         }
+        self.check_clusters().map_err(bad)?;
         if !matches!(self.log_format.as_str(), "json" | "text") {
             return Err(bad("log_format must be json or text".into()));
         }

@@ -79,6 +79,13 @@ pub enum Error {
         role: Role,
         why: String,
     },
+    #[error("no Cassandra cluster has room for tenant {tenant} (tenants/capacity: {clusters}); raise a cluster's capacity or add a [[cassandra.clusters]] entry")]
+    ClustersFull {
+        tenant: ProviderId,
+        clusters: String,
+    },
+    #[error("tenant {tenant} is on Cassandra cluster {cluster:?}, which the config does not list; add it back to [[cassandra.clusters]]")]
+    UnknownCluster { tenant: ProviderId, cluster: String },
     /// The test hook `PROVISION_TEST_FAIL_AFTER_STEP` stopped the run.
     #[error("stopped by the test hook right after step {0}")]
     Injected(usize),
@@ -94,6 +101,8 @@ impl Error {
             | Error::NoKeyspace(_)
             | Error::InvalidRule(_) => ErrorKind::Usage,
             Error::MailOff => ErrorKind::MailOff,
+            Error::ClustersFull { .. } => ErrorKind::ClustersFull,
+            Error::UnknownCluster { .. } => ErrorKind::Usage,
             Error::NotSwarmMode(_) => ErrorKind::Usage,
             Error::NotNPlusOne { .. } => ErrorKind::NotNPlusOne,
             Error::DrainIncomplete { .. } => ErrorKind::DrainIncomplete,

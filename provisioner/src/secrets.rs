@@ -140,6 +140,7 @@ mod tests {
             gateway_tls: Default::default(),
             limits: Default::default(),
             image_tag: None,
+            cluster: "default".into(),
         }
     }
 

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use super::{
     Backend, BackendError, ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage,
 };
-use crate::config::{CassandraMode, Config};
+use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
 use crate::domain::state::{CassandraObserved, NetworkObserved, ObservedContainer, ObservedInfra};
 use crate::domain::{ContainerState, Health, ProviderId};
@@ -100,8 +100,12 @@ fn missing(what: &str, name: &str) -> BackendError {
 
 #[async_trait]
 impl Backend for MemoryBackend {
-    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
-        let attach = self.config.attached_cassandra().map(str::to_owned);
+    async fn observe_infra(
+        &self,
+        tenant: Option<&ProviderId>,
+        attach: Option<&str>,
+    ) -> Result<ObservedInfra> {
+        let attach = attach.map(str::to_owned);
         Ok(self.with(|w| {
             let tenant_network = tenant
                 .and_then(|t| w.networks.get(&self.config.tenant_network(t)))
@@ -114,8 +118,8 @@ impl Backend for MemoryBackend {
                 network: self.config.docker.network.clone(),
                 network_exists: w.networks.contains_key(&self.config.docker.network),
                 cassandra_container: self.config.cassandra.container.clone(),
-                cassandra: match (self.config.cassandra.mode, w.cassandra) {
-                    (CassandraMode::External, _) => CassandraObserved::External,
+                cassandra: match (self.config.runs_managed_node(), w.cassandra) {
+                    (false, _) => CassandraObserved::External,
                     (_, None) => CassandraObserved::Missing,
                     (_, Some(false)) => CassandraObserved::Stopped,
                     (_, Some(true)) => CassandraObserved::Running,

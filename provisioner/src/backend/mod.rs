@@ -164,9 +164,15 @@ pub trait Cluster: Send + Sync {
 /// changes something is idempotent: done already counts as done.
 #[async_trait]
 pub trait Backend: Send + Sync {
-    /// The shared infrastructure, and the network of `tenant`. Whether the
-    /// default superuser logs in is left false: that takes CQL.
-    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra>;
+    /// The shared infrastructure, and the network of `tenant` with whether
+    /// `attach` (the Cassandra container of the tenant's cluster, if one
+    /// joins tenant networks) is on it. Whether the default superuser logs
+    /// in is left false: that takes CQL.
+    async fn observe_infra(
+        &self,
+        tenant: Option<&ProviderId>,
+        attach: Option<&str>,
+    ) -> Result<ObservedInfra>;
     /// The tenant containers (ours, by label), of one tenant or all.
     async fn observe_containers(
         &self,

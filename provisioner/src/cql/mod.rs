@@ -101,32 +101,32 @@ pub trait TenantStorage: Send + Sync {
     async fn drop_tenant(&self, id: &ProviderId) -> Result<()>;
 }
 
-/// Opens a [`TenantStorage`] when a plan first needs one, and asks the
-/// managed node whether its default superuser logs in (an observation).
+/// Opens a [`TenantStorage`] on a cluster when a plan first needs one,
+/// and asks the managed node whether its default superuser logs in (an
+/// observation). Each call gets the config as that cluster sees it
+/// ([`Config::for_cluster`]).
 #[async_trait]
 pub trait Connector: Send + Sync {
-    async fn connect(&self, store: &Store) -> Result<Arc<dyn TenantStorage>>;
-    async fn default_login_works(&self) -> bool;
+    async fn connect(&self, cluster: &Config, store: &Store) -> Result<Arc<dyn TenantStorage>>;
+    async fn default_login_works(&self, managed: &Config) -> bool;
 }
 
 /// The real connector: a superuser session ([`session::admin_session`]).
-#[derive(Debug, Clone)]
-pub struct CqlConnector {
-    pub config: Config,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CqlConnector;
 
 #[async_trait]
 impl Connector for CqlConnector {
-    async fn connect(&self, store: &Store) -> Result<Arc<dyn TenantStorage>> {
-        let session = session::admin_session(&self.config, store).await?;
+    async fn connect(&self, cluster: &Config, store: &Store) -> Result<Arc<dyn TenantStorage>> {
+        let session = session::admin_session(cluster, store).await?;
         Ok(Arc::new(CqlAdmin {
             session,
-            config: self.config.clone(),
+            config: cluster.clone(),
         }))
     }
 
-    async fn default_login_works(&self) -> bool {
-        superuser::default_login_works(&self.config).await
+    async fn default_login_works(&self, managed: &Config) -> bool {
+        superuser::default_login_works(managed).await
     }
 }
 

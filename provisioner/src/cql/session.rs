@@ -29,7 +29,8 @@ pub const MANAGED_ADMIN: &str = "provision_admin";
 const MANAGED_ADMIN_SETTING: &str = "cassandra_admin_password";
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn host_points(config: &Config) -> Vec<String> {
+/// Where the provisioner reaches the cluster of `config`.
+pub fn host_points(config: &Config) -> Vec<String> {
     match config.cassandra.mode {
         CassandraMode::Managed => vec![format!(
             "{}:{}",

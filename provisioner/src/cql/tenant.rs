@@ -286,6 +286,34 @@ pub async fn drop_tenant(session: &Session, tenant: &ProviderId) -> Result<()> {
     .await
 }
 
+/// Cassandra's own keyspaces, whose tables are not the tenants'.
+const SYSTEM_KEYSPACES: [&str; 5] = [
+    "system",
+    "system_auth",
+    "system_schema",
+    "system_distributed",
+    "system_traces",
+];
+
+/// The tables of the cluster outside Cassandra's own keyspaces (what its
+/// table limits count).
+pub async fn user_tables(session: &Session) -> std::result::Result<usize, String> {
+    let rows = session
+        .query_unpaged("SELECT keyspace_name FROM system_schema.tables", ())
+        .await
+        .map_err(|e| e.to_string())?
+        .into_rows_result()
+        .map_err(|e| e.to_string())?;
+    let mut count = 0;
+    for row in rows.rows::<(String,)>().map_err(|e| e.to_string())? {
+        let (keyspace,) = row.map_err(|e| e.to_string())?;
+        if !SYSTEM_KEYSPACES.contains(&keyspace.as_str()) {
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

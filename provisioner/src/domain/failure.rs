@@ -47,13 +47,15 @@ pub enum ErrorKind {
     /// The front (the per-host HAProxy) could not be started, reloaded or
     /// changed.
     Front,
+    /// Every Cassandra cluster holds as many tenants as its capacity.
+    ClustersFull,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -74,6 +76,7 @@ impl ErrorKind {
         ErrorKind::DrainIncomplete,
         ErrorKind::RolledBack,
         ErrorKind::Front,
+        ErrorKind::ClustersFull,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -98,6 +101,7 @@ impl ErrorKind {
             ErrorKind::DrainIncomplete => "drain_incomplete",
             ErrorKind::RolledBack => "rolled_back",
             ErrorKind::Front => "front",
+            ErrorKind::ClustersFull => "clusters_full",
             ErrorKind::Other => "other",
         }
     }
@@ -125,6 +129,7 @@ impl ErrorKind {
             ErrorKind::DrainIncomplete => 18,
             ErrorKind::RolledBack => 19,
             ErrorKind::Front => 20,
+            ErrorKind::ClustersFull => 21,
         }
     }
 }

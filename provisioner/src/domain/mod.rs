@@ -1,5 +1,5 @@
 //! The domain: identifiers, the tenant container spec and its hash, the
-//! cluster's N+1 capacity,
+//! cluster's N+1 capacity, the choice of a new tenant's Cassandra cluster,
 //! desired and observed state, port choice, and the pure planner that
 //! turns them into a [`plan::Plan`]. No I/O happens here; everything else
 //! depends on it, it depends on nothing of the crate but the config's data.
@@ -7,6 +7,7 @@
 pub mod capacity;
 pub mod failure;
 pub mod ids;
+pub mod placement;
 pub mod plan;
 pub mod planner;
 pub mod ports;

@@ -30,6 +30,7 @@ fn record(desired: Desired) -> TenantRecord {
         gateway_tls: GatewayTls::Optional,
         limits: TenantLimits::default(),
         image_tag: None,
+        cluster: "default".into(),
     }
 }
 

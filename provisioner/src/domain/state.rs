@@ -320,6 +320,9 @@ pub struct TenantRecord {
     /// The tag of the images the tenant's apps run, as `provision upgrade
     /// --image-tag` last set it; `None`: the configured images.
     pub image_tag: Option<String>,
+    /// The Cassandra cluster it is on (`[[cassandra.clusters]]`'s name, or
+    /// `default`).
+    pub cluster: String,
 }
 
 impl TenantRecord {

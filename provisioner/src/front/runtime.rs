@@ -325,6 +325,7 @@ mod tests {
             gateway_tls: GatewayTls::default(),
             limits: TenantLimits::default(),
             image_tag: None,
+            cluster: "default".into(),
         }
     }
 

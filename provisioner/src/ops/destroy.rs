@@ -13,7 +13,7 @@ impl Provisioner {
         let plan = async {
             let record = self.known(id).await?;
             let observed = self.backend.observe_containers(Some(id)).await?;
-            let mut infra = self.backend.observe_infra(Some(id)).await?;
+            let mut infra = self.observe_backend_infra(Some(id)).await?;
             self.observe_front(&mut infra, id, &observed).await?;
             Ok::<_, crate::error::Error>(planner::plan_destroy(
                 &self.view(id, Some(record)),

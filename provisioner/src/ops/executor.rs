@@ -102,7 +102,8 @@ impl<'a> Execution<'a> {
 
     async fn storage(&mut self) -> Result<Arc<dyn TenantStorage>> {
         if self.storage.is_none() {
-            self.storage = Some(self.prov.cql.connect(&self.prov.store).await?);
+            let cluster = self.prov.cluster_config(self.id).await?;
+            self.storage = Some(self.prov.cql.connect(&cluster, &self.prov.store).await?);
         }
         Ok(self.storage.clone().expect("just connected"))
     }
@@ -124,7 +125,12 @@ impl<'a> Execution<'a> {
                 backend.ensure_cassandra().await?
             }
             Step::RetireDefaultSuperuser { container } => {
-                self.storage()
+                // On the managed node, whichever cluster the tenant is on.
+                let managed = prov.config.managed_cluster().ok_or_else(|| {
+                    Error::Usage("the plan retires the managed node's superuser, and the config has no managed node".into())
+                })?;
+                prov.cql
+                    .connect(&managed, store)
                     .await?
                     .retire_default_superuser(container)
                     .await?

@@ -110,7 +110,7 @@ impl Provisioner {
             routes,
         };
         let running = matches!(
-            self.backend.observe_infra(None).await?.front,
+            self.backend.observe_infra(None, None).await?.front,
             FrontObserved::Running { .. }
         );
         if !running {
@@ -179,7 +179,7 @@ impl Provisioner {
             tracing::info!(generation = %front.global.generation, "front configuration published");
         }
         let running = matches!(
-            self.backend.observe_infra(None).await?.front,
+            self.backend.observe_infra(None, None).await?.front,
             FrontObserved::Running { .. }
         );
         if !running {

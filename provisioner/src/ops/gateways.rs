@@ -19,7 +19,8 @@ impl Provisioner {
         if self.known(id).await?.schema_version == 0 {
             return Err(Error::NoKeyspace(id.clone()));
         }
-        let session = crate::cql::session::admin_session(&self.config, &self.store).await?;
+        let cluster = self.cluster_config(id).await?;
+        let session = crate::cql::session::admin_session(&cluster, &self.store).await?;
         Ok((lock, session))
     }
 

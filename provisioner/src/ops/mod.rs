@@ -1,5 +1,6 @@
 //! The operations: one file each (start, stop, destroy, reconcile, upgrade,
-//! status and logs, gateways, alerts and reports, history; `front`, the
+//! status and logs, gateways, alerts and reports, history; `clusters`, the
+//! tenants' Cassandra clusters and their placement; `front`, the
 //! per-host front's sync and the copy-update-switch), each observe → plan →
 //! apply (the gateway, alert and report calls write the tenant's keyspace
 //! directly, under its lock). Observing
@@ -13,6 +14,7 @@
 //! are done.
 
 pub mod alerts;
+pub mod clusters;
 mod destroy;
 mod endpoints;
 pub mod executor;
@@ -135,9 +137,7 @@ impl Provisioner {
     pub async fn open(config: Config) -> Result<Provisioner> {
         let store = Store::open(&config.state_path()).await?;
         let backend = crate::backend::for_config(&config);
-        let cql = Arc::new(CqlConnector {
-            config: config.clone(),
-        });
+        let cql = Arc::new(CqlConnector);
         Ok(Provisioner::with_parts(config, store, backend, cql))
     }
 
@@ -287,11 +287,31 @@ impl Provisioner {
     /// The shared infrastructure and `tenant`'s network, with (managed
     /// node, running) whether the default superuser logs in.
     async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
-        let mut infra = self.backend.observe_infra(tenant).await?;
+        let mut infra = self.observe_backend_infra(tenant).await?;
         if infra.cassandra == crate::domain::state::CassandraObserved::Running {
-            infra.default_superuser_login = self.cql.default_login_works().await;
+            if let Some(managed) = self.config.managed_cluster() {
+                infra.default_superuser_login = self.cql.default_login_works(&managed).await;
+            }
         }
         Ok(infra)
+    }
+
+    /// The shared infrastructure and `tenant`'s network as the backend
+    /// sees it, with the node of the tenant's cluster (if one is attached
+    /// to tenant networks) as the one to attach.
+    async fn observe_backend_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
+        let attach = match tenant {
+            Some(id) => self
+                .cluster_config(id)
+                .await?
+                .attached_cassandra()
+                .map(str::to_owned),
+            None => None,
+        };
+        Ok(self
+            .backend
+            .observe_infra(tenant, attach.as_deref())
+            .await?)
     }
 
     /// Runs `work` as a logged operation under `id`'s lock (when given).

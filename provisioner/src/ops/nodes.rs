@@ -1,5 +1,6 @@
 //! The cluster's operations (Swarm mode): `node list`, `node drain`, `node
-//! activate`, `capacity`, and the N+1 gate a `start` passes first. The
+//! activate`, `capacity` (which also gives the Cassandra clusters', in any
+//! mode: [`super::clusters`]), and the N+1 gate a `start` passes first. The
 //! arithmetic is [`crate::domain::capacity`]; the nodes come from the
 //! backend's [`crate::backend::Cluster`].
 
@@ -19,20 +20,25 @@ const MORE_TENANTS_LIMIT: usize = 10_000;
 /// How often a drain looks at the tasks again.
 const DRAIN_POLL: Duration = Duration::from_millis(500);
 
-/// What `provision capacity` answers.
+/// What `provision capacity` answers: the Cassandra clusters in every
+/// mode; in Swarm mode also the nodes and N+1 (else those are null or
+/// empty).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapacityReport {
+    /// Each Cassandra cluster's tenants, tables and room.
+    pub clusters: Vec<super::clusters::ClusterCapacity>,
     /// If any one node fails, the other nodes' free reservations hold all
-    /// of its tasks.
-    pub n_plus_one: bool,
+    /// of its tasks (null on one engine).
+    pub n_plus_one: Option<bool>,
     /// The nodes whose loss would not fit elsewhere (empty when N+1).
     pub losses_not_absorbed: Vec<NodeLoss>,
     /// What one tenant of today's size reserves (its three apps).
     pub tenant_reservations: Vec<Reservation>,
     pub tenant_memory_bytes: i64,
-    /// How many more such tenants fit while the cluster stays N+1.
-    pub more_tenants: usize,
+    /// How many more such tenants fit while the cluster stays N+1 (null
+    /// on one engine).
+    pub more_tenants: Option<usize>,
     pub nodes: Vec<NodeInventory>,
 }
 
@@ -64,16 +70,31 @@ impl Provisioner {
         Ok(self.cluster("provision node list")?.nodes().await?)
     }
 
-    /// `provision capacity`: N+1 now, and the tenants that still fit.
+    /// `provision capacity`: each Cassandra cluster's room; in Swarm mode
+    /// N+1 now, and the tenants that still fit.
     pub async fn capacity(&self) -> Result<CapacityReport> {
-        let nodes = self.cluster("provision capacity")?.nodes().await?;
+        let clusters = self.cluster_capacity().await?;
         let tenant = tenant_reservations(&self.config);
+        let tenant_memory_bytes = tenant.iter().map(|r| r.memory_bytes).sum();
+        let Some(cluster) = self.backend.cluster() else {
+            return Ok(CapacityReport {
+                clusters,
+                n_plus_one: None,
+                losses_not_absorbed: Vec::new(),
+                tenant_memory_bytes,
+                more_tenants: None,
+                tenant_reservations: tenant,
+                nodes: Vec::new(),
+            });
+        };
+        let nodes = cluster.nodes().await?;
         let losses = capacity::losses_not_absorbed(&nodes);
         Ok(CapacityReport {
-            n_plus_one: losses.is_empty(),
+            clusters,
+            n_plus_one: Some(losses.is_empty()),
             losses_not_absorbed: losses,
-            tenant_memory_bytes: tenant.iter().map(|r| r.memory_bytes).sum(),
-            more_tenants: capacity::more_tenants(&nodes, &tenant, MORE_TENANTS_LIMIT),
+            tenant_memory_bytes,
+            more_tenants: Some(capacity::more_tenants(&nodes, &tenant, MORE_TENANTS_LIMIT)),
             tenant_reservations: tenant,
             nodes,
         })

@@ -128,7 +128,7 @@ impl Provisioner {
     /// One tenant's reconcile plan, observed now.
     async fn plan_reconcile(&self, id: &ProviderId, default_login: bool) -> Result<Plan> {
         let record = self.known(id).await?;
-        let mut infra = self.backend.observe_infra(Some(id)).await?;
+        let mut infra = self.observe_backend_infra(Some(id)).await?;
         infra.default_superuser_login = default_login;
         let observed = self.backend.observe_containers(Some(id)).await?;
         self.observe_front(&mut infra, id, &observed).await?;

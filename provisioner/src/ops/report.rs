@@ -192,6 +192,9 @@ pub struct TenantStatus {
     #[serde(default)]
     pub mode: crate::config::DockerMode,
     pub keyspace: String,
+    /// The Cassandra cluster its keyspace is on (`[[cassandra.clusters]]`'s
+    /// name, or `default`).
+    pub cluster: String,
     /// Readings per second the tenant's ingest takes in at most
     /// (`start --max-readings-per-sec`); null: unlimited.
     #[serde(default)]

@@ -155,7 +155,7 @@ impl Provisioner {
         let image = self.config.image_tagged(role, image_tag);
         let image_id = self.backend.image_id(&image).await?;
         Ok(tenant_container(
-            &self.config,
+            &self.cluster_config(id).await?,
             SpecInputs {
                 tenant: id,
                 role,
@@ -209,6 +209,7 @@ impl Provisioner {
             return Ok(self.start_report(id, &plan, plan.lines(), record.as_ref(), None, true));
         }
         self.operation(Some(id), "start", options.describe(id), async {
+            self.place(id).await?;
             if !options.allow_overcommit {
                 self.check_n_plus_one(id, &self.apps_to_place(id).await?)
                     .await?;

@@ -101,6 +101,7 @@ impl Provisioner {
             notifier,
             mail_configured: self.config.mail.is_some(),
             keyspace: record.id.keyspace(),
+            cluster: record.cluster.clone(),
             max_readings_per_sec: record.limits.max_readings_per_sec.map(|n| n.get()),
             max_gateways: record.limits.max_gateways.map(|n| n.get()),
             connections,

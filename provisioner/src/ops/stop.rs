@@ -15,7 +15,7 @@ impl Provisioner {
             let record = self.known(id).await?;
             let observed = self.backend.observe_containers(Some(id)).await?;
             let front = match self.config.front.enabled {
-                true => self.backend.observe_infra(Some(id)).await?.front,
+                true => self.observe_backend_infra(Some(id)).await?.front,
                 false => FrontObserved::Off,
             };
             Ok::<_, crate::error::Error>(planner::plan_stop(

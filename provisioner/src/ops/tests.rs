@@ -76,11 +76,15 @@ impl TenantStorage for MemoryCql {
 
 #[async_trait]
 impl Connector for MemoryCql {
-    async fn connect(&self, _store: &Store) -> CqlResult<Arc<dyn TenantStorage>> {
+    async fn connect(
+        &self,
+        _cluster: &Config,
+        _store: &Store,
+    ) -> CqlResult<Arc<dyn TenantStorage>> {
         Ok(Arc::new(self.clone()))
     }
 
-    async fn default_login_works(&self) -> bool {
+    async fn default_login_works(&self, _managed: &Config) -> bool {
         self.0.lock().unwrap().default_superuser
     }
 }

@@ -1,5 +1,6 @@
 //! The state store: a SQLite file (sqlx) holding the tenants and their
-//! desired state ([`tenants`]), their port leases, the log of operations
+//! desired state ([`tenants`]), their port leases, the Cassandra cluster
+//! each is on ([`placements`]), the log of operations
 //! ([`operations`], what `provision history` shows) and a few settings
 //! (the managed Cassandra's superuser password), and the daemon's operator
 //! tokens ([`tokens`]).
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub mod operations;
+pub mod placements;
 pub mod tenants;
 pub mod tokens;
 
@@ -107,6 +109,17 @@ ALTER TABLE providers ADD COLUMN max_gateways INTEGER;
     // --image-tag` rolled the tenant's apps to.
     r#"
 ALTER TABLE providers ADD COLUMN image_tag TEXT;
+"#,
+    // v7: the Cassandra cluster each tenant is on; every tenant known so
+    // far is on the default one ([`placements`]).
+    r#"
+CREATE TABLE IF NOT EXISTS placements (
+    provider TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    placed_at TEXT NOT NULL
+);
+INSERT OR IGNORE INTO placements (provider, cluster, placed_at)
+    SELECT id, 'default', created_at FROM providers;
 "#,
 ];
 

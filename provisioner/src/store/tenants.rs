@@ -15,7 +15,8 @@ const SELECT_TENANT: &str = "SELECT p.id, p.desired, p.cassandra_password, p.ses
      p.schema_version, p.role_ready, p.admin_user_created, p.created_at, p.gateway_tls, \
      p.max_readings_per_sec, p.max_gateways, p.image_tag, \
      (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'gateway') AS gw, \
-     (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'admin') AS ad \
+     (SELECT port FROM port_leases WHERE provider = p.id AND pool = 'admin') AS ad, \
+     COALESCE((SELECT cluster FROM placements WHERE provider = p.id), 'default') AS cluster \
      FROM providers p";
 
 impl Store {
@@ -51,6 +52,7 @@ impl Store {
                 max_gateways: self.limit(r, "max_gateways")?,
             },
             image_tag: r.get("image_tag"),
+            cluster: r.get("cluster"),
             gateway_port: r.get::<Option<i64>, _>("gw").map(|p| p as u16),
             admin_port: r.get::<Option<i64>, _>("ad").map(|p| p as u16),
         })
@@ -249,6 +251,7 @@ impl Store {
             .map_err(self.err())?;
         for statement in [
             "DELETE FROM port_leases WHERE provider = ?",
+            "DELETE FROM placements WHERE provider = ?",
             "DELETE FROM providers WHERE id = ?",
         ] {
             sqlx::query(statement)

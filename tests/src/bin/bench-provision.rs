@@ -354,6 +354,7 @@ fn record(id: &str, gateway: u16, admin: u16) -> ProviderRecord {
         gateway_tls: provisioner::domain::GatewayTls::Off,
         limits: Default::default(),
         image_tag: None,
+        cluster: provisioner::config::DEFAULT_CLUSTER.into(),
     }
 }
 

@@ -181,6 +181,24 @@ impl Drop for Daemon {
     }
 }
 
+/// The config keys that reach `node` as an external cluster, a line each.
+fn external_keys(node: &CassandraNode) -> String {
+    format!(
+        r#"contact_points = ["{host}"]
+container_contact_points = ["{in_network}"]
+published = true
+attach_container = "{container}"
+admin_user = "{user}"
+admin_password = "{password}"
+"#,
+        host = node.host_addr,
+        in_network = node.in_network_addr,
+        container = node.container,
+        user = node.admin_user,
+        password = node.admin_password,
+    )
+}
+
 impl Env {
     /// A state file and config of its own, port pools `gateway` and `admin`
     /// (first, last), containers named `<scope>-<tenant>-<role>` and
@@ -211,21 +229,29 @@ impl Env {
         extra: &str,
     ) -> Env {
         let cassandra = format!(
-            r#"mode = "external"
-contact_points = ["{host}"]
-container_contact_points = ["{in_network}"]
-published = true
-attach_container = "{container}"
-admin_user = "{user}"
-admin_password = "{password}"
-connect_timeout_secs = 30"#,
-            host = node.host_addr,
-            in_network = node.in_network_addr,
-            container = node.container,
-            user = node.admin_user,
-            password = node.admin_password,
+            "mode = \"external\"\n{}connect_timeout_secs = 30",
+            external_keys(node)
         );
         Env::build(scope, gateway, admin, extra, &node.network, &cassandra).await
+    }
+
+    /// Like [`Env::on_node`], with every node of `clusters` (name,
+    /// capacity, node) as a `[[cassandra.clusters]]` entry, in that order.
+    pub async fn on_clusters(
+        scope: Scope,
+        gateway: (u16, u16),
+        admin: (u16, u16),
+        clusters: &[(&str, u32, &CassandraNode)],
+    ) -> Env {
+        let mut section = "connect_timeout_secs = 30\n".to_owned();
+        for (name, capacity, node) in clusters {
+            section.push_str(&format!(
+                "\n[[cassandra.clusters]]\nname = \"{name}\"\ncapacity = {capacity}\n{}",
+                external_keys(node)
+            ));
+        }
+        let network = clusters[0].2.network.clone();
+        Env::build(scope, gateway, admin, "", &network, &section).await
     }
 
     /// An environment whose Cassandra is a managed node of its own (a

@@ -99,8 +99,12 @@ impl DockerBackend {
 
 #[async_trait]
 impl Backend for DockerBackend {
-    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
-        observe::observe_infra(self.docker().await?, &self.config, tenant).await
+    async fn observe_infra(
+        &self,
+        tenant: Option<&ProviderId>,
+        attach: Option<&str>,
+    ) -> Result<ObservedInfra> {
+        observe::observe_infra(self.docker().await?, &self.config, tenant, attach).await
     }
 
     async fn observe_containers(

@@ -10,7 +10,7 @@ use bollard::Docker;
 
 use super::{api, is_status};
 use crate::backend::Result;
-use crate::config::{CassandraMode, Config};
+use crate::config::Config;
 use crate::domain::state::{
     CassandraObserved, FrontObserved, NetworkObserved, ObservedContainer, ObservedInfra,
 };
@@ -99,15 +99,16 @@ pub(super) async fn observe_containers(
 }
 
 /// The shared network, (managed mode) the Cassandra container, and the
-/// network of `tenant`.
+/// network of `tenant` with whether `attach` is on it.
 pub(super) async fn observe_infra(
     docker: &Docker,
     config: &Config,
     tenant: Option<&ProviderId>,
+    attach: Option<&str>,
 ) -> Result<ObservedInfra> {
     let network = config.docker.network.clone();
     let network_exists = observe_network(docker, &network, None).await?.exists;
-    let attach_container = config.attached_cassandra().map(str::to_owned);
+    let attach_container = attach.map(str::to_owned);
     let tenant_network = match tenant {
         Some(t) => {
             observe_network(
@@ -122,9 +123,9 @@ pub(super) async fn observe_infra(
     let container = config.cassandra.container.clone();
     let mut cassandra_outdated = false;
     let mut cassandra_unhardened = false;
-    let cassandra = match config.cassandra.mode {
-        CassandraMode::External => CassandraObserved::External,
-        CassandraMode::Managed => match docker
+    let cassandra = match config.runs_managed_node() {
+        false => CassandraObserved::External,
+        true => match docker
             .inspect_container(&container, None::<InspectContainerOptions>)
             .await
         {

@@ -87,8 +87,12 @@ impl Cluster for SwarmBackend {
 #[async_trait]
 impl Backend for SwarmBackend {
     /// The manager's, but the front is a service on every node.
-    async fn observe_infra(&self, tenant: Option<&ProviderId>) -> Result<ObservedInfra> {
-        let mut infra = self.manager.observe_infra(tenant).await?;
+    async fn observe_infra(
+        &self,
+        tenant: Option<&ProviderId>,
+        attach: Option<&str>,
+    ) -> Result<ObservedInfra> {
+        let mut infra = self.manager.observe_infra(tenant, attach).await?;
         if self.config.front.enabled {
             infra.front = match front::exists(self.docker().await?, &self.config).await? {
                 true => FrontObserved::Running {
