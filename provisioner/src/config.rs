@@ -449,7 +449,9 @@ pub struct ImagesConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// The memory limit of the ingest and admin containers (MiB).
+    /// The memory limit of the ingest and admin containers (MiB); ingest
+    /// gets more when its cap on gateways needs it
+    /// ([`crate::domain::spec::ingest_memory_mb`]).
     pub memory_mb: i64,
     /// The notifier's memory limit (MiB): its idle RSS is under 10 MB and
     /// it builds one mail at a time, the daily report's CSV the largest.
@@ -457,6 +459,11 @@ pub struct LimitsConfig {
     pub pids: i64,
     /// CPU limit in cores (0 = none).
     pub cpus: f64,
+    /// The most open files a container may be given: the engine host's
+    /// hard limit, above which a container cannot start. Default: this
+    /// process's own hard limit, read when the config is loaded (the
+    /// engine's host is usually this one).
+    pub nofile_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -558,6 +565,7 @@ impl Default for LimitsConfig {
             notifier_memory_mb: 32,
             pids: 128,
             cpus: 0.0,
+            nofile_max: None,
         }
     }
 }
@@ -596,7 +604,7 @@ impl Config {
     /// Reads `path`, or the defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else {
-            return Ok(Config::default());
+            return Ok(Config::default().with_host_limits());
         };
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: path.to_owned(),
@@ -611,7 +619,15 @@ impl Config {
             why: e.message().to_owned(),
         })?;
         config.validate(path)?;
-        Ok(config)
+        Ok(config.with_host_limits())
+    }
+
+    /// `[limits] nofile_max` from this process's hard limit when unset.
+    fn with_host_limits(mut self) -> Config {
+        if self.limits.nofile_max.is_none() {
+            self.limits.nofile_max = hard_nofile_limit();
+        }
+        self
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
@@ -887,6 +903,14 @@ impl Config {
         };
         format!("{repository}:{tag}")
     }
+}
+
+/// This process's hard limit on open files (`/proc/self/limits`), if it
+/// has one.
+fn hard_nofile_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(4)?.parse().ok()
 }
 
 #[cfg(test)]

@@ -280,6 +280,22 @@ fn dechunk(mut rest: &str) -> String {
     out
 }
 
+/// Runs a bench's `measure` until it ends (or panics), or until the
+/// process gets Ctrl-C or SIGTERM (`None`), so that the bench cleans up
+/// what it made either way before it reports or re-raises the panic.
+pub async fn until_interrupted<T>(
+    measure: impl std::future::Future<Output = T>,
+) -> Option<std::thread::Result<T>> {
+    use futures::FutureExt;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        o = std::panic::AssertUnwindSafe(measure).catch_unwind() => Some(o),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term.recv() => None,
+    }
+}
+
 /// A field of /proc/<pid>/status in KiB (`VmRSS:`, `VmHWM:`).
 pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
     kib_field(
@@ -409,4 +425,167 @@ pub fn kib_field(text: &str, name: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// What [`fleet_floor`] measured: frames written, their rate, the latency
+/// of each from when it was due until it was durable (p50, p99, max), and
+/// the writes that failed.
+#[derive(Debug, Clone, Default)]
+pub struct FloorRun {
+    pub frames: u64,
+    pub frames_per_sec: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub errors: usize,
+    /// Frames not written within [`FLOOR_GRACE`] after the run's end
+    /// (an overloaded node): not waited for, not in the latencies.
+    pub unfinished: u64,
+}
+
+/// How long after its duration [`fleet_floor`] waits for frames still
+/// being written.
+pub const FLOOR_GRACE: Duration = Duration::from_secs(30);
+
+/// The floor of a fleet at a fixed rate: `gateways` writers
+/// (`floor-0`, `floor-1`, ... as gateway ids, one partition each as the
+/// fleet's gateways have), each making one frame per `1 / rate` seconds
+/// from a phase spread evenly over the first interval, for `duration`,
+/// and writing it straight through the driver with ingest's prepared
+/// statements (`store`), grouped into requests as ingest groups them (a
+/// [`WriteQueue`](ingest::write_queue::WriteQueue) with `grouping`; the
+/// ingest container's is `Limits::from(&Settings::default()).writes`),
+/// touching the gateway's `last_seen` at most once a second as ingest
+/// does, at most `window` frames of a writer in flight (a gateway's
+/// window: a writer whose window is full waits, and its next frames are
+/// late). The frames are gateway-sim's (1 reading × `values` values),
+/// decoded outside the clock. What `scripts/bench-ingest`'s floor
+/// (`examples/bench.rs`, grouped) does at a fixed rate, without TCP, XML
+/// or a gateway protocol: a frame's latency is from when it was due until
+/// its request to Cassandra succeeded.
+pub async fn fleet_floor(
+    store: std::sync::Arc<ingest::store::Store>,
+    grouping: ingest::write_queue::Grouping,
+    gateways: usize,
+    rate: f64,
+    values: usize,
+    duration: Duration,
+    window: usize,
+) -> FloorRun {
+    use gateway_sim::sim::{make_frame, SimConfig, Stop};
+    use ingest::protocol::{parse_frame, Frame, TimeBounds};
+    use std::sync::Arc;
+    use tenant_schema::model::GatewayId;
+
+    assert!(rate > 0.0 && gateways > 0, "a fleet floor runs at a rate");
+    let cfg = SimConfig {
+        connector: Default::default(),
+        addr: String::new(),
+        gateways: Vec::new(),
+        rate,
+        stop: Stop::After(duration),
+        readings_per_frame: 1,
+        values_per_reading: values,
+        window: 1,
+        drain_timeout: Duration::from_secs(30),
+    };
+    let queue = ingest::write_queue::WriteQueue::start(
+        store,
+        Arc::new(ingest::metrics::Metrics::default()),
+        grouping,
+    );
+    let start = Instant::now() + Duration::from_millis(50);
+    let base = chrono::Utc::now();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut writers = tokio::task::JoinSet::new();
+    for g in 0..gateways {
+        let queue = queue.clone();
+        let cfg = cfg.clone();
+        let begin = start + interval.mul_f64(g as f64 / gateways as f64);
+        writers.spawn(async move {
+            let gw = Arc::new(GatewayId::parse(&format!("floor-{g}")).expect("a valid id"));
+            let slots = Arc::new(tokio::sync::Semaphore::new(window.max(1)));
+            let mut writes = tokio::task::JoinSet::new();
+            let mut last_touch: Option<Instant> = None;
+            let mut seq = 0u32;
+            loop {
+                let due = begin + interval * seq;
+                if due >= start + duration {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let Ok(slot) = tokio::time::timeout_at(
+                    (start + duration).into(),
+                    slots.clone().acquire_owned(),
+                )
+                .await
+                else {
+                    break;
+                };
+                let slot = slot.expect("never closed");
+                let ts = base + chrono::TimeDelta::from_std(due - start).unwrap_or_default();
+                let ts =
+                    chrono::DateTime::from_timestamp_millis(ts.timestamp_millis()).unwrap_or(ts);
+                let xml = make_frame(&cfg, i64::from(seq), ts);
+                let window = TimeBounds::default().window(ts);
+                let Ok(Frame::Data(frame)) = parse_frame(xml.as_bytes(), &window) else {
+                    panic!("a gateway-sim frame does not decode")
+                };
+                let touch = last_touch.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if touch {
+                    last_touch = Some(Instant::now());
+                }
+                let (queue, gw) = (queue.clone(), gw.clone());
+                writes.spawn(async move {
+                    let _slot = slot;
+                    let ok = queue.write(gw, frame, touch).await.is_ok();
+                    (ok, due.elapsed())
+                });
+                seq += 1;
+            }
+            let mut done = Vec::new();
+            let grace = (start + duration + FLOOR_GRACE).into();
+            while let Ok(Some(Ok(w))) = tokio::time::timeout_at(grace, writes.join_next()).await {
+                done.push(w);
+            }
+            // what is left is not waited for (dropping the set aborts it)
+            (done, writes.len() as u64)
+        });
+    }
+    drop(queue);
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    let mut unfinished = 0;
+    while let Some(done) = writers.join_next().await {
+        let (done, left) = done.expect("a floor writer");
+        unfinished += left;
+        for (ok, latency) in done {
+            if ok {
+                latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+            } else {
+                errors += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    latencies_us.sort_unstable();
+    let q = |q: f64| quantile_us(&latencies_us, q);
+    FloorRun {
+        frames: latencies_us.len() as u64,
+        frames_per_sec: latencies_us.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50: q(0.5),
+        p99: q(0.99),
+        max: q(1.0),
+        errors,
+        unfinished,
+    }
+}
+
+/// The `q` quantile (0..=1, nearest rank) of latencies in µs, sorted.
+pub fn quantile_us(sorted_us: &[u64], q: f64) -> Duration {
+    if sorted_us.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).clamp(1, sorted_us.len());
+    Duration::from_micros(sorted_us[rank - 1])
 }

@@ -406,13 +406,42 @@ async fn pipelined_frames_are_acked_in_order_while_writes_run_concurrently() {
     ingest.stop().await;
 }
 
+/// `gateways` gateways `gw-<g>`, commissioned and logged in, each sending
+/// `frames` readings (seq 0.., one a second from `hour`:00 of the test day,
+/// power `g * 1000 + seq`) in one write, and each getting every ack in its
+/// order.
+async fn pipeline_fleet(ingest: &Ingest, gateways: usize, frames: i64, hour: u32) {
+    let d = test_day();
+    let mut logged_in = Vec::new();
+    for g in 0..gateways {
+        let id = format!("gw-{g}");
+        let token = ingest.commission(&id).await;
+        logged_in.push(ingest.login(&id, &token).await);
+    }
+    let sends = logged_in
+        .into_iter()
+        .enumerate()
+        .map(|(g, mut gw)| async move {
+            let mut bytes = Vec::new();
+            for seq in 0..frames {
+                let ts = format!("{d}T{hour:02}:{:02}:{:02}Z", seq / 60, seq % 60);
+                let power = (g as i64 * 1000 + seq).to_string();
+                bytes.extend_from_slice(reading(seq, &ts, "s", &power).as_bytes());
+            }
+            gw.send(&bytes).await.unwrap();
+            for seq in 0..frames {
+                assert_eq!(next(&mut gw).await, Answer::Ack { seq }, "gw-{g}");
+            }
+        });
+    futures::future::join_all(sends).await;
+}
+
 /// With one request in flight, frames of many connections wait together
 /// and go as shared requests: every frame still lands, is acked in its
 /// connection's order, and `latest` holds each gateway's newest value even
 /// when several of its frames were written in one request.
 #[tokio::test]
 async fn frames_of_many_connections_share_write_requests_and_all_land() {
-    let d = test_day();
     let t0 = t0();
     let ingest = Ingest::start(Limits {
         writes: Grouping {
@@ -425,28 +454,7 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
     .await;
     const GATEWAYS: usize = 10;
     const FRAMES: i64 = 100;
-    let mut gateways = Vec::new();
-    for g in 0..GATEWAYS {
-        let id = format!("gw-{g}");
-        let token = ingest.commission(&id).await;
-        gateways.push(ingest.login(&id, &token).await);
-    }
-    let sends = gateways
-        .into_iter()
-        .enumerate()
-        .map(|(g, mut gw)| async move {
-            let mut bytes = Vec::new();
-            for seq in 0..FRAMES {
-                let ts = format!("{d}T06:{:02}:{:02}Z", seq / 60, seq % 60);
-                let power = (g as i64 * 1000 + seq).to_string();
-                bytes.extend_from_slice(reading(seq, &ts, "s", &power).as_bytes());
-            }
-            gw.send(&bytes).await.unwrap();
-            for seq in 0..FRAMES {
-                assert_eq!(next(&mut gw).await, Answer::Ack { seq }, "gw-{g}");
-            }
-        });
-    futures::future::join_all(sends).await;
+    pipeline_fleet(&ingest, GATEWAYS, FRAMES, 6).await;
 
     let frames = GATEWAYS as u64 * FRAMES as u64;
     let requests = ingest
@@ -472,6 +480,39 @@ async fn frames_of_many_connections_share_write_requests_and_all_land() {
         .await;
         let newest = (g as i64 * 1000 + FRAMES - 1) as f64;
         assert_eq!(latest, vec![(newest,)], "{id}");
+    }
+    ingest.stop().await;
+}
+
+/// With only a few frames allowed in flight over all connections, a fleet
+/// that pipelines far more is held back (its connections stop being read),
+/// never refused: every frame is acked in its connection's order and lands.
+#[tokio::test]
+async fn the_bound_on_frames_in_flight_holds_a_fleet_back_and_loses_nothing() {
+    let t0 = t0();
+    let ingest = Ingest::start(Limits {
+        max_frames_in_flight: 4,
+        ..limits()
+    })
+    .await;
+    const GATEWAYS: usize = 10;
+    const FRAMES: i64 = 60;
+    pipeline_fleet(&ingest, GATEWAYS, FRAMES, 7).await;
+    let held_back = ingest
+        .metrics
+        .frames_held_back
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        held_back > 0,
+        "600 frames and 4 permits: no connection waited"
+    );
+    for g in 0..GATEWAYS {
+        let id = format!("gw-{g}");
+        assert_eq!(
+            ingest.reading_count(&id, day(&t0)).await,
+            FRAMES as usize,
+            "{id}"
+        );
     }
     ingest.stop().await;
 }

@@ -4,14 +4,36 @@
 //! state and hands them to the ingest container, the cap refuses the next
 //! gateway with `busy`, `status` shows the limits and (from the ingest
 //! container's health log) the open connections, and a later start without
-//! the flags keeps them.
+//! the flags keeps them. The ingest container's open-files limit and memory
+//! follow the cap, and a cap whose open files the host does not allow is
+//! refused before anything changes.
 
 mod provision_support;
 
 use std::time::{Duration, Instant};
 
 use provision_support::{Env, Gateway};
-use provision_testkit::unique_id;
+use provision_testkit::{docker, unique_id};
+
+/// The ingest container's open-files limit (soft, hard) and memory limit
+/// (MiB), as the engine keeps them.
+async fn ingest_limits(env: &Env, id: &str) -> ((i64, i64), i64) {
+    let inspect = docker()
+        .await
+        .inspect_container(&env.container(id, "ingest"), None)
+        .await
+        .expect("inspect the ingest container");
+    let host = inspect.host_config.expect("a host config");
+    let ulimits = host.ulimits.unwrap_or_default();
+    let nofile = ulimits
+        .iter()
+        .find(|u| u.name.as_deref() == Some("nofile"))
+        .unwrap_or_else(|| panic!("no nofile ulimit: {ulimits:?}"));
+    (
+        (nofile.soft.unwrap_or(0), nofile.hard.unwrap_or(0)),
+        host.memory.unwrap_or(0) / (1024 * 1024),
+    )
+}
 
 /// `status --json` of `id`, parsed.
 async fn status(env: &Env, id: &str) -> serde_json::Value {
@@ -40,6 +62,20 @@ async fn start_limits_a_tenant_and_status_shows_its_limits_and_connections() {
     let s = status(&env, &id).await;
     assert_eq!(s["max_readings_per_sec"], 300, "{s}");
     assert_eq!(s["max_gateways"], 2, "{s}");
+    // 2 gateways and 512 spare files; [limits] memory_mb (128) is enough.
+    assert_eq!(ingest_limits(&env, &id).await, ((514, 514), 128));
+
+    // More files than this host gives a process: refused, nothing changed.
+    let too_many = env.run(&["start", &id, "--max-gateways", "100000"]).await;
+    assert_eq!(too_many.code, 2, "{}", too_many.stderr);
+    assert!(
+        too_many
+            .stderr
+            .contains("--max-gateways 100000 needs 100512 open files"),
+        "{}",
+        too_many.stderr
+    );
+    assert_eq!(status(&env, &id).await["max_gateways"], 2);
 
     // Two gateways get in; the third is over the cap.
     let mut tokens = Vec::new();
@@ -102,6 +138,14 @@ async fn start_limits_a_tenant_and_status_shows_its_limits_and_connections() {
     let s = status(&env, &id).await;
     assert!(s["max_readings_per_sec"].is_null(), "{s}");
     assert_eq!(s["max_gateways"], 2, "{s}");
+
+    // A large cap: the files and the memory grow with it.
+    env.run(&["start", &id, "--max-gateways", "12000"])
+        .await
+        .ok();
+    let ((soft, hard), memory_mb) = ingest_limits(&env, &id).await;
+    assert_eq!((soft, hard), (12512, 12512));
+    assert!(memory_mb > 128, "{memory_mb} MiB for 12,000 gateways");
 
     env.run(&["destroy", &id, "--purge-data", "--yes"])
         .await

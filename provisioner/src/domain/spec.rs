@@ -61,6 +61,42 @@ pub fn internal_port(config: &Config, leased: u16) -> Option<u16> {
         .flatten()
 }
 
+/// Logged-in gateways a tenant's ingest takes at once without `start
+/// --max-gateways` (`INGEST_MAX_CONNECTIONS`, ingest's own default too):
+/// what fits in the default 128 MiB with room for a write backlog
+/// (BENCHMARKS.md, "Fleet scale").
+pub const DEFAULT_MAX_GATEWAYS: u32 = 5_000;
+/// Open files ingest needs besides one per gateway: the connections still
+/// saying hello (`INGEST_MAX_UNAUTHENTICATED`, 256), its Cassandra
+/// connections, its listeners and its own files.
+pub const INGEST_SPARE_FILES: u64 = 512;
+/// Ingest's memory besides its gateways' connections (MiB): the runtime
+/// and the driver (9 MB idle), the frames in flight at their bound
+/// (`INGEST_MAX_FRAMES_IN_FLIGHT`), the gateway book.
+pub const INGEST_BASE_MB: i64 = 64;
+/// Ingest's memory per logged-in gateway connection (KiB), with room over
+/// what was measured (BENCHMARKS.md, "Fleet scale").
+pub const INGEST_KIB_PER_GATEWAY: i64 = 12;
+
+/// The cap on `limits`' tenant's gateways.
+pub fn max_gateways(limits: TenantLimits) -> u32 {
+    limits
+        .max_gateways
+        .map_or(DEFAULT_MAX_GATEWAYS, |n| n.get())
+}
+
+/// The open files of an ingest that takes `gateways` at once.
+pub fn ingest_nofile(gateways: u32) -> u64 {
+    u64::from(gateways) + INGEST_SPARE_FILES
+}
+
+/// The memory limit of an ingest that takes `gateways` at once (MiB):
+/// `[limits] memory_mb`, or more when the gateways need it.
+pub fn ingest_memory_mb(config: &Config, gateways: u32) -> i64 {
+    let needed = INGEST_BASE_MB + (i64::from(gateways) * INGEST_KIB_PER_GATEWAY + 1023) / 1024;
+    config.limits.memory_mb.max(needed)
+}
+
 /// The uid and gid the tenant apps run as.
 pub const APP_USER: &str = "10001:10001";
 
@@ -99,6 +135,11 @@ pub struct ContainerSpec {
     pub network: String,
     pub memory_bytes: i64,
     pub pids: i64,
+    /// The open-files limit (soft and hard), when the role has its own
+    /// (ingest: one per gateway and [`INGEST_SPARE_FILES`]); else the
+    /// engine's default. Left out of the hash when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nofile: Option<u64>,
     pub nano_cpus: Option<i64>,
     pub health_interval_secs: u64,
     /// The host folder mounted read-only at [`SECRETS_MOUNT`].
@@ -186,9 +227,10 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
             if let Some(n) = inputs.limits.max_readings_per_sec {
                 env.insert("INGEST_MAX_READINGS_PER_SEC".to_owned(), n.to_string());
             }
-            if let Some(n) = inputs.limits.max_gateways {
-                env.insert("INGEST_MAX_CONNECTIONS".to_owned(), n.to_string());
-            }
+            env.insert(
+                "INGEST_MAX_CONNECTIONS".to_owned(),
+                max_gateways(inputs.limits).to_string(),
+            );
             if mode != GatewayTls::Off {
                 for (name, file) in [
                     ("INGEST_TLS_CERT_FILE", crate::secrets::GATEWAY_CERT),
@@ -272,8 +314,9 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         extra_hosts,
         secrets_digest,
         network: config.tenant_network(id),
-        memory_bytes: reservation(config, role).memory_bytes,
+        memory_bytes: reservation(config, role, inputs.limits).memory_bytes,
         pids: limits.pids,
+        nofile: (role == Role::Ingest).then(|| ingest_nofile(max_gateways(inputs.limits))),
         nano_cpus: nano_cpus(config),
         health_interval_secs: config.health.interval_secs.max(1),
         secrets_dir: inputs.secrets_dir,
@@ -288,11 +331,13 @@ fn nano_cpus(config: &Config) -> Option<i64> {
 }
 
 /// What one of a tenant's apps reserves: its memory limit (the notifier's
-/// own) and its CPU limit, if any. On Swarm the limits are reservations.
-pub fn reservation(config: &Config, role: Role) -> Reservation {
+/// own, ingest's by its cap on gateways) and its CPU limit, if any. On
+/// Swarm the limits are reservations.
+pub fn reservation(config: &Config, role: Role, limits: TenantLimits) -> Reservation {
     let memory_mb = match role {
         Role::Notifier => config.limits.notifier_memory_mb,
-        Role::Ingest | Role::Admin => config.limits.memory_mb,
+        Role::Ingest => ingest_memory_mb(config, max_gateways(limits)),
+        Role::Admin => config.limits.memory_mb,
     };
     Reservation {
         memory_bytes: memory_mb * 1024 * 1024,
@@ -300,9 +345,13 @@ pub fn reservation(config: &Config, role: Role) -> Reservation {
     }
 }
 
-/// What a tenant of today's size reserves: its three apps.
+/// What a tenant of today's size (no limits of its own) reserves: its
+/// three apps.
 pub fn tenant_reservations(config: &Config) -> Vec<Reservation> {
-    Role::ALL.iter().map(|r| reservation(config, *r)).collect()
+    Role::ALL
+        .iter()
+        .map(|r| reservation(config, *r, TenantLimits::default()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -331,10 +380,35 @@ mod tests {
     }
 
     #[test]
+    fn the_cap_on_gateways_sizes_ingest_s_files_and_memory() {
+        let plain = spec_of(Role::Ingest, "sha256:aaa", 6001, GatewayTls::Optional);
+        let default_files = u64::from(DEFAULT_MAX_GATEWAYS) + INGEST_SPARE_FILES;
+        assert_eq!(plain.nofile, Some(default_files));
+        let config = Config::default();
+        let mb = |gateways| ingest_memory_mb(&config, gateways);
+        // Small caps keep [limits] memory_mb; large ones grow with them.
+        assert_eq!(mb(2), config.limits.memory_mb);
+        assert_eq!(
+            mb(50_000),
+            INGEST_BASE_MB + 50_000 * INGEST_KIB_PER_GATEWAY / 1024
+        );
+        assert!(mb(20_000) > mb(10_000));
+        assert_eq!(plain.memory_bytes, mb(DEFAULT_MAX_GATEWAYS) * 1024 * 1024);
+        // Only ingest has its own: the others' hashes stay as they were.
+        let admin = spec_of(Role::Admin, "sha256:aaa", 8081, GatewayTls::Optional);
+        assert_eq!(admin.nofile, None);
+        assert!(!serde_json::to_string(&admin).unwrap().contains("nofile"));
+        assert_eq!(admin.memory_bytes, config.limits.memory_mb * 1024 * 1024);
+    }
+
+    #[test]
     fn limits_reach_ingest_only_when_set() {
         let plain = spec_of(Role::Ingest, "sha256:aaa", 6001, GatewayTls::Optional);
         assert!(!plain.env.contains_key("INGEST_MAX_READINGS_PER_SEC"));
-        assert!(!plain.env.contains_key("INGEST_MAX_CONNECTIONS"));
+        assert_eq!(
+            plain.env["INGEST_MAX_CONNECTIONS"],
+            DEFAULT_MAX_GATEWAYS.to_string()
+        );
         let id = ProviderId::parse("acme").unwrap();
         let limited = tenant_container(
             &Config::default(),

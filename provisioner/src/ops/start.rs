@@ -10,7 +10,10 @@ use super::{Provisioner, StartReport};
 use crate::domain::capacity::Reservation;
 use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
-use crate::domain::spec::{reservation, tenant_container, ContainerSpec, SpecInputs};
+use crate::domain::spec::{
+    ingest_nofile, max_gateways, reservation, tenant_container, ContainerSpec, SpecInputs,
+    INGEST_SPARE_FILES,
+};
 use crate::domain::state::TenantRecord;
 use crate::domain::{GatewayTls, Plan, Pool, ProviderId, Role, TenantLimits};
 use crate::error::{Error, Result};
@@ -110,6 +113,7 @@ impl Provisioner {
         let limits = record
             .map_or(TenantLimits::default(), |r| r.limits)
             .changed(options.max_readings_per_sec, options.max_gateways);
+        self.check_open_files(limits)?;
         let mut specs = Vec::new();
         for role in Role::ALL {
             // A role with a pool has its port among `ports`; the notifier
@@ -138,6 +142,21 @@ impl Provisioner {
             certificate,
             public_host,
         })
+    }
+
+    /// Refuses a cap on gateways whose open files the engine's host does
+    /// not allow a container (it could not start).
+    fn check_open_files(&self, limits: TenantLimits) -> Result<()> {
+        let gateways = max_gateways(limits);
+        let needed = ingest_nofile(gateways);
+        match self.config.limits.nofile_max {
+            Some(max) if needed > max => Err(Error::Usage(format!(
+                "--max-gateways {gateways} needs {needed} open files in the ingest container, \
+                 and the engine's host allows {max} ([limits] nofile_max): ask for at most {}",
+                max.saturating_sub(INGEST_SPARE_FILES)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The spec of `id`'s `role` container on `host_port` (none for the
@@ -171,10 +190,20 @@ impl Provisioner {
 
     /// What the tenant's apps that do not run yet will reserve once they
     /// do (none on one engine, which has no reservations to check).
-    async fn apps_to_place(&self, id: &ProviderId) -> Result<Vec<Reservation>> {
+    async fn apps_to_place(
+        &self,
+        id: &ProviderId,
+        options: &StartOptions,
+    ) -> Result<Vec<Reservation>> {
         if self.backend.cluster().is_none() {
             return Ok(Vec::new());
         }
+        let limits = self
+            .store
+            .tenant(id)
+            .await?
+            .map_or(TenantLimits::default(), |r| r.limits)
+            .changed(options.max_readings_per_sec, options.max_gateways);
         let observed = self.backend.observe_containers(Some(id)).await?;
         Ok(Role::ALL
             .into_iter()
@@ -182,7 +211,7 @@ impl Provisioner {
                 let name = self.config.container_name(id, *role);
                 !observed.iter().any(|c| c.name == name && c.running())
             })
-            .map(|role| reservation(&self.config, role))
+            .map(|role| reservation(&self.config, role, limits))
             .collect())
     }
 
@@ -211,7 +240,7 @@ impl Provisioner {
         self.operation(Some(id), "start", options.describe(id), async {
             self.place(id).await?;
             if !options.allow_overcommit {
-                self.check_n_plus_one(id, &self.apps_to_place(id).await?)
+                self.check_n_plus_one(id, &self.apps_to_place(id, &options).await?)
                     .await?;
             }
             let mut run = Execution::new(self, id);

@@ -236,6 +236,21 @@ impl Gateway {
     /// the many loopback addresses 127.0.0.0/8 offers, to look like many
     /// hosts).
     pub async fn connect_from(addr: &str, source: std::net::IpAddr) -> Result<Self, ClientError> {
+        Self::connect_with_from(addr, &Connector::Plain, Some(source)).await
+    }
+
+    /// Opens a connection as `connector` says (no hello yet), from the
+    /// local address `source` if one is given (the socket is bound to it,
+    /// port chosen by the kernel, before it connects), else from whatever
+    /// address the route gives.
+    pub async fn connect_with_from(
+        addr: &str,
+        connector: &Connector,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, ClientError> {
+        let Some(source) = source else {
+            return Self::connect_with(addr, connector).await;
+        };
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_owned(),
             source,
@@ -254,7 +269,7 @@ impl Gateway {
             .bind(std::net::SocketAddr::new(source, 0))
             .map_err(connect_err)?;
         let stream = socket.connect(target).await.map_err(connect_err)?;
-        Connector::Plain.over(stream, addr).await
+        connector.over(stream, addr).await
     }
 
     fn from_halves(rd: Reader, wr: Writer) -> Self {

@@ -30,6 +30,14 @@
 //! program cannot raise it: it warns at the start, and a connect failing
 //! with EMFILE says "too many open files: raise ulimit -n").
 //!
+//! `--source-addrs LIST` (with `--reconnect`) makes gateway `i` connect
+//! from address `i mod n` of LIST (`10.0.0.1-10.0.0.64`, `10.0.0.0/26`, or
+//! a comma-separated list of addresses, ranges and blocks), binding its
+//! socket before it connects, so ingest sees a fleet of many hosts instead
+//! of one (it caps the connections without a hello per address). The
+//! addresses must be this host's own (e.g. `ip addr add A/32 dev IF` on the
+//! interface that reaches ingest, or 127.0.0.0/8 for a server on loopback).
+//!
 //! Gateways are named `<prefix><i>` and share one token, so commission them
 //! with the same token first (the bench in `examples/bench.rs` does).
 
@@ -121,6 +129,11 @@ struct Args {
     /// hello at the same moment (a reconnect storm)
     #[arg(long, requires = "reconnect")]
     login_at_once: bool,
+    /// With --reconnect: the local addresses to connect from, gateways
+    /// spread over them round-robin (10.0.0.1-10.0.0.64, 10.0.0.0/26, or
+    /// a comma-separated list of addresses, ranges and blocks; IPv4)
+    #[arg(long, value_name = "LIST", requires = "reconnect")]
+    source_addrs: Option<String>,
 }
 
 /// Warns if this process may not open a connection per gateway: it cannot
@@ -198,6 +211,15 @@ async fn main() -> ExitCode {
         cfg.jitter = args.jitter;
         cfg.random_phase = true;
         cfg.login_at_once = args.login_at_once;
+        if let Some(list) = &args.source_addrs {
+            match resilient::parse_source_addrs(list) {
+                Ok(addrs) => cfg.source_addrs = addrs,
+                Err(e) => {
+                    eprintln!("error: --source-addrs: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         // the acks go to the file; a long run of a big fleet keeps none
         cfg.keep_acks = false;
         if let Err(e) = cfg.check() {

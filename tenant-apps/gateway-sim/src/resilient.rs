@@ -30,6 +30,16 @@
 //! [`ResilientConfig::login_at_once`] each first opens its connection
 //! (TCP, and TLS), waits at a barrier for all the others, and then all send
 //! their hello together: the reconnect storm ingest sees after a restart.
+//! [`Progress`] tells when each gateway last logged in, so a caller can
+//! time how long a fleet takes to be back after a fault.
+//!
+//! Source addresses: a real fleet connects from thousands of addresses,
+//! and ingest caps the connections without a hello per source address.
+//! With [`ResilientConfig::source_addrs`] gateway `i` binds its socket to
+//! address `i mod n` of the list before it connects (the addresses must be
+//! the host's own: secondary addresses of an interface, or 127.0.0.0/8);
+//! [`parse_source_addrs`] reads `10.0.0.1-10.0.0.64`, `10.0.0.0/26` or a
+//! comma-separated list of either.
 //!
 //! A fleet of 10,000 gateways fits one process: a gateway is one task (no
 //! thread, no reader task: [`crate::client::AnswerReader::next`] is cancel
@@ -47,6 +57,7 @@
 //! latency p50/p99/max.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -112,6 +123,10 @@ pub struct ResilientConfig {
     /// Keeps every ack in [`ResilientReport::acks`] (the acked file, if
     /// any, gets them either way).
     pub keep_acks: bool,
+    /// The local addresses the gateways connect from, round-robin by
+    /// their index (gateway `i` from `source_addrs[i % len]`); empty: the
+    /// address the route gives, for all of them.
+    pub source_addrs: Vec<IpAddr>,
 }
 
 /// An address that others may change while gateways run.
@@ -155,6 +170,7 @@ impl ResilientConfig {
             login_at_once: false,
             seed: 0,
             keep_acks: true,
+            source_addrs: Vec::new(),
         }
     }
 
@@ -188,6 +204,64 @@ impl ResilientConfig {
             gateway_seed(self.seed, id),
         )
     }
+}
+
+/// The most source addresses [`parse_source_addrs`] gives.
+pub const MAX_SOURCE_ADDRS: usize = 65_536;
+
+/// Parses a list of IPv4 source addresses: comma-separated items, each an
+/// address (`10.0.0.7`), an inclusive range (`10.0.0.1-10.0.0.64`), or a
+/// block (`10.0.0.0/26`: its addresses without the network and broadcast
+/// ones when the block has more than two; a /32 is its one address), in
+/// the order given; at most [`MAX_SOURCE_ADDRS`].
+pub fn parse_source_addrs(text: &str) -> Result<Vec<IpAddr>, String> {
+    let addr = |t: &str| {
+        t.trim()
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("{t:?} is not an IPv4 address"))
+    };
+    let mut out: Vec<IpAddr> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (first, last) = if let Some((a, b)) = item.split_once('-') {
+            let (a, b) = (u32::from(addr(a)?), u32::from(addr(b)?));
+            if a > b {
+                return Err(format!(
+                    "{item:?}: the range's first address is after its last"
+                ));
+            }
+            (a, b)
+        } else if let Some((a, bits)) = item.split_once('/') {
+            let bits: u32 = bits
+                .trim()
+                .parse()
+                .ok()
+                .filter(|b| *b <= 32)
+                .ok_or_else(|| format!("{item:?}: the prefix length must be 0 to 32"))?;
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            let network = u32::from(addr(a)?) & mask;
+            let broadcast = network | !mask;
+            if bits >= 31 {
+                (network, broadcast)
+            } else {
+                (network + 1, broadcast - 1)
+            }
+        } else {
+            let a = u32::from(addr(item)?);
+            (a, a)
+        };
+        if (last - first) as usize + out.len() >= MAX_SOURCE_ADDRS {
+            return Err(format!("more than {MAX_SOURCE_ADDRS} source addresses"));
+        }
+        out.extend((first..=last).map(|a| IpAddr::V4(Ipv4Addr::from(a))));
+    }
+    if out.is_empty() {
+        return Err("no source address given".into());
+    }
+    Ok(out)
 }
 
 /// Parses an interval: a number and a unit, `ms`, `s`, `m` or `h` (`10s`,
@@ -380,6 +454,10 @@ impl Ack {
 #[derive(Debug, Default)]
 pub struct Progress {
     last_ack: Mutex<Vec<Option<Instant>>>,
+    /// When each gateway last got a welcome.
+    last_login: Mutex<Vec<Option<Instant>>>,
+    /// The caller's measuring window and the ack latencies in it.
+    window: Mutex<Window>,
     /// Set by [`Progress::stop_making`]: no reading is made after it.
     stop_at: Mutex<Option<Instant>>,
 }
@@ -388,6 +466,8 @@ impl Progress {
     pub fn new(gateways: usize) -> Arc<Progress> {
         Arc::new(Progress {
             last_ack: Mutex::new(vec![None; gateways]),
+            last_login: Mutex::new(vec![None; gateways]),
+            window: Mutex::new(Window::default()),
             stop_at: Mutex::new(None),
         })
     }
@@ -413,6 +493,72 @@ impl Progress {
         self.last_ack.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Starts a measuring window at `from` (forgetting an earlier one's
+    /// latencies): from now on the ack latencies of readings due at or
+    /// after `from` (and before [`Progress::measure_until`], if set) are
+    /// kept for [`Progress::measured`], beside the run's own.
+    pub fn measure_from(&self, from: Instant) {
+        *self.window.lock().unwrap_or_else(|e| e.into_inner()) = Window {
+            from: Some(from),
+            ..Window::default()
+        };
+    }
+
+    /// Ends the measuring window: readings due from `until` on are not kept.
+    pub fn measure_until(&self, until: Instant) {
+        self.window.lock().unwrap_or_else(|e| e.into_inner()).until = Some(until);
+    }
+
+    /// The ack latencies (µs, sorted) of the readings due in the measuring
+    /// window that were acked so far.
+    pub fn measured(&self) -> Vec<u64> {
+        let mut v = self
+            .window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latencies_us
+            .clone();
+        v.sort_unstable();
+        v
+    }
+
+    fn record_latency(&self, due: Instant, latency_us: u64) {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.from.is_some_and(|f| due >= f) && w.until.is_none_or(|u| due < u) {
+            w.latencies_us.push(latency_us);
+        }
+    }
+
+    fn logged_in(&self, gateway: usize) {
+        let mut last = self.last_login.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = last.get_mut(gateway) {
+            *slot = Some(Instant::now());
+        }
+    }
+
+    /// When gateway `index` last got a welcome.
+    pub fn last_login(&self, index: usize) -> Option<Instant> {
+        let last = self.last_login.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(index).copied().flatten()
+    }
+
+    /// How many gateways got a welcome after `since`, and when the last of
+    /// them got it.
+    pub fn logged_in_since(&self, since: Instant) -> (usize, Option<Instant>) {
+        let last = self.last_login.lock().unwrap_or_else(|e| e.into_inner());
+        last.iter()
+            .flatten()
+            .filter(|t| **t > since)
+            .fold((0, None), |(n, latest), t| {
+                (n + 1, Some(latest.map_or(*t, |l: Instant| l.max(*t))))
+            })
+    }
+
+    /// How many gateways got an ack after `since`.
+    pub fn acked_since(&self, since: Instant) -> usize {
+        self.lock().iter().flatten().filter(|t| **t > since).count()
+    }
+
     /// When gateway `index` last got an ack.
     pub fn last_ack(&self, index: usize) -> Option<Instant> {
         self.lock().get(index).copied().flatten()
@@ -429,6 +575,14 @@ impl Progress {
             .into_iter()
             .all(|i| last.get(i).copied().flatten().is_some_and(|t| t > since))
     }
+}
+
+/// A measuring window of [`Progress`].
+#[derive(Debug, Default)]
+struct Window {
+    from: Option<Instant>,
+    until: Option<Instant>,
+    latencies_us: Vec<u64>,
 }
 
 /// What one gateway went through.
@@ -727,6 +881,12 @@ enum SessionEnd {
 }
 
 impl OneGateway {
+    /// The local address this gateway connects from, if the run gives any.
+    fn source(&self) -> Option<IpAddr> {
+        let sources = &self.cfg.source_addrs;
+        (!sources.is_empty()).then(|| sources[self.index % sources.len()])
+    }
+
     /// Where to connect now.
     fn addr(&self) -> String {
         match &self.cfg.endpoint {
@@ -781,16 +941,26 @@ impl OneGateway {
     async fn login(&self, barrier: Option<Arc<Barrier>>) -> Result<Gateway, String> {
         let addr = self.addr();
         let connector = &self.cfg.connector;
+        let source = self.source();
         let Some(barrier) = barrier else {
-            let login = Gateway::login_with(&addr, connector, &self.id, &self.token);
+            let login = async {
+                let mut gw = Gateway::connect_with_from(&addr, connector, source).await?;
+                match gw.hello(&self.id, &self.token).await? {
+                    Answer::Welcome => Ok(gw),
+                    other => Err(ClientError::Refused(other)),
+                }
+            };
             return match tokio::time::timeout(LOGIN_TIMEOUT, login).await {
                 Ok(Ok(gw)) => Ok(gw),
                 Ok(Err(e)) => Err(format!("connect: {}", reason(&e))),
                 Err(_) => Err(format!("connect: no welcome within {LOGIN_TIMEOUT:?}")),
             };
         };
-        let open =
-            tokio::time::timeout(LOGIN_TIMEOUT, Gateway::connect_with(&addr, connector)).await;
+        let open = tokio::time::timeout(
+            LOGIN_TIMEOUT,
+            Gateway::connect_with_from(&addr, connector, source),
+        )
+        .await;
         barrier.wait().await;
         let mut gw = match open {
             Ok(Ok(gw)) => gw,
@@ -826,6 +996,7 @@ impl OneGateway {
             let why = match self.login(barrier.take()).await {
                 Ok(gw) => {
                     outcome.logins += 1;
+                    self.progress.logged_in(self.index);
                     if outcome.logins > 1 {
                         outcome.reconnects += 1;
                     }
@@ -926,8 +1097,11 @@ impl OneGateway {
                         let now = Instant::now();
                         waiting_since = now;
                         outcome.acked += 1;
-                        let latency = now.saturating_duration_since(self.due(done.seq as u64));
-                        latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+                        let due = self.due(done.seq as u64);
+                        let latency = now.saturating_duration_since(due);
+                        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                        latencies_us.push(latency_us);
+                        self.progress.record_latency(due, latency_us);
                         *backoff = self.cfg.first_backoff;
                         self.progress.acked(self.index);
                         let _ = self.acks.send(Ack {
@@ -1385,6 +1559,92 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[test]
+    fn source_addresses_are_read_as_ranges_blocks_and_lists() {
+        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
+        assert_eq!(
+            parse_source_addrs("10.0.0.254-10.0.1.1").unwrap(),
+            ["10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1"].map(v4)
+        );
+        let block = parse_source_addrs("172.19.255.192/26").unwrap();
+        assert_eq!(block.len(), 62, "no network or broadcast address");
+        assert_eq!(block[0], v4("172.19.255.193"));
+        assert_eq!(block[61], v4("172.19.255.254"));
+        assert_eq!(
+            parse_source_addrs("127.0.0.2, 127.0.0.9/32,127.0.0.3-127.0.0.3").unwrap(),
+            ["127.0.0.2", "127.0.0.9", "127.0.0.3"].map(v4)
+        );
+        assert_eq!(parse_source_addrs("10.0.0.0/31").unwrap().len(), 2);
+        for bad in [
+            "",
+            "10.0.0.2-10.0.0.1",
+            "10.0.0.0/33",
+            "10.0.0.x",
+            "::1",
+            "10.0.0.0/8",
+        ] {
+            assert!(parse_source_addrs(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn gateways_connect_from_their_source_addresses_round_robin() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peers = Arc::new(Mutex::new(BTreeMap::<IpAddr, usize>::new()));
+        tokio::spawn({
+            let peers = peers.clone();
+            async move {
+                use tokio::io::{AsyncBufReadExt, BufReader};
+                while let Ok((stream, peer)) = listener.accept().await {
+                    *peers.lock().unwrap().entry(peer.ip()).or_default() += 1;
+                    tokio::spawn(async move {
+                        let (rd, mut wr) = stream.into_split();
+                        let mut lines = BufReader::new(rd).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            let answer = match line.find("seq=\"") {
+                                _ if line.starts_with("<hello") => "<welcome/>\n".to_owned(),
+                                Some(i) => {
+                                    let seq = &line[i + 5..];
+                                    format!("<ack seq=\"{}\"/>\n", &seq[..seq.find('"').unwrap()])
+                                }
+                                None => break,
+                            };
+                            if wr.write_all(answer.as_bytes()).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        let mut cfg = fleet_config(&addr, 7);
+        cfg.source_addrs = parse_source_addrs("127.0.0.2-127.0.0.4").unwrap();
+        let progress = Progress::new(7);
+        let before = Instant::now();
+        // a window from the start: every latency; one ended at once: none
+        progress.measure_from(before);
+        let report = run(cfg, progress.clone()).await;
+        assert_eq!(progress.measured(), report.latencies_us);
+        progress.measure_from(before);
+        progress.measure_until(before);
+        assert!(progress.measured().is_empty());
+        assert_eq!(report.unacked(), 0, "{}", report.render());
+        let by_address: Vec<(IpAddr, usize)> = peers.lock().unwrap().clone().into_iter().collect();
+        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
+        assert_eq!(
+            by_address,
+            vec![
+                (v4("127.0.0.2"), 3),
+                (v4("127.0.0.3"), 2),
+                (v4("127.0.0.4"), 2)
+            ]
+        );
+        assert_eq!(progress.logged_in_since(before).0, 7);
+        assert_eq!(progress.acked_since(before), 7);
+        assert!(progress.last_login(6).is_some());
     }
 
     fn fleet_config(addr: &str, gateways: usize) -> ResilientConfig {

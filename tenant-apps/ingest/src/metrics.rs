@@ -41,6 +41,9 @@ pub struct Metrics {
     /// it was told to wait in all (microseconds).
     pub rate_limited_frames: AtomicU64,
     pub rate_limited_micros: AtomicU64,
+    /// Times a connection stopped decoding because
+    /// `INGEST_MAX_FRAMES_IN_FLIGHT` frames were unacked over all.
+    pub frames_held_back: AtomicU64,
     /// TLS handshakes that failed or did not finish within the hello deadline.
     pub tls_handshake_failures: AtomicU64,
     /// Plain connections closed because TLS is required.
@@ -211,6 +214,12 @@ impl Metrics {
             "counter",
             "Times a connection stopped reading because the tenant was over its rate limit.",
             get(&self.rate_limited_frames),
+        );
+        one(
+            "ingest_frames_held_back_total",
+            "counter",
+            "Times a connection stopped reading because INGEST_MAX_FRAMES_IN_FLIGHT frames were unacked over all connections.",
+            get(&self.frames_held_back),
         );
         one(
             "ingest_tls_handshake_failures_total",

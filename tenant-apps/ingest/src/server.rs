@@ -65,7 +65,7 @@ use futures::FutureExt;
 use tenant_schema::model::GatewayId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,8 +83,14 @@ use crate::write_queue::{Grouping, WriteQueue};
 
 /// How often `last_seen` is written per connection, at most.
 pub const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
-/// How many bytes a read asks for at once.
+/// How many bytes a read asks for at most: a connection that fills what
+/// it asked for asks for twice as much next time, up to this.
 const READ_CHUNK: usize = 16 * 1024;
+/// How many bytes a read asks for at first, and again once a connection
+/// is quiet (its buffer empty after a short read): a gateway sending a
+/// reading every few seconds then holds this much, not [`READ_CHUNK`], so
+/// ten thousand of them fit in tens of megabytes.
+const READ_SMALL: usize = 1024;
 /// Log lines per second per refusal reason, at most.
 const REFUSALS_LOGGED_PER_SECOND: u32 = 1;
 /// Log lines per second for accepted hellos, at most.
@@ -103,6 +109,9 @@ pub struct Limits {
     /// Connections without a completed hello per source address.
     pub max_unauthenticated_per_address: usize,
     pub max_pipeline: usize,
+    /// Unacked frames over all connections before connections stop being
+    /// read.
+    pub max_frames_in_flight: usize,
     /// Readings per second over all connections; 0: unlimited.
     pub max_readings_per_sec: u32,
     /// The times readings may carry, relative to the server's clock.
@@ -122,6 +131,7 @@ impl From<&crate::settings::Settings> for Limits {
             max_unauthenticated: s.max_unauthenticated,
             max_unauthenticated_per_address: s.max_unauthenticated_per_address,
             max_pipeline: s.max_pipeline,
+            max_frames_in_flight: s.max_frames_in_flight,
             max_readings_per_sec: s.max_readings_per_sec,
             reading_times: TimeBounds {
                 max_age: s.max_reading_age,
@@ -147,6 +157,10 @@ struct Shared {
     limits: Limits,
     /// The tenant's rate limit, shared by every connection.
     rate: RateLimiter,
+    /// One permit per unacked frame, over all connections
+    /// (`max_frames_in_flight`): a frame is decoded only with one, which
+    /// its write holds until it is answered.
+    frames: Arc<Semaphore>,
     shutdown: CancellationToken,
     refusal_log: LogSampler,
     welcome_log: LogSampler,
@@ -217,6 +231,7 @@ pub async fn serve_behind(
         metrics,
         limits,
         rate: RateLimiter::new(limits.max_readings_per_sec),
+        frames: Arc::new(Semaphore::new(limits.max_frames_in_flight)),
         shutdown: shutdown.clone(),
         refusal_log: LogSampler::new(REFUSALS_LOGGED_PER_SECOND),
         welcome_log: LogSampler::new(WELCOMES_LOGGED_PER_SECOND),
@@ -417,11 +432,22 @@ async fn sort_and_serve(
             if let Some(files) = shared.tls.files() {
                 files.refresh();
             }
-            let handshake = tokio::time::timeout_at(hello_deadline, acceptor.accept(stream)).await;
+            let handshake =
+                tokio::time::timeout_at(hello_deadline, Box::pin(acceptor.accept(stream))).await;
             match handshake {
                 Ok(Ok(tls)) => {
                     Metrics::inc(&shared.metrics.connections_tls);
-                    connection(tls, peer, Transport::Tls, shared, slot, hello_deadline).await;
+                    // Boxed, as the handshake above: a plain connection's
+                    // task is then not as large as a TLS one's.
+                    Box::pin(connection(
+                        tls,
+                        peer,
+                        Transport::Tls,
+                        shared,
+                        slot,
+                        hello_deadline,
+                    ))
+                    .await;
                 }
                 Ok(Err(e)) => {
                     Metrics::inc(&shared.metrics.tls_handshake_failures);
@@ -551,6 +577,7 @@ async fn connection<S>(
     let (mut rd, mut wr) = tokio::io::split(stream);
     let limits = shared.limits;
     let mut dec = FrameDecoder::new(limits.reading_times);
+    let mut read_want = READ_SMALL;
     let mut out: Vec<u8> = Vec::new();
     let mut pending: Pending = FuturesOrdered::new();
     let mut login: Option<LoggedIn> = None;
@@ -565,12 +592,26 @@ async fn connection<S>(
     let mut throttled = false;
     let throttle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(throttle);
+    // Every frame is decoded with a permit of `shared.frames`; with none
+    // left, nothing more is decoded or read until one is given back.
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    let mut starved = false;
 
     loop {
         // 1. decode and dispatch every complete frame already received
         let now = Utc::now();
         let mut framed = false;
         while close.is_none() && !throttled && pending.len() < limits.max_pipeline {
+            if permit.is_none() && dec.pending_bytes() > 0 {
+                match shared.frames.clone().try_acquire_owned() {
+                    Ok(p) => permit = Some(p),
+                    Err(_) => {
+                        Metrics::inc(&metrics.frames_held_back);
+                        starved = true;
+                        break;
+                    }
+                }
+            }
             let frame = match dec.next_frame(now) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -588,7 +629,11 @@ async fn connection<S>(
             framed = true;
             match (&login, frame) {
                 (None, Frame::Hello { gateway: id, token }) => {
-                    match hello(&shared, peer, transport, waiting.take(), &id, &token).await {
+                    // Boxed: the token check's driver calls are large
+                    // futures, which every connection's task would
+                    // otherwise carry for as long as it lives.
+                    let checked = hello(&shared, peer, transport, waiting.take(), &id, &token);
+                    match Box::pin(checked).await {
                         Ok(logged_in) => {
                             out.extend_from_slice(protocol::welcome());
                             login = Some(logged_in);
@@ -615,7 +660,8 @@ async fn connection<S>(
                         last_touch = Some(Instant::now());
                     }
                     let readings = frame.readings.len() as u64;
-                    pending.push_back(write(shared.clone(), l.gateway.clone(), frame, touch));
+                    let held = permit.take();
+                    pending.push_back(write(shared.clone(), l.gateway.clone(), frame, touch, held));
                     let at = tokio::time::Instant::now();
                     let wait = shared.rate.take(readings, at);
                     if !wait.is_zero() {
@@ -625,6 +671,10 @@ async fn connection<S>(
                     }
                 }
             }
+        }
+        if !starved {
+            // an idle connection holds no permit
+            permit = None;
         }
         if framed {
             idle.as_mut()
@@ -645,10 +695,20 @@ async fn connection<S>(
 
         // 3. wait for an outcome, more bytes, a deadline, a revocation or
         // shutdown
-        let can_read = !eof && close.is_none() && !throttled && pending.len() < limits.max_pipeline;
-        if dec.buffer().capacity() - dec.buffer().len() < READ_CHUNK / 4 {
-            dec.buffer().reserve(READ_CHUNK);
+        let can_read = !eof
+            && close.is_none()
+            && !throttled
+            && !starved
+            && pending.len() < limits.max_pipeline;
+        let buffer = dec.buffer();
+        if buffer.is_empty() && read_want == READ_SMALL && buffer.capacity() > READ_SMALL {
+            // quiet again: give the large buffer back
+            *buffer = Vec::with_capacity(READ_SMALL);
         }
+        if buffer.capacity() - buffer.len() < read_want / 4 {
+            buffer.reserve(read_want);
+        }
+        let spare = buffer.capacity() - buffer.len();
         tokio::select! {
             biased;
             _ = cancelled(login.as_ref().map(|l| l.session.revoked())), if close.is_none() => {
@@ -682,6 +742,10 @@ async fn connection<S>(
                     why: "too many connections without a hello; reconnect and say hello at once".into(),
                 });
             }
+            granted = shared.frames.clone().acquire_owned(), if starved => {
+                permit = granted.ok();
+                starved = false;
+            }
             _ = &mut throttle, if throttled => {
                 throttled = false;
                 // the wait was ours, not the gateway's idleness
@@ -693,7 +757,13 @@ async fn connection<S>(
             read = rd.read_buf(dec.buffer()), if can_read => {
                 match read {
                     Ok(0) => eof = true,
-                    Ok(_) => {}
+                    Ok(n) => {
+                        read_want = match n {
+                            n if n >= spare => (read_want * 2).min(READ_CHUNK),
+                            n if n < READ_SMALL => READ_SMALL,
+                            _ => read_want,
+                        };
+                    }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "read failed");
                         return;
@@ -792,8 +862,11 @@ fn write(
     gateway: Arc<GatewayId>,
     frame: DataFrame,
     touch: bool,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Pin<Box<dyn Future<Output = Outcome> + Send>> {
     Box::pin(async move {
+        // given back once the frame is answered
+        let _permit = permit;
         let started = Instant::now();
         let (seq, readings, values) = (
             frame.seq,

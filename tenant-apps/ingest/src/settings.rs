@@ -24,7 +24,7 @@ pub struct Settings {
     /// `INGEST_HELLO_TIMEOUT_SECS` (default 10): how long a connection has,
     /// from accept, to complete its hello; bytes do not extend it.
     pub hello_timeout: Duration,
-    /// `INGEST_MAX_CONNECTIONS` (default 1000): logged-in gateway
+    /// `INGEST_MAX_CONNECTIONS` (default 5000): logged-in gateway
     /// connections at once for this tenant.
     pub max_connections: usize,
     /// `INGEST_MAX_UNAUTHENTICATED` (default 256): connections that have not
@@ -59,6 +59,11 @@ pub struct Settings {
     /// `INGEST_MAX_PIPELINE` (default 128): unacked frames per connection
     /// before ingest stops reading from it.
     pub max_pipeline: usize,
+    /// `INGEST_MAX_FRAMES_IN_FLIGHT` (default 16384): unacked frames over
+    /// all connections before connections stop being read, so that a fleet
+    /// that sends faster than Cassandra takes holds ingest's memory at a
+    /// bound (backpressure, as the rate limit's: nothing is refused).
+    pub max_frames_in_flight: usize,
     /// `INGEST_MAX_READINGS_PER_SEC` (default 0: unlimited): readings per
     /// second this tenant's ingest takes in at most, over all its
     /// connections (a batch counts its readings); held by backpressure,
@@ -97,7 +102,7 @@ impl Default for Settings {
             http_listen: DEFAULT_HTTP_LISTEN.parse().expect("valid default"),
             idle_timeout: Duration::from_secs(300),
             hello_timeout: Duration::from_secs(10),
-            max_connections: 1000,
+            max_connections: 5000,
             max_unauthenticated: 256,
             max_unauthenticated_per_address: 32,
             max_reading_age: chrono::TimeDelta::days(30),
@@ -106,6 +111,7 @@ impl Default for Settings {
             batch_frames: 128,
             batch_linger: Duration::from_millis(5),
             max_pipeline: 128,
+            max_frames_in_flight: 16384,
             max_readings_per_sec: 0,
             tls: TlsMode::Off,
             tls_cert: None,
@@ -176,6 +182,11 @@ impl Settings {
                 d.batch_linger.as_millis() as u64,
             )?),
             max_pipeline: positive(&lookup, "INGEST_MAX_PIPELINE", d.max_pipeline)?,
+            max_frames_in_flight: positive(
+                &lookup,
+                "INGEST_MAX_FRAMES_IN_FLIGHT",
+                d.max_frames_in_flight,
+            )?,
             max_readings_per_sec: parse(
                 &lookup,
                 "INGEST_MAX_READINGS_PER_SEC",

@@ -73,7 +73,7 @@ use std::collections::HashMap;
 
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveImageOptionsBuilder};
 use bollard::Docker;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use gateway_sim::sim::{self, Report, SimConfig, Stop};
 use provision_testkit::apps::commission_gateway_with;
 use provision_testkit::bench::{
@@ -83,7 +83,7 @@ use provision_testkit::bench::{
 use provision_testkit::containers::{
     admin_image, container_state, ingest_image, notifier_image, process_cpu_time,
 };
-use provision_testkit::{docker, remove_labelled};
+use provision_testkit::{bench, docker, remove_labelled};
 use provisioner::cql::tenant::drop_tenant;
 use provisioner::front::runtime::{self, FrontDir};
 use provisioner::front::{App, Front, Route};
@@ -568,13 +568,7 @@ async fn main() {
         bench.run,
         bench.dir.display()
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
-    let outcome = tokio::select! {
-        o = std::panic::AssertUnwindSafe(bench.measure()).catch_unwind() => Some(o),
-        _ = tokio::signal::ctrl_c() => None,
-        _ = term.recv() => None,
-    };
+    let outcome = bench::until_interrupted(bench.measure()).await;
     if outcome.is_none() {
         eprintln!("bench-front: interrupted; cleaning up");
     }

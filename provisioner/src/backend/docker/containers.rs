@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RenameContainerOptions,
@@ -49,6 +49,16 @@ pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
         start_period: Some(secs(60)),
         start_interval: None,
     }
+}
+
+/// The open-files limit of a spec, soft and hard (also a Swarm task's).
+pub(crate) fn nofile_ulimits(files: u64) -> Vec<ResourcesUlimits> {
+    let files = i64::try_from(files).unwrap_or(i64::MAX);
+    vec![ResourcesUlimits {
+        name: Some("nofile".to_owned()),
+        soft: Some(files),
+        hard: Some(files),
+    }]
 }
 
 /// The engine's create request for a tenant container: the spec's image
@@ -94,6 +104,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             memory: Some(spec.memory_bytes),
             memory_swap: Some(spec.memory_bytes),
             pids_limit: Some(spec.pids),
+            ulimits: spec.nofile.map(nofile_ulimits),
             nano_cpus: spec.nano_cpus,
             readonly_rootfs: Some(hardened),
             cap_drop: hardened.then(|| vec!["ALL".to_owned()]),

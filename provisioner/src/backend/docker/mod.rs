@@ -22,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 pub use containers::create_body;
-pub(crate) use containers::health_check;
+pub(crate) use containers::{health_check, nofile_ulimits};
 pub use inspect::http_ok;
 pub(crate) use inspect::{log_chunks, log_options};
 
