@@ -87,6 +87,7 @@ async fn fingerprint(docker: &Docker, name: &str) -> Value {
         "memory": host.memory,
         "memory_swap": host.memory_swap,
         "pids_limit": host.pids_limit,
+        "ulimits": host.ulimits,
         "nano_cpus": host.nano_cpus,
         "readonly_rootfs": host.readonly_rootfs,
         "cap_drop": host.cap_drop,

@@ -390,7 +390,7 @@ mod tests {
         assert_eq!(mb(2), config.limits.memory_mb);
         assert_eq!(
             mb(50_000),
-            INGEST_BASE_MB + 50_000 * INGEST_KIB_PER_GATEWAY / 1024
+            INGEST_BASE_MB + (50_000 * INGEST_KIB_PER_GATEWAY + 1023) / 1024
         );
         assert!(mb(20_000) > mb(10_000));
         assert_eq!(plain.memory_bytes, mb(DEFAULT_MAX_GATEWAYS) * 1024 * 1024);

@@ -102,6 +102,10 @@ pub struct ComposeService {
     pub memswap_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// `nofile: {soft, hard}` (ingest's open files, by its cap on
+    /// gateways).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, ComposeUlimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     pub read_only: bool,
@@ -111,6 +115,13 @@ pub struct ComposeService {
     pub security_opt: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logging: Option<ComposeLogging>,
+}
+
+/// One of a service's ulimits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeUlimit {
+    pub soft: i64,
+    pub hard: i64,
 }
 
 /// A service's health check, durations in compose's notation (`10s`).
@@ -213,6 +224,21 @@ fn translate(body: &mut ContainerCreateBody, spec: &ContainerSpec) -> ComposeSer
         mem_limit: host.memory.take(),
         memswap_limit: host.memory_swap.take(),
         pids_limit: host.pids_limit.take(),
+        ulimits: host
+            .ulimits
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|u| {
+                Some((
+                    u.name?,
+                    ComposeUlimit {
+                        soft: u.soft?,
+                        hard: u.hard?,
+                    },
+                ))
+            })
+            .collect(),
         cpus: host.nano_cpus.take().map(|n| n as f64 / 1e9),
         read_only: host.readonly_rootfs.take().unwrap_or(false),
         cap_drop: host.cap_drop.take().unwrap_or_default(),
@@ -352,6 +378,14 @@ mod tests {
         assert_eq!(s.user.as_deref(), Some("10001:10001"));
         assert!(s.read_only);
         assert_eq!(s.cap_drop, ["ALL"]);
+        let files = ingest.nofile.unwrap() as i64;
+        assert_eq!(
+            s.ulimits["nofile"],
+            ComposeUlimit {
+                soft: files,
+                hard: files
+            }
+        );
         assert_eq!(s.security_opt, ["no-new-privileges:true"]);
         assert_eq!(s.mem_limit, Some(128 * 1024 * 1024));
         assert_eq!(s.memswap_limit, s.mem_limit);
