@@ -592,8 +592,10 @@ async fn connection<S>(
     let mut throttled = false;
     let throttle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(throttle);
-    // Every frame is decoded with a permit of `shared.frames`; with none
-    // left, nothing more is decoded or read until one is given back.
+    // Every frame of a logged-in connection is decoded with a permit of
+    // `shared.frames`; with none left, nothing more is decoded or read
+    // until one is given back. A hello needs none: it writes nothing, and
+    // a write backlog must not keep gateways from logging in.
     let mut permit: Option<OwnedSemaphorePermit> = None;
     let mut starved = false;
 
@@ -602,7 +604,7 @@ async fn connection<S>(
         let now = Utc::now();
         let mut framed = false;
         while close.is_none() && !throttled && pending.len() < limits.max_pipeline {
-            if permit.is_none() && dec.pending_bytes() > 0 {
+            if permit.is_none() && login.is_some() && dec.pending_bytes() > 0 {
                 match shared.frames.clone().try_acquire_owned() {
                     Ok(p) => permit = Some(p),
                     Err(_) => {
