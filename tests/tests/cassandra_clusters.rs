@@ -190,4 +190,6 @@ async fn tenants_go_to_the_cluster_with_room_and_stay_on_it() {
             .ok();
     }
     assert_eq!(holds_tenant(&two, &ids[2]).await, (false, false));
+    // The test's own node, and anything else of its scope.
+    env.scope.cleanup().await;
 }
