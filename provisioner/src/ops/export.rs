@@ -297,6 +297,7 @@ impl Provisioner {
     /// (no ports) with a usage error.
     pub async fn export(&self, id: &ProviderId) -> Result<ComposeFile> {
         let record = self.known(id).await?;
+        let cluster = self.cluster_config(id).await?;
         let mut specs = Vec::new();
         for role in Role::ALL {
             let port = match role.pool() {
@@ -305,6 +306,7 @@ impl Provisioner {
             };
             specs.push(
                 self.container_spec(
+                    &cluster,
                     id,
                     role,
                     port,

@@ -114,6 +114,7 @@ impl Provisioner {
             .map_or(TenantLimits::default(), |r| r.limits)
             .changed(options.max_readings_per_sec, options.max_gateways);
         self.check_open_files(limits)?;
+        let cluster = self.cluster_config(id).await?;
         let mut specs = Vec::new();
         for role in Role::ALL {
             // A role with a pool has its port among `ports`; the notifier
@@ -125,8 +126,16 @@ impl Provisioner {
                     .map(|(_, c)| Choice::port(*c))
             });
             specs.push(
-                self.container_spec(id, role, port, gateway_tls, limits, image_tag.as_deref())
-                    .await?,
+                self.container_spec(
+                    &cluster,
+                    id,
+                    role,
+                    port,
+                    gateway_tls,
+                    limits,
+                    image_tag.as_deref(),
+                )
+                .await?,
             );
         }
         let public_host = self.config.ports.public_host.clone();
@@ -161,9 +170,12 @@ impl Provisioner {
 
     /// The spec of `id`'s `role` container on `host_port` (none for the
     /// notifier), with its image resolved now (also what `export` writes
-    /// out).
+    /// out); `cluster` is the config as the tenant's Cassandra cluster
+    /// sees it ([`Provisioner::cluster_config`], read once per tenant).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn container_spec(
         &self,
+        cluster: &crate::config::Config,
         id: &ProviderId,
         role: Role,
         host_port: Option<u16>,
@@ -174,7 +186,7 @@ impl Provisioner {
         let image = self.config.image_tagged(role, image_tag);
         let image_id = self.backend.image_id(&image).await?;
         Ok(tenant_container(
-            &self.cluster_config(id).await?,
+            cluster,
             SpecInputs {
                 tenant: id,
                 role,
