@@ -35,6 +35,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         | ErrorKind::MailOff
         | ErrorKind::NotNPlusOne
         | ErrorKind::ClustersFull
+        | ErrorKind::SubnetsExhausted
         | ErrorKind::RolledBack => StatusCode::CONFLICT,
         ErrorKind::DrainIncomplete => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::EngineUnreachable

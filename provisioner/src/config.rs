@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tenant_common::trusted_proxies::Network;
 
 mod clusters;
 pub use clusters::{ClusterEntry, DEFAULT_CLUSTER, MANAGED_NODE_CAPACITY};
@@ -315,7 +316,18 @@ pub struct DockerConfig {
     /// `swarm`: the engine is a Swarm manager and tenant apps are services
     /// the Swarm places on its nodes (`[swarm]`).
     pub mode: DockerMode,
+    /// One engine: the IPv4 pool each tenant's bridge network takes a
+    /// subnet of `tenant_subnet_prefix` from, the first that no network of
+    /// the engine overlaps (default `10.240.0.0/12`: 4,096 tenants of /24).
+    /// `engine` leaves it to the engine's own default pools, which hold
+    /// about 30 networks. Swarm overlays take the Swarm's own pool.
+    pub tenant_subnets: String,
+    /// The prefix length of each tenant's subnet (default 24).
+    pub tenant_subnet_prefix: u8,
 }
+
+/// `[docker] tenant_subnets = "engine"`: the engine's own pools.
+pub const ENGINE_SUBNETS: &str = "engine";
 
 /// Where tenant apps run: containers on one engine, or Swarm services.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -505,6 +517,8 @@ impl Default for DockerConfig {
             container_prefix: "provision".into(),
             extra_labels: Default::default(),
             mode: DockerMode::Engine,
+            tenant_subnets: "10.240.0.0/12".into(),
+            tenant_subnet_prefix: 24,
         }
     }
 }
@@ -668,10 +682,38 @@ impl Config {
         if self.front.enabled && self.swarm() {
             self.check_swarm_front().map_err(bad)?;
         }
+        self.tenant_subnet_pool().map_err(bad)?;
         if self.front.maxconn == 0 {
             return Err(bad("[front] maxconn must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// Where tenant networks take their subnets from on one engine:
+    /// `[docker] tenant_subnets` and the subnets' prefix length, or `None`
+    /// when the engine chooses (`engine`, or Swarm mode).
+    pub fn tenant_subnet_pool(&self) -> std::result::Result<Option<(Network, u8)>, String> {
+        let docker = &self.docker;
+        if self.swarm() || docker.tenant_subnets == ENGINE_SUBNETS {
+            return Ok(None);
+        }
+        let pool: Network = docker
+            .tenant_subnets
+            .parse()
+            .map_err(|why| format!("[docker] tenant_subnets: {why}, or \"{ENGINE_SUBNETS}\""))?;
+        if !pool.address().is_ipv4() {
+            return Err(format!(
+                "[docker] tenant_subnets {pool}: the pool must be IPv4"
+            ));
+        }
+        let prefix = docker.tenant_subnet_prefix;
+        if !(pool.prefix()..=29).contains(&prefix) {
+            return Err(format!(
+                "[docker] tenant_subnet_prefix {prefix}: must be {} (the pool's) to 29",
+                pool.prefix()
+            ));
+        }
+        Ok(Some((pool, prefix)))
     }
 
     /// What the front needs on a Swarm: the nodes' network, internal
@@ -683,7 +725,7 @@ impl Config {
              addresses are in, whose fronts the tenant apps trust",
         )?;
         network
-            .parse::<tenant_common::trusted_proxies::Network>()
+            .parse::<Network>()
             .map_err(|why| format!("[front] node_network: {why}"))?;
         if front.internal_port_offset == 0 {
             return Err("[front] internal_port_offset must be at least 1".into());
@@ -928,6 +970,34 @@ mod tests {
             vec!["provision-cassandra:9042"]
         );
         assert!(c.state_path().ends_with("provision/state.db"));
+    }
+
+    #[test]
+    fn tenant_subnets_come_from_a_pool_unless_the_engine_chooses() {
+        let (pool, prefix) = Config::default().tenant_subnet_pool().unwrap().unwrap();
+        assert_eq!((pool.to_string().as_str(), prefix), ("10.240.0.0/12", 24));
+        let parse =
+            |docker: &str| Config::parse(&format!("[docker]\n{docker}"), Path::new("t.toml"));
+        let c = parse("tenant_subnets = \"engine\"").unwrap();
+        assert_eq!(c.tenant_subnet_pool().unwrap(), None);
+        let c = parse("tenant_subnets = \"172.30.0.0/16\"\ntenant_subnet_prefix = 26").unwrap();
+        let (pool, prefix) = c.tenant_subnet_pool().unwrap().unwrap();
+        assert_eq!((pool.to_string().as_str(), prefix), ("172.30.0.0/16", 26));
+        let c = parse("mode = \"swarm\"").unwrap();
+        assert_eq!(
+            c.tenant_subnet_pool().unwrap(),
+            None,
+            "overlays: the Swarm's pool"
+        );
+        for (bad, why) in [
+            ("tenant_subnets = \"10.240.0.0\"", "write address/prefix"),
+            ("tenant_subnets = \"fd00::/64\"", "must be IPv4"),
+            ("tenant_subnet_prefix = 8", "must be 12 (the pool's) to 29"),
+            ("tenant_subnet_prefix = 30", "to 29"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl Error {
             Error::NotNPlusOne { .. } => ErrorKind::NotNPlusOne,
             Error::DrainIncomplete { .. } => ErrorKind::DrainIncomplete,
             Error::Backend(BackendError::NodeUnknown { .. }) => ErrorKind::UnknownNode,
+            Error::Backend(BackendError::SubnetsExhausted { .. }) => ErrorKind::SubnetsExhausted,
             Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
             Error::Ports(_) => ErrorKind::PortTaken,
             Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,

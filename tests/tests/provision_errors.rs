@@ -162,3 +162,56 @@ async fn an_unknown_provider_is_an_error_for_every_command_that_needs_one() {
         assert_error(&run, 8, &format!("unknown provider {id}"));
     }
 }
+
+/// The subnet of the tenant's network (`<network>-<tenant>`).
+async fn tenant_subnet(env: &Env, id: &str) -> String {
+    let name = format!("{}-{id}", env.node.network);
+    let network = provision_testkit::docker()
+        .await
+        .inspect_network(&name, None)
+        .await
+        .unwrap_or_else(|e| panic!("inspect {name}: {e}"));
+    let config = network.ipam.and_then(|i| i.config).unwrap_or_default();
+    config
+        .first()
+        .and_then(|c| c.subnet.clone())
+        .unwrap_or_else(|| panic!("{name} has no subnet: {config:?}"))
+}
+
+#[tokio::test]
+async fn a_used_up_subnet_pool_is_an_error_and_a_freed_subnet_is_taken_again() {
+    let env = Env::new("pverr", (27541, 27543), (27551, 27553)).await;
+    // A pool of two /26 subnets, outside the default pool the other tests'
+    // tenants take theirs from.
+    let text = std::fs::read_to_string(&env.config).unwrap().replacen(
+        "[docker]\n",
+        "[docker]\ntenant_subnets = \"10.239.250.0/25\"\ntenant_subnet_prefix = 26\n",
+        1,
+    );
+    std::fs::write(&env.config, text).unwrap();
+    let ids: Vec<String> = (1..=3).map(|n| unique_id(&format!("subnet{n}"))).collect();
+    for (id, subnet) in ids.iter().zip(["10.239.250.0/26", "10.239.250.64/26"]) {
+        env.run(&["start", id]).await.ok();
+        assert_eq!(tenant_subnet(&env, id).await, subnet, "{id}");
+    }
+
+    let run = env.run(&["start", &ids[2]]).await;
+    assert_error(
+        &run,
+        22,
+        "no /26 subnet of [docker] tenant_subnets 10.239.250.0/25 is free",
+    );
+    assert!(tenant_containers(&ids[2]).await.is_empty());
+
+    // Destroying a tenant frees its subnet; the refused start converges.
+    env.run(&["destroy", &ids[0], "--yes", "--purge-data"])
+        .await
+        .ok();
+    env.run(&["start", &ids[2]]).await.ok();
+    assert_eq!(tenant_subnet(&env, &ids[2]).await, "10.239.250.0/26");
+    for id in &ids[1..] {
+        env.run(&["destroy", id, "--yes", "--purge-data"])
+            .await
+            .ok();
+    }
+}

@@ -44,6 +44,12 @@ pub enum BackendError {
     NodeUnknown { node: String },
     #[error("docker {what} failed: {why}")]
     Api { what: String, why: String },
+    #[error("no /{prefix} subnet of [docker] tenant_subnets {pool} is free for network {network}: the engine's networks use them all; widen the pool or remove unused networks")]
+    SubnetsExhausted {
+        network: String,
+        pool: String,
+        prefix: u8,
+    },
 }
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;

@@ -49,13 +49,16 @@ pub enum ErrorKind {
     Front,
     /// Every Cassandra cluster holds as many tenants as its capacity.
     ClustersFull,
+    /// One engine: no subnet of `[docker] tenant_subnets` is free for a
+    /// new tenant network.
+    SubnetsExhausted,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 21] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -77,6 +80,7 @@ impl ErrorKind {
         ErrorKind::RolledBack,
         ErrorKind::Front,
         ErrorKind::ClustersFull,
+        ErrorKind::SubnetsExhausted,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -102,6 +106,7 @@ impl ErrorKind {
             ErrorKind::RolledBack => "rolled_back",
             ErrorKind::Front => "front",
             ErrorKind::ClustersFull => "clusters_full",
+            ErrorKind::SubnetsExhausted => "subnets_exhausted",
             ErrorKind::Other => "other",
         }
     }
@@ -130,6 +135,7 @@ impl ErrorKind {
             ErrorKind::RolledBack => 19,
             ErrorKind::Front => 20,
             ErrorKind::ClustersFull => 21,
+            ErrorKind::SubnetsExhausted => 22,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The domain: identifiers, the tenant container spec and its hash, the
 //! cluster's N+1 capacity, the choice of a new tenant's Cassandra cluster,
-//! desired and observed state, port choice, and the pure planner that
+//! desired and observed state, port choice, a tenant network's subnet, and the pure planner that
 //! turns them into a [`plan::Plan`]. No I/O happens here; everything else
 //! depends on it, it depends on nothing of the crate but the config's data.
 
@@ -13,6 +13,7 @@ pub mod planner;
 pub mod ports;
 pub mod spec;
 pub mod state;
+pub mod subnets;
 
 pub use failure::{ErrorInfo, ErrorKind};
 pub use ids::{InvalidProviderId, Pool, ProviderId, Role};

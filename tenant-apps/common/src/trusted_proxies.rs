@@ -150,6 +150,39 @@ impl Network {
             _ => false,
         }
     }
+
+    /// The network's address (host bits cleared).
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether the two networks share an address (one holds the other's
+    /// first address).
+    pub fn overlaps(&self, other: &Network) -> bool {
+        self.contains(other.address) || other.contains(self.address)
+    }
+
+    /// An IPv4 network's subnets of length `prefix`, in address order
+    /// (none for IPv6, or a `prefix` shorter than the network's own or
+    /// longer than 32).
+    pub fn subnets_v4(&self, prefix: u8) -> impl Iterator<Item = Network> {
+        let (base, count) = match self.address {
+            IpAddr::V4(base) if (self.prefix..=32).contains(&prefix) => {
+                (u64::from(u32::from(base)), 1u64 << (prefix - self.prefix))
+            }
+            _ => (0, 0),
+        };
+        let step = 1u64 << (32 - prefix.min(32));
+        (0..count).map(move |i| Network {
+            address: IpAddr::V4(Ipv4Addr::from((base + i * step) as u32)),
+            prefix,
+        })
+    }
 }
 
 fn v4_mask(prefix: u8) -> u32 {
@@ -374,6 +407,37 @@ pub fn from_env(name: &'static str) -> Result<TrustedProxies, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_network_splits_into_subnets_in_address_order() {
+        let pool: Network = "10.240.0.0/12".parse().unwrap();
+        let mut subnets = pool.subnets_v4(24);
+        assert_eq!(subnets.next().unwrap().to_string(), "10.240.0.0/24");
+        assert_eq!(subnets.next().unwrap().to_string(), "10.240.1.0/24");
+        assert_eq!(pool.subnets_v4(24).count(), 4096);
+        assert_eq!(
+            pool.subnets_v4(24).last().unwrap().to_string(),
+            "10.255.255.0/24"
+        );
+        assert_eq!(pool.subnets_v4(8).count(), 0, "shorter than the pool");
+        assert_eq!(pool.subnets_v4(33).count(), 0);
+        let v6: Network = "fd00::/64".parse().unwrap();
+        assert_eq!(v6.subnets_v4(80).count(), 0);
+        let whole: Network = "0.0.0.0/1".parse().unwrap();
+        assert_eq!(
+            whole.subnets_v4(32).last().unwrap().to_string(),
+            "127.255.255.255/32"
+        );
+    }
+
+    #[test]
+    fn networks_overlap_when_one_holds_the_other() {
+        let net = |s: &str| s.parse::<Network>().unwrap();
+        assert!(net("10.240.0.0/12").overlaps(&net("10.241.3.0/24")));
+        assert!(net("10.241.3.0/24").overlaps(&net("10.240.0.0/12")));
+        assert!(!net("10.240.0.0/24").overlaps(&net("10.240.1.0/24")));
+        assert!(!net("10.240.0.0/24").overlaps(&net("fd00::/8")));
+    }
+
     use super::*;
 
     fn ip(text: &str) -> IpAddr {

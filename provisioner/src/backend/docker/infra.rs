@@ -1,4 +1,5 @@
-//! Changing the engine's networks and the managed Cassandra container:
+//! Changing the engine's networks (a tenant's bridge gets its subnet from
+//! `[docker] tenant_subnets`) and the managed Cassandra container:
 //! create (409 = exists), attach (attached = done), detach and remove
 //! (404 = done), and the node's hardened container with its volume.
 
@@ -6,9 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::Docker;
 
@@ -17,9 +18,10 @@ use super::observe::{dedupe_network, networks_named, observe_network};
 use super::{api, is_status};
 use crate::backend::{BackendError, Result};
 use crate::config::Config;
-use crate::domain::ProviderId;
+use crate::domain::{subnets, ProviderId};
 use crate::front::runtime::CONTAINER_DIR;
 use crate::labels;
+use tenant_common::trusted_proxies::Network;
 
 /// The labels of what the provisioner creates besides tenant containers:
 /// `[docker].extra_labels`, ours, and the role.
@@ -52,14 +54,90 @@ pub(super) async fn create_network(
         labels: Some(labels),
         ..Default::default()
     };
+    let pool = match tenant {
+        Some(_) => config
+            .tenant_subnet_pool()
+            .map_err(|why| BackendError::Api {
+                what: format!("create network {name}"),
+                why,
+            })?,
+        None => None,
+    };
     if networks_named(docker, name).await?.is_empty() {
-        match docker.create_network(request).await {
-            Ok(_) => {}
-            Err(e) if is_status(&e, 409) => {}
-            Err(e) => return Err(api(format!("create network {name}"), e)),
+        let created = match pool {
+            Some((pool, prefix)) => create_in_pool(docker, request, &pool, prefix).await,
+            None => docker
+                .create_network(request)
+                .await
+                .map(|_| ())
+                .map_err(CreateError::Docker),
+        };
+        match created {
+            Ok(()) => {}
+            Err(CreateError::Docker(e)) if is_status(&e, 409) => {}
+            Err(CreateError::Docker(e)) => return Err(api(format!("create network {name}"), e)),
+            Err(CreateError::PoolUsedUp { pool, prefix }) => {
+                return Err(BackendError::SubnetsExhausted {
+                    network: name.to_owned(),
+                    pool,
+                    prefix,
+                })
+            }
         }
     }
     dedupe_network(docker, name).await.map(|_| ())
+}
+
+/// Why a network in the pool was not made.
+enum CreateError {
+    Docker(bollard::errors::Error),
+    PoolUsedUp { pool: String, prefix: u8 },
+}
+
+/// Another start may take the subnet chosen between the listing and the
+/// create (the engine answers 403 "Pool overlaps"): so many tries, each
+/// with a fresh listing.
+const SUBNET_TRIES: usize = 8;
+
+/// Creates the network with the pool's first subnet that none of the
+/// engine's networks overlaps ([`crate::domain::subnets::first_free`]).
+async fn create_in_pool(
+    docker: &Docker,
+    mut request: NetworkCreateRequest,
+    pool: &Network,
+    prefix: u8,
+) -> std::result::Result<(), CreateError> {
+    for attempt in 1..=SUBNET_TRIES {
+        let taken: Vec<Network> = docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(CreateError::Docker)?
+            .into_iter()
+            .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
+            .filter_map(|c| c.subnet?.parse().ok())
+            .collect();
+        let Some(subnet) = subnets::first_free(pool, prefix, &taken) else {
+            return Err(CreateError::PoolUsedUp {
+                pool: pool.to_string(),
+                prefix,
+            });
+        };
+        request.ipam = Some(Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        match docker.create_network(request.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_status(&e, 403) && attempt < SUBNET_TRIES => {
+                tracing::debug!(network = request.name, %subnet, error = %e, "subnet taken meanwhile; choosing again");
+            }
+            Err(e) => return Err(CreateError::Docker(e)),
+        }
+    }
+    unreachable!("the last try returns")
 }
 
 /// Attaches `container` to `network` under its own name as an alias; an
