@@ -178,19 +178,54 @@ async fn tenant_subnet(env: &Env, id: &str) -> String {
         .unwrap_or_else(|| panic!("{name} has no subnet: {config:?}"))
 }
 
+/// A network this host routes to, on a veth pair of the test's own
+/// (removed on drop): as another engine's bridge or a VPN would be.
+struct RoutedNetwork(&'static str);
+
+impl RoutedNetwork {
+    fn add(interface: &'static str, address: &str) -> RoutedNetwork {
+        let ip = |args: &[&str]| {
+            let status = std::process::Command::new("ip").args(args).status();
+            assert!(status.is_ok_and(|s| s.success()), "ip {args:?}");
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", interface])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let peer = format!("{interface}p");
+        ip(&[
+            "link", "add", interface, "type", "veth", "peer", "name", &peer,
+        ]);
+        let routed = RoutedNetwork(interface);
+        ip(&["addr", "add", address, "dev", interface]);
+        ip(&["link", "set", &peer, "up"]);
+        ip(&["link", "set", interface, "up"]);
+        routed
+    }
+}
+
+impl Drop for RoutedNetwork {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .status();
+    }
+}
+
 #[tokio::test]
 async fn a_used_up_subnet_pool_is_an_error_and_a_freed_subnet_is_taken_again() {
     let env = Env::new("pverr", (27541, 27543), (27551, 27553)).await;
-    // A pool of two /26 subnets, outside the default pool the other tests'
-    // tenants take theirs from.
+    // A pool of four /27 subnets, outside the default pool the other
+    // tests' tenants take theirs from; the host routes to the first two.
     let text = std::fs::read_to_string(&env.config).unwrap().replacen(
         "[docker]\n",
-        "[docker]\ntenant_subnets = \"10.239.250.0/25\"\ntenant_subnet_prefix = 26\n",
+        "[docker]\ntenant_subnets = \"10.239.250.0/25\"\ntenant_subnet_prefix = 27\n",
         1,
     );
     std::fs::write(&env.config, text).unwrap();
+    let _routed = RoutedNetwork::add("pvsubnet", "10.239.250.1/26");
     let ids: Vec<String> = (1..=3).map(|n| unique_id(&format!("subnet{n}"))).collect();
-    for (id, subnet) in ids.iter().zip(["10.239.250.0/26", "10.239.250.64/26"]) {
+    for (id, subnet) in ids.iter().zip(["10.239.250.64/27", "10.239.250.96/27"]) {
         env.run(&["start", id]).await.ok();
         assert_eq!(tenant_subnet(&env, id).await, subnet, "{id}");
     }
@@ -199,7 +234,7 @@ async fn a_used_up_subnet_pool_is_an_error_and_a_freed_subnet_is_taken_again() {
     assert_error(
         &run,
         22,
-        "no /26 subnet of [docker] tenant_subnets 10.239.250.0/25 is free",
+        "no /27 subnet of [docker] tenant_subnets 10.239.250.0/25 is free",
     );
     assert!(tenant_containers(&ids[2]).await.is_empty());
 
@@ -208,7 +243,7 @@ async fn a_used_up_subnet_pool_is_an_error_and_a_freed_subnet_is_taken_again() {
         .await
         .ok();
     env.run(&["start", &ids[2]]).await.ok();
-    assert_eq!(tenant_subnet(&env, &ids[2]).await, "10.239.250.0/26");
+    assert_eq!(tenant_subnet(&env, &ids[2]).await, "10.239.250.64/27");
     for id in &ids[1..] {
         env.run(&["destroy", id, "--yes", "--purge-data"])
             .await

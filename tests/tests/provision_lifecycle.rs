@@ -27,6 +27,44 @@ async fn keyspace_exists(env: &Env, keyspace: &str) -> bool {
     rows.rows_num() > 0
 }
 
+/// Every running container of `id` shows its memory under its limit, as
+/// the engine's own stats count it (usage less the inactive page cache,
+/// within 4 MiB: the two are read a moment apart), and a CPU figure.
+async fn assert_usage_is_the_engines(env: &Env, id: &str) {
+    let run = env.run(&["--json", "status", id]).await.ok();
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let containers = status["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 3, "{status}");
+    let docker = docker().await;
+    for c in containers {
+        let name = c["name"].as_str().unwrap();
+        let memory = c["memory_bytes"].as_u64().unwrap_or(0);
+        let limit = c["memory_limit_bytes"].as_u64().unwrap_or(0);
+        assert!(c["cpu_percent"].as_f64().is_some_and(|p| p >= 0.0), "{c}");
+        assert!(memory > 0 && memory < limit, "{c}");
+        let options = bollard::query_parameters::StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let sample = futures::StreamExt::next(&mut docker.stats(name, Some(options)))
+            .await
+            .expect("a sample")
+            .expect("stats");
+        let mem = sample.memory_stats.expect("memory stats");
+        let cache = mem
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("total_inactive_file").copied())
+            .unwrap_or(0);
+        let engine = mem.usage.unwrap().saturating_sub(cache);
+        assert_eq!(limit, mem.limit.unwrap(), "{name}: the limit");
+        assert!(
+            memory.abs_diff(engine) < 4 << 20,
+            "{name}: status says {memory} bytes, the engine {engine}"
+        );
+    }
+}
+
 async fn role_exists(env: &Env, role: &str) -> bool {
     let session = env.node.admin_session().await;
     let rows = session
@@ -225,6 +263,7 @@ async fn life_cycle(
     );
     let list = env.run(&["--json", "list"]).await.ok();
     assert!(list.stdout.contains("\"memory_bytes\""), "{}", list.stdout);
+    assert_usage_is_the_engines(env, &id).await;
 
     // destroy releases the ports and keeps the data; a new tenant can take them.
     let refused = env.run(&["destroy", &id]).await;

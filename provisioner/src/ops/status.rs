@@ -56,22 +56,30 @@ impl Provisioner {
 
     async fn tenant_status(&self, record: TenantRecord) -> Result<TenantStatus> {
         let network = self.config.tenant_network(&record.id);
-        let mut containers = Vec::new();
-        for role in Role::ALL {
-            let name = self.config.container_name(&record.id, role);
-            let Some(details) = self.backend.details(&name, &network).await? else {
-                continue;
-            };
-            let usage = match details.state {
-                ContainerState::Running => self.backend.usage(&name).await?,
-                _ => None,
-            };
-            containers.push(ContainerStatus {
-                role,
-                details,
-                usage,
-            });
-        }
+        // The three containers at once: a stats sample takes the engine
+        // a second or more, whatever else it does.
+        let container = |role: Role| {
+            let (name, network) = (self.config.container_name(&record.id, role), &network);
+            async move {
+                let Some(details) = self.backend.details(&name, network).await? else {
+                    return Ok(None);
+                };
+                let usage = match details.state {
+                    ContainerState::Running => self.backend.usage(&name).await?,
+                    _ => None,
+                };
+                Ok::<_, Error>(Some(ContainerStatus {
+                    role,
+                    details,
+                    usage,
+                }))
+            }
+        };
+        let containers: Vec<ContainerStatus> = join_all(Role::ALL.map(container))
+            .await
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect::<Result<_>>()?;
         let running = containers
             .iter()
             .filter(|c| c.details.state.is_running())

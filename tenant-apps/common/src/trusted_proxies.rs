@@ -319,6 +319,48 @@ impl ProxyList {
 pub fn default_gateway(route_table: &str) -> Result<Option<Ipv4Addr>, String> {
     const RTF_UP: u32 = 0x1;
     const RTF_GATEWAY: u32 = 0x2;
+    let mut best: Option<(u32, Ipv4Addr)> = None;
+    for route in routes(route_table)? {
+        if route.destination != 0 || route.mask != 0 {
+            continue;
+        }
+        if route.flags & RTF_UP == 0 || route.flags & RTF_GATEWAY == 0 || route.gateway == 0 {
+            continue;
+        }
+        // the bytes as the kernel had them, in network order
+        let address = Ipv4Addr::from(route.gateway.to_ne_bytes());
+        if best.is_none_or(|(m, _)| route.metric < m) {
+            best = Some((route.metric, address));
+        }
+    }
+    Ok(best.map(|(_, address)| address))
+}
+
+/// The networks the host routes to directly or through a gateway (every
+/// route but the default one), from the text of [`ROUTE_TABLE`].
+pub fn routed_networks(route_table: &str) -> Result<Vec<Network>, String> {
+    Ok(routes(route_table)?
+        .into_iter()
+        .filter(|r| r.mask != 0)
+        .map(|r| Network {
+            address: IpAddr::V4(Ipv4Addr::from(r.destination.to_ne_bytes())),
+            prefix: r.mask.count_ones() as u8,
+        })
+        .collect())
+}
+
+/// One line of [`ROUTE_TABLE`]: addresses as the kernel writes them (in
+/// network order, read as a number of this machine's byte order).
+struct Route {
+    destination: u32,
+    gateway: u32,
+    flags: u32,
+    metric: u32,
+    mask: u32,
+}
+
+/// The lines of [`ROUTE_TABLE`], found by its header's column names.
+fn routes(route_table: &str) -> Result<Vec<Route>, String> {
     let mut lines = route_table.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
     let column = |name: &str| {
@@ -334,7 +376,7 @@ pub fn default_gateway(route_table: &str) -> Result<Option<Ipv4Addr>, String> {
         column("Metric")?,
         column("Mask")?,
     );
-    let mut best: Option<(u32, Ipv4Addr)> = None;
+    let mut routes = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.is_empty() {
@@ -350,25 +392,18 @@ pub fn default_gateway(route_table: &str) -> Result<Option<Ipv4Addr>, String> {
             u32::from_str_radix(text, 16)
                 .map_err(|_| format!("{name} `{text}` is not hexadecimal: {line:?}"))
         };
-        if hex(destination, "Destination")? != 0 || hex(mask, "Mask")? != 0 {
-            continue;
-        }
-        let route_flags = hex(flags, "Flags")?;
-        let via = hex(gateway, "Gateway")?;
-        if route_flags & RTF_UP == 0 || route_flags & RTF_GATEWAY == 0 || via == 0 {
-            continue;
-        }
         let text = field(metric, "Metric")?;
-        let route_metric: u32 = text
-            .parse()
-            .map_err(|_| format!("Metric `{text}` is not a number: {line:?}"))?;
-        // the bytes as the kernel had them, in network order
-        let address = Ipv4Addr::from(via.to_ne_bytes());
-        if best.is_none_or(|(m, _)| route_metric < m) {
-            best = Some((route_metric, address));
-        }
+        routes.push(Route {
+            destination: hex(destination, "Destination")?,
+            gateway: hex(gateway, "Gateway")?,
+            flags: hex(flags, "Flags")?,
+            metric: text
+                .parse()
+                .map_err(|_| format!("Metric `{text}` is not a number: {line:?}"))?,
+            mask: hex(mask, "Mask")?,
+        });
     }
-    Ok(best.map(|(_, address)| address))
+    Ok(routes)
 }
 
 /// The trusted proxies the variable `name` lists (none when unset or
@@ -407,6 +442,25 @@ pub fn from_env(name: &'static str) -> Result<TrustedProxies, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_routed_networks_are_every_route_but_the_default() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            podman2\t0000F00A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let networks: Vec<String> = routed_networks(table)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.240.0.0/24", "192.0.2.0/24"]);
+        assert_eq!(
+            default_gateway(table).unwrap(),
+            Some(Ipv4Addr::new(192, 0, 2, 1))
+        );
+    }
+
     #[test]
     fn a_network_splits_into_subnets_in_address_order() {
         let pool: Network = "10.240.0.0/12".parse().unwrap();

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::domain::{subnets, ProviderId};
 use crate::front::runtime::CONTAINER_DIR;
 use crate::labels;
-use tenant_common::trusted_proxies::Network;
+use tenant_common::trusted_proxies::{self, Network};
 
 /// The labels of what the provisioner creates besides tenant containers:
 /// `[docker].extra_labels`, ours, and the role.
@@ -40,6 +40,7 @@ pub(super) fn managed_labels(config: &Config, role: &str) -> HashMap<String, Str
 pub(super) async fn create_network(
     docker: &Docker,
     config: &Config,
+    on_this_host: bool,
     name: &str,
     tenant: Option<&ProviderId>,
 ) -> Result<()> {
@@ -65,7 +66,9 @@ pub(super) async fn create_network(
     };
     if networks_named(docker, name).await?.is_empty() {
         let created = match pool {
-            Some((pool, prefix)) => create_in_pool(docker, request, &pool, prefix).await,
+            Some((pool, prefix)) => {
+                create_in_pool(docker, request, &pool, prefix, on_this_host).await
+            }
             None => docker
                 .create_network(request)
                 .await
@@ -100,15 +103,19 @@ enum CreateError {
 const SUBNET_TRIES: usize = 8;
 
 /// Creates the network with the pool's first subnet that none of the
-/// engine's networks overlaps ([`crate::domain::subnets::first_free`]).
+/// engine's networks overlaps ([`crate::domain::subnets::first_free`]),
+/// nor, for an engine on this host, any network this host routes to
+/// (another engine's bridges, such as Podman's, a VPN's, the LAN's),
+/// as the engine's own default pools are chosen.
 async fn create_in_pool(
     docker: &Docker,
     mut request: NetworkCreateRequest,
     pool: &Network,
     prefix: u8,
+    on_this_host: bool,
 ) -> std::result::Result<(), CreateError> {
     for attempt in 1..=SUBNET_TRIES {
-        let taken: Vec<Network> = docker
+        let mut taken: Vec<Network> = docker
             .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
             .await
             .map_err(CreateError::Docker)?
@@ -116,6 +123,9 @@ async fn create_in_pool(
             .flat_map(|n| n.ipam.and_then(|i| i.config).unwrap_or_default())
             .filter_map(|c| c.subnet?.parse().ok())
             .collect();
+        if on_this_host {
+            taken.extend(host_routes());
+        }
         let Some(subnet) = subnets::first_free(pool, prefix, &taken) else {
             return Err(CreateError::PoolUsedUp {
                 pool: pool.to_string(),
@@ -138,6 +148,16 @@ async fn create_in_pool(
         }
     }
     unreachable!("the last try returns")
+}
+
+/// The networks this host routes to (none if its route table cannot be
+/// read: the engine's own check then stands alone).
+fn host_routes() -> Vec<Network> {
+    let table = std::fs::read_to_string(trusted_proxies::ROUTE_TABLE).unwrap_or_default();
+    trusted_proxies::routed_networks(&table).unwrap_or_else(|why| {
+        tracing::warn!(%why, "cannot read this host's routes");
+        Vec::new()
+    })
 }
 
 /// Attaches `container` to `network` under its own name as an alias; an

@@ -1,17 +1,20 @@
 //! Reading the engine: a container's details (state, health, address,
-//! restarts and OOM kills), one stats sample, the log stream, the events
+//! restarts and OOM kills), CPU and memory use, the log stream, the events
 //! about our containers, and a direct probe of a container's health
 //! endpoint.
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::models::{
+    ContainerCpuStats, ContainerInspectResponse, ContainerStateStatusEnum, ContainerStatsResponse,
+    HealthStatusEnum,
+};
 use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
 use bollard::Docker;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{api, is_status};
+use super::{api, cgroup, is_status};
 use crate::backend::{ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage};
 use crate::domain::{ContainerState, Health, ProviderId};
 use crate::labels;
@@ -29,19 +32,26 @@ fn state_of(s: ContainerStateStatusEnum) -> ContainerState {
     }
 }
 
+/// The engine's inspection of a container; `None` when it does not exist.
+async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInspectResponse>> {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if is_status(&e, 404) => Ok(None),
+        Err(e) => Err(api(format!("inspect container {name}"), e)),
+    }
+}
+
 /// Inspects a container; `None` when it does not exist.
 pub(super) async fn details(
     docker: &Docker,
     name: &str,
     network: &str,
 ) -> Result<Option<ContainerDetails>> {
-    let inspect = match docker
-        .inspect_container(name, None::<InspectContainerOptions>)
-        .await
-    {
-        Ok(i) => i,
-        Err(e) if is_status(&e, 404) => return Ok(None),
-        Err(e) => return Err(api(format!("inspect container {name}"), e)),
+    let Some(inspect) = inspect(docker, name).await? else {
+        return Ok(None);
     };
     let state = inspect.state.unwrap_or_default();
     let running = state.running.unwrap_or(false);
@@ -108,41 +118,89 @@ async fn oom_events(docker: &Docker, container: &str, created: Option<&str>) -> 
         .unwrap_or(0)
 }
 
-pub(super) async fn usage(docker: &Docker, name: &str) -> Result<Option<Usage>> {
+/// CPU and memory of a running container (`None` when it is not): from
+/// its cgroup when the engine runs on this host (`local`: a socket
+/// engine; [`super::cgroup`]), else from the engine's stats.
+pub(super) async fn usage(docker: &Docker, local: bool, name: &str) -> Result<Option<Usage>> {
+    if local {
+        let Some(inspect) = inspect(docker, name).await? else {
+            return Ok(None);
+        };
+        let state = inspect.state.unwrap_or_default();
+        if !state.running.unwrap_or(false) {
+            return Ok(None);
+        }
+        let counters = state
+            .pid
+            .filter(|pid| *pid > 0)
+            .zip(inspect.id)
+            .and_then(|(pid, id)| cgroup::locate_on_host(pid, &id));
+        if let Some(counters) = counters {
+            if let Some(usage) = counters.usage().await {
+                return Ok(Some(usage));
+            }
+        }
+    }
+    engine_usage(docker, name).await
+}
+
+/// One stats sample of the engine's; `None` for a container that is gone
+/// or does not run.
+async fn engine_sample(docker: &Docker, name: &str) -> Result<Option<ContainerStatsResponse>> {
     let options = StatsOptions {
         stream: false,
         one_shot: false,
     };
-    let mut stream = docker.stats(name, Some(options));
-    let Some(sample) = stream.next().await else {
+    match docker.stats(name, Some(options)).next().await {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(e)) if is_status(&e, 404) || is_status(&e, 409) => Ok(None),
+        Some(Err(e)) => Err(api(format!("stats of {name}"), e)),
+    }
+}
+
+/// The total CPU time and the system's, in one sample's CPU figures.
+fn cpu_times(c: &ContainerCpuStats) -> (u64, u64) {
+    let total = c
+        .cpu_usage
+        .as_ref()
+        .and_then(|u| u.total_usage)
+        .unwrap_or(0);
+    (total, c.system_cpu_usage.unwrap_or(0))
+}
+
+/// CPU and memory from the engine's stats. Docker's sample carries the
+/// previous one's CPU figures; where they are missing (Podman's are
+/// zero) a second sample is taken and the two compared.
+async fn engine_usage(docker: &Docker, name: &str) -> Result<Option<Usage>> {
+    let Some(first) = engine_sample(docker, name).await? else {
         return Ok(None);
     };
-    let sample = match sample {
-        Ok(s) => s,
-        Err(e) if is_status(&e, 404) || is_status(&e, 409) => return Ok(None),
-        Err(e) => return Err(api(format!("stats of {name}"), e)),
+    let cpu = first.cpu_stats.clone().unwrap_or_default();
+    let pre = first.precpu_stats.clone().unwrap_or_default();
+    let (latest, now, before) = match cpu_times(&pre) {
+        (_, 0) => match engine_sample(docker, name).await? {
+            Some(second) => {
+                let now = second.cpu_stats.clone().unwrap_or_default();
+                (second, now, cpu)
+            }
+            None => return Ok(None),
+        },
+        _ => (first, cpu, pre),
     };
-    let cpu = sample.cpu_stats.unwrap_or_default();
-    let pre = sample.precpu_stats.unwrap_or_default();
-    let total = |c: &bollard::models::ContainerCpuStats| {
-        c.cpu_usage
-            .as_ref()
-            .and_then(|u| u.total_usage)
-            .unwrap_or(0)
-    };
-    let cpu_delta = total(&cpu).saturating_sub(total(&pre)) as f64;
-    let sys_delta = cpu
-        .system_cpu_usage
-        .unwrap_or(0)
-        .saturating_sub(pre.system_cpu_usage.unwrap_or(0)) as f64;
-    let cpus = cpu.online_cpus.unwrap_or(1).max(1) as f64;
+    let (total, system) = cpu_times(&now);
+    let (total_before, system_before) = cpu_times(&before);
+    let cpu_delta = total.saturating_sub(total_before) as f64;
+    let sys_delta = system.saturating_sub(system_before) as f64;
+    let cpus = now.online_cpus.unwrap_or(1).max(1) as f64;
     let cpu_percent = if sys_delta > 0.0 {
         cpu_delta / sys_delta * cpus * 100.0
     } else {
         0.0
     };
-    let mem = sample.memory_stats.unwrap_or_default();
-    // Like `docker stats`: usage minus the page cache.
+    let mem = latest.memory_stats.unwrap_or_default();
+    // Like `docker stats`: usage minus the page cache (none to subtract
+    // where the engine gives no breakdown).
     let cache = mem
         .stats
         .as_ref()

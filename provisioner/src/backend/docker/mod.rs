@@ -7,6 +7,7 @@
 //! - [`containers`]: tenant containers from their spec;
 //! - [`inspect`]: details, stats, logs, health probes.
 
+mod cgroup;
 mod containers;
 mod infra;
 mod inspect;
@@ -70,6 +71,13 @@ impl DockerBackend {
             .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
     }
 
+    /// Whether the engine is reached through a socket, so runs on this
+    /// host (its containers' processes and cgroups are this host's).
+    fn on_this_host(&self) -> bool {
+        let host = self.host();
+        host.starts_with("unix://") || host.starts_with('/')
+    }
+
     /// The engine, connected and version-negotiated on first use.
     pub async fn docker(&self) -> Result<&Docker> {
         self.docker.get_or_try_init(|| self.connect()).await
@@ -81,7 +89,7 @@ impl DockerBackend {
             host: host.clone(),
             why,
         };
-        let docker = if host.starts_with("unix://") || host.starts_with('/') {
+        let docker = if self.on_this_host() {
             Docker::connect_with_socket(&host, 120, bollard::API_DEFAULT_VERSION)
         } else {
             Docker::connect_with_http(&host, 120, bollard::API_DEFAULT_VERSION)
@@ -134,7 +142,14 @@ impl Backend for DockerBackend {
     }
 
     async fn create_network(&self, name: &str, tenant: Option<&ProviderId>) -> Result<()> {
-        infra::create_network(self.docker().await?, &self.config, name, tenant).await
+        infra::create_network(
+            self.docker().await?,
+            &self.config,
+            self.on_this_host(),
+            name,
+            tenant,
+        )
+        .await
     }
 
     async fn attach(&self, container: &str, network: &str) -> Result<()> {
@@ -192,7 +207,7 @@ impl Backend for DockerBackend {
     }
 
     async fn usage(&self, name: &str) -> Result<Option<Usage>> {
-        inspect::usage(self.docker().await?, name).await
+        inspect::usage(self.docker().await?, self.on_this_host(), name).await
     }
 
     async fn logs(
