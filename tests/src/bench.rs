@@ -4,12 +4,14 @@
 //!
 //! - [`ensure_node`] starts (or reuses) `provision-bench-cassandra` on
 //!   `provision-bench-net`, apart from the test suite's node, and waits
-//!   until CQL answers; [`remove_node`] removes both.
+//!   until CQL answers ([`published_cql`], for any node container);
+//!   [`remove_node`] removes both.
 //! - [`config_text`] is a provision config on that node with the given
 //!   port pools; every container it makes carries [`BENCH_LABEL`].
 //! - [`Daemon`] runs `provisiond --config … --socket …` (and `--listen`),
 //!   polls its `/healthz` until it answers, and ends it with SIGTERM.
-//! - [`median`], [`min`], [`loadavg`], [`kib_field`], [`proc_kib`].
+//! - [`median`], [`min`], [`loadavg`], [`kib_field`], [`proc_kib`],
+//!   [`cgroup_usage_without_cache`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -304,6 +306,43 @@ pub fn proc_kib(pid: u32, field: &str) -> Option<u64> {
     )
 }
 
+/// cgroup v1: the memory cgroup of `pid`, `memory.usage_in_bytes` −
+/// `total_cache` of its `memory.stat` (what `docker stats` shows as usage
+/// there); cgroup v2: `memory.current` − `file`.
+pub fn cgroup_usage_without_cache(pid: u32) -> Option<u64> {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let stat_value = |stat: &str, key: &str| -> Option<u64> {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    if let Some(path) = cgroups.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    }) {
+        let dir = format!("/sys/fs/cgroup/memory{path}");
+        let usage: u64 = std::fs::read_to_string(format!("{dir}/memory.usage_in_bytes"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).ok()?;
+        return Some(usage.saturating_sub(stat_value(&stat, "total_cache").unwrap_or(0)));
+    }
+    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let dir = format!("/sys/fs/cgroup{path}");
+    let current: u64 = std::fs::read_to_string(format!("{dir}/memory.current"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).ok()?;
+    Some(current.saturating_sub(stat_value(&stat, "file").unwrap_or(0)))
+}
+
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
@@ -353,9 +392,24 @@ pub async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
             .await
             .unwrap_or_else(|e| panic!("cannot start {NODE}: {e}"));
     }
+    let addr = published_cql(docker, NODE, started).await;
+    if !running {
+        eprintln!(
+            "{NODE} answered CQL after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    (addr, !running)
+}
+
+/// Where the host reaches CQL on the started node container `name` (its
+/// published 9042), once CQL answers as the [`SUPERUSER`]: polls the port
+/// (30 s at most) and then a connection (240 s at most, both from
+/// `started`).
+pub async fn published_cql(docker: &Docker, name: &str, started: Instant) -> SocketAddr {
     let port: u16 = loop {
         let port = docker
-            .inspect_container(NODE, None)
+            .inspect_container(name, None)
             .await
             .ok()
             .and_then(|i| i.network_settings?.ports)
@@ -366,7 +420,7 @@ pub async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "{NODE} published no port"
+            "{name} published no port"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -378,17 +432,11 @@ pub async fn ensure_node(docker: &Docker) -> (SocketAddr, bool) {
         }
         assert!(
             started.elapsed() < Duration::from_secs(240),
-            "{NODE} did not answer CQL within 240 s (docker logs {NODE})"
+            "{name} did not answer CQL within 240 s (docker logs {name})"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    if !running {
-        eprintln!(
-            "{NODE} answered CQL after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    (addr, !running)
+    addr
 }
 
 pub async fn remove_node(docker: &Docker) {

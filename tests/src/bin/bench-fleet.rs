@@ -101,8 +101,9 @@ use gateway_sim::resilient::{
 };
 use provision_testkit::apps::commission_gateway_with;
 use provision_testkit::bench::{
-    config_text, ensure_node, fleet_floor, loadavg, quantile_us, random_suffix, remove_node,
-    sibling_binary, tcp_get, FloorRun, BENCH_LABEL, NETWORK, NODE, SUPERUSER,
+    cgroup_usage_without_cache, config_text, ensure_node, fleet_floor, loadavg, quantile_us,
+    random_suffix, remove_node, sibling_binary, tcp_get, FloorRun, BENCH_LABEL, NETWORK, NODE,
+    SUPERUSER,
 };
 use provision_testkit::containers::{container_state, process_cpu_time};
 use provision_testkit::faults::missing_acked;
@@ -1418,43 +1419,6 @@ impl Cpu {
             )
         )
     }
-}
-
-/// cgroup v1: the memory cgroup of `pid`, `memory.usage_in_bytes` −
-/// `total_cache` of its `memory.stat` (what `docker stats` shows as usage
-/// there); cgroup v2: `memory.current` − `file`.
-fn cgroup_usage_without_cache(pid: u32) -> Option<u64> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let stat_value = |stat: &str, key: &str| -> Option<u64> {
-        stat.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
-    };
-    if let Some(path) = cgroups.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-        controllers
-            .split(',')
-            .any(|c| c == "memory")
-            .then_some(path)
-    }) {
-        let dir = format!("/sys/fs/cgroup/memory{path}");
-        let usage: u64 = std::fs::read_to_string(format!("{dir}/memory.usage_in_bytes"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).ok()?;
-        return Some(usage.saturating_sub(stat_value(&stat, "total_cache").unwrap_or(0)));
-    }
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let dir = format!("/sys/fs/cgroup{path}");
-    let current: u64 = std::fs::read_to_string(format!("{dir}/memory.current"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("{dir}/memory.stat")).ok()?;
-    Some(current.saturating_sub(stat_value(&stat, "file").unwrap_or(0)))
 }
 
 /// In process `pid`'s network namespace: established TCP connections on
