@@ -476,6 +476,10 @@ pub struct LimitsConfig {
     /// process's own hard limit, read when the config is loaded (the
     /// engine's host is usually this one).
     pub nofile_max: Option<u64>,
+    /// The processes limit every container gets (`RLIMIT_NPROC`): the
+    /// engine host's hard limit. Default: this process's own, read when
+    /// the config is loaded; none where it is unlimited.
+    pub nproc_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -580,6 +584,7 @@ impl Default for LimitsConfig {
             pids: 128,
             cpus: 0.0,
             nofile_max: None,
+            nproc_max: None,
         }
     }
 }
@@ -636,10 +641,14 @@ impl Config {
         Ok(config.with_host_limits())
     }
 
-    /// `[limits] nofile_max` from this process's hard limit when unset.
+    /// `[limits] nofile_max` and `nproc_max` from this process's hard
+    /// limits when unset.
     fn with_host_limits(mut self) -> Config {
         if self.limits.nofile_max.is_none() {
-            self.limits.nofile_max = hard_nofile_limit();
+            self.limits.nofile_max = hard_limit("Max open files");
+        }
+        if self.limits.nproc_max.is_none() {
+            self.limits.nproc_max = hard_limit("Max processes");
         }
         self
     }
@@ -947,12 +956,13 @@ impl Config {
     }
 }
 
-/// This process's hard limit on open files (`/proc/self/limits`), if it
-/// has one.
-fn hard_nofile_limit() -> Option<u64> {
+/// This process's hard limit of the `/proc/self/limits` line starting
+/// with `name`, if it has one (not `unlimited`).
+fn hard_limit(name: &str) -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(4)?.parse().ok()
+    let line = limits.lines().find(|l| l.starts_with(name))?;
+    let words = name.split_whitespace().count();
+    line.split_whitespace().nth(words + 1)?.parse().ok()
 }
 
 #[cfg(test)]

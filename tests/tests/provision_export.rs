@@ -112,11 +112,11 @@ async fn published(docker: &Docker, name: &str) -> Vec<String> {
         .into_iter()
         .flat_map(|(container, bindings)| {
             bindings.unwrap_or_default().into_iter().map(move |b| {
-                format!(
-                    "{}:{}:{container}",
-                    b.host_ip.unwrap_or_default(),
-                    b.host_port.unwrap_or_default()
-                )
+                let port = b.host_port.unwrap_or_default();
+                match b.host_ip.unwrap_or_default() {
+                    ip if ip.is_empty() => format!("{port}:{container}"),
+                    ip => format!("{ip}:{port}:{container}"),
+                }
             })
         })
         .collect();
@@ -211,7 +211,8 @@ async fn an_exported_tenant_runs_under_docker_compose_as_it_ran_under_provision(
         assert_eq!(doc["x-provision"]["image_ids"][role], json!(running_image));
         let ports = str_list(&service["ports"]);
         assert_eq!(ports, published(&docker, &name).await, "{role}");
-        assert_eq!(ports, [format!("0.0.0.0:{port}:{container_port}/tcp")]);
+        // every address: published with no host IP, as compose does
+        assert_eq!(ports, [format!("{port}:{container_port}/tcp")]);
         assert_eq!(
             str_list(&service["networks"]),
             std::slice::from_ref(&network)

@@ -90,6 +90,23 @@ pub fn ingest_nofile(gateways: u32) -> u64 {
     u64::from(gateways) + INGEST_SPARE_FILES
 }
 
+/// The open files of the admin panel and the notifier (at most the
+/// host's limit, `[limits] nofile_max`).
+pub const APP_NOFILE: u64 = 4096;
+
+/// The open-files limit of `role`'s container: set on every container, so
+/// that no engine's own default applies (Podman asks for 1,048,576, more
+/// than a host's hard limit may allow, and the container cannot start).
+pub fn nofile(config: &Config, role: Role, limits: TenantLimits) -> u64 {
+    match role {
+        Role::Ingest => ingest_nofile(max_gateways(limits)),
+        _ => config
+            .limits
+            .nofile_max
+            .map_or(APP_NOFILE, |max| APP_NOFILE.min(max)),
+    }
+}
+
 /// The memory limit of an ingest that takes `gateways` at once (MiB):
 /// `[limits] memory_mb`, or more when the gateways need it.
 pub fn ingest_memory_mb(config: &Config, gateways: u32) -> i64 {
@@ -135,11 +152,15 @@ pub struct ContainerSpec {
     pub network: String,
     pub memory_bytes: i64,
     pub pids: i64,
-    /// The open-files limit (soft and hard), when the role has its own
-    /// (ingest: one per gateway and [`INGEST_SPARE_FILES`]); else the
-    /// engine's default. Left out of the hash when `None`.
+    /// The open-files limit (soft and hard): [`nofile`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nofile: Option<u64>,
+    /// The processes limit (soft and hard; `RLIMIT_NPROC`, per user):
+    /// `[limits] nproc_max`, the host's hard limit, so that no engine's
+    /// larger default applies; `None` where the host has none. Left out
+    /// of the hash when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nproc: Option<u64>,
     pub nano_cpus: Option<i64>,
     pub health_interval_secs: u64,
     /// The host folder mounted read-only at [`SECRETS_MOUNT`].
@@ -316,7 +337,8 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         network: config.tenant_network(id),
         memory_bytes: reservation(config, role, inputs.limits).memory_bytes,
         pids: limits.pids,
-        nofile: (role == Role::Ingest).then(|| ingest_nofile(max_gateways(inputs.limits))),
+        nofile: Some(nofile(config, role, inputs.limits)),
+        nproc: limits.nproc_max,
         nano_cpus: nano_cpus(config),
         health_interval_secs: config.health.interval_secs.max(1),
         secrets_dir: inputs.secrets_dir,
@@ -394,10 +416,14 @@ mod tests {
         );
         assert!(mb(20_000) > mb(10_000));
         assert_eq!(plain.memory_bytes, mb(DEFAULT_MAX_GATEWAYS) * 1024 * 1024);
-        // Only ingest has its own: the others' hashes stay as they were.
+        // The others get the apps' own, under the host's limit.
         let admin = spec_of(Role::Admin, "sha256:aaa", 8081, GatewayTls::Optional);
-        assert_eq!(admin.nofile, None);
-        assert!(!serde_json::to_string(&admin).unwrap().contains("nofile"));
+        let host = config.limits.nofile_max;
+        assert_eq!(
+            admin.nofile,
+            Some(host.map_or(APP_NOFILE, |h| h.min(APP_NOFILE)))
+        );
+        assert_eq!(admin.nproc, config.limits.nproc_max);
         assert_eq!(admin.memory_bytes, config.limits.memory_mb * 1024 * 1024);
     }
 
@@ -467,8 +493,12 @@ mod tests {
         )
     }
 
+    /// A parsed config, with the limits of [`Config::default`] (parsing
+    /// reads this host's hard limits), so its specs compare with those.
     fn with_mail(text: &str) -> Config {
-        Config::parse(text, std::path::Path::new("t.toml")).unwrap()
+        let mut config = Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        config.limits = Config::default().limits;
+        config
     }
 
     #[test]

@@ -102,8 +102,8 @@ pub struct ComposeService {
     pub memswap_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
-    /// `nofile: {soft, hard}` (ingest's open files, by its cap on
-    /// gateways).
+    /// `nofile` and `nproc: {soft, hard}` (ingest's open files by its
+    /// cap on gateways, the others' fixed; processes: the host's limit).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ulimits: BTreeMap<String, ComposeUlimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -372,7 +372,7 @@ mod tests {
         let s = compose_service(&ingest);
         assert_eq!(s.image, "provision/ingest:dev");
         assert_eq!(s.container_name, "provision-acme-ingest");
-        assert_eq!(s.ports, ["0.0.0.0:6001:6000/tcp"]);
+        assert_eq!(s.ports, ["6001:6000/tcp"], "every address: no host IP");
         assert_eq!(s.expose, ["6000/tcp"]);
         assert_eq!(s.volumes, ["/data/secrets/acme-ingest:/run/secrets:ro"]);
         assert_eq!(s.networks, ["provision-net-acme"]);
@@ -415,7 +415,7 @@ mod tests {
             file.services.keys().collect::<Vec<_>>(),
             ["admin", "ingest", "notifier"]
         );
-        assert_eq!(file.services["admin"].ports, ["0.0.0.0:8081:8080/tcp"]);
+        assert_eq!(file.services["admin"].ports, ["8081:8080/tcp"]);
         let notifier = &file.services["notifier"];
         assert!(notifier.ports.is_empty() && notifier.expose.is_empty());
         assert_eq!(notifier.extra_hosts, ["host.docker.internal:host-gateway"]);

@@ -351,8 +351,8 @@ async fn export_writes_out_the_specs_start_created_and_knows_no_stranger() {
         assert_eq!(file.services[role], compose_service(created), "{role}");
         assert_eq!(file.provenance.image_ids[role], created.image_id);
     }
-    assert_eq!(file.services["ingest"].ports, ["0.0.0.0:6001:6000/tcp"]);
-    assert_eq!(file.services["admin"].ports, ["0.0.0.0:8081:8080/tcp"]);
+    assert_eq!(file.services["ingest"].ports, ["6001:6000/tcp"]);
+    assert_eq!(file.services["admin"].ports, ["8081:8080/tcp"]);
     assert!(file.services["notifier"].ports.is_empty());
     assert!(file.networks["provision-net-acme"].external);
     p.destroy(&acme(), false, false).await.unwrap();

@@ -1,6 +1,7 @@
 //! Tenant containers on the engine: the create request made from our own
 //! [`ContainerSpec`] (the engine's encoding is never hashed), and create
-//! (409 = exists), start (304 = running), stop, remove (404 = done).
+//! (looked up first; a name taken, Docker's 409 or Podman's 500, = exists),
+//! start (304 = running), stop, remove (404 = done).
 
 use std::collections::HashMap;
 
@@ -9,13 +10,13 @@ use bollard::models::{
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, KillContainerOptions, RemoveContainerOptions, RenameContainerOptions,
-    StopContainerOptions,
+    CreateContainerOptions, InspectContainerOptions, KillContainerOptions, RemoveContainerOptions,
+    RenameContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 
 use super::infra::require_image;
-use super::{api, is_status};
+use super::{api, is_status, name_taken};
 use crate::backend::Result;
 use crate::domain::spec::{ContainerSpec, SECRETS_MOUNT};
 
@@ -51,14 +52,35 @@ pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
     }
 }
 
-/// The open-files limit of a spec, soft and hard (also a Swarm task's).
-pub(crate) fn nofile_ulimits(files: u64) -> Vec<ResourcesUlimits> {
-    let files = i64::try_from(files).unwrap_or(i64::MAX);
-    vec![ResourcesUlimits {
-        name: Some("nofile".to_owned()),
-        soft: Some(files),
-        hard: Some(files),
-    }]
+/// Limits as the engine takes them, soft and hard alike: `(name, value)`.
+pub(crate) fn ulimits(limits: &[(&str, Option<u64>)]) -> Option<Vec<ResourcesUlimits>> {
+    let list: Vec<ResourcesUlimits> = limits
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = i64::try_from((*value)?).unwrap_or(i64::MAX);
+            Some(ResourcesUlimits {
+                name: Some((*name).to_owned()),
+                soft: Some(value),
+                hard: Some(value),
+            })
+        })
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
+/// A spec's open-files and processes limits (also a Swarm task's).
+pub(crate) fn spec_ulimits(spec: &ContainerSpec) -> Option<Vec<ResourcesUlimits>> {
+    ulimits(&[("nofile", spec.nofile), ("nproc", spec.nproc)])
+}
+
+/// The address a port is published on as the engine is told it: every
+/// address is none (Podman's netavark makes `0.0.0.0` a rule for that one
+/// address, which matches no packet; Docker takes either).
+fn binding_ip(ip: &str) -> String {
+    match ip {
+        "0.0.0.0" | "::" => String::new(),
+        ip => ip.to_owned(),
+    }
 }
 
 /// The engine's create request for a tenant container: the spec's image
@@ -88,7 +110,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                         HashMap::from([(
                             key,
                             Some(vec![PortBinding {
-                                host_ip: Some(spec.host_ip.clone()),
+                                host_ip: Some(binding_ip(&spec.host_ip)),
                                 host_port: Some(host.to_string()),
                             }]),
                         )])
@@ -104,7 +126,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             memory: Some(spec.memory_bytes),
             memory_swap: Some(spec.memory_bytes),
             pids_limit: Some(spec.pids),
-            ulimits: spec.nofile.map(nofile_ulimits),
+            ulimits: spec_ulimits(spec),
             nano_cpus: spec.nano_cpus,
             readonly_rootfs: Some(hardened),
             cap_drop: hardened.then(|| vec!["ALL".to_owned()]),
@@ -121,12 +143,21 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
-/// Creates a container; 409 (the name exists) counts as done.
+/// Creates a container unless one of that name exists (looked up first;
+/// a create that finds the name taken meanwhile counts as done too).
 pub(super) async fn create_container(
     docker: &Docker,
     name: &str,
     body: ContainerCreateBody,
 ) -> Result<()> {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if is_status(&e, 404) => {}
+        Err(e) => return Err(api(format!("inspect container {name}"), e)),
+    }
     if let Some(image) = &body.image {
         require_image(docker, image).await?;
     }
@@ -136,7 +167,7 @@ pub(super) async fn create_container(
     };
     match docker.create_container(Some(options), body).await {
         Ok(_) => Ok(()),
-        Err(e) if is_status(&e, 409) => Ok(()),
+        Err(e) if name_taken(&e) => Ok(()),
         Err(e) => Err(api(format!("create container {name}"), e)),
     }
 }

@@ -13,9 +13,9 @@ use bollard::models::{
 };
 use bollard::Docker;
 
-use super::containers::{create_container, log_config, secs, start_container};
+use super::containers::{create_container, log_config, secs, start_container, ulimits};
 use super::observe::{dedupe_network, networks_named, observe_network};
-use super::{api, is_status};
+use super::{api, is_status, name_taken};
 use crate::backend::{BackendError, Result};
 use crate::config::Config;
 use crate::domain::{subnets, ProviderId};
@@ -77,7 +77,7 @@ pub(super) async fn create_network(
         };
         match created {
             Ok(()) => {}
-            Err(CreateError::Docker(e)) if is_status(&e, 409) => {}
+            Err(CreateError::Docker(e)) if name_taken(&e) => {}
             Err(CreateError::Docker(e)) => return Err(api(format!("create network {name}"), e)),
             Err(CreateError::PoolUsedUp { pool, prefix }) => {
                 return Err(BackendError::SubnetsExhausted {
@@ -98,8 +98,7 @@ enum CreateError {
 }
 
 /// Another start may take the subnet chosen between the listing and the
-/// create (the engine answers 403 "Pool overlaps"): so many tries, each
-/// with a fresh listing.
+/// create: so many tries, each with a fresh listing.
 const SUBNET_TRIES: usize = 8;
 
 /// Creates the network with the pool's first subnet that none of the
@@ -141,13 +140,26 @@ async fn create_in_pool(
         });
         match docker.create_network(request.clone()).await {
             Ok(_) => return Ok(()),
-            Err(e) if is_status(&e, 403) && attempt < SUBNET_TRIES => {
+            Err(e) if subnet_taken(&e) && attempt < SUBNET_TRIES => {
                 tracing::debug!(network = request.name, %subnet, error = %e, "subnet taken meanwhile; choosing again");
             }
             Err(e) => return Err(CreateError::Docker(e)),
         }
     }
     unreachable!("the last try returns")
+}
+
+/// Whether a network create failed for its subnet: Docker's 403 "Pool
+/// overlaps with other one on this address space", Podman's 500 "subnet
+/// ... is already used on the host or by another config".
+fn subnet_taken(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => *status_code == 403 || (*status_code == 500 && message.contains("already used")),
+        _ => false,
+    }
 }
 
 /// The networks this host routes to (none if its route table cannot be
@@ -177,7 +189,9 @@ pub(super) async fn attach(docker: &Docker, container: &str, network: &str) -> R
     };
     match docker.connect_network(&id, request).await {
         Ok(()) => Ok(()),
-        Err(e) if is_status(&e, 403) || is_status(&e, 409) => {
+        // Docker's 403 or 409, Podman's 500 "network is already
+        // connected": attached already, if the network says so.
+        Err(e) if is_status(&e, 403) || is_status(&e, 409) || is_status(&e, 500) => {
             if observe_network(docker, network, Some(container))
                 .await?
                 .cassandra_attached
@@ -275,6 +289,11 @@ pub(super) async fn ensure_cassandra(docker: &Docker, config: &Config) -> Result
             memory: Some(c.memory_mb * 1024 * 1024),
             memory_swap: Some(c.memory_mb * 1024 * 1024),
             pids_limit: Some(c.pids),
+            // The host's hard limits: no engine's default above them.
+            ulimits: ulimits(&[
+                ("nofile", config.limits.nofile_max),
+                ("nproc", config.limits.nproc_max),
+            ]),
             readonly_rootfs: Some(true),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_owned(),

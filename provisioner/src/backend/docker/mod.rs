@@ -23,7 +23,7 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 pub use containers::create_body;
-pub(crate) use containers::{health_check, nofile_ulimits};
+pub(crate) use containers::{health_check, spec_ulimits};
 pub use inspect::http_ok;
 pub(crate) use inspect::{log_chunks, log_options};
 
@@ -44,6 +44,23 @@ pub struct DockerBackend {
 
 pub(crate) fn is_status(e: &DockerError, code: u16) -> bool {
     matches!(e, DockerError::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+/// Whether a create failed because the name is taken: Docker's 409, or
+/// Podman's 500 (a container's "... is already in use", a network's
+/// "network already exists").
+pub(crate) fn name_taken(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            *status_code == 409
+                || (*status_code == 500
+                    && (message.contains("already in use") || message.contains("already exists")))
+        }
+        _ => false,
+    }
 }
 
 pub(crate) fn api(what: impl Into<String>, e: DockerError) -> BackendError {
@@ -221,5 +238,44 @@ impl Backend for DockerBackend {
 
     async fn events(&self) -> Result<BoxStream<'static, Result<ContainerEvent>>> {
         Ok(inspect::events(self.docker().await?).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status_code: u16, message: &str) -> DockerError {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_taken_name_is_docker_s_409_or_podman_s_500() {
+        assert!(name_taken(&answer(
+            409,
+            "Conflict. The container name is already in use"
+        )));
+        assert!(name_taken(&answer(
+            500,
+            "creating container storage: the container name \"pe-cassandra\" is already in use by 825badee1"
+        )));
+        assert!(name_taken(&answer(
+            500,
+            "network name pe-net already used: network already exists"
+        )));
+        assert!(!name_taken(&answer(500, "no space left on device")));
+        assert!(!name_taken(&answer(404, "no such image")));
+    }
+
+    #[test]
+    fn limits_are_soft_and_hard_alike_and_an_unset_one_is_left_out() {
+        let list = containers::ulimits(&[("nofile", Some(4096)), ("nproc", None)]).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].name.as_deref(), Some("nofile"));
+        assert_eq!((list[0].soft, list[0].hard), (Some(4096), Some(4096)));
+        assert!(containers::ulimits(&[("nproc", None)]).is_none());
     }
 }

@@ -25,7 +25,7 @@ use bollard::Docker;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::backend::docker::{api, health_check, is_status, nofile_ulimits};
+use crate::backend::docker::{api, health_check, is_status, spec_ulimits};
 use crate::backend::{BackendError, Replacement, Result};
 use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
@@ -217,7 +217,7 @@ fn service_spec(
             ..Default::default()
         }),
         health_check: Some(health_check(spec)),
-        ulimits: spec.nofile.map(nofile_ulimits),
+        ulimits: spec_ulimits(spec),
         stop_grace_period: Some(nanos(10)),
         secrets: Some(
             secrets
@@ -567,6 +567,7 @@ mod tests {
             memory_bytes: 128 << 20,
             pids: 128,
             nofile: Some(1512),
+            nproc: Some(4096),
             nano_cpus: None,
             health_interval_secs: 10,
             secrets_dir: PathBuf::from("/nonexistent"),
