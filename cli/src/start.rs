@@ -29,7 +29,7 @@ pub struct Target {
     #[arg(long, value_name = "N")]
     pub max_readings_per_sec: Option<u32>,
     /// Gateway connections at once; the next one gets `<error code="busy">`.
-    /// Kept until a later start changes it; 0 is ingest's default (1000).
+    /// Kept until a later start changes it; 0 is the default (5000).
     #[arg(long, value_name = "N")]
     pub max_gateways: Option<u32>,
 }

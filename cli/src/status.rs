@@ -75,9 +75,15 @@ pub fn gateways_line(s: &TenantStatus) -> String {
     let readings = s
         .max_readings_per_sec
         .map_or("unlimited".to_owned(), |n| n.to_string());
-    let gateways = s
-        .max_gateways
-        .map_or("default (1000)".to_owned(), |n| n.to_string());
+    let gateways = s.max_gateways.map_or_else(
+        || {
+            format!(
+                "default ({})",
+                provisioner::domain::spec::DEFAULT_MAX_GATEWAYS
+            )
+        },
+        |n| n.to_string(),
+    );
     format!(
         "{}: gateway connections: {connections}; max readings/s {readings}; max gateways {gateways}",
         s.provider

@@ -476,11 +476,18 @@ pub struct LimitsConfig {
     /// process's own hard limit, read when the config is loaded (the
     /// engine's host is usually this one).
     pub nofile_max: Option<u64>,
-    /// The processes limit every container gets (`RLIMIT_NPROC`): the
-    /// engine host's hard limit. Default: this process's own, read when
-    /// the config is loaded; none where it is unlimited.
+    /// The processes limit every container gets (`RLIMIT_NPROC`, per
+    /// user, threads included). Default: this process's own hard limit,
+    /// read when the config is loaded, and at most [`NPROC_CEILING`].
     pub nproc_max: Option<u64>,
 }
+
+/// The default `[limits] nproc_max` at most: Podman's service lowers its
+/// own hard limit on processes to 32,768 (seen here, under a shell's
+/// 96,367), and a container asking for more than its engine has cannot
+/// start ("error setting rlimit type 6"). Room for 200 tenants' apps and
+/// a few Cassandra nodes' threads.
+pub const NPROC_CEILING: u64 = 32_768;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -648,7 +655,8 @@ impl Config {
             self.limits.nofile_max = hard_limit("Max open files");
         }
         if self.limits.nproc_max.is_none() {
-            self.limits.nproc_max = hard_limit("Max processes");
+            self.limits.nproc_max =
+                Some(hard_limit("Max processes").map_or(NPROC_CEILING, |h| h.min(NPROC_CEILING)));
         }
         self
     }
