@@ -98,8 +98,11 @@ enum CreateError {
 }
 
 /// Another start may take the subnet chosen between the listing and the
-/// create: so many tries, each with a fresh listing.
-const SUBNET_TRIES: usize = 8;
+/// create, and a network being removed holds its subnet a moment after it
+/// left the listing: so many tries, each with a fresh listing and past
+/// every subnet refused before (the suite's concurrent starts and destroys
+/// used up 8 tries of the same subnet).
+const SUBNET_TRIES: usize = 32;
 
 /// Creates the network with the pool's first subnet that none of the
 /// engine's networks overlaps ([`crate::domain::subnets::first_free`]),
@@ -113,6 +116,7 @@ async fn create_in_pool(
     prefix: u8,
     on_this_host: bool,
 ) -> std::result::Result<(), CreateError> {
+    let mut refused: Vec<Network> = Vec::new();
     for attempt in 1..=SUBNET_TRIES {
         let mut taken: Vec<Network> = docker
             .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
@@ -125,6 +129,7 @@ async fn create_in_pool(
         if on_this_host {
             taken.extend(host_routes());
         }
+        taken.extend(refused.iter().copied());
         let Some(subnet) = subnets::first_free(pool, prefix, &taken) else {
             return Err(CreateError::PoolUsedUp {
                 pool: pool.to_string(),
@@ -142,6 +147,7 @@ async fn create_in_pool(
             Ok(_) => return Ok(()),
             Err(e) if subnet_taken(&e) && attempt < SUBNET_TRIES => {
                 tracing::debug!(network = request.name, %subnet, error = %e, "subnet taken meanwhile; choosing again");
+                refused.push(subnet);
             }
             Err(e) => return Err(CreateError::Docker(e)),
         }
