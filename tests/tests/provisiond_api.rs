@@ -91,6 +91,15 @@ async fn the_daemon_answers_what_the_cli_answers_and_errors_as_problems() {
         assert_eq!(entry["endpoint"], format!("127.0.0.1:{port}"), "{body}");
         assert!(entry["since"].is_string(), "{body}");
     }
+    // Once the engine's own checks passed (its first runs an interval
+    // after the start), the plan has nothing left to wait for.
+    let docker = provision_testkit::docker().await;
+    for role in ["ingest", "admin", "notifier"] {
+        let name = env.container(&id, role);
+        provision_testkit::containers::wait_healthy(&docker, &name, Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|why| panic!("{name}: {why}"));
+    }
     let (status, _, body) = get(&socket, &format!("/v1/tenants/{id}/plan")).await;
     assert_eq!(
         (status, body.contains("\"plan\":[]")),
