@@ -87,6 +87,27 @@ pub fn config_text(
     gateway: (u16, u16),
     admin: (u16, u16),
 ) -> String {
+    let cassandra = format!(
+        r#"mode = "external"
+contact_points = ["{node}"]
+container_contact_points = ["{NODE}:9042"]
+published = true
+attach_container = "{NODE}"
+"#
+    );
+    config_with_cassandra(dir, run, &cassandra, gateway, admin)
+}
+
+/// Like [`config_text`], with `cassandra` (keys of `[cassandra]`, then
+/// any `[[cassandra.clusters]]`) for the Cassandra part; the superuser
+/// and a 60 s connect timeout are set in `[cassandra]`.
+pub fn config_with_cassandra(
+    dir: &Path,
+    run: &str,
+    cassandra: &str,
+    gateway: (u16, u16),
+    admin: (u16, u16),
+) -> String {
     format!(
         r#"data_dir = "{dir}"
 state = "{state}"
@@ -97,15 +118,10 @@ container_prefix = "bench-{run}"
 extra_labels = {{ "{BENCH_LABEL}" = "{run}" }}
 
 [cassandra]
-mode = "external"
-contact_points = ["{node}"]
-container_contact_points = ["{NODE}:9042"]
-published = true
-attach_container = "{NODE}"
 admin_user = "{user}"
 admin_password = "{password}"
 connect_timeout_secs = 60
-
+{cassandra}
 [ports]
 gateway = "{g0}-{g1}"
 admin = "{a0}-{a1}"

@@ -341,7 +341,16 @@ pub async fn list_labelled(
     docker: &Docker,
     label: &str,
 ) -> Result<Vec<ContainerSummary>, DockerError> {
-    let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    list_labelled_all(docker, &[label.to_owned()]).await
+}
+
+/// Every container (running or not) carrying all of `labels` (`key=value`,
+/// or `key` for any value).
+pub async fn list_labelled_all(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<Vec<ContainerSummary>, DockerError> {
+    let filters = HashMap::from([("label".to_owned(), labels.to_vec())]);
     docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()

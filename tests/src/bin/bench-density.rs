@@ -60,14 +60,14 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 use futures::StreamExt;
 use provision_testkit::bench::{
     self, cgroup_usage_without_cache, ensure_node, kib_field, loadavg, median, node_body, proc_kib,
-    published_cql, random_suffix, remove_node, sibling_binary, BENCH_LABEL, NETWORK, NODE,
-    SUPERUSER,
+    published_cql, random_suffix, remove_node, sibling_binary, BENCH_LABEL, NODE,
 };
+use provision_testkit::containers::list_labelled_all;
 use provision_testkit::{docker, remove_labelled};
 
 /// The config's port pools (gateway, admin; inclusive): 250 each, apart
@@ -187,7 +187,7 @@ fn mb_f(v: Option<f64>) -> String {
     v.map_or("?".to_owned(), |v| format!("{v:.1}"))
 }
 
-/// A Cassandra node of the run: its container (its alias on [`NETWORK`]),
+/// A Cassandra node of the run: its container (its alias on [`bench::NETWORK`]),
 /// its cluster's name, where the host reaches CQL.
 #[derive(Debug, Clone)]
 struct Node {
@@ -406,29 +406,11 @@ impl Bench {
 
     /// A config like [`bench::config_text`], with one cluster per node.
     fn config_text(&self, nodes: &[Node]) -> String {
-        let mut text = format!(
-            r#"data_dir = "{dir}"
-state = "{state}"
-
-[docker]
-network = "{NETWORK}"
-container_prefix = "bench-{run}"
-extra_labels = {{ "{BENCH_LABEL}" = "{run}" }}
-
-[cassandra]
-admin_user = "{user}"
-admin_password = "{password}"
-connect_timeout_secs = 60
-"#,
-            dir = self.dir.display(),
-            state = self.dir.join("state.db").display(),
-            run = self.run,
-            user = SUPERUSER.0,
-            password = SUPERUSER.1,
-        );
-        for node in nodes {
-            text.push_str(&format!(
-                r#"
+        let clusters: String = nodes
+            .iter()
+            .map(|node| {
+                format!(
+                    r#"
 [[cassandra.clusters]]
 name = "{cluster}"
 capacity = {capacity}
@@ -437,25 +419,14 @@ container_contact_points = ["{name}:9042"]
 published = true
 attach_container = "{name}"
 "#,
-                cluster = node.cluster,
-                capacity = self.args.per_cluster,
-                addr = node.addr,
-                name = node.name,
-            ));
-        }
-        text.push_str(&format!(
-            r#"
-[ports]
-gateway = "{}-{}"
-admin = "{}-{}"
-public_host = "127.0.0.1"
-
-[health]
-timeout_secs = 240
-"#,
-            POOLS.0 .0, POOLS.0 .1, POOLS.1 .0, POOLS.1 .1
-        ));
-        text
+                    cluster = node.cluster,
+                    capacity = self.args.per_cluster,
+                    addr = node.addr,
+                    name = node.name,
+                )
+            })
+            .collect();
+        bench::config_with_cassandra(&self.dir, &self.run, &clusters, POOLS.0, POOLS.1)
     }
 
     /// Runs `provision --config <config> <args>`: exit code, stdout,
@@ -581,21 +552,11 @@ timeout_secs = 240
     /// The run's tenant containers by role (cgroup usage − cache, summed),
     /// and their containerd shims' PSS.
     async fn tenant_memory(&self) -> (BTreeMap<String, (usize, u64)>, Option<(usize, u64)>) {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![
-                format!("{BENCH_LABEL}={}", self.run),
-                provisioner::labels::TENANT.to_owned(),
-            ],
-        )]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
+        let labels = [
+            format!("{BENCH_LABEL}={}", self.run),
+            provisioner::labels::TENANT.to_owned(),
+        ];
+        let list = list_labelled_all(&self.docker, &labels)
             .await
             .expect("docker lists containers");
         let ids: Vec<(String, String)> = list
