@@ -39,6 +39,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         | ErrorKind::RolledBack => StatusCode::CONFLICT,
         ErrorKind::DrainIncomplete => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::EngineUnreachable
+        | ErrorKind::EngineUnsupported
         | ErrorKind::CassandraUnreachable
         | ErrorKind::CassandraAuth
         | ErrorKind::Insecure

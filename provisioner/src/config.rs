@@ -651,13 +651,9 @@ impl Config {
     /// `[limits] nofile_max` and `nproc_max` from this process's hard
     /// limits when unset.
     fn with_host_limits(mut self) -> Config {
-        if self.limits.nofile_max.is_none() {
-            self.limits.nofile_max = hard_limit("Max open files");
-        }
-        if self.limits.nproc_max.is_none() {
-            self.limits.nproc_max =
-                Some(hard_limit("Max processes").map_or(NPROC_CEILING, |h| h.min(NPROC_CEILING)));
-        }
+        let (nofile, nproc) = host_limits();
+        self.limits.nofile_max = self.limits.nofile_max.or(nofile);
+        self.limits.nproc_max = self.limits.nproc_max.or(Some(nproc));
         self
     }
 
@@ -966,6 +962,13 @@ impl Config {
 
 /// This process's hard limit of the `/proc/self/limits` line starting
 /// with `name`, if it has one (not `unlimited`).
+/// The `[limits]` defaults this process's hard limits give: the most open
+/// files (none when unreadable) and processes (at most [`NPROC_CEILING`]).
+pub fn host_limits() -> (Option<u64>, u64) {
+    let nproc = hard_limit("Max processes").map_or(NPROC_CEILING, |h| h.min(NPROC_CEILING));
+    (hard_limit("Max open files"), nproc)
+}
+
 fn hard_limit(name: &str) -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with(name))?;

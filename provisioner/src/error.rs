@@ -111,6 +111,7 @@ impl Error {
             Error::Ports(PortError::Exhausted { .. }) => ErrorKind::PortPoolExhausted,
             Error::Ports(_) => ErrorKind::PortTaken,
             Error::Backend(BackendError::Unreachable { .. }) => ErrorKind::EngineUnreachable,
+            Error::Backend(BackendError::Unsupported { .. }) => ErrorKind::EngineUnsupported,
             Error::Cql(CqlError::Unreachable { .. }) => ErrorKind::CassandraUnreachable,
             Error::Cql(CqlError::AuthenticationFailed { .. }) => ErrorKind::CassandraAuth,
             Error::Cql(CqlError::DefaultSuperuserActive { .. }) => ErrorKind::Insecure,

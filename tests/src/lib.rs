@@ -105,15 +105,20 @@ pub fn is_not_found(e: &DockerError) -> bool {
     )
 }
 
-/// Whether a Docker error is the engine's 409 (already exists / in progress).
+/// Whether a Docker error is the engine's 409 (already exists / in
+/// progress), or Podman's 500 saying the same ("already in use", "already
+/// exists").
 pub fn is_conflict(e: &DockerError) -> bool {
-    matches!(
-        e,
+    match e {
         DockerError::DockerResponseServerError {
-            status_code: 409,
-            ..
-        }
-    )
+            status_code: 409, ..
+        } => true,
+        DockerError::DockerResponseServerError {
+            status_code: 500,
+            message,
+        } => message.contains("already in use") || message.contains("already exists"),
+        _ => false,
+    }
 }
 
 /// The shared test Cassandra node, as the tests reach it.

@@ -41,6 +41,9 @@ async fn assert_usage_is_the_engines(env: &Env, id: &str) {
         let memory = c["memory_bytes"].as_u64().unwrap_or(0);
         let limit = c["memory_limit_bytes"].as_u64().unwrap_or(0);
         assert!(c["cpu_percent"].as_f64().is_some_and(|p| p >= 0.0), "{c}");
+        // on an engine that runs no health checks (Podman without systemd)
+        // too: the provisioner's own probe
+        assert_eq!(c["health"], "healthy", "{c}");
         assert!(memory > 0 && memory < limit, "{c}");
         let options = bollard::query_parameters::StatsOptions {
             stream: false,

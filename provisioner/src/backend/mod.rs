@@ -50,6 +50,8 @@ pub enum BackendError {
         pool: String,
         prefix: u8,
     },
+    #[error("the engine at {host} cannot run tenants: {why}")]
+    Unsupported { host: String, why: String },
 }
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;

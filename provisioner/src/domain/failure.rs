@@ -52,13 +52,16 @@ pub enum ErrorKind {
     /// One engine: no subnet of `[docker] tenant_subnets` is free for a
     /// new tenant network.
     SubnetsExhausted,
+    /// The engine answers but cannot run tenants as they must run (a
+    /// rootless one: the message names the missing capability).
+    EngineUnsupported,
     #[serde(other)]
     Other,
 }
 
 impl ErrorKind {
     /// Every kind, for the documentation and the OpenAPI document.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         ErrorKind::Other,
         ErrorKind::Usage,
         ErrorKind::InvalidProviderId,
@@ -81,6 +84,7 @@ impl ErrorKind {
         ErrorKind::Front,
         ErrorKind::ClustersFull,
         ErrorKind::SubnetsExhausted,
+        ErrorKind::EngineUnsupported,
     ];
 
     /// The kind's stable name (the `kind` of the CLI's JSON errors).
@@ -107,6 +111,7 @@ impl ErrorKind {
             ErrorKind::Front => "front",
             ErrorKind::ClustersFull => "clusters_full",
             ErrorKind::SubnetsExhausted => "subnets_exhausted",
+            ErrorKind::EngineUnsupported => "engine_unsupported",
             ErrorKind::Other => "other",
         }
     }
@@ -136,6 +141,7 @@ impl ErrorKind {
             ErrorKind::Front => 20,
             ErrorKind::ClustersFull => 21,
             ErrorKind::SubnetsExhausted => 22,
+            ErrorKind::EngineUnsupported => 23,
         }
     }
 }

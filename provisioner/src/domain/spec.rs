@@ -24,6 +24,19 @@ pub const INGEST_HEALTH_PORT: u16 = 9100;
 pub const ADMIN_PORT: u16 = 8080;
 /// The notifier's internal `/healthz` port (it publishes nothing).
 pub const NOTIFIER_HEALTH_PORT: u16 = 9100;
+/// How long after its start a tenant app's failing health check does not
+/// yet count against it (its Cassandra session may still be opening).
+pub const APP_START_PERIOD_SECS: u64 = 60;
+
+/// The port where an app of `role` answers `GET /healthz` (with its
+/// line of counters: [`tenant_schema::health`]).
+pub fn health_port(role: Role) -> u16 {
+    match role {
+        Role::Ingest => INGEST_HEALTH_PORT,
+        Role::Admin => ADMIN_PORT,
+        Role::Notifier => NOTIFIER_HEALTH_PORT,
+    }
+}
 
 /// The extra host the notifier gets, so that a relay on the Docker host
 /// itself is reachable as `host.docker.internal` (the engine resolves

@@ -179,7 +179,8 @@ impl fmt::Display for ContainerState {
     }
 }
 
-/// A container's health as the platform reports it.
+/// A container's health as the platform reports it, or the provisioner's own
+/// probe where the platform has run no check.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

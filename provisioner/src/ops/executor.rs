@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::Provisioner;
 use crate::backend::Probe;
 use crate::cql::TenantStorage;
-use crate::domain::spec::{ADMIN_PORT, INGEST_HEALTH_PORT, NOTIFIER_HEALTH_PORT};
+use crate::domain::spec::health_port;
 use crate::domain::state::TenantRecord;
 use crate::domain::{Plan, ProviderId, Role, Step};
 use crate::error::{Error, Result};
@@ -232,11 +232,7 @@ pub(super) async fn wait_healthy(
     role: Role,
     name: &str,
 ) -> Result<()> {
-    let port = match role {
-        Role::Ingest => INGEST_HEALTH_PORT,
-        Role::Admin => ADMIN_PORT,
-        Role::Notifier => NOTIFIER_HEALTH_PORT,
-    };
+    let port = health_port(role);
     let timeout = Duration::from_secs(prov.config.health.timeout_secs);
     let deadline = Instant::now() + timeout;
     let network = prov.config.tenant_network(id);

@@ -349,9 +349,34 @@ pub fn routed_networks(route_table: &str) -> Result<Vec<Network>, String> {
         .collect())
 }
 
+/// The networks this host reaches on a link of its own, with no router
+/// and not through the interface of its default route: bridges (an
+/// engine's networks), veth pairs. An address in one of them is on this
+/// host; one outside them leaves it. From the text of [`ROUTE_TABLE`].
+pub fn local_links(route_table: &str) -> Result<Vec<Network>, String> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    let routes = routes(route_table)?;
+    let outward: BTreeSet<&str> = routes
+        .iter()
+        .filter(|r| r.mask == 0)
+        .map(|r| r.iface.as_str())
+        .collect();
+    Ok(routes
+        .iter()
+        .filter(|r| r.mask != 0 && r.flags & RTF_UP != 0 && r.flags & RTF_GATEWAY == 0)
+        .filter(|r| !outward.contains(r.iface.as_str()))
+        .map(|r| Network {
+            address: IpAddr::V4(Ipv4Addr::from(r.destination.to_ne_bytes())),
+            prefix: r.mask.count_ones() as u8,
+        })
+        .collect())
+}
+
 /// One line of [`ROUTE_TABLE`]: addresses as the kernel writes them (in
 /// network order, read as a number of this machine's byte order).
 struct Route {
+    iface: String,
     destination: u32,
     gateway: u32,
     flags: u32,
@@ -369,12 +394,13 @@ fn routes(route_table: &str) -> Result<Vec<Route>, String> {
             .position(|h| h.eq_ignore_ascii_case(name))
             .ok_or_else(|| format!("no `{name}` column in its header"))
     };
-    let (destination, gateway, flags, metric, mask) = (
+    let (destination, gateway, flags, metric, mask, iface) = (
         column("Destination")?,
         column("Gateway")?,
         column("Flags")?,
         column("Metric")?,
         column("Mask")?,
+        column("Iface")?,
     );
     let mut routes = Vec::new();
     for line in lines {
@@ -394,6 +420,7 @@ fn routes(route_table: &str) -> Result<Vec<Route>, String> {
         };
         let text = field(metric, "Metric")?;
         routes.push(Route {
+            iface: field(iface, "Iface")?.to_string(),
             destination: hex(destination, "Destination")?,
             gateway: hex(gateway, "Gateway")?,
             flags: hex(flags, "Flags")?,
@@ -459,6 +486,25 @@ mod tests {
             default_gateway(table).unwrap(),
             Some(Ipv4Addr::new(192, 0, 2, 1))
         );
+    }
+
+    #[test]
+    fn local_links_are_the_direct_routes_off_the_default_routes_interface() {
+        let table =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            br-1\t0000F00A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            wg0\t0000000A\t0100A8C0\t0003\t0\t0\t0\t000000FF\t0\t0\t0\n\
+            br-2\t0001F00A\t00000000\t0000\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let links: Vec<String> = local_links(table)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        // not the LAN of eth0 (the default route's), not a routed 10/8, not
+        // a route that is down
+        assert_eq!(links, ["10.240.0.0/24"]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use bollard::Docker;
 use super::infra::require_image;
 use super::{api, is_status, name_taken};
 use crate::backend::Result;
-use crate::domain::spec::{ContainerSpec, SECRETS_MOUNT};
+use crate::domain::spec::{ContainerSpec, APP_START_PERIOD_SECS, SECRETS_MOUNT};
 
 pub(super) fn secs(s: u64) -> i64 {
     (s * 1_000_000_000) as i64
@@ -47,7 +47,7 @@ pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
         interval: Some(secs(spec.health_interval_secs)),
         timeout: Some(secs(5)),
         retries: Some(3),
-        start_period: Some(secs(60)),
+        start_period: Some(secs(APP_START_PERIOD_SECS)),
         start_interval: None,
     }
 }

@@ -4,6 +4,7 @@
 //! endpoint.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use bollard::models::{
     ContainerCpuStats, ContainerInspectResponse, ContainerStateStatusEnum, ContainerStatsResponse,
@@ -16,8 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{api, cgroup, is_status};
 use crate::backend::{ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage};
-use crate::domain::{ContainerState, Health, ProviderId};
+use crate::domain::spec::{health_port, APP_START_PERIOD_SECS};
+use crate::domain::{ContainerState, Health, ProviderId, Role};
 use crate::labels;
+use tenant_common::trusted_proxies;
 
 fn state_of(s: ContainerStateStatusEnum) -> ContainerState {
     match s {
@@ -44,9 +47,15 @@ async fn inspect(docker: &Docker, name: &str) -> Result<Option<ContainerInspectR
     }
 }
 
-/// Inspects a container; `None` when it does not exist.
+/// Inspects a container; `None` when it does not exist. Where the engine
+/// says a running tenant app is still starting (or says nothing), the
+/// provisioner's own probe ([`own_probe`]) has the last word: healthy if
+/// the app answers now, and its answer either way where the engine has
+/// run no check at all (Podman without systemd schedules none). Only
+/// where `local` (an engine on this host) lets it reach the address.
 pub(super) async fn details(
     docker: &Docker,
+    local: bool,
     name: &str,
     network: &str,
 ) -> Result<Option<ContainerDetails>> {
@@ -59,13 +68,14 @@ pub(super) async fn details(
     let oom_killed = state.oom_killed.unwrap_or(false)
         || (restart_count > 0 && oom_events(docker, name, inspect.created.as_deref()).await > 0);
     let health = state.health.clone().unwrap_or_default();
-    let health_of = match (running, health.status) {
+    let no_check_ran = health.log.as_ref().is_none_or(|l| l.is_empty());
+    let mut health_of = match (running, health.status) {
         (true, Some(HealthStatusEnum::HEALTHY)) => Health::Healthy,
         (true, Some(HealthStatusEnum::UNHEALTHY)) => Health::Unhealthy,
         (true, Some(HealthStatusEnum::STARTING)) => Health::Starting,
         _ => Health::Unknown,
     };
-    let health_log = health
+    let mut health_log = health
         .log
         .and_then(|l| l.into_iter().last())
         .and_then(|r| r.output)
@@ -81,6 +91,21 @@ pub(super) async fn details(
         .and_then(|n| n.get(network).cloned())
         .and_then(|e| e.ip_address)
         .filter(|ip| !ip.is_empty());
+    let role = inspect
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|l| l.get(labels::ROLE).and_then(|r| Role::parse(r)));
+    if running && matches!(health_of, Health::Starting | Health::Unknown) {
+        if let Some((role, ip)) = role.zip(ip.as_deref().and_then(|ip| ip.parse().ok())) {
+            match own_probe(local, ip, role, uptime_secs).await {
+                // it answers now, whatever the engine's last check said
+                Some(healthy @ (Health::Healthy, _)) => (health_of, health_log) = healthy,
+                // it does not answer, and the engine has nothing to say
+                Some(probed) if no_check_ran => (health_of, health_log) = probed,
+                _ => {}
+            }
+        }
+    }
     Ok(Some(ContainerDetails {
         name: name.to_owned(),
         state: state.status.map_or(ContainerState::Unknown, state_of),
@@ -96,6 +121,55 @@ pub(super) async fn details(
         oom_killed,
         ..ContainerDetails::default()
     }))
+}
+
+/// A tenant app's health by the provisioner's own `GET /healthz` (where
+/// the engine has none to give): healthy with the app's line of
+/// counters, or the error, starting within [`APP_START_PERIOD_SECS`] of
+/// its start and unhealthy after. `None` where `ip` is not reachable
+/// without leaving this host ([`reachable_here`]).
+async fn own_probe(
+    local: bool,
+    ip: IpAddr,
+    role: Role,
+    uptime_secs: Option<i64>,
+) -> Option<(Health, Option<String>)> {
+    if !reachable_here(local, ip) {
+        return None;
+    }
+    let addr = SocketAddr::new(ip, health_port(role)).to_string();
+    Some(match http_get(&addr, "/healthz").await {
+        Ok(body) => (Health::Healthy, Some(body.trim().to_owned())),
+        Err(why) => {
+            let starting = uptime_secs.is_none_or(|s| s < APP_START_PERIOD_SECS as i64);
+            let health = if starting {
+                Health::Starting
+            } else {
+                Health::Unhealthy
+            };
+            (health, Some(format!("GET /healthz: {why}")))
+        }
+    })
+}
+
+/// Whether this process reaches `ip` without the traffic leaving this
+/// host: a loopback address, or, for an engine on this host (`local`),
+/// an address on one of the host's own links (its bridges and veth
+/// pairs: [`trusted_proxies::local_links`]). A rootless engine's
+/// container addresses live in a namespace of their own, and a remote
+/// engine's on another host: neither is probed directly.
+pub(super) fn reachable_here(local: bool, ip: IpAddr) -> bool {
+    if ip.is_loopback() {
+        return true;
+    }
+    if !local {
+        return false;
+    }
+    let table = std::fs::read_to_string(trusted_proxies::ROUTE_TABLE).unwrap_or_default();
+    trusted_proxies::local_links(&table)
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.contains(ip))
 }
 
 /// How many `oom` events the engine still holds for `container` since it
@@ -287,21 +361,29 @@ pub(super) fn events(docker: &Docker) -> impl futures::Stream<Item = Result<Cont
 /// or the engine's check says healthy.
 pub(super) async fn probe_health(
     docker: &Docker,
+    local: bool,
     name: &str,
     network: &str,
     port: u16,
 ) -> Result<Probe> {
-    let Some(d) = details(docker, name, network).await? else {
+    let Some(d) = details(docker, local, name, network).await? else {
         return Ok(Probe::NotYet("container is gone".into()));
     };
     if d.health == Health::Healthy {
         return Ok(Probe::Healthy);
     }
-    let mut why = match &d.ip {
-        Some(ip) => match http_ok(&format!("{ip}:{port}"), "/healthz").await {
-            Ok(()) => return Ok(Probe::Healthy),
-            Err(e) => format!("GET /healthz: {e}"),
-        },
+    let ip = d.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok());
+    let mut why = match ip {
+        Some(ip) if reachable_here(local, ip) => {
+            match http_ok(&SocketAddr::new(ip, port).to_string(), "/healthz").await {
+                Ok(()) => return Ok(Probe::Healthy),
+                Err(e) => format!("GET /healthz: {e}"),
+            }
+        }
+        Some(ip) => format!(
+            "its address {ip} is not on this host, so only the engine's health check counts (it says {})",
+            d.health
+        ),
         None => format!(
             "container is {} (exit code {})",
             d.state,
@@ -316,6 +398,13 @@ pub(super) async fn probe_health(
 
 /// A plain HTTP/1.0 GET that succeeds on a 200 answer.
 pub async fn http_ok(addr: &str, path: &str) -> std::result::Result<(), String> {
+    http_get(addr, path).await.map(|_| ())
+}
+
+/// A plain HTTP/1.0 GET: the body of a 200 answer (at most 4 KiB of it,
+/// lossily decoded), within 2 s.
+pub async fn http_get(addr: &str, path: &str) -> std::result::Result<String, String> {
+    const MOST: usize = 4096;
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -327,21 +416,21 @@ pub async fn http_ok(addr: &str, path: &str) -> std::result::Result<(), String> 
             )
             .await
             .map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 64];
-        let mut n = 0;
-        while n < 12 {
-            let got = stream
-                .read(&mut buf[n..])
-                .await
-                .map_err(|e| e.to_string())?;
+        let mut answer = Vec::with_capacity(256);
+        let mut buf = [0u8; 1024];
+        while answer.len() < MOST {
+            let got = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
             if got == 0 {
                 break;
             }
-            n += got;
+            answer.extend_from_slice(&buf[..got]);
         }
-        let head = String::from_utf8_lossy(&buf[..n]).to_string();
-        match head.split_whitespace().nth(1) {
-            Some("200") => Ok(()),
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        match answer.split_whitespace().nth(1) {
+            Some("200") => Ok(answer
+                .split_once("\r\n\r\n")
+                .map(|(_, body)| body.to_owned())
+                .unwrap_or_default()),
             Some(code) => Err(format!("answered {code}")),
             None => Err("no HTTP answer".to_owned()),
         }

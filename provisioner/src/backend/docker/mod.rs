@@ -112,14 +112,75 @@ impl DockerBackend {
             Docker::connect_with_http(&host, 120, bollard::API_DEFAULT_VERSION)
         }
         .map_err(|e| unreachable(e.to_string()))?;
-        tokio::time::timeout(
+        let docker = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             docker.negotiate_version(),
         )
         .await
         .map_err(|_| unreachable("no answer within 10 s".into()))?
-        .map_err(|e| unreachable(e.to_string()))
+        .map_err(|e| unreachable(e.to_string()))?;
+        let info = tokio::time::timeout(std::time::Duration::from_secs(10), docker.info())
+            .await
+            .map_err(|_| unreachable("no answer to /info within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let engine_uid = match self.on_this_host() {
+            true => socket_owner_uid(&host).await,
+            false => None,
+        };
+        if let Some(why) = cannot_run_tenants(&info, engine_uid) {
+            return Err(BackendError::Unsupported { host, why });
+        }
+        Ok(docker)
     }
+}
+
+/// The user the engine behind the Unix socket `host` runs as (the
+/// socket's peer credentials), `None` where they cannot be read.
+async fn socket_owner_uid(host: &str) -> Option<u32> {
+    let path = host.strip_prefix("unix://").unwrap_or(host);
+    let stream = tokio::net::UnixStream::connect(path).await.ok()?;
+    stream.peer_cred().ok().map(|c| c.uid())
+}
+
+/// Why an engine cannot run tenants as they must run, if it cannot: a
+/// rootless one (Docker's says so in its security options; Podman's
+/// compatible API does not, but its service then runs as a user other
+/// than root: `engine_uid`). On cgroup v1 it drops the memory and pids
+/// limits without a word; on cgroup v2 its containers' addresses are in
+/// a network namespace of its own, where the provisioner's health probe
+/// of a tenant's apps cannot reach (and an address that is not on this
+/// host must not be probed: the traffic would leave the host).
+fn cannot_run_tenants(
+    info: &bollard::models::SystemInfo,
+    engine_uid: Option<u32>,
+) -> Option<String> {
+    let rootless = engine_uid.is_some_and(|uid| uid != 0)
+        || info
+            .security_options
+            .iter()
+            .flatten()
+            .any(|o| o.split(',').any(|field| field == "name=rootless"));
+    if !rootless {
+        return None;
+    }
+    let cgroup_v1 = info.cgroup_version.as_ref().is_some_and(|v| {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .as_deref()
+            == Some("1")
+    });
+    Some(if cgroup_v1 {
+        "it runs rootless on cgroup v1, which drops the tenants' memory and pids limits \
+         (rootless limits need cgroup v2 with the memory and pids controllers delegated to \
+         the engine's user); run a rootful engine (README, \"Podman\")"
+            .to_owned()
+    } else {
+        "it runs rootless: its containers' addresses are in a network namespace of its own, \
+         which the provisioner cannot reach to probe the tenant apps' health; run a rootful \
+         engine (README, \"Podman\")"
+            .to_owned()
+    })
 }
 
 #[async_trait]
@@ -216,11 +277,18 @@ impl Backend for DockerBackend {
     }
 
     async fn probe_health(&self, name: &str, network: &str, port: u16) -> Result<Probe> {
-        inspect::probe_health(self.docker().await?, name, network, port).await
+        inspect::probe_health(
+            self.docker().await?,
+            self.on_this_host(),
+            name,
+            network,
+            port,
+        )
+        .await
     }
 
     async fn details(&self, name: &str, network: &str) -> Result<Option<ContainerDetails>> {
-        inspect::details(self.docker().await?, name, network).await
+        inspect::details(self.docker().await?, self.on_this_host(), name, network).await
     }
 
     async fn usage(&self, name: &str) -> Result<Option<Usage>> {
@@ -250,6 +318,31 @@ mod tests {
             status_code,
             message: message.to_owned(),
         }
+    }
+
+    fn info(options: &[&str], cgroup: &str) -> bollard::models::SystemInfo {
+        serde_json::from_value(serde_json::json!({
+            "SecurityOptions": options,
+            "CgroupVersion": cgroup,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rootless_engine_is_refused_naming_what_it_lacks() {
+        let rootful = info(&["name=seccomp,profile=default"], "1");
+        assert_eq!(cannot_run_tenants(&rootful, Some(0)), None);
+        assert_eq!(cannot_run_tenants(&rootful, None), None);
+        // Podman's service run by a user says nothing in its options
+        assert!(cannot_run_tenants(&rootful, Some(1000))
+            .unwrap()
+            .contains("cgroup v1"));
+        let v1 = info(&["name=seccomp,profile=default", "name=rootless"], "1");
+        assert!(cannot_run_tenants(&v1, None).unwrap().contains("cgroup v1"));
+        let v2 = info(&["name=rootless"], "2");
+        assert!(cannot_run_tenants(&v2, None)
+            .unwrap()
+            .contains("network namespace of its own"));
     }
 
     #[test]
