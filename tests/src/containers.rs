@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummary, EndpointSettings, HostConfig, NetworkingConfig,
-    PortBinding, ResourcesUlimits,
+    PortBinding,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -187,17 +187,8 @@ impl TestContainer {
         // (1,048,576 open files) are above what this host allows, and such
         // a container does not start.
         let (nofile, nproc) = provisioner::config::host_limits();
-        let ulimits = [("nofile", nofile), ("nproc", Some(nproc))]
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let value = i64::try_from(value?).unwrap_or(i64::MAX);
-                Some(ResourcesUlimits {
-                    name: Some(name.to_owned()),
-                    soft: Some(value),
-                    hard: Some(value),
-                })
-            })
-            .collect();
+        let ulimits =
+            provisioner::backend::docker::ulimits(&[("nofile", nofile), ("nproc", Some(nproc))]);
         ContainerCreateBody {
             image: Some(self.image.clone()),
             env: self.env.clone(),
@@ -212,7 +203,7 @@ impl TestContainer {
                 memory: self.memory,
                 memory_swap: self.memory.filter(|_| self.no_swap),
                 extra_hosts: (!self.extra_hosts.is_empty()).then(|| self.extra_hosts.clone()),
-                ulimits: Some(ulimits),
+                ulimits,
                 ..Default::default()
             }),
             networking_config,

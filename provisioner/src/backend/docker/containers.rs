@@ -53,7 +53,7 @@ pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
 }
 
 /// Limits as the engine takes them, soft and hard alike: `(name, value)`.
-pub(crate) fn ulimits(limits: &[(&str, Option<u64>)]) -> Option<Vec<ResourcesUlimits>> {
+pub fn ulimits(limits: &[(&str, Option<u64>)]) -> Option<Vec<ResourcesUlimits>> {
     let list: Vec<ResourcesUlimits> = limits
         .iter()
         .filter_map(|(name, value)| {

@@ -17,12 +17,14 @@ use std::net::TcpListener;
 
 use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
+use bollard::models::SystemInfoCgroupVersionEnum;
 use bollard::Docker;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 pub use containers::create_body;
+pub use containers::ulimits;
 pub(crate) use containers::{health_check, spec_ulimits};
 pub use inspect::http_ok;
 pub(crate) use inspect::{log_chunks, log_options};
@@ -163,13 +165,7 @@ fn cannot_run_tenants(
     if !rootless {
         return None;
     }
-    let cgroup_v1 = info.cgroup_version.as_ref().is_some_and(|v| {
-        serde_json::to_value(v)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .as_deref()
-            == Some("1")
-    });
+    let cgroup_v1 = info.cgroup_version == Some(SystemInfoCgroupVersionEnum::_1);
     Some(if cgroup_v1 {
         "it runs rootless on cgroup v1, which drops the tenants' memory and pids limits \
          (rootless limits need cgroup v2 with the memory and pids controllers delegated to \
