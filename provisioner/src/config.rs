@@ -496,6 +496,26 @@ pub struct HealthConfig {
     pub timeout_secs: u64,
     /// Docker HEALTHCHECK interval (seconds).
     pub interval_secs: u64,
+    /// Who checks the tenant apps' health: the engine, running each app's
+    /// `healthcheck` every `interval_secs` (the default), or the
+    /// provisioner, by its own `GET /healthz` when it asks (`status`,
+    /// `start`'s wait, `/metrics`), so the engine execs nothing.
+    pub checks: HealthChecks,
+}
+
+/// `[health] checks`: who checks the tenant apps' health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthChecks {
+    /// The engine runs each app's `healthcheck` on a timer: an exec into
+    /// the container each time (60 a second for 200 tenants at 10 s,
+    /// most of a 2-core host's CPU).
+    #[default]
+    Engine,
+    /// The engine runs none: the provisioner asks each app's `/healthz`
+    /// itself when it needs to know. One engine only (a Swarm replaces
+    /// unhealthy tasks by the engine's checks).
+    Provisioner,
 }
 
 impl Default for Config {
@@ -601,6 +621,7 @@ impl Default for HealthConfig {
         HealthConfig {
             timeout_secs: 90,
             interval_secs: 10,
+            checks: HealthChecks::Engine,
         }
     }
 }
@@ -694,6 +715,13 @@ impl Config {
         }
         if self.front.enabled && self.swarm() {
             self.check_swarm_front().map_err(bad)?;
+        }
+        if self.health.checks == HealthChecks::Provisioner && self.swarm() {
+            return Err(bad(
+                "[health] checks = \"provisioner\" works on one engine only: a Swarm \
+                 replaces unhealthy tasks by the engine's own checks"
+                    .into(),
+            ));
         }
         self.tenant_subnet_pool().map_err(bad)?;
         if self.front.maxconn == 0 {

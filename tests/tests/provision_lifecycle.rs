@@ -3,8 +3,9 @@
 //! gateway readings through the leased port, the admin panel, stop/start,
 //! destroy, purge — once locally and once with the CLI as the client of
 //! `provisiond` over TCP with a token, with the same assertions; reconcile
-//! after a container is removed by hand; and the note on a managed
-//! Cassandra built from an older image.
+//! after a container is removed by hand; the note on a managed
+//! Cassandra built from an older image; and `[health] checks =
+//! "provisioner"`.
 
 mod provision_support;
 
@@ -541,4 +542,64 @@ async fn reconcile_rolls_a_tenant_onto_an_image_rebuilt_under_its_tag() {
             None,
         )
         .await;
+}
+
+/// `[health] checks = "provisioner"`: the engine runs no health check (the
+/// images' own turned off), `start` waits on the provisioner's own probe,
+/// `status` says each app is healthy by it, and a `reconcile` pass changes
+/// nothing; back to the engine's checks, `reconcile` recreates the apps
+/// with them.
+#[tokio::test]
+async fn with_provisioner_health_checks_the_engine_execs_nothing() {
+    let env = Env::new("pvprobe", (27581, 27582), (27591, 27592)).await;
+    env.edit_config(
+        "timeout_secs = 90\n",
+        "timeout_secs = 90\nchecks = \"provisioner\"\n",
+    );
+    let id = unique_id("probe");
+    let started = env.run(&["--json", "start", &id]).await.ok();
+    assert_eq!(started.field("state").as_deref(), Some("running"));
+    let docker = docker().await;
+    for role in ["ingest", "admin", "notifier"] {
+        let inspect = docker
+            .inspect_container(&env.container(&id, role), None)
+            .await
+            .unwrap();
+        let test = inspect
+            .config
+            .and_then(|c| c.healthcheck)
+            .and_then(|h| h.test);
+        assert_eq!(test, Some(vec!["NONE".to_owned()]), "{role}");
+        assert!(
+            inspect.state.and_then(|s| s.health).is_none(),
+            "{role}: the engine ran a check"
+        );
+    }
+    assert_usage_is_the_engines(&env, &id).await;
+    let status = env.run(&["--json", "status", &id]).await.ok();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert_eq!(status["state"], "running", "{status}");
+    let pass = env.run(&["--json", "reconcile"]).await.ok();
+    let report: serde_json::Value = serde_json::from_str(&pass.stdout).expect("JSON");
+    assert_eq!(report["tenants"][0]["result"], "unchanged", "{report}");
+
+    env.edit_config("checks = \"provisioner\"\n", "");
+    let back = env.run(&["reconcile"]).await.ok();
+    assert!(
+        back.stdout.contains("(configuration changed)"),
+        "{}",
+        back.stdout
+    );
+    let test = docker
+        .inspect_container(&env.container(&id, "ingest"), None)
+        .await
+        .unwrap()
+        .config
+        .and_then(|c| c.healthcheck)
+        .and_then(|h| h.test);
+    assert_eq!(test.map(|t| t[0].clone()).as_deref(), Some("CMD"));
+    env.run(&["destroy", &id, "--yes", "--purge-data"])
+        .await
+        .ok();
+    assert!(tenant_containers(&id).await.is_empty());
 }

@@ -53,6 +53,9 @@ pub struct World {
     pub held_ports: BTreeSet<u16>,
     /// Containers whose create fails (a platform error).
     pub fail_create: BTreeSet<String>,
+    /// How often each observing call was made (`observe_infra`,
+    /// `observe_tenant_networks`, `observe_containers`, `image_id`).
+    pub calls: BTreeMap<&'static str, usize>,
 }
 
 /// The in-memory platform.
@@ -89,6 +92,21 @@ impl MemoryBackend {
     fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
         f(&mut self.world.lock().expect("not poisoned"))
     }
+
+    /// Counts one `call` in [`World::calls`].
+    fn count(&self, call: &'static str) {
+        self.with(|w| *w.calls.entry(call).or_default() += 1);
+    }
+
+    fn network_of(&self, w: &World, tenant: &ProviderId, attach: Option<&str>) -> NetworkObserved {
+        w.networks
+            .get(&self.config.tenant_network(tenant))
+            .map(|attached| NetworkObserved {
+                exists: true,
+                cassandra_attached: attach.is_some_and(|c| attached.contains(c)),
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn missing(what: &str, name: &str) -> BackendError {
@@ -105,14 +123,10 @@ impl Backend for MemoryBackend {
         tenant: Option<&ProviderId>,
         attach: Option<&str>,
     ) -> Result<ObservedInfra> {
-        let attach = attach.map(str::to_owned);
+        self.count("observe_infra");
         Ok(self.with(|w| {
             let tenant_network = tenant
-                .and_then(|t| w.networks.get(&self.config.tenant_network(t)))
-                .map(|attached| NetworkObserved {
-                    exists: true,
-                    cassandra_attached: attach.as_ref().is_some_and(|c| attached.contains(c)),
-                })
+                .map(|t| self.network_of(w, t, attach))
                 .unwrap_or_default();
             ObservedInfra {
                 network: self.config.docker.network.clone(),
@@ -127,10 +141,23 @@ impl Backend for MemoryBackend {
                 cassandra_outdated: false,
                 cassandra_unhardened: false,
                 default_superuser_login: false,
-                attach_container: attach.clone(),
+                attach_container: attach.map(str::to_owned),
                 tenant_network,
                 front: Default::default(),
             }
+        }))
+    }
+
+    async fn observe_tenant_networks(
+        &self,
+        tenants: &[(ProviderId, Option<String>)],
+    ) -> Result<Vec<NetworkObserved>> {
+        self.count("observe_tenant_networks");
+        Ok(self.with(|w| {
+            tenants
+                .iter()
+                .map(|(t, attach)| self.network_of(w, t, attach.as_deref()))
+                .collect()
         }))
     }
 
@@ -138,6 +165,7 @@ impl Backend for MemoryBackend {
         &self,
         tenant: Option<&ProviderId>,
     ) -> Result<Vec<ObservedContainer>> {
+        self.count("observe_containers");
         Ok(self.with(|w| {
             w.containers
                 .values()
@@ -155,6 +183,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {
+        self.count("image_id");
         self.with(|w| w.images.get(image).cloned())
             .ok_or_else(|| BackendError::ImageMissing {
                 image: image.to_owned(),

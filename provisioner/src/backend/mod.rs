@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::capacity::{Availability, NodeInventory};
 use crate::domain::spec::ContainerSpec;
-use crate::domain::state::{ObservedContainer, ObservedInfra};
+use crate::domain::state::{NetworkObserved, ObservedContainer, ObservedInfra};
 use crate::domain::{ContainerState, Health, ProviderId};
 
 /// What can go wrong on the container platform.
@@ -181,6 +181,24 @@ pub trait Backend: Send + Sync {
         tenant: Option<&ProviderId>,
         attach: Option<&str>,
     ) -> Result<ObservedInfra>;
+    /// The networks of several tenants at once, in `tenants`' order, each
+    /// with whether its `attach` container is on it: what
+    /// [`Backend::observe_infra`] says of one tenant's network, for a whole
+    /// reconcile pass in a few engine calls rather than a few per tenant.
+    async fn observe_tenant_networks(
+        &self,
+        tenants: &[(ProviderId, Option<String>)],
+    ) -> Result<Vec<NetworkObserved>> {
+        let mut out = Vec::with_capacity(tenants.len());
+        for (tenant, attach) in tenants {
+            out.push(
+                self.observe_infra(Some(tenant), attach.as_deref())
+                    .await?
+                    .tenant_network,
+            );
+        }
+        Ok(out)
+    }
     /// The tenant containers (ours, by label), of one tenant or all.
     async fn observe_containers(
         &self,

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::capacity::Reservation;
 use super::ids::{ProviderId, Role};
 use super::state::{GatewayTls, TenantLimits};
-use crate::config::Config;
+use crate::config::{Config, HealthChecks};
 use crate::labels;
 
 /// The container ports the tenant apps listen on.
@@ -176,6 +176,11 @@ pub struct ContainerSpec {
     pub nproc: Option<u64>,
     pub nano_cpus: Option<i64>,
     pub health_interval_secs: u64,
+    /// The engine runs no health check: the provisioner probes the app's
+    /// `/healthz` itself (`[health] checks = "provisioner"`). Left out of
+    /// the hash when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_engine_health_check: bool,
     /// The host folder mounted read-only at [`SECRETS_MOUNT`].
     pub secrets_dir: PathBuf,
     pub labels: BTreeMap<String, String>,
@@ -354,6 +359,7 @@ pub fn tenant_container(config: &Config, inputs: SpecInputs<'_>) -> ContainerSpe
         nproc: limits.nproc_max,
         nano_cpus: nano_cpus(config),
         health_interval_secs: config.health.interval_secs.max(1),
+        no_engine_health_check: config.health.checks == HealthChecks::Provisioner,
         secrets_dir: inputs.secrets_dir,
         labels,
         hardened: true,

@@ -298,6 +298,7 @@ impl Provisioner {
     pub async fn export(&self, id: &ProviderId) -> Result<ComposeFile> {
         let record = self.known(id).await?;
         let cluster = self.cluster_config(id).await?;
+        let images = super::ImageIds::default();
         let mut specs = Vec::new();
         for role in Role::ALL {
             let port = match role.pool() {
@@ -313,6 +314,7 @@ impl Provisioner {
                     record.gateway_tls,
                     record.limits,
                     record.image_tag.as_deref(),
+                    &images,
                 )
                 .await?,
             );

@@ -80,6 +80,27 @@ pub struct Provisioner {
     on_change: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
+/// Image names resolved to ids, each asked of the backend once for as
+/// long as this lives: one start, or one whole reconcile pass (a pass over
+/// 200 tenants asks for 3 images, not 600 times).
+#[derive(Debug, Default)]
+pub(crate) struct ImageIds(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl ImageIds {
+    /// The id `image` points at (asked once, then remembered).
+    async fn resolve(&self, backend: &dyn Backend, image: &str) -> Result<String> {
+        if let Some(id) = self.0.lock().expect("not poisoned").get(image) {
+            return Ok(id.clone());
+        }
+        let id = backend.image_id(image).await?;
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .insert(image.to_owned(), id.clone());
+        Ok(id)
+    }
+}
+
 /// A handle's queued operation: waiting for the first logged operation,
 /// being run by it, or over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use super::executor::Execution;
 use super::report::StartState;
-use super::{Provisioner, StartReport};
+use super::{ImageIds, Provisioner, StartReport};
 use crate::domain::capacity::Reservation;
 use crate::domain::planner::{self, StartTarget};
 use crate::domain::ports::{choose, Choice};
@@ -83,6 +83,7 @@ impl Provisioner {
         &self,
         id: &ProviderId,
         options: &StartOptions,
+        images: &ImageIds,
     ) -> Result<StartTarget> {
         let leases = self.store.leases().await?;
         let pools = self.config.pools();
@@ -134,6 +135,7 @@ impl Provisioner {
                     gateway_tls,
                     limits,
                     image_tag.as_deref(),
+                    images,
                 )
                 .await?,
             );
@@ -182,9 +184,10 @@ impl Provisioner {
         gateway_tls: GatewayTls,
         limits: TenantLimits,
         image_tag: Option<&str>,
+        images: &ImageIds,
     ) -> Result<ContainerSpec> {
         let image = self.config.image_tagged(role, image_tag);
-        let image_id = self.backend.image_id(&image).await?;
+        let image_id = images.resolve(&*self.backend, &image).await?;
         Ok(tenant_container(
             cluster,
             SpecInputs {
@@ -233,7 +236,9 @@ impl Provisioner {
         let mut infra = self.observe_infra(Some(id)).await?;
         let observed = self.backend.observe_containers(Some(id)).await?;
         self.observe_front(&mut infra, id, &observed).await?;
-        let target = self.start_target(id, &options).await?;
+        let target = self
+            .start_target(id, &options, &ImageIds::default())
+            .await?;
         Ok(planner::plan_start(
             &self.view(id, record),
             &target,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use super::report::TenantResult;
 use super::{Fault, GatewayConnections, Provisioner, StartOptions};
 use crate::backend::memory::MemoryBackend;
 use crate::config::Config;
@@ -260,6 +261,65 @@ async fn a_rebuilt_image_is_drift_and_reconcile_recreates_the_container() {
         "sha256:rebuilt"
     );
     assert!(p.reconcile(false).await.unwrap().plan.is_empty());
+}
+
+#[tokio::test]
+async fn a_reconcile_pass_that_changes_nothing_observes_once_for_all_tenants() {
+    let host = Host::new("one-look");
+    let p = host.provisioner(None).await;
+    let ids: Vec<_> = ["acme", "beta", "gamma", "delta", "eps"]
+        .into_iter()
+        .map(|id| ProviderId::parse(id).unwrap())
+        .collect();
+    for id in &ids {
+        p.start(id, StartOptions::default()).await.unwrap();
+    }
+    // a stopped tenant is planned from the same look
+    p.stop(&ids[4], false).await.unwrap();
+    host.backend.world.lock().unwrap().calls.clear();
+    let report = p.reconcile(false).await.unwrap();
+    assert!(report.plan.is_empty(), "{report:#?}");
+    assert!(report
+        .tenants
+        .iter()
+        .all(|t| t.result == TenantResult::Unchanged));
+    let calls = host.backend.snapshot().calls;
+    assert_eq!(
+        calls,
+        BTreeMap::from([
+            ("image_id", 3),
+            ("observe_containers", 1),
+            ("observe_infra", 1),
+            ("observe_tenant_networks", 1),
+        ]),
+        "whatever the number of tenants"
+    );
+    // drift on one tenant: only that one is observed again (under its lock)
+    host.backend
+        .world
+        .lock()
+        .unwrap()
+        .containers
+        .remove("provision-beta-admin");
+    host.backend.world.lock().unwrap().calls.clear();
+    let report = p.reconcile(false).await.unwrap();
+    let results: Vec<_> = report.tenants.iter().map(|t| t.result).collect();
+    assert_eq!(
+        results,
+        [
+            TenantResult::Unchanged,
+            TenantResult::Ok,
+            TenantResult::Unchanged,
+            TenantResult::Unchanged,
+            TenantResult::Unchanged
+        ]
+    );
+    assert_eq!(host.backend.snapshot().calls["observe_containers"], 2);
+    assert!(host
+        .backend
+        .snapshot()
+        .containers
+        .contains_key("provision-beta-admin"));
 }
 
 #[tokio::test]

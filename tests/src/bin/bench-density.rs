@@ -50,8 +50,13 @@
 //! it. `--keep-tenants` skips all of that (and keeps the files, so that
 //! `provision --config <dir>/provision.toml destroy …` works later).
 //!
+//! `[health] checks` is `--health-checks` (`provisioner` by default: the
+//! engine's exec checks, 60 a second at 200 tenants, take most of this
+//! 2-core host's CPU; `engine` measures them).
+//!
 //! `scripts/bench-density [--tenants 200] [--per-cluster 57] [--heap 1G]
-//!    [--status-runs 3] [--keep-nodes] [--keep-files] [--keep-tenants]`
+//!    [--status-runs 3] [--health-checks provisioner|engine] [--keep-nodes]
+//!    [--keep-files] [--keep-tenants]`
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -91,7 +96,7 @@ const NODETOOL_INFO: &str =
      -cp '/etc/cassandra:/opt/cassandra/lib/*' org.apache.cassandra.tools.NodeTool \
      -h 127.0.0.1 -p 7199 info";
 
-const USAGE: &str = "usage: bench-density [--tenants 200] [--per-cluster 57] [--heap 1G] [--status-runs 3] [--keep-nodes] [--keep-files] [--keep-tenants]";
+const USAGE: &str = "usage: bench-density [--tenants 200] [--per-cluster 57] [--heap 1G] [--status-runs 3] [--health-checks provisioner|engine] [--keep-nodes] [--keep-files] [--keep-tenants]";
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -102,6 +107,8 @@ struct Args {
     keep_nodes: bool,
     keep_files: bool,
     keep_tenants: bool,
+    /// `[health] checks`: `engine` or `provisioner`.
+    health_checks: String,
 }
 
 fn parse_args() -> Args {
@@ -113,6 +120,7 @@ fn parse_args() -> Args {
         keep_nodes: false,
         keep_files: false,
         keep_tenants: false,
+        health_checks: "provisioner".to_owned(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -132,6 +140,7 @@ fn parse_args() -> Args {
             "--keep-nodes" => a.keep_nodes = true,
             "--keep-files" => a.keep_files = true,
             "--keep-tenants" => a.keep_tenants = true,
+            "--health-checks" => a.health_checks = value(),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -153,6 +162,11 @@ fn parse_args() -> Args {
         digits.len() + 1 == a.heap.len() && !digits.is_empty() && digits.parse::<u32>().is_ok(),
         "--heap: a size such as 1G or 768M, not {:?}",
         a.heap
+    );
+    assert!(
+        matches!(a.health_checks.as_str(), "engine" | "provisioner"),
+        "--health-checks: engine or provisioner, not {:?}",
+        a.health_checks
     );
     if a.keep_tenants {
         a.keep_nodes = true;
@@ -426,7 +440,10 @@ attach_container = "{name}"
                 )
             })
             .collect();
-        bench::config_with_cassandra(&self.dir, &self.run, &clusters, POOLS.0, POOLS.1)
+        let config =
+            bench::config_with_cassandra(&self.dir, &self.run, &clusters, POOLS.0, POOLS.1);
+        // `[health]` is the config's last table.
+        format!("{config}checks = \"{}\"\n", self.args.health_checks)
     }
 
     /// Runs `provision --config <config> <args>`: exit code, stdout,
@@ -867,6 +884,7 @@ fn print_report(a: &Args, o: &Outcome) {
         a.per_cluster,
         a.heap
     );
+    println!("- `[health] checks = \"{}\"`", a.health_checks);
     for node in &o.nodes {
         if let Some(d) = node.ready_in {
             println!(

@@ -36,8 +36,15 @@ pub(super) fn log_config() -> HostConfigLogConfig {
 }
 
 /// A tenant app's health check: its binary's `healthcheck` subcommand
-/// (the same on one engine and on a Swarm service).
+/// (the same on one engine and on a Swarm service), or none at all, the
+/// image's own turned off, where the provisioner probes instead.
 pub(crate) fn health_check(spec: &ContainerSpec) -> HealthConfig {
+    if spec.no_engine_health_check {
+        return HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..HealthConfig::default()
+        };
+    }
     HealthConfig {
         test: Some(vec![
             "CMD".into(),

@@ -34,7 +34,7 @@ use super::{
 };
 use crate::config::Config;
 use crate::domain::spec::ContainerSpec;
-use crate::domain::state::{ObservedContainer, ObservedInfra};
+use crate::domain::state::{NetworkObserved, ObservedContainer, ObservedInfra};
 use crate::domain::ProviderId;
 
 /// One Docker engine.
@@ -194,6 +194,17 @@ impl Backend for DockerBackend {
         tenant: Option<&ProviderId>,
     ) -> Result<Vec<ObservedContainer>> {
         observe::observe_containers(self.docker().await?, tenant).await
+    }
+
+    async fn observe_tenant_networks(
+        &self,
+        tenants: &[(ProviderId, Option<String>)],
+    ) -> Result<Vec<NetworkObserved>> {
+        let wanted: Vec<_> = tenants
+            .iter()
+            .map(|(t, attach)| (self.config.tenant_network(t), attach.clone()))
+            .collect();
+        observe::observe_networks(self.docker().await?, &wanted).await
     }
 
     async fn image_id(&self, image: &str) -> Result<String> {

@@ -204,8 +204,14 @@ pub(super) async fn networks_named(docker: &Docker, name: &str) -> Result<Vec<St
         .filter(|n| n.name.as_deref() == Some(name))
         .filter_map(|n| Some((n.created.unwrap_or_default(), n.id?)))
         .collect();
+    Ok(oldest_first(&mut found))
+}
+
+/// Ids of same-named networks, `(created, id)` pairs, the one to keep
+/// first: the oldest, then the smallest id.
+fn oldest_first(found: &mut [(String, String)]) -> Vec<String> {
     found.sort();
-    Ok(found.into_iter().map(|(_, id)| id).collect())
+    found.iter().map(|(_, id)| id.clone()).collect()
 }
 
 /// Removes every network named `name` but the one to keep; returns its id.
@@ -247,6 +253,67 @@ pub(super) async fn observe_network(
         Err(e) if is_status(&e, 404) => Ok(NetworkObserved::default()),
         Err(e) => Err(api(format!("inspect network {name}"), e)),
     }
+}
+
+/// [`observe_network`] of many networks in a few calls: one list of every
+/// network, and one inspect of each distinct container asked about (the
+/// networks it is on). `wanted` pairs a network's name with the container
+/// to look for on it.
+pub(super) async fn observe_networks(
+    docker: &Docker,
+    wanted: &[(String, Option<String>)],
+) -> Result<Vec<NetworkObserved>> {
+    let mut by_name: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for n in docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .map_err(|e| api("list networks", e))?
+    {
+        if let (Some(name), Some(id)) = (n.name, n.id) {
+            by_name
+                .entry(name)
+                .or_default()
+                .push((n.created.unwrap_or_default(), id));
+        }
+    }
+    let kept: HashMap<String, String> = by_name
+        .into_iter()
+        .filter_map(|(name, mut found)| Some((name, oldest_first(&mut found).into_iter().next()?)))
+        .collect();
+    let mut on_networks: HashMap<&str, Vec<String>> = HashMap::new();
+    for container in wanted.iter().filter_map(|(_, c)| c.as_deref()) {
+        if on_networks.contains_key(container) {
+            continue;
+        }
+        let ids = match docker
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(i) => i
+                .network_settings
+                .and_then(|n| n.networks)
+                .into_iter()
+                .flat_map(|n| n.into_values())
+                .filter_map(|e| e.network_id)
+                .collect(),
+            Err(e) if is_status(&e, 404) => Vec::new(),
+            Err(e) => return Err(api(format!("inspect container {container}"), e)),
+        };
+        on_networks.insert(container, ids);
+    }
+    Ok(wanted
+        .iter()
+        .map(|(name, container)| match kept.get(name) {
+            None => NetworkObserved::default(),
+            Some(id) => NetworkObserved {
+                exists: true,
+                cassandra_attached: container
+                    .as_deref()
+                    .and_then(|c| on_networks.get(c))
+                    .is_some_and(|ids| ids.contains(id)),
+            },
+        })
+        .collect())
 }
 
 /// Whether a container whose image id is `container_image` was created from

@@ -37,7 +37,7 @@ use super::{
 use crate::config::Config;
 use crate::domain::capacity::{Availability, NodeInventory};
 use crate::domain::spec::ContainerSpec;
-use crate::domain::state::{FrontObserved, ObservedContainer, ObservedInfra};
+use crate::domain::state::{FrontObserved, NetworkObserved, ObservedContainer, ObservedInfra};
 use crate::domain::ProviderId;
 
 /// A Swarm, through one of its managers.
@@ -102,6 +102,13 @@ impl Backend for SwarmBackend {
             };
         }
         Ok(infra)
+    }
+
+    async fn observe_tenant_networks(
+        &self,
+        tenants: &[(ProviderId, Option<String>)],
+    ) -> Result<Vec<NetworkObserved>> {
+        self.manager.observe_tenant_networks(tenants).await
     }
 
     async fn observe_containers(

@@ -570,6 +570,7 @@ mod tests {
             nproc: Some(4096),
             nano_cpus: None,
             health_interval_secs: 10,
+            no_engine_health_check: false,
             secrets_dir: PathBuf::from("/nonexistent"),
             labels: BTreeMap::from([(labels::TENANT.into(), "acme".into())]),
             hardened: true,
