@@ -1163,6 +1163,26 @@ mod tests {
     }
 
     #[test]
+    fn provisioner_health_checks_are_for_one_engine_only() {
+        let path = Path::new("t.toml");
+        assert_eq!(
+            Config::parse("", path).unwrap().health.checks,
+            HealthChecks::Engine
+        );
+        let one = Config::parse("[health]\nchecks = \"provisioner\"", path).unwrap();
+        assert_eq!(one.health.checks, HealthChecks::Provisioner);
+        let swarm = "[docker]\nmode = \"swarm\"\n[health]\nchecks = \"provisioner\"";
+        let err = Config::parse(swarm, path).unwrap_err().to_string();
+        assert!(err.contains("one engine only"), "{err}");
+        let typo = Config::parse("[health]\nchecks = \"docker\"", path).unwrap_err();
+        assert!(
+            typo.to_string()
+                .contains("expected `engine` or `provisioner`"),
+            "{typo}"
+        );
+    }
+
+    #[test]
     fn an_image_tag_replaces_the_tag_and_keeps_a_registry_port() {
         let mut config = Config::default();
         assert_eq!(
