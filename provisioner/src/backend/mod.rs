@@ -87,6 +87,20 @@ pub struct ContainerDetails {
     /// `starting`, `pending`: no node has room, ...), with its error if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_state: Option<String>,
+    /// Where a running container's main process runs on this host, so
+    /// that its usage is read from its cgroup without asking the engine
+    /// again ([`Backend::usage_of`]). Set only where the engine runs on
+    /// this host; never sent.
+    #[serde(skip)]
+    pub host_process: Option<HostProcess>,
+}
+
+/// A container's main process on this host, as its engine reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostProcess {
+    pub pid: i64,
+    /// The container's full id, which names its cgroup.
+    pub container_id: String,
 }
 
 /// CPU (percent of one core) and memory use of a running container
@@ -268,6 +282,12 @@ pub trait Backend: Send + Sync {
     /// `None` when the container does not exist.
     async fn details(&self, name: &str, network: &str) -> Result<Option<ContainerDetails>>;
     async fn usage(&self, name: &str) -> Result<Option<Usage>>;
+    /// [`Backend::usage`] of a container just looked at with
+    /// [`Backend::details`], without looking it up again where the
+    /// details say where its process runs (`status` asks for hundreds).
+    async fn usage_of(&self, details: &ContainerDetails) -> Result<Option<Usage>> {
+        self.usage(&details.name).await
+    }
     async fn logs(
         &self,
         name: &str,

@@ -64,8 +64,9 @@ impl Provisioner {
                 let Some(details) = self.backend.details(&name, network).await? else {
                     return Ok(None);
                 };
+                // from the details' look, not a second one
                 let usage = match details.state {
-                    ContainerState::Running => self.backend.usage(&name).await?,
+                    ContainerState::Running => self.backend.usage_of(&details).await?,
                     _ => None,
                 };
                 Ok::<_, Error>(Some(ContainerStatus {

@@ -43,6 +43,9 @@
 //!   `--status-runs` times (goal ≤ 2 s), checked: exit 0 and every tenant
 //!   listed; then `provision --json reconcile` as often (goal ≤ 10 s),
 //!   checked: exit 0, every tenant `unchanged`, no plan, no orphans.
+//!   `--status-against PATH` times another `provision` binary's `status`
+//!   just before each run of this one's, on the same tenants: two builds
+//!   side by side.
 //!
 //! At the end every tenant started is destroyed (`--purge-data`, 5 at
 //! once), whatever carries the run's labels is removed (the extra nodes
@@ -56,11 +59,11 @@
 //!
 //! `scripts/bench-density [--tenants 200] [--per-cluster 57] [--heap 1G]
 //!    [--status-runs 3] [--health-checks provisioner|engine] [--keep-nodes]
-//!    [--keep-files] [--keep-tenants]`
+//!    [--keep-files] [--keep-tenants] [--status-against PATH]`
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -96,7 +99,7 @@ const NODETOOL_INFO: &str =
      -cp '/etc/cassandra:/opt/cassandra/lib/*' org.apache.cassandra.tools.NodeTool \
      -h 127.0.0.1 -p 7199 info";
 
-const USAGE: &str = "usage: bench-density [--tenants 200] [--per-cluster 57] [--heap 1G] [--status-runs 3] [--health-checks provisioner|engine] [--keep-nodes] [--keep-files] [--keep-tenants]";
+const USAGE: &str = "usage: bench-density [--tenants 200] [--per-cluster 57] [--heap 1G] [--status-runs 3] [--health-checks provisioner|engine] [--keep-nodes] [--keep-files] [--keep-tenants] [--status-against PATH]";
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -109,6 +112,10 @@ struct Args {
     keep_tenants: bool,
     /// `[health] checks`: `engine` or `provisioner`.
     health_checks: String,
+    /// Another `provision` binary whose `status` is timed right after each
+    /// of this one's, with the same configuration: a side-by-side of two
+    /// builds on the same tenants.
+    status_against: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -121,6 +128,7 @@ fn parse_args() -> Args {
         keep_files: false,
         keep_tenants: false,
         health_checks: "provisioner".to_owned(),
+        status_against: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -141,6 +149,7 @@ fn parse_args() -> Args {
             "--keep-files" => a.keep_files = true,
             "--keep-tenants" => a.keep_tenants = true,
             "--health-checks" => a.health_checks = value(),
+            "--status-against" => a.status_against = Some(PathBuf::from(value())),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -266,6 +275,8 @@ struct Outcome {
     /// Per cluster: tenants, tables (from `capacity`).
     placed: HashMap<String, (u64, Option<u64>)>,
     status: Timed,
+    /// `status` of the `--status-against` binary.
+    status_against: Timed,
     /// Tenants by state in the last status.
     states: BTreeMap<String, usize>,
     reconcile: Timed,
@@ -449,8 +460,13 @@ attach_container = "{name}"
     /// Runs `provision --config <config> <args>`: exit code, stdout,
     /// stderr, and how long the process took.
     async fn provision(&self, args: &[&str]) -> (i32, String, String, Duration) {
+        self.provision_of(&self.provision, args).await
+    }
+
+    /// [`Self::provision`] with the binary `bin`.
+    async fn provision_of(&self, bin: &Path, args: &[&str]) -> (i32, String, String, Duration) {
         let began = Instant::now();
-        let out = tokio::process::Command::new(&self.provision)
+        let out = tokio::process::Command::new(bin)
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -623,6 +639,20 @@ attach_container = "{name}"
     async fn status(&self, o: &mut Outcome) {
         let expected: Vec<&str> = o.starts.iter().map(|(id, _)| id.as_str()).collect();
         for run in 1..=self.args.status_runs {
+            if let Some(against) = &self.args.status_against {
+                let (code, _, err, took) = self.provision_of(against, &["--json", "status"]).await;
+                eprintln!(
+                    "status {run} of {}: {} s (exit {code})",
+                    against.display(),
+                    secs(took)
+                );
+                o.status_against.runs.push(took);
+                if code != 0 {
+                    o.status_against
+                        .problems
+                        .push(format!("run {run}: exit {code}: {}", err.trim()));
+                }
+            }
             let (code, out, err, took) = self.provision(&["--json", "status"]).await;
             eprintln!("status {run}: {} s (exit {code})", secs(took));
             o.status.runs.push(took);
@@ -1015,14 +1045,26 @@ fn print_report(a: &Args, o: &Outcome) {
     println!("\n### `provision status` and `provision reconcile` with {started} tenants\n");
     println!("| command | runs | min s | median s | max s | goal | met | checks |");
     println!("|---|---:|---:|---:|---:|---|---|---|");
+    let against = a
+        .status_against
+        .as_ref()
+        .map(|bin| format!("`status`, `--status-against` {}", bin.display()));
     for (name, t, goal) in [
         ("`provision --json status`", &o.status, STATUS_GOAL),
+        (
+            against.as_deref().unwrap_or(""),
+            &o.status_against,
+            STATUS_GOAL,
+        ),
         (
             "`provision --json reconcile` (changing nothing)",
             &o.reconcile,
             RECONCILE_GOAL,
         ),
     ] {
+        if t.runs.is_empty() && t.problems.is_empty() {
+            continue;
+        }
         let v: Vec<f64> = t.runs.iter().map(Duration::as_secs_f64).collect();
         let med = median(v.clone());
         let met = !v.is_empty() && med <= goal.as_secs_f64() && t.problems.is_empty();

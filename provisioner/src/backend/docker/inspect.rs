@@ -16,7 +16,9 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{api, cgroup, is_status};
-use crate::backend::{ContainerDetails, ContainerEvent, LogChunk, Probe, Result, Usage};
+use crate::backend::{
+    ContainerDetails, ContainerEvent, HostProcess, LogChunk, Probe, Result, Usage,
+};
 use crate::domain::spec::{health_port, APP_START_PERIOD_SECS};
 use crate::domain::{ContainerState, Health, ProviderId, Role};
 use crate::labels;
@@ -81,6 +83,7 @@ pub(super) async fn details(
         .and_then(|r| r.output)
         .map(|o| o.trim().to_owned());
     let started_at = state.started_at.clone().filter(|_| running);
+    let host_process = host_process(local && running, state.pid, inspect.id);
     let uptime_secs = started_at
         .as_deref()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -119,8 +122,27 @@ pub(super) async fn details(
         health_log,
         restart_count,
         oom_killed,
+        host_process,
         ..ContainerDetails::default()
     }))
+}
+
+/// A running container's main process on this host (`here`: the engine
+/// runs on this host), from its inspect.
+fn host_process(here: bool, pid: Option<i64>, id: Option<String>) -> Option<HostProcess> {
+    let pid = pid.filter(|pid| here && *pid > 0)?;
+    Some(HostProcess {
+        pid,
+        container_id: id?,
+    })
+}
+
+/// CPU and memory of `process`'s container from its cgroup; `None` where
+/// the cgroup is not found.
+async fn host_usage(process: &HostProcess) -> Option<Usage> {
+    cgroup::locate_on_host(process.pid, &process.container_id)?
+        .usage()
+        .await
 }
 
 /// A tenant app's health by the provisioner's own `GET /healthz` (where
@@ -204,18 +226,27 @@ pub(super) async fn usage(docker: &Docker, local: bool, name: &str) -> Result<Op
         if !state.running.unwrap_or(false) {
             return Ok(None);
         }
-        let counters = state
-            .pid
-            .filter(|pid| *pid > 0)
-            .zip(inspect.id)
-            .and_then(|(pid, id)| cgroup::locate_on_host(pid, &id));
-        if let Some(counters) = counters {
-            if let Some(usage) = counters.usage().await {
+        if let Some(process) = host_process(true, state.pid, inspect.id) {
+            if let Some(usage) = host_usage(&process).await {
                 return Ok(Some(usage));
             }
         }
     }
     engine_usage(docker, name).await
+}
+
+/// [`usage`] of the container `details` describes: from its cgroup where
+/// the details say where its process runs, else from the engine's stats.
+pub(super) async fn usage_of(docker: &Docker, details: &ContainerDetails) -> Result<Option<Usage>> {
+    if !details.state.is_running() {
+        return Ok(None);
+    }
+    if let Some(process) = &details.host_process {
+        if let Some(usage) = host_usage(process).await {
+            return Ok(Some(usage));
+        }
+    }
+    engine_usage(docker, &details.name).await
 }
 
 /// One stats sample of the engine's; `None` for a container that is gone

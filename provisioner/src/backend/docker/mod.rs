@@ -302,6 +302,10 @@ impl Backend for DockerBackend {
         inspect::usage(self.docker().await?, self.on_this_host(), name).await
     }
 
+    async fn usage_of(&self, details: &ContainerDetails) -> Result<Option<Usage>> {
+        inspect::usage_of(self.docker().await?, details).await
+    }
+
     async fn logs(
         &self,
         name: &str,
