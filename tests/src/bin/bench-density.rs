@@ -112,7 +112,7 @@ struct Args {
     keep_tenants: bool,
     /// `[health] checks`: `engine` or `provisioner`.
     health_checks: String,
-    /// Another `provision` binary whose `status` is timed right after each
+    /// Another `provision` binary whose `status` is timed just before each
     /// of this one's, with the same configuration: a side-by-side of two
     /// builds on the same tenants.
     status_against: Option<PathBuf>,
