@@ -137,14 +137,6 @@ fn host_process(here: bool, pid: Option<i64>, id: Option<String>) -> Option<Host
     })
 }
 
-/// CPU and memory of `process`'s container from its cgroup; `None` where
-/// the cgroup is not found.
-async fn host_usage(process: &HostProcess) -> Option<Usage> {
-    cgroup::locate_on_host(process.pid, &process.container_id)?
-        .usage()
-        .await
-}
-
 /// A tenant app's health by the provisioner's own `GET /healthz` (where
 /// the engine has none to give): healthy with the app's line of
 /// counters, or the error, starting within [`APP_START_PERIOD_SECS`] of
@@ -218,6 +210,7 @@ async fn oom_events(docker: &Docker, container: &str, created: Option<&str>) -> 
 /// its cgroup when the engine runs on this host (`local`: a socket
 /// engine; [`super::cgroup`]), else from the engine's stats.
 pub(super) async fn usage(docker: &Docker, local: bool, name: &str) -> Result<Option<Usage>> {
+    let mut process = None;
     if local {
         let Some(inspect) = inspect(docker, name).await? else {
             return Ok(None);
@@ -226,13 +219,9 @@ pub(super) async fn usage(docker: &Docker, local: bool, name: &str) -> Result<Op
         if !state.running.unwrap_or(false) {
             return Ok(None);
         }
-        if let Some(process) = host_process(true, state.pid, inspect.id) {
-            if let Some(usage) = host_usage(&process).await {
-                return Ok(Some(usage));
-            }
-        }
+        process = host_process(true, state.pid, inspect.id);
     }
-    engine_usage(docker, name).await
+    measured_usage(docker, name, process.as_ref()).await
 }
 
 /// [`usage`] of the container `details` describes: from its cgroup where
@@ -241,12 +230,24 @@ pub(super) async fn usage_of(docker: &Docker, details: &ContainerDetails) -> Res
     if !details.state.is_running() {
         return Ok(None);
     }
-    if let Some(process) = &details.host_process {
-        if let Some(usage) = host_usage(process).await {
+    measured_usage(docker, &details.name, details.host_process.as_ref()).await
+}
+
+/// CPU and memory of the container `name`: from the cgroup of `process`
+/// where it is given and its cgroup is found, else from the engine's
+/// stats.
+async fn measured_usage(
+    docker: &Docker,
+    name: &str,
+    process: Option<&HostProcess>,
+) -> Result<Option<Usage>> {
+    let counters = process.and_then(|p| cgroup::locate_on_host(p.pid, &p.container_id));
+    if let Some(counters) = counters {
+        if let Some(usage) = counters.usage().await {
             return Ok(Some(usage));
         }
     }
-    engine_usage(docker, &details.name).await
+    engine_usage(docker, name).await
 }
 
 /// One stats sample of the engine's; `None` for a container that is gone
